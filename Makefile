@@ -1,0 +1,52 @@
+# gopatrol. The README's two commands, `make run` and `make test`, do all the
+# set-up on a fresh Debian machine: `deps` installs what is missing.
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X main.version=$(VERSION)
+
+# Debian packages the build, the generators and the tests use.
+DEB_PKGS := clang llvm libbpf-dev bpftool protobuf-compiler acl attr hyperfine \
+            iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev
+
+# CI (CI=true) must run the eBPF tests: a missing kernel capability fails
+# them there instead of skipping.
+ifeq ($(CI),true)
+export GOPATROL_REQUIRE_BPF ?= 1
+endif
+
+.PHONY: all deps build run test bench generate fmt vet clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gopatrol ./cmd/gopatrol
+
+run: build
+	./$(BIN)/gopatrol check
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -p 2 -timeout 12m ./...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./...
+	./docs/bench/doctor.sh
+
+generate: deps
+	$(GO) generate ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,100 @@
+// Package check is gopatrol's doctor engine: the Check type, the Target a
+// check looks at, the toolchain resolved once per run, and the Runner that
+// runs checks concurrently and turns a panic or a hang into status error.
+//
+// The checks themselves live in the sub-packages (toolchain, goenv, cache,
+// module, proxy, build); catalog lists them all in a stable order.
+package check
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+)
+
+// Status is the outcome of one check. The strings are part of the JSON
+// contract (DESIGN.md) and never change.
+type Status string
+
+const (
+	Pass  Status = "pass"
+	Warn  Status = "warn"
+	Fail  Status = "fail"
+	Skip  Status = "skip"
+	Error Status = "error"
+)
+
+// Statuses lists every status in report order.
+var Statuses = []Status{Pass, Warn, Fail, Skip, Error}
+
+// Check is one verification of the seed document.
+type Check struct {
+	ID    string // stable, e.g. "goroot.valid"
+	Title string // one line for humans
+	Seed  string // section of the seed document, e.g. "2.1"
+
+	// Slow checks (real builds, race detector) only run with --slow or when
+	// named with --only.
+	Slow bool
+	// Timeout overrides the runner's per-check timeout.
+	Timeout time.Duration
+	// NoToolchain marks checks that run even when `go env` failed; every
+	// other check is skipped then, pointing at go.binary.
+	NoToolchain bool
+
+	Run func(ctx context.Context, env *Env) Result
+}
+
+// Env is what a check gets: the machine under test and its Go toolchain as
+// resolved once for the whole run.
+type Env struct {
+	Target    *Target
+	Toolchain *Toolchain
+}
+
+// Result is what a check saw. Checks fill Status, Summary, Evidence and Fix;
+// the runner fills ID, Title, Seed and Duration.
+type Result struct {
+	ID       string
+	Title    string
+	Seed     string
+	Status   Status
+	Summary  string
+	Evidence map[string]string
+	Fix      string
+	Duration time.Duration
+}
+
+func result(s Status, format string, a ...any) Result {
+	return Result{Status: s, Summary: fmt.Sprintf(format, a...)}
+}
+
+// Passf, Warnf, Failf, Skipf and Errorf build a result with a summary.
+func Passf(format string, a ...any) Result  { return result(Pass, format, a...) }
+func Warnf(format string, a ...any) Result  { return result(Warn, format, a...) }
+func Failf(format string, a ...any) Result  { return result(Fail, format, a...) }
+func Skipf(format string, a ...any) Result  { return result(Skip, format, a...) }
+func Errorf(format string, a ...any) Result { return result(Error, format, a...) }
+
+// With returns r with one more piece of evidence. Evidence names the path or
+// value that made the check decide, so a person can go and look.
+func (r Result) With(key, value string) Result {
+	ev := make(map[string]string, len(r.Evidence)+1)
+	maps.Copy(ev, r.Evidence)
+	ev[key] = value
+	r.Evidence = ev
+	return r
+}
+
+// WithFix returns r with the action that makes the check pass.
+func (r Result) WithFix(format string, a ...any) Result {
+	r.Fix = fmt.Sprintf(format, a...)
+	return r
+}
+
+// Worse reports whether s is more severe than t, for combining findings:
+// fail > warn > error > skip > pass.
+func (s Status) Worse(t Status) bool { return severity[s] > severity[t] }
+
+var severity = map[Status]int{Pass: 0, Skip: 1, Error: 2, Warn: 3, Fail: 4}

@@ -1,0 +1,188 @@
+// Package checktest builds the worlds that checks diagnose, for tests: a
+// Target with a clean, explicit environment, in which a test breaks exactly
+// one thing and runs a check against it through the real runner.
+package checktest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// World is a machine for one test: the real Go toolchain, a temporary HOME,
+// GOENV, GOPATH and working directory, and the real build cache (warm, so
+// that tests which build stay fast). Tests change it with Setenv, Unsetenv
+// and AsUser, then call Run.
+type World struct {
+	T      testing.TB
+	Target *check.Target
+	// GoBin is --go: empty means the first go on the world's PATH.
+	GoBin string
+	// Dir is a scratch directory that every user can enter, for worlds
+	// probed as another user (t.TempDir is 0700).
+	Dir string
+}
+
+// RealGo is the go binary the tests run with, resolved through links.
+func RealGo(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go on PATH: %v", err)
+	}
+	p, err = filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// New returns a healthy world.
+func New(t testing.TB) *World {
+	t.Helper()
+	goBin := RealGo(t)
+	out, err := exec.Command(goBin, "env", "GOCACHE", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir, err := os.MkdirTemp("", "gopatrol-world-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeAll(dir) })
+	home := filepath.Join(dir, "home")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{home, work, filepath.Join(home, "go")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{
+		"PATH=" + filepath.Dir(goBin) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + home,
+		"GOENV=" + filepath.Join(home, "goenv"),
+		"GOPATH=" + filepath.Join(home, "go"),
+		"GOCACHE=" + lines[0],
+		"GOMODCACHE=" + lines[1],
+		"GOTOOLCHAIN=local",
+		"GOPROXY=off",
+		"GOFLAGS=",
+		"LANG=C",
+	}
+	for _, keep := range []string{"TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "CC"} {
+		if v, ok := os.LookupEnv(keep); ok {
+			env = append(env, keep+"="+v)
+		}
+	}
+	target := &check.Target{Root: "/", Dir: work, Environ: env}
+	local, err := check.LocalTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.User = local.User
+	return &World{T: t, Target: target, Dir: dir}
+}
+
+// Setenv sets environment variables ("KEY=value") of the world.
+func (w *World) Setenv(kv ...string) {
+	for _, a := range kv {
+		k, _, _ := strings.Cut(a, "=")
+		w.Unsetenv(k)
+		w.Target.Environ = append(w.Target.Environ, a)
+	}
+}
+
+// Unsetenv removes a variable from the world's environment.
+func (w *World) Unsetenv(key string) {
+	w.Target.Environ = slices.DeleteFunc(w.Target.Environ, func(kv string) bool {
+		return strings.HasPrefix(kv, key+"=")
+	})
+}
+
+// Getenv returns a variable of the world's environment.
+func (w *World) Getenv(key string) string { return w.Target.Getenv(key) }
+
+// AsUser makes the world's builds run as name (for example "nobody"); the
+// test is skipped unless it runs as root, which CI does.
+func (w *World) AsUser(name string) {
+	w.T.Helper()
+	RequireRoot(w.T)
+	u, err := w.Target.LookupUser(name)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	w.Target.User = u
+}
+
+// RequireRoot skips a test that needs root to build its world.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to build this world (CI runs as root)")
+	}
+}
+
+// Env resolves the world's toolchain, as `gopatrol check` does once a run.
+func (w *World) Env() *check.Env {
+	w.T.Helper()
+	tc, err := check.ResolveToolchain(context.Background(), w.Target, w.GoBin)
+	if err != nil {
+		w.T.Fatalf("resolve toolchain: %v", err)
+	}
+	return &check.Env{Target: w.Target, Toolchain: tc}
+}
+
+// Run runs one check in the world through the real runner.
+func (w *World) Run(c check.Check) check.Result {
+	w.T.Helper()
+	res := check.Runner{}.Run(context.Background(), w.Env(), []check.Check{c})[0]
+	w.T.Logf("%s: %s: %s evidence=%v fix=%q", res.ID, res.Status, res.Summary, res.Evidence, res.Fix)
+	return res
+}
+
+// Find returns the check with id from checks, failing the test if absent.
+func Find(t testing.TB, checks []check.Check, id string) check.Check {
+	t.Helper()
+	for _, c := range checks {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("no check %q", id)
+	return check.Check{}
+}
+
+// EvidenceContains reports whether any evidence value (or the summary)
+// mentions s: tests assert that a result names the offending path or value.
+func EvidenceContains(r check.Result, s string) bool {
+	if strings.Contains(r.Summary, s) {
+		return true
+	}
+	for _, v := range r.Evidence {
+		if strings.Contains(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeAll also removes what a test made read-only or immutable.
+func removeAll(dir string) {
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
+}

@@ -1,0 +1,6 @@
+package gobin
+
+import "github.com/gopatrol/gopatrol/agent/check"
+
+// Checks returns this package's checks.
+func Checks() []check.Check { return nil }

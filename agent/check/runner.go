@@ -1,0 +1,141 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Default per-check timeouts. Fast checks must stay well inside the
+// doctor's half-second budget; these are only the point where a hung check
+// is given up.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultSlowTimeout = 3 * time.Minute
+)
+
+// Runner runs checks concurrently.
+type Runner struct {
+	// Timeout is the per-check timeout (DefaultTimeout when zero); a
+	// check's own Timeout wins.
+	Timeout time.Duration
+	// Grace is how long a check that ignores its cancelled context gets
+	// before the runner gives up on it (1s when zero).
+	Grace time.Duration
+}
+
+// Run runs the checks and returns their results in the order given. A check
+// that panics or overruns its timeout yields status error; the others are
+// not affected.
+func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
+	results := make([]Result, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { results[i] = r.runOne(ctx, env, c) })
+	}
+	wg.Wait()
+	return results
+}
+
+func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
+	start := time.Now()
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = r.Timeout
+	}
+	if timeout == 0 {
+		timeout = DefaultTimeout
+		if c.Slow {
+			timeout = DefaultSlowTimeout
+		}
+	}
+	grace := r.Grace
+	if grace == 0 {
+		grace = time.Second
+	}
+
+	var res Result
+	if env.Toolchain != nil && env.Toolchain.Err != nil && !c.NoToolchain {
+		res = Skipf("no working Go toolchain, see go.binary").With("error", env.Toolchain.Err.Error())
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		done := make(chan Result, 1)
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					done <- Errorf("check panicked: %v", p).With("stack", panicSite(debug.Stack()))
+				}
+			}()
+			done <- c.Run(cctx, env)
+		}()
+		select {
+		case res = <-done:
+			if cctx.Err() != nil && res.Status != Error {
+				// A result produced after the deadline is built on
+				// killed commands: do not trust it.
+				res = Errorf("did not finish within %s", timeout).With("partial", res.Summary)
+			}
+		case <-cctx.Done():
+			select {
+			case res = <-done:
+				if res.Status != Error {
+					res = Errorf("did not finish within %s", timeout).With("partial", res.Summary)
+				}
+			case <-time.After(grace):
+				res = Errorf("did not finish within %s and ignored cancellation", timeout)
+			}
+		}
+		cancel()
+	}
+	res.ID, res.Title, res.Seed = c.ID, c.Title, c.Seed
+	res.Duration = time.Since(start)
+	if res.Status == "" {
+		res.Status = Error
+		res.Summary = "check returned no status (a bug in gopatrol)"
+	}
+	return res
+}
+
+// panicSite keeps the frame that panicked, not the runtime's own frames.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") && i+3 < len(lines) {
+			return strings.TrimSpace(lines[i+2]) + " " + strings.TrimSpace(lines[i+3])
+		}
+	}
+	return ""
+}
+
+// Select picks checks by ID. only and skip name check IDs; an unknown ID is
+// an error that names it. Slow checks are included with slow, or when
+// named in only.
+func Select(all []Check, only, skip []string, slow bool) ([]Check, error) {
+	known := map[string]bool{}
+	for _, c := range all {
+		known[c.ID] = true
+	}
+	for _, id := range slices.Concat(only, skip) {
+		if !known[id] {
+			return nil, fmt.Errorf("unknown check ID %q (gopatrol check --list shows them)", id)
+		}
+	}
+	var out []Check
+	for _, c := range all {
+		switch {
+		case slices.Contains(skip, c.ID):
+		case len(only) > 0:
+			if slices.Contains(only, c.ID) {
+				out = append(out, c)
+			}
+		case c.Slow && !slow:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

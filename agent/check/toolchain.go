@@ -1,0 +1,158 @@
+package check
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Toolchain is the Go toolchain of the target, resolved once per run so that
+// fourteen checks do not each pay for `go env`.
+type Toolchain struct {
+	// Go is the go binary the checks use (--go, or the first go on PATH),
+	// in the target's namespace.
+	Go string
+	// Env is `go env -json` run with GOTOOLCHAIN=local and GOFLAGS= so
+	// that a broken GOFLAGS or a toolchain switch cannot stop the doctor
+	// from seeing the rest.
+	Env map[string]string
+	// GOFLAGS and GOTOOLCHAIN are the real settings the user's builds get,
+	// from the environment, else the GOENV file, else GOROOT/go.env.
+	GOFLAGS     string
+	GOTOOLCHAIN string
+	// Err is why the toolchain could not be resolved; checks that need
+	// it are skipped then and go.binary says why.
+	Err error
+}
+
+// Get returns a `go env` value.
+func (tc *Toolchain) Get(key string) string { return tc.Env[key] }
+
+// Version is the toolchain's version, e.g. "go1.26.8".
+func (tc *Toolchain) Version() string { return tc.Env["GOVERSION"] }
+
+// ErrNotGo says a binary did not answer like the go command.
+var ErrNotGo = errors.New("not a Go toolchain binary")
+
+// ResolveToolchain finds the go binary (goBin, or the first go on the
+// target's PATH) and runs `go env -json` once. An error for an explicit goBin
+// that is not a Go binary is returned; any other failure is recorded in
+// Toolchain.Err so that the checks can report it.
+func ResolveToolchain(ctx context.Context, t *Target, goBin string) (*Toolchain, error) {
+	tc := &Toolchain{Go: goBin}
+	if goBin == "" {
+		found := t.LookPath("go")
+		if len(found) == 0 {
+			tc.Err = fmt.Errorf("no go binary on PATH=%s", t.Getenv("PATH"))
+			return tc, nil
+		}
+		tc.Go = found[0]
+	} else {
+		abs, err := filepath.Abs(goBin)
+		if err != nil {
+			return nil, err
+		}
+		tc.Go = abs
+		fi, err := os.Stat(t.Path(abs))
+		if err != nil {
+			return nil, fmt.Errorf("--go %s: %w", goBin, err)
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("--go %s: is a directory, want the go binary (for example %s)", goBin, filepath.Join(goBin, "bin", "go"))
+		}
+	}
+	env, err := goEnv(ctx, t, tc.Go)
+	if err != nil {
+		if goBin != "" {
+			return nil, fmt.Errorf("--go %s: %w", goBin, err)
+		}
+		tc.Err = err
+		return tc, nil
+	}
+	tc.Env = env
+	tc.GOFLAGS = realSetting(t, env, "GOFLAGS")
+	tc.GOTOOLCHAIN = realSetting(t, env, "GOTOOLCHAIN")
+	return tc, nil
+}
+
+func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, error) {
+	cmd := t.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, goBin, "env", "-json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%w: `%s env -json` failed: %s", ErrNotGo, goBin, firstLine(stderr.String()))
+		}
+		return nil, fmt.Errorf("%w: run %s: %v", ErrNotGo, goBin, err)
+	}
+	env := map[string]string{}
+	if err := json.Unmarshal(out, &env); err != nil || env["GOROOT"] == "" {
+		return nil, fmt.Errorf("%w: `%s env -json` printed no Go environment", ErrNotGo, goBin)
+	}
+	return env, nil
+}
+
+// realSetting finds the value of key that the go command would use: the
+// process environment wins over the GOENV file, which wins over
+// $GOROOT/go.env.
+func realSetting(t *Target, env map[string]string, key string) string {
+	if v, ok := t.LookupEnv(key); ok {
+		return v
+	}
+	if v, ok := ReadGoEnvFile(t.Path(env["GOENV"]))[key]; ok {
+		return v
+	}
+	if v, ok := ReadGoEnvFile(t.Path(filepath.Join(env["GOROOT"], "go.env")))[key]; ok {
+		return v
+	}
+	return ""
+}
+
+// ReadGoEnvFile parses a go env file (the GOENV file or GOROOT/go.env):
+// KEY=VALUE lines, # comments. Malformed lines are left out; env.config
+// reports them.
+func ReadGoEnvFile(path string) map[string]string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && k != "" {
+			m[strings.TrimSpace(k)] = v
+		}
+	}
+	return m
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// Go runs the toolchain's go binary on the target with extra environment
+// assignments and returns its combined output. Checks use it for every go
+// command so that they all see the same binary, environment and user.
+func (e *Env) Go(ctx context.Context, extraEnv []string, args ...string) ([]byte, error) {
+	cmd := e.Target.WithEnv(extraEnv...).Command(ctx, e.Toolchain.Go, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, firstLine(string(out)))
+	}
+	return out, nil
+}

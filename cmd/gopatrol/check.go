@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/catalog"
+)
+
+type checkFlags struct {
+	only, skip []string
+	list       bool
+	goBin      string
+	dir        string
+	output     string
+	failOn     string
+	asUser     string
+	slow       bool
+	timeout    time.Duration
+}
+
+func newCheckCmd() *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Verify this machine's Go environment and say what to fix",
+		Long: `check runs the doctor: every check of docs/checks.md against the Go
+toolchain on this machine, concurrently, each with its own timeout.
+
+Exit codes: 0 no check failed; 1 at least one failed (or warned, with
+--fail-on warn); 2 bad invocation or configuration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCheck(cmd.Context(), cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.only, "only", nil, "run only these check IDs (comma-separated)")
+	fl.StringSliceVar(&f.skip, "skip", nil, "skip these check IDs (comma-separated)")
+	fl.BoolVar(&f.list, "list", false, "list the checks and exit")
+	fl.StringVar(&f.goBin, "go", "", "the go binary to check (default: the first go on PATH)")
+	fl.StringVarP(&f.dir, "dir", "C", "", "run in this directory (the module under test)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.failOn, "fail-on", "fail", "lowest status that makes the exit code 1: fail or warn")
+	fl.StringVar(&f.asUser, "as-user", "", "probe as this user, the one who builds (default: the invoking user)")
+	fl.BoolVar(&f.slow, "slow", false, "also run the slow checks (race build, cache verification)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
+	return cmd
+}
+
+func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
+	if f.output != "text" && f.output != "json" {
+		return usageErr("-o %q: unknown output format, want text or json", f.output)
+	}
+	if f.failOn != "fail" && f.failOn != "warn" {
+		return usageErr("--fail-on %q: want fail or warn", f.failOn)
+	}
+	all := catalog.All()
+	checks, err := check.Select(all, f.only, f.skip, f.slow)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if f.list {
+		return listChecks(stdout, all, f.output)
+	}
+
+	target, err := check.LocalTarget()
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if f.dir != "" {
+		abs, err := filepath.Abs(f.dir)
+		if err != nil {
+			return usageErr("-C %s: %v", f.dir, err)
+		}
+		if fi, err := os.Stat(target.Path(abs)); err != nil || !fi.IsDir() {
+			return usageErr("-C %s: not a directory", f.dir)
+		}
+		target.Dir = abs
+	}
+	if f.asUser != "" {
+		u, err := target.LookupUser(f.asUser)
+		if err != nil {
+			return usageErr("--as-user %s: %v", f.asUser, err)
+		}
+		target.User = u
+		if target.AsOther() && os.Geteuid() != 0 {
+			return usageErr("--as-user %s: probing as another user needs root (run with sudo)", f.asUser)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	tc, err := check.ResolveToolchain(ctx, target, f.goBin)
+	if err != nil {
+		if errors.Is(err, check.ErrNotGo) || f.goBin != "" {
+			return usageErr("%v", err)
+		}
+		return err
+	}
+	env := &check.Env{Target: target, Toolchain: tc}
+	results := check.Runner{Timeout: f.timeout}.Run(ctx, env, checks)
+	rep := check.NewReport(tc, results)
+
+	if f.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		writeText(stdout, rep, time.Since(start), useColor(stdout))
+	}
+	if code := rep.ExitCode(f.failOn == "warn"); code != 0 {
+		return silentExit(code)
+	}
+	return nil
+}
+
+func listChecks(w io.Writer, all []check.Check, output string) error {
+	type entry struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+		Seed  string `json:"seed"`
+		Slow  bool   `json:"slow"`
+	}
+	entries := make([]entry, len(all))
+	width := 0
+	for i, c := range all {
+		entries[i] = entry{c.ID, c.Title, c.Seed, c.Slow}
+		width = max(width, len(c.ID))
+	}
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	for _, e := range entries {
+		slow := ""
+		if e.Slow {
+			slow = " (slow)"
+		}
+		fmt.Fprintf(w, "%-*s  %-10s %s%s\n", width, e.ID, "seed "+e.Seed, e.Title, slow)
+	}
+	return nil
+}
+
+// useColor: only a terminal gets colour, and NO_COLOR (no-color.org) wins.
+func useColor(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+var marks = map[check.Status]struct{ mark, color string }{
+	check.Pass:  {"✓", "\x1b[32m"},
+	check.Warn:  {"!", "\x1b[33m"},
+	check.Fail:  {"✗", "\x1b[31m"},
+	check.Skip:  {"-", "\x1b[2m"},
+	check.Error: {"?", "\x1b[35m"},
+}
+
+// writeText prints the report the way flutter doctor does: a line per check,
+// the evidence and the fix under anything that did not pass, a summary.
+func writeText(w io.Writer, rep check.Report, elapsed time.Duration, color bool) {
+	paint := func(s check.Status, text string) string {
+		if !color {
+			return text
+		}
+		return marks[s].color + text + "\x1b[0m"
+	}
+	tc := rep.Toolchain
+	if tc.Error == "" {
+		fmt.Fprintf(w, "Go %s at %s (GOROOT %s)\n\n", strings.TrimPrefix(tc.Version, "go"), tc.Go, tc.GOROOT)
+	} else {
+		fmt.Fprintf(w, "No working Go toolchain: %s\n\n", tc.Error)
+	}
+	width := 0
+	for _, r := range rep.Results {
+		width = max(width, len(r.ID))
+	}
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "[%s] %-*s  %s\n", paint(r.Status, marks[r.Status].mark), width, r.ID, r.Summary)
+		if r.Status == check.Pass {
+			continue
+		}
+		for _, k := range sortedKeys(r.Evidence) {
+			v := strings.ReplaceAll(r.Evidence[k], "\n", "\n      ")
+			fmt.Fprintf(w, "    • %s: %s\n", k, v)
+		}
+		if r.Fix != "" {
+			fmt.Fprintf(w, "    %s %s\n", paint(r.Status, "→ fix:"), r.Fix)
+		}
+	}
+	var parts []string
+	for _, s := range []check.Status{check.Fail, check.Warn, check.Error, check.Pass, check.Skip} {
+		if n := rep.Summary[s]; n > 0 {
+			parts = append(parts, paint(s, fmt.Sprintf("%d %s", n, statusWord[s])))
+		}
+	}
+	fmt.Fprintf(w, "\n%s in %.2fs\n", strings.Join(parts, ", "), elapsed.Seconds())
+	if rep.Summary[check.Fail] == 0 && rep.Summary[check.Warn] == 0 && rep.Summary[check.Error] == 0 {
+		fmt.Fprintln(w, "• No issues found!")
+	}
+}
+
+var statusWord = map[check.Status]string{
+	check.Pass: "passed", check.Warn: "warned", check.Fail: "failed", check.Skip: "skipped", check.Error: "could not run",
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,74 @@
+// Command gopatrol keeps Go toolchains healthy: `gopatrol check` is a doctor
+// for one machine; the other commands watch and export what it finds.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr is a bad invocation or configuration: exit 2, one line that
+// names the value.
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+// silentExit ends the process with code without printing anything more:
+// the command already reported.
+func silentExit(code int) error { return &exitError{code: code} }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gopatrol",
+		Short:         "Find what breaks Go builds on this machine, and on every node of a fleet",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: 2, err: err}
+	})
+	root.AddCommand(newCheckCmd(), newVersionCmd())
+	for _, add := range extraCommands {
+		root.AddCommand(add())
+	}
+	return root
+}
+
+// extraCommands are added by the files that define them (trace, plugins),
+// so that each command stays in its own file.
+var extraCommands []func() *cobra.Command
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "gopatrol:", ee.err)
+		}
+		return ee.code
+	}
+	// Anything cobra itself rejects (unknown command, bad args) is usage.
+	fmt.Fprintln(os.Stderr, "gopatrol:", err)
+	return 2
+}
