@@ -1,6 +1,376 @@
+// Package cache checks the go command's two caches: the module cache
+// (GOMODCACHE: links and writability) and the build cache (GOCACHE:
+// resolvable, absolute, writable, on a sane filesystem). Writability is
+// probed by doing, as the build user (package probe).
 package cache
 
-import "github.com/gopatrol/gopatrol/agent/check"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/probe"
+)
 
 // Checks returns this package's checks.
-func Checks() []check.Check { return nil }
+func Checks() []check.Check {
+	return []check.Check{
+		{ID: "modcache.links", Title: "module cache links resolve", Seed: "2.3", NoToolchain: true, Run: withEnv(links)},
+		{ID: "modcache.writable", Title: "module cache is writable by the build user", Seed: "1", NoToolchain: true, Run: withEnv(modcacheWritable)},
+		{ID: "gocache.writable", Title: "build cache is set, absolute and writable", Seed: "1", NoToolchain: true, Run: withEnv(gocacheWritable)},
+	}
+}
+
+// goenvKeys are the variables these checks read.
+var goenvKeys = []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOENV"}
+
+// withEnv lets the cache checks run when the runner's `go env -json`
+// failed: that happens precisely when the build cache is unusable (the go
+// command initializes it to print the cgo flags), which is what
+// gocache.writable diagnoses. `go env -json GOCACHE ...` with named,
+// cheap variables does not touch the cache, so the go command still says
+// where its caches are, in its own words.
+func withEnv(run func(ctx context.Context, env *check.Env, goenv map[string]string) check.Result) func(context.Context, *check.Env) check.Result {
+	return func(ctx context.Context, env *check.Env) check.Result {
+		tc := env.Toolchain
+		if tc.Err == nil {
+			return run(ctx, env, tc.Env)
+		}
+		if tc.Go == "" {
+			return check.Skipf("no go binary, see go.binary").With("error", tc.Err.Error())
+		}
+		cmd := env.Target.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, tc.Go, append([]string{"env", "-json"}, goenvKeys...)...)
+		out, err := cmd.Output()
+		m := map[string]string{}
+		if err != nil || json.Unmarshal(out, &m) != nil {
+			return check.Skipf("no working Go toolchain, see go.binary").With("error", tc.Err.Error())
+		}
+		return run(ctx, env, m).With("go env", "`go env -json` failed ("+tc.Err.Error()+"); read "+strings.Join(goenvKeys, ", ")+" alone")
+	}
+}
+
+// maxScan bounds how many directory entries modcache.links looks at: a
+// module cache can hold millions of files, the check must stay instant.
+const maxScan = 20000
+
+func gopath0(goenv map[string]string) string {
+	for _, p := range filepath.SplitList(goenv["GOPATH"]) {
+		if p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+// scan looks for dangling links in root and its subdirectories, two levels
+// deep (the depth of `find -L $GOPATH/pkg/mod -maxdepth 1` and one more,
+// where module path prefixes such as github.com/<owner> live). It reads
+// directories (d_type says which entries are links) and stats links only.
+func scan(t *check.Target, root string, budget *int) (dangling []link, truncated bool) {
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		ents, err := os.ReadDir(t.Path(dir))
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if *budget <= 0 {
+				truncated = true
+				return
+			}
+			*budget--
+			p := filepath.Join(dir, e.Name())
+			switch {
+			case e.Type()&fs.ModeSymlink != 0:
+				if _, err := os.Stat(t.Path(p)); errors.Is(err, fs.ErrNotExist) {
+					dest, _ := os.Readlink(t.Path(p))
+					dangling = append(dangling, link{p, dest})
+				}
+			case e.IsDir() && depth < 2:
+				walk(p, depth+1)
+			}
+		}
+	}
+	walk(root, 1)
+	return dangling, truncated
+}
+
+func links(ctx context.Context, env *check.Env, goenv map[string]string) check.Result {
+	t := env.Target
+	modcache := goenv["GOMODCACHE"]
+	gp := gopath0(goenv)
+	if modcache == "" {
+		return check.Failf("GOMODCACHE is empty: neither GOMODCACHE nor GOPATH is set").
+			WithFix("set GOPATH or GOMODCACHE to an absolute directory, for example: go env -w GOMODCACHE=$HOME/go/pkg/mod")
+	}
+	ev := map[string]string{"GOMODCACHE": statN(t, modcache)}
+	var dangling []link
+	res, err := resolve(t, modcache)
+	if err != nil {
+		return check.Errorf("resolve GOMODCACHE %s: %v", modcache, err).With("GOMODCACHE", ev["GOMODCACHE"])
+	}
+	switch {
+	case res.Dangling != nil:
+		dangling = append(dangling, *res.Dangling)
+	case res.Resolved != "" && res.Resolved != modcache:
+		ev["GOMODCACHE resolved"] = res.Resolved
+	case res.Missing != "":
+		ev["GOMODCACHE resolved"] = "does not exist yet (" + res.Missing + " is missing); the go command creates it on the first download"
+	}
+	if len(res.Links) > 1 || (len(res.Links) == 1 && res.Links[0].Path != modcache) {
+		var chain []string
+		for _, l := range res.Links {
+			chain = append(chain, l.String())
+		}
+		ev["GOMODCACHE links"] = strings.Join(chain, "\n")
+	}
+
+	budget := maxScan
+	var truncated bool
+	scanned := map[string]bool{}
+	scanRoot := func(p string) {
+		r, err := resolve(t, p)
+		if err != nil || r.Resolved == "" || scanned[r.Resolved] {
+			return
+		}
+		scanned[r.Resolved] = true
+		d, tr := scan(t, p, &budget)
+		dangling = append(dangling, d...)
+		truncated = truncated || tr
+	}
+	var leftover string
+	if gp != "" {
+		defaultMod := filepath.Join(gp, "pkg", "mod")
+		if defaultMod != modcache {
+			ev["GOPATH/pkg/mod"] = statN(t, defaultMod)
+			dr, err := resolve(t, defaultMod)
+			switch {
+			case err != nil:
+			case dr.Dangling != nil:
+				dangling = append(dangling, *dr.Dangling)
+			case dr.Resolved != "" && dr.Resolved != res.Resolved:
+				if ents, err := os.ReadDir(t.Path(defaultMod)); err == nil && len(ents) > 0 {
+					leftover = defaultMod
+					ev["leftover"] = fmt.Sprintf("%s holds %d entries but GOMODCACHE is %s", defaultMod, len(ents), modcache)
+				}
+			}
+		}
+		if res.Resolved != "" {
+			scanRoot(modcache)
+		}
+		scanRoot(defaultMod)
+	} else if res.Resolved != "" {
+		scanRoot(modcache)
+	}
+	ev["scanned"] = fmt.Sprintf("%d entries, 2 levels deep", maxScan-budget)
+	if truncated {
+		ev["scanned"] += fmt.Sprintf(" (stopped at the limit of %d)", maxScan)
+	}
+	if ctx.Err() != nil {
+		return check.Errorf("scan interrupted: %v", ctx.Err())
+	}
+
+	var r check.Result
+	switch {
+	case len(dangling) > 0:
+		var names, targets []string
+		for _, l := range dangling {
+			names = append(names, l.String())
+			targets = append(targets, l.Path)
+		}
+		r = check.Failf("%d dangling link(s) in the module cache: %s", len(dangling), names[0]).
+			With("dangling", strings.Join(names, "\n")).
+			WithFix("remove or repoint the dangling link(s): rm %s (then `go mod download` refills the cache)", strings.Join(targets, " "))
+	case leftover != "":
+		r = check.Warnf("GOMODCACHE is %s but %s still holds an old module cache", modcache, leftover).
+			WithFix("remove the stale cache (it is read-only, so use the go command): GOMODCACHE=%s go clean -modcache", leftover)
+	default:
+		r = check.Passf("GOMODCACHE %s resolves, no dangling links", modcache)
+	}
+	for k, v := range ev {
+		r = r.With(k, v)
+	}
+	return r
+}
+
+func modcacheWritable(ctx context.Context, env *check.Env, goenv map[string]string) check.Result {
+	t := env.Target
+	modcache := goenv["GOMODCACHE"]
+	switch {
+	case modcache == "":
+		return check.Failf("GOMODCACHE is empty: neither GOMODCACHE nor GOPATH is set").
+			WithFix("set GOPATH or GOMODCACHE to an absolute directory, for example: go env -w GOMODCACHE=$HOME/go/pkg/mod")
+	case !filepath.IsAbs(modcache):
+		return check.Failf("GOMODCACHE %q is not an absolute path", modcache).With("GOMODCACHE", modcache).
+			WithFix("set GOMODCACHE to an absolute path: go env -w GOMODCACHE=$HOME/go/pkg/mod")
+	}
+	// The cache's insides are read-only by design (files 0444, dirs
+	// 0555): probe only where the go command creates things, the root
+	// and cache/download.
+	dirs := []string{nearestExisting(t, modcache)}
+	if dl := filepath.Join(modcache, "cache", "download"); dirs[0] == modcache && exists(t, dl) {
+		dirs = append(dirs, dl)
+	}
+	r, ok := probeDirs(ctx, t, dirs, "GOMODCACHE")
+	if !ok {
+		return r.With("GOMODCACHE", modcache)
+	}
+	if dirs[0] != modcache {
+		return check.Passf("GOMODCACHE %s does not exist yet; user %s can create it in %s", modcache, userName(t), dirs[0]).
+			With("GOMODCACHE", modcache).With("probed", strings.Join(dirs, "\n"))
+	}
+	return check.Passf("user %s can write GOMODCACHE %s", userName(t), modcache).
+		With("GOMODCACHE", modcache).With("probed", strings.Join(dirs, "\n"))
+}
+
+func gocacheWritable(ctx context.Context, env *check.Env, goenv map[string]string) check.Result {
+	t := env.Target
+	gocache := goenv["GOCACHE"]
+	explicit, set := t.LookupEnv("GOCACHE")
+	if !set {
+		explicit, set = check.ReadGoEnvFile(t.Path(goenv["GOENV"]))["GOCACHE"]
+	}
+	switch {
+	case set && explicit != "" && explicit != "off" && !filepath.IsAbs(explicit):
+		// go env reports "off" for a relative GOCACHE; say why.
+		gocache = explicit
+		fallthrough
+	case gocache != "off" && gocache != "" && !filepath.IsAbs(gocache):
+		return check.Failf("GOCACHE %q is not an absolute path; the go command refuses it", gocache).With("GOCACHE", gocache).
+			WithFix("set GOCACHE to an absolute path: export GOCACHE=$HOME/.cache/go-build")
+	case gocache == "off" || gocache == "":
+		r := check.Failf("GOCACHE is %q: the go command has no build cache and every build fails", gocache).
+			With("GOCACHE", gocache)
+		if set && explicit == "off" {
+			return r.With("why", "GOCACHE=off is set explicitly; Go 1.12 and later refuse to build without a cache").
+				WithFix("unset GOCACHE, or set it to a writable directory: export GOCACHE=$HOME/.cache/go-build")
+		}
+		for _, k := range []string{"HOME", "XDG_CACHE_HOME"} {
+			v, ok := t.LookupEnv(k)
+			if !ok {
+				v = "(unset)"
+			}
+			r = r.With(k, v)
+		}
+		return r.With("why", "HOME and XDG_CACHE_HOME are unset (a HOME-less container?), so there is no default cache directory").
+			WithFix("set GOCACHE to a directory the build user can write: export GOCACHE=/tmp/go-build (or set HOME)")
+	}
+	dir := nearestExisting(t, gocache)
+	r, ok := probeDirs(ctx, t, []string{dir}, "GOCACHE")
+	if !ok {
+		return r.With("GOCACHE", gocache)
+	}
+	if dir != gocache {
+		r = check.Passf("GOCACHE %s does not exist yet; user %s can create it in %s", gocache, userName(t), dir)
+	} else {
+		r = check.Passf("user %s can write GOCACHE %s", userName(t), gocache)
+	}
+	r = r.With("GOCACHE", gocache).With("probed", dir)
+	fsType, err := filesystem(t, dir)
+	if err != nil {
+		return r.With("filesystem", err.Error())
+	}
+	r = r.With("filesystem", fsType.name)
+	switch {
+	case fsType.network:
+		r.Status = check.Warn
+		r.Summary = fmt.Sprintf("GOCACHE %s is on %s, a network filesystem: cache locking and many small files make builds slow or flaky", gocache, fsType.name)
+		r = r.WithFix("put the build cache on a local disk: export GOCACHE=/var/tmp/go-build-$USER")
+	case fsType.name == "tmpfs":
+		r = r.With("note", "tmpfs: the cache is lost on reboot, so the first build after one is cold")
+	case fsType.name == "overlay":
+		r = r.With("note", "overlay: a container layer; the cache dies with the container unless GOCACHE is a volume")
+	}
+	return r
+}
+
+func exists(t *check.Target, p string) bool {
+	_, err := os.Stat(t.Path(p))
+	return err == nil
+}
+
+func userName(t *check.Target) string {
+	if t.User == nil {
+		return strconv.Itoa(os.Geteuid())
+	}
+	return t.User.Name
+}
+
+// probeDirs runs probe.Writable on each dir as the build user. On failure
+// it returns the result to report and false.
+func probeDirs(ctx context.Context, t *check.Target, dirs []string, variable string) (check.Result, bool) {
+	for _, d := range dirs {
+		err := probe.Writable(ctx, t, d)
+		if err == nil {
+			continue
+		}
+		var pe *probe.Error
+		if !errors.As(err, &pe) {
+			return check.Errorf("could not probe %s: %v", d, err).With("path", d), false
+		}
+		return check.Failf("%s is not writable by user %s: %v", variable, pe.User, err).
+			With("path", d).With("user", pe.User).With("errno", pe.Errno()).
+			WithFix("%s", fixFor(pe, d, variable)), false
+	}
+	return check.Result{}, true
+}
+
+// fixFor words the fix for a failed write probe by its cause.
+func fixFor(pe *probe.Error, dir, variable string) string {
+	switch pe.Errno() {
+	case "EROFS":
+		return fmt.Sprintf("%s is on a read-only filesystem: mount it read-write, or point %s at a writable directory (go env -w %s=/path/you/own)", dir, variable, variable)
+	case "ENOSPC", "EDQUOT":
+		clean := "go clean -cache"
+		if variable == "GOMODCACHE" {
+			clean = "go clean -modcache"
+		}
+		return fmt.Sprintf("the filesystem of %s is full or over quota: free space (%s) or move %s to a larger disk", dir, clean, variable)
+	case "EACCES", "EPERM":
+		return fmt.Sprintf("give %s write access: chown -R %s %s, or point %s at a directory that user owns (go env -w %s=/path/you/own)", pe.User, pe.User, dir, variable, variable)
+	}
+	return fmt.Sprintf("make %s writable for %s, or point %s elsewhere (go env -w %s=/path/you/own)", dir, pe.User, variable, variable)
+}
+
+type fsKind struct {
+	name    string
+	network bool
+}
+
+// Magic numbers of statfs(2) f_type.
+var filesystems = map[int64]fsKind{
+	unix.NFS_SUPER_MAGIC:       {"nfs", true},
+	unix.CIFS_SUPER_MAGIC:      {"cifs", true},
+	unix.SMB2_SUPER_MAGIC:      {"smb2", true},
+	unix.SMB_SUPER_MAGIC:       {"smb", true},
+	0x6e667364:                 {"nfsd", true},
+	unix.TMPFS_MAGIC:           {"tmpfs", false},
+	unix.OVERLAYFS_SUPER_MAGIC: {"overlay", false},
+	unix.EXT4_SUPER_MAGIC:      {"ext4", false},
+	unix.XFS_SUPER_MAGIC:       {"xfs", false},
+	unix.BTRFS_SUPER_MAGIC:     {"btrfs", false},
+	0x2fc12fc1:                 {"zfs", false},
+	unix.FUSE_SUPER_MAGIC:      {"fuse", false},
+	unix.V9FS_MAGIC:            {"9p", true},
+	unix.CEPH_SUPER_MAGIC:      {"ceph", true},
+}
+
+func filesystem(t *check.Target, p string) (fsKind, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(t.Path(p), &st); err != nil {
+		return fsKind{}, fmt.Errorf("statfs %s: %w", p, err)
+	}
+	if k, ok := filesystems[int64(st.Type)]; ok {
+		return k, nil
+	}
+	return fsKind{name: fmt.Sprintf("%#x", st.Type)}, nil
+}

@@ -3,4 +3,6 @@ package goenv
 import "github.com/gopatrol/gopatrol/agent/check"
 
 // Checks returns this package's checks.
-func Checks() []check.Check { return nil }
+func Checks() []check.Check {
+	return []check.Check{envConsistency, envConfig, envFunctional}
+}

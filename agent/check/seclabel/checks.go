@@ -1,6 +1,342 @@
+// Package seclabel holds gocache.selinux: the SELinux labels of the build
+// and module caches, and the mounts they live on (seed section 3.3).
 package seclabel
 
-import "github.com/gopatrol/gopatrol/agent/check"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/selinux/go-selinux"
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
 
 // Checks returns this package's checks.
-func Checks() []check.Check { return nil }
+func Checks() []check.Check {
+	return []check.Check{{
+		ID:    "gocache.selinux",
+		Title: "GOCACHE and GOMODCACHE carry SELinux labels that builds can write",
+		Seed:  "3.3",
+		Run:   runSELinux,
+	}}
+}
+
+// Label types as the targeted policy (Fedora, RHEL) treats them for the
+// domains builds run in: confined users (user_t, staff_t) and containers
+// (container_t). The lists are deliberately short; a type on neither is
+// reported as unknown.
+var (
+	// writableTypes are types those domains may create files under.
+	writableTypes = map[string]bool{
+		"user_home_t": true, "user_home_dir_t": true, "cache_home_t": true,
+		"xdg_cache_t": true, "container_file_t": true, "svirt_sandbox_file_t": true,
+		"tmp_t": true, "user_tmp_t": true, "container_var_lib_t": true,
+	}
+	// deniedTypes are types they may not write: tmpfs_t is the seed's
+	// case (a GOCACHE on /dev/shm), the others are system files.
+	deniedTypes = map[string]string{
+		"tmpfs_t":     "the generic tmpfs type (a cache on /dev/shm or a fresh tmpfs mount)",
+		"etc_t":       "system configuration",
+		"usr_t":       "system files under /usr",
+		"bin_t":       "system executables",
+		"lib_t":       "system libraries",
+		"root_t":      "the root directory",
+		"var_t":       "generic /var",
+		"default_t":   "a path no policy rule covers",
+		"unlabeled_t": "a file that lost its label",
+		"proc_t":      "procfs",
+		"sysfs_t":     "sysfs",
+		"iso9660_t":   "read-only media",
+	}
+)
+
+// labelType is the type field of user:role:type:level.
+func labelType(label string) string {
+	f := strings.SplitN(label, ":", 4)
+	if len(f) < 3 {
+		return ""
+	}
+	return f[2]
+}
+
+// cacheDir is what the check found about one cache directory.
+type cacheDir struct {
+	Name, Path string
+	Probed     string // the path whose label was read: Path or its nearest existing parent
+	Label      string
+	Mount      *mount
+}
+
+func runSELinux(ctx context.Context, env *check.Env) check.Result {
+	mode := "disabled"
+	if selinux.GetEnabled() {
+		switch selinux.EnforceMode() {
+		case selinux.Enforcing:
+			mode = "enforcing"
+		case selinux.Permissive:
+			mode = "permissive"
+		}
+	}
+	domain := ""
+	if mode != "disabled" {
+		if l, err := selinux.CurrentLabel(); err == nil {
+			domain = labelType(l)
+		}
+	}
+	mounts, mountErr := readMountinfo(env.Target.Path("/proc/self/mountinfo"))
+
+	var dirs []cacheDir
+	var errs []string
+	for _, name := range []string{"GOCACHE", "GOMODCACHE"} {
+		p := env.Toolchain.Get(name)
+		if p == "" || p == "off" || !filepath.IsAbs(p) {
+			continue // env.consistency and gocache.writable report these
+		}
+		d, err := inspect(env.Target, name, p)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		if mountErr == nil {
+			d.Mount = findMount(mounts, env.Target.Path(d.Probed))
+		}
+		dirs = append(dirs, d)
+	}
+
+	var bad, unknown []cacheDir
+	labelled := 0
+	for _, d := range dirs {
+		if d.Label == "" {
+			continue
+		}
+		labelled++
+		typ := labelType(d.Label)
+		if _, ok := deniedTypes[typ]; ok {
+			bad = append(bad, d)
+		} else if !writableTypes[typ] {
+			unknown = append(unknown, d)
+		}
+	}
+
+	var res check.Result
+	switch {
+	case len(bad) > 0:
+		d := bad[0]
+		typ := labelType(d.Label)
+		what := fmt.Sprintf("%s %s is labelled %s (%s), which confined build domains cannot write", d.Name, d.Path, typ, deniedTypes[typ])
+		switch {
+		case mode == "enforcing" && domain == "unconfined_t":
+			res = check.Warnf("%s; this session is unconfined_t and may write it, but containers and confined users will be denied", what)
+		case mode == "enforcing":
+			res = check.Failf("%s: with SELinux enforcing, go build is denied create_dir/write there", what)
+		case mode == "permissive":
+			res = check.Warnf("%s: SELinux is permissive, so the denials are only logged, and builds will fail once it enforces", what)
+		default:
+			res = check.Warnf("%s: SELinux is disabled, so nothing enforces the label now, but builds will fail on a host that enforces it", what)
+		}
+		res = res.WithFix("%s", relabelFix(d))
+	case len(unknown) > 0 && mode == "enforcing":
+		d := unknown[0]
+		res = check.Warnf("%s %s is labelled %s, a type not known to be writable by build domains", d.Name, d.Path, labelType(d.Label)).
+			WithFix("look for denials with `ausearch -m AVC -ts recent | grep %s`; if there are any, %s", labelType(d.Label), relabelFix(d))
+	case labelled == 0 && mode == "disabled":
+		res = check.Skipf("SELinux is disabled and GOCACHE and GOMODCACHE carry no SELinux labels")
+	case mode == "disabled":
+		res = check.Passf("SELinux is disabled: the caches' labels are writable types, and nothing enforces them anyway")
+	default:
+		res = check.Passf("SELinux is %s and GOCACHE and GOMODCACHE carry labels that builds can write", mode)
+	}
+	if len(dirs) == 0 && len(errs) > 0 {
+		res = check.Errorf("could not read the caches' labels: %s", strings.Join(errs, "; "))
+	}
+
+	res = res.With("selinux", mode)
+	if domain != "" {
+		res = res.With("domain", domain)
+	}
+	for _, d := range dirs {
+		res = res.With(d.Name, d.Path)
+		if d.Probed != d.Path {
+			res = res.With(d.Name+".label_of", d.Probed+" (nearest existing directory)")
+		}
+		label := d.Label
+		if label == "" {
+			label = "(none)"
+		}
+		res = res.With(d.Name+".label", label)
+		if m := d.Mount; m != nil {
+			res = res.With(d.Name+".mount", fmt.Sprintf("%s type %s (%s)", m.Point, m.FSType, m.Options()))
+			if m.FSType == "tmpfs" {
+				res = res.With(d.Name+".tmpfs", fmt.Sprintf("yes, seclabel=%v", m.Seclabel()))
+			}
+		}
+	}
+	if mountErr != nil {
+		res = res.With("mountinfo_error", mountErr.Error())
+	}
+	for i, e := range errs {
+		res = res.With(fmt.Sprintf("error.%d", i), e)
+	}
+	return res
+}
+
+func relabelFix(d cacheDir) string {
+	fix := fmt.Sprintf("relabel it: `chcon -R -t container_file_t %s` (lost on the next relabel), or for good `semanage fcontext -a -t container_file_t '%s(/.*)?' && restorecon -R %s`", d.Path, d.Path, d.Path)
+	if d.Mount != nil && d.Mount.FSType == "tmpfs" {
+		fix += fmt.Sprintf("; or mount the tmpfs with -o context=system_u:object_r:container_file_t:s0 (remount does not change it), or move the cache off it: go env -w %s=$HOME/.cache/%s", d.Name, strings.ToLower(d.Name))
+	}
+	return fix
+}
+
+// inspect reads the label of a cache directory, or of its nearest existing
+// parent when the go command has not created it yet (it will inherit that).
+func inspect(t *check.Target, name, p string) (cacheDir, error) {
+	d := cacheDir{Name: name, Path: p, Probed: p}
+	for {
+		host := t.Path(d.Probed)
+		if t.Root == "" || t.Root == "/" {
+			// The label that matters is the one of the directory the
+			// go command ends up writing in, past any symlink.
+			if r, err := filepath.EvalSymlinks(host); err == nil {
+				host = r
+			}
+		}
+		label, err := getLabel(host)
+		if err == nil {
+			d.Label = label
+			return d, nil
+		}
+		if !errors.Is(err, unix.ENOENT) || d.Probed == "/" {
+			return d, fmt.Errorf("read SELinux label of %s %s: %w", name, d.Probed, err)
+		}
+		d.Probed = filepath.Dir(d.Probed)
+	}
+}
+
+// getLabel reads the security.selinux xattr directly: selinux.FileLabel
+// answers nothing when SELinux is disabled, yet the label is still on disk
+// and will apply on a host that enforces it. "" means no label.
+func getLabel(path string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, "security.selinux", buf)
+		switch {
+		case errors.Is(err, unix.ERANGE):
+			buf = make([]byte, 2*len(buf))
+			continue
+		case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
+			if _, serr := os.Lstat(path); serr != nil {
+				return "", serr
+			}
+			return "", nil
+		case err != nil:
+			return "", err
+		}
+		return strings.TrimRight(string(buf[:n]), "\x00"), nil
+	}
+}
+
+// mount is one line of /proc/self/mountinfo.
+type mount struct {
+	Point     string
+	FSType    string
+	mountOpts string
+	superOpts string
+}
+
+// Options are the mount's per-mount and superblock options, as mount(8)
+// prints them.
+func (m *mount) Options() string { return m.mountOpts + "," + m.superOpts }
+
+// Seclabel reports whether the filesystem stores SELinux labels.
+func (m *mount) Seclabel() bool {
+	for _, o := range strings.Split(m.Options(), ",") {
+		if o == "seclabel" {
+			return true
+		}
+	}
+	return false
+}
+
+// readMountinfo parses proc(5) mountinfo:
+// id parent major:minor root point options [optional...] - fstype source superoptions
+func readMountinfo(path string) ([]mount, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	var ms []mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		sep := -1
+		for i, x := range fs {
+			if x == "-" && i >= 6 {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || len(fs) < sep+3 {
+			continue
+		}
+		m := mount{Point: unescapeOctal(fs[4]), mountOpts: fs[5], FSType: fs[sep+1]}
+		if len(fs) > sep+3 {
+			m.superOpts = fs[sep+3]
+		}
+		ms = append(ms, m)
+	}
+	return ms, sc.Err()
+}
+
+// findMount returns the mount holding path: the longest mount point that
+// is path or a parent of it. Later mounts on the same point hide earlier ones.
+func findMount(ms []mount, path string) *mount {
+	var best *mount
+	for i := range ms {
+		m := &ms[i]
+		if m.Point != "/" && path != m.Point && !strings.HasPrefix(path, m.Point+"/") {
+			continue
+		}
+		if best == nil || len(m.Point) >= len(best.Point) {
+			best = m
+		}
+	}
+	return best
+}
+
+// unescapeOctal undoes the kernel's \040-style escapes of space, tab,
+// newline and backslash in mount points.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + (c - '0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -3,4 +3,6 @@ package toolchain
 import "github.com/gopatrol/gopatrol/agent/check"
 
 // Checks returns this package's checks.
-func Checks() []check.Check { return nil }
+func Checks() []check.Check {
+	return []check.Check{goBinary, versionSkew, gorootValid, gorootSymlink, gorootGOOS, moduleToolchain}
+}

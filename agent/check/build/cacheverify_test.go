@@ -1,0 +1,194 @@
+package build
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+)
+
+// realEntries copies up to n real index entries with small outputs, and
+// their outputs, from the machine's GOCACHE into a new cache directory.
+func realEntries(t *testing.T, n int) (dir string, outputs []string) {
+	t.Helper()
+	out, err := exec.Command(checktest.RealGo(t), "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.TrimSpace(string(out))
+	dir = t.TempDir()
+	matches, _ := filepath.Glob(filepath.Join(src, "??", "*-a"))
+	for _, a := range matches {
+		if len(outputs) == n {
+			break
+		}
+		outID, size, err := readIndexEntry(a)
+		if err != nil || size == 0 || size > 64<<10 {
+			continue
+		}
+		d := filepath.Join(src, outID[:2], outID+"-d")
+		data, err := os.ReadFile(d)
+		if err != nil || int64(len(data)) != size {
+			continue
+		}
+		entry, err := os.ReadFile(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []struct {
+			path string
+			data []byte
+		}{{filepath.Join(dir, filepath.Base(filepath.Dir(a)), filepath.Base(a)), entry}, {filepath.Join(dir, outID[:2], outID+"-d"), data}} {
+			if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		outputs = append(outputs, filepath.Join(dir, outID[:2], outID+"-d"))
+	}
+	if len(outputs) < 3 {
+		t.Skipf("the machine's GOCACHE %s has fewer than 3 small entries to copy", src)
+	}
+	return dir, outputs
+}
+
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCacheSample(t *testing.T) {
+	dir, outputs := realEntries(t, 12)
+	clean, err := sampleCache(dir, sampleEntries, sampleBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clean.Checked != len(outputs) || len(clean.Corrupt)+len(clean.Incomplete)+len(clean.Malformed) != 0 {
+		t.Fatalf("clean copy: %+v, want %d checked and nothing wrong", clean, len(outputs))
+	}
+
+	flipByte(t, outputs[0])
+	if err := os.Truncate(outputs[1], 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(outputs[2]); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sampleCache(dir, sampleEntries, sampleBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Corrupt) != 1 || s.Corrupt[0].Path != outputs[0] {
+		t.Errorf("corrupt %v, want %s", s.Corrupt, outputs[0])
+	} else if want := strings.TrimSuffix(filepath.Base(outputs[0]), "-d"); s.Corrupt[0].Want != want || s.Corrupt[0].Got == want {
+		t.Errorf("corrupt entry want %s got %s: want the recorded ID %s and a different hash", s.Corrupt[0].Want, s.Corrupt[0].Got, want)
+	}
+	if len(s.Incomplete) != 1 || s.Incomplete[0].Path != outputs[1] {
+		t.Errorf("incomplete %v, want %s", s.Incomplete, outputs[1])
+	}
+	if s.Missing != 1 {
+		t.Errorf("missing %d, want 1", s.Missing)
+	}
+
+	// The sample is bounded: one entry, or a byte budget of one byte.
+	if s, _ := sampleCache(dir, 1, sampleBytes); s.Checked+len(s.Corrupt)+len(s.Incomplete)+s.Missing > 1 {
+		t.Errorf("n=1 sample looked at more than one entry: %+v", s)
+	}
+	if s, _ := sampleCache(dir, sampleEntries, 1); s.Checked != 0 || s.Skipped == 0 {
+		t.Errorf("1-byte budget: checked %d skipped %d, want 0 checked and some skipped", s.Checked, s.Skipped)
+	}
+}
+
+func TestReadIndexEntryMalformed(t *testing.T) {
+	dir := t.TempDir()
+	id := strings.Repeat("ab", 32)
+	good := "v1 " + id + " " + strings.Repeat("cd", 32) + " " + pad("12") + " " + pad("1700000000000000000") + "\n"
+	for _, tc := range []struct{ name, content, want string }{
+		{"good", good, ""},
+		{"short", "v1 " + id + "\n", "bytes"},
+		{"bad version", "v2" + good[2:], "invalid header"},
+		{"bad size", strings.Replace(good, pad("12"), pad("x"), 1), "size"},
+		{"other action", strings.Replace(good, id, strings.Repeat("ef", 32), 1), "file name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, id+"-a")
+			writeFile(t, p, tc.content)
+			_, size, err := readIndexEntry(p)
+			switch {
+			case tc.want == "" && (err != nil || size != 12):
+				t.Errorf("got size %d, err %v; want 12, nil", size, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("err %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func pad(s string) string { return strings.Repeat(" ", 20-len(s)) + s }
+
+// The whole check on a cache of its own: clean, then with a flipped byte
+// in an output and an index entry that records another output ID, the
+// case only gocacheverify can see.
+func TestCacheVerifyCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the runtime into an empty GOCACHE (seconds)")
+	}
+	w := checktest.New(t)
+	gocache := filepath.Join(w.Dir, "gocache")
+	w.Setenv("GOCACHE=" + gocache)
+	c := checktest.Find(t, Checks(), "build.cacheverify")
+	if res := w.Run(c); res.Status != check.Pass {
+		t.Fatalf("fresh cache: status %s, want pass", res.Status)
+	}
+
+	entries, _ := filepath.Glob(filepath.Join(gocache, "??", "*-a"))
+	var flipped, relabelled string
+	for _, a := range entries {
+		out, size, err := readIndexEntry(a)
+		if err != nil || size == 0 {
+			continue
+		}
+		d := filepath.Join(gocache, out[:2], out+"-d")
+		if fi, err := os.Stat(d); err != nil || fi.IsDir() {
+			continue
+		}
+		if flipped == "" {
+			flipByte(t, d)
+			flipped = d
+			continue
+		}
+		// Record another, valid-looking output ID for every other
+		// action: whichever the verify build repeats first panics.
+		b, _ := os.ReadFile(a)
+		other := strings.Repeat("0", 64)
+		copy(b[3+hashHex+1:], other)
+		writeFile(t, a, string(b))
+		relabelled = a
+	}
+	if flipped == "" || relabelled == "" {
+		t.Fatalf("the build left too few cache entries in %s", gocache)
+	}
+	res := w.Run(c)
+	if res.Status != check.Fail {
+		t.Fatalf("damaged cache: status %s, want fail", res.Status)
+	}
+	if !checktest.EvidenceContains(res, flipped) {
+		t.Errorf("evidence %v does not name the flipped output %s", res.Evidence, flipped)
+	}
+	if !strings.Contains(res.Evidence["gocacheverify"], "cache verify failed") || res.Fix == "" {
+		t.Errorf("gocacheverify evidence %q fix %q: want the verify failure and a fix", res.Evidence["gocacheverify"], res.Fix)
+	}
+}

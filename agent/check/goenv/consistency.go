@@ -1,0 +1,163 @@
+// Package goenv holds the checks of the go command's environment: that the
+// paths `go env` reports are real and absolute, that the settings in the
+// environment and the GOENV file parse the way cmd/go parses them, and that
+// the go command can actually build and run a program here.
+package goenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/toolchain"
+)
+
+var envConsistency = check.Check{
+	ID:    "env.consistency",
+	Title: "go env paths are absolute and equal to their real paths",
+	Seed:  "1",
+	// A relative GOPATH makes `go env` fail; this check explains it, so it
+	// runs without go env, on the settings as configured.
+	NoToolchain: true,
+	Run:         runConsistency,
+}
+
+func runConsistency(ctx context.Context, env *check.Env) check.Result {
+	t, tc := env.Target, env.Toolchain
+	get := tc.Get
+	if tc.Err != nil {
+		s := loadSettings(env)
+		get = func(k string) string { v, _ := s.get(k); return v }
+	}
+	type entry struct{ name, path string }
+	entries := []entry{{"GOROOT", get("GOROOT")}}
+	for i, p := range filepath.SplitList(get("GOPATH")) {
+		name := "GOPATH"
+		if i > 0 {
+			name = fmt.Sprintf("GOPATH[%d]", i)
+		}
+		entries = append(entries, entry{name, p})
+	}
+	entries = append(entries, entry{"GOMODCACHE", get("GOMODCACHE")}, entry{"GOCACHE", get("GOCACHE")})
+	if tc.Err != nil {
+		// Unset values have defaults only go env knows; judge what is set.
+		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.path == "" })
+	}
+
+	ev := map[string]string{}
+	var fs []finding
+	real := map[string]string{}
+	for _, e := range entries {
+		switch {
+		case e.path == "":
+			ev[e.name] = "(empty)"
+			if e.name == "GOPATH" {
+				fs = append(fs, finding{check.Warn, "GOPATH is empty: the go command has no place for GOPATH/bin and the default module cache",
+					"export HOME=<your home> (GOPATH defaults to $HOME/go), or go env -w GOPATH=$HOME/go"})
+			}
+			continue
+		case e.name == "GOCACHE" && e.path == "off":
+			ev[e.name] = "off (gocache.writable reports it)"
+			continue
+		case !filepath.IsAbs(e.path):
+			ev[e.name] = e.path
+			fs = append(fs, finding{check.Fail, fmt.Sprintf("%s %q is a relative path: it means something else in every directory", e.name, e.path),
+				fmt.Sprintf("go env -w %s=%s (an absolute path)", baseName(e.name), absHint(e.name))})
+			continue
+		}
+		r, err := toolchain.Resolve(t, e.path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "dangling"):
+			ev[e.name] = e.path + " (does not exist yet)"
+			real[e.name] = e.path
+		case err != nil:
+			ev[e.name] = e.path + " (" + err.Error() + ")"
+			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s %s cannot be resolved: %v", e.name, e.path, err),
+				fmt.Sprintf("repair or remove the link, or go env -w %s=<a real directory>", baseName(e.name))})
+		case r != filepath.Clean(e.path):
+			ev[e.name] = e.path + " -> " + r
+			real[e.name] = r
+			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s %s is a link to %s: tools that compare paths see two names for one directory", e.name, e.path, r),
+				fmt.Sprintf("go env -w %s=%s", baseName(e.name), r)})
+		default:
+			ev[e.name] = e.path
+			real[e.name] = r
+		}
+	}
+	if root := real["GOROOT"]; root != "" {
+		for _, e := range entries {
+			if !strings.HasPrefix(e.name, "GOPATH") || real[e.name] == "" {
+				continue
+			}
+			if within(root, real[e.name]) {
+				fs = append(fs, finding{check.Fail, fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")),
+					"go env -w GOPATH=$HOME/go"})
+			}
+		}
+	}
+	return combine("GOROOT, GOPATH, GOMODCACHE and GOCACHE are absolute real paths", fs, ev)
+}
+
+func baseName(name string) string { n, _, _ := strings.Cut(name, "["); return n }
+
+func absHint(name string) string {
+	switch baseName(name) {
+	case "GOPATH":
+		return "$HOME/go"
+	case "GOMODCACHE":
+		return "$HOME/go/pkg/mod"
+	case "GOCACHE":
+		return "$HOME/.cache/go-build"
+	}
+	return "<absolute path>"
+}
+
+// within reports whether p is dir or below it.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// finding is one observation of a check that looks at several things; the
+// result is the worst of them.
+type finding struct {
+	status check.Status
+	msg    string
+	fix    string
+}
+
+// combine turns findings into one result: the worst status, the summaries
+// of every finding of that status, their fixes.
+func combine(pass string, fs []finding, ev map[string]string) check.Result {
+	worst := check.Pass
+	for _, f := range fs {
+		if f.status.Worse(worst) {
+			worst = f.status
+		}
+	}
+	var msgs, fixes []string
+	for _, f := range fs {
+		if f.status == worst {
+			msgs = append(msgs, f.msg)
+			if f.fix != "" && !slices.Contains(fixes, f.fix) {
+				fixes = append(fixes, f.fix)
+			}
+		}
+	}
+	r := check.Passf("%s", pass)
+	if worst != check.Pass {
+		r = check.Result{Status: worst, Summary: strings.Join(msgs, "; ")}
+	}
+	for k, v := range ev {
+		r = r.With(k, v)
+	}
+	if len(fixes) > 0 {
+		r = r.WithFix("%s", strings.Join(fixes, "; "))
+	}
+	return r
+}

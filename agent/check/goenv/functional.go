@@ -1,0 +1,224 @@
+package goenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+var envFunctional = check.Check{
+	ID:    "env.functional",
+	Title: "go run builds and runs a program; the standard library lists",
+	Seed:  "1",
+	// A cold build cache compiles the runtime first; a warm one takes
+	// tens of milliseconds.
+	Timeout: time.Minute,
+	Run:     runFunctional,
+}
+
+const (
+	probeOut  = "gopatrol-ok"
+	probeMain = "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"" + probeOut + "\\n\") }\n"
+	// go 1.21: any toolchain that knows GOTOOLCHAIN builds it as is.
+	probeMod = "module gopatrol.example/probe\n\ngo 1.21\n"
+)
+
+// probeEnv isolates the probe from settings that env.config judges, so a
+// bad GOFLAGS or a workspace above /tmp is reported once, there.
+var probeEnv = []string{"GOTOOLCHAIN=local", "GOFLAGS=", "GOWORK=off", "GO111MODULE=on", "GOPROXY=off"}
+
+func runFunctional(ctx context.Context, env *check.Env) check.Result {
+	t, tc := env.Target, env.Toolchain
+	tmp := t.Getenv("TMPDIR")
+	if tmp == "" {
+		tmp = "/tmp"
+	}
+	workRoot, workVar := tc.Get("GOTMPDIR"), "GOTMPDIR"
+	if workRoot == "" {
+		workRoot, workVar = tmp, "TMPDIR"
+	}
+	ev := map[string]string{workVar: workRoot}
+
+	mod, cleanup, err := makeDir(t, tmp, "gopatrol-run-", map[string]string{"go.mod": probeMod, "main.go": probeMain})
+	if err != nil {
+		return check.Errorf("create the probe module: %v", err).With("TMPDIR", tmp).
+			WithFix("make %s writable for %s", tmp, userName(t))
+	}
+	defer cleanup()
+	ev["module"] = mod
+	in := *t
+	in.Dir = mod
+	modTarget := in.WithEnv(probeEnv...)
+
+	var (
+		wg                  sync.WaitGroup
+		runOut, listOut     []byte
+		runErr, listErr     error
+		execFinding         *finding
+		runTook, listTook   time.Duration
+		runStart, listStart = time.Now(), time.Now()
+	)
+	// -trimpath keeps the build independent of the temporary directory,
+	// so the linked program comes from the build cache after the first
+	// run; exec from the work directory is then probed separately.
+	wg.Go(func() {
+		runOut, runErr = modTarget.Command(ctx, tc.Go, "run", "-trimpath", ".").CombinedOutput()
+		runTook = time.Since(runStart)
+	})
+	wg.Go(func() {
+		listOut, listErr = modTarget.Command(ctx, tc.Go, "list", "-e", "-find", "-f", "{{if .Error}}ERR {{.ImportPath}}: {{.Error}}{{else}}{{.ImportPath}}{{end}}", "std").CombinedOutput()
+		listTook = time.Since(listStart)
+	})
+	wg.Go(func() { execFinding = probeExec(ctx, t, workRoot, workVar) })
+	wg.Wait()
+	if ctx.Err() != nil {
+		return check.Errorf("probes did not finish: %v", ctx.Err())
+	}
+
+	var fs []finding
+	got := strings.TrimSpace(string(runOut))
+	ev["go run"] = fmt.Sprintf("%q in %s", firstLines(got, 3), runTook.Round(time.Millisecond))
+	switch {
+	case runErr != nil && strings.Contains(got, "permission denied") && strings.Contains(got, workRoot):
+		fs = append(fs, finding{check.Fail,
+			fmt.Sprintf("go run cannot execute the program it built in %s=%s: %s", workVar, workRoot, firstLines(got, 1)),
+			noexecFix(workVar)})
+	case runErr != nil:
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, firstLines(got, 2)),
+			"run `go run .` in a new module to see the whole error"})
+	case got != probeOut:
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("go run printed %q, want %q", firstLines(got, 3), probeOut),
+			"something wraps or rewrites program output; check GOFLAGS=-exec and the go binary (go.binary)"})
+	}
+
+	lines := strings.Split(strings.TrimSpace(string(listOut)), "\n")
+	var broken []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "ERR ") {
+			broken = append(broken, strings.TrimPrefix(l, "ERR "))
+		}
+	}
+	ev["go list std"] = fmt.Sprintf("%d packages in %s", len(lines), listTook.Round(time.Millisecond))
+	switch {
+	case listErr != nil:
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("go list std failed: %s", firstLines(string(listOut), 2)),
+			fmt.Sprintf("the standard library under %s/src is damaged; reinstall Go", tc.Get("GOROOT"))})
+	case len(broken) > 0:
+		ev["go list std.errors"] = firstLines(strings.Join(broken, "\n"), 5)
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("%d standard packages do not load: %s", len(broken), broken[0]),
+			fmt.Sprintf("reinstall Go; %s/src is damaged", tc.Get("GOROOT"))})
+	case !contains(lines, "runtime") || !contains(lines, "fmt"):
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("go list std found %d packages, without runtime or fmt", len(lines)),
+			fmt.Sprintf("reinstall Go; %s/src is incomplete", tc.Get("GOROOT"))})
+	}
+	if execFinding != nil {
+		fs = append(fs, *execFinding)
+	}
+	return combine(fmt.Sprintf("go run printed %s and go list std found %d packages", probeOut, len(lines)), fs, ev)
+}
+
+// probeExec runs a tiny program from a new directory under the go
+// command's work root, as the build user, the way go test and a cold go run
+// do. A noexec mount refuses it.
+func probeExec(ctx context.Context, t *check.Target, root, rootVar string) *finding {
+	if _, err := os.Stat(t.Path("/bin/sh")); err != nil {
+		return nil // nothing to run a probe with; go run above still tells
+	}
+	dir, cleanup, err := makeDir(t, root, "gopatrol-exec-", map[string]string{"probe": "#!/bin/sh\necho " + probeOut + "\n"})
+	if err != nil {
+		return &finding{check.Fail, fmt.Sprintf("cannot create a work directory in %s=%s: %v", rootVar, root, err),
+			fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
+	}
+	defer cleanup()
+	probe := filepath.Join(dir, "probe")
+	out, err := t.Command(ctx, probe).CombinedOutput()
+	if err == nil && strings.TrimSpace(string(out)) == probeOut {
+		return nil
+	}
+	var st unix.Statfs_t
+	noexec := unix.Statfs(t.Path(root), &st) == nil && st.Flags&unix.ST_NOEXEC != 0
+	if errors.Is(err, os.ErrPermission) || noexec {
+		msg := fmt.Sprintf("%s=%s does not allow executing programs (%v)", rootVar, root, err)
+		if noexec {
+			msg = fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root)
+		}
+		return &finding{check.Fail, msg, noexecFix(rootVar)}
+	}
+	return &finding{check.Fail, fmt.Sprintf("a program in %s=%s does not run: %v: %s", rootVar, root, err, firstLines(string(out), 1)),
+		fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
+}
+
+func noexecFix(rootVar string) string {
+	return "mkdir -p $HOME/.cache/go-tmp && go env -w GOTMPDIR=$HOME/.cache/go-tmp (a directory on a mount without noexec)" +
+		map[bool]string{true: ", or remount " + rootVar + " with exec", false: ""}[rootVar == "GOTMPDIR"]
+}
+
+// makeDir creates a temporary directory with files under parent (a path
+// of the target) that the build user owns, and returns its target path and
+// a cleanup that removes it.
+func makeDir(t *check.Target, parent, pattern string, files map[string]string) (string, func(), error) {
+	host, err := os.MkdirTemp(t.Path(parent), pattern)
+	if err != nil {
+		return "", func() {}, err
+	}
+	cleanup := func() { _ = os.RemoveAll(host) }
+	chown := func(p string) error {
+		if !t.AsOther() {
+			return nil
+		}
+		return os.Lchown(p, int(t.User.UID), int(t.User.GID))
+	}
+	if err := chown(host); err != nil {
+		cleanup()
+		return "", func() {}, err
+	}
+	for name, body := range files {
+		p := filepath.Join(host, name)
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(body, "#!") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			cleanup()
+			return "", func() {}, err
+		}
+		if err := chown(p); err != nil {
+			cleanup()
+			return "", func() {}, err
+		}
+	}
+	return filepath.Join(parent, filepath.Base(host)), cleanup, nil
+}
+
+func userName(t *check.Target) string {
+	if t.User != nil {
+		return t.User.Name
+	}
+	return "the build user"
+}
+
+func firstLines(s string, n int) string {
+	ls := strings.SplitN(strings.TrimSpace(s), "\n", n+1)
+	if len(ls) > n {
+		ls = ls[:n]
+	}
+	return strings.Join(ls, " | ")
+}
+
+func contains(lines []string, s string) bool {
+	for _, l := range lines {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}

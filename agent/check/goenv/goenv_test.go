@@ -1,0 +1,237 @@
+package goenv_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/agent/check/goenv"
+)
+
+func writeFile(t testing.TB, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noexecMount mounts a fresh tmpfs with noexec at a directory of the
+// world and unmounts it when the test ends.
+func noexecMount(t *testing.T, w *checktest.World) string {
+	t.Helper()
+	checktest.RequireRoot(t)
+	dir := filepath.Join(w.Dir, "noexec")
+	if err := os.Mkdir(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "noexec,size=16m,mode=1777", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	// Registered after World's cleanup, so it runs first: unmount
+	// before the directory is removed.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+func TestChecks(t *testing.T) {
+	checks := goenv.Checks()
+	for _, tt := range []struct {
+		name  string
+		id    string
+		setup func(t *testing.T, w *checktest.World) []string
+		want  check.Status
+	}{
+		{
+			name: "unparsable GOFLAGS: a word that is no flag",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOFLAGS=-mod=mod trimpath")
+				return []string{`"trimpath"`}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "unparsable GOFLAGS: unterminated quote",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv(`GOFLAGS=-mod=mod '-ldflags=-s -w`)
+				return []string{"unterminated ' string"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOFLAGS with a flag the go command does not know",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOFLAGS=-mod=mod -bogusflag")
+				return []string{"-bogusflag"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GO111MODULE=off",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GO111MODULE=off")
+				return []string{"GO111MODULE=off", "cannot find main module"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "invalid GOTOOLCHAIN",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOTOOLCHAIN=bash")
+				return []string{`"bash"`}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "unknown GOEXPERIMENT, so go env fails",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOEXPERIMENT=nosuchexperiment")
+				return []string{"nosuchexperiment"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOWORK names a missing file",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				missing := filepath.Join(w.Dir, "gone", "go.work")
+				w.Setenv("GOWORK=" + missing)
+				return []string{missing}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "go.work above the module",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				mod := filepath.Join(w.Target.Dir, "m")
+				writeFile(t, filepath.Join(mod, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
+				work := filepath.Join(w.Target.Dir, "go.work")
+				writeFile(t, work, "go 1.21\n\nuse ./m\n", 0o644)
+				w.Target.Dir = mod
+				return []string{work}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "GOENV file with an ignored line and a readable password",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				f := w.Getenv("GOENV")
+				writeFile(t, f, "GOPRIVATE=example.test\ngoproxy=http://127.0.0.1:9/\nGOPROXY=https://ci:s3cret@127.0.0.1:9/mod,off\n", 0o644)
+				return []string{f, "line 2", "line 3", "ci:***@"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "relative GOPATH",
+			id:   "env.consistency",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOPATH=gopath", "GOMODCACHE="+filepath.Join(w.Dir, "modcache"))
+				return []string{`"gopath"`}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOPATH inside GOROOT",
+			id:   "env.consistency",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				p := filepath.Join(filepath.Dir(filepath.Dir(checktest.RealGo(t))), "gopath")
+				w.Setenv("GOPATH="+p, "GOMODCACHE="+filepath.Join(w.Dir, "modcache"))
+				return []string{p}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOCACHE reached through a link",
+			id:   "env.consistency",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				link := filepath.Join(w.Dir, "cache-link")
+				if err := os.Symlink(w.Getenv("GOCACHE"), link); err != nil {
+					t.Fatal(err)
+				}
+				w.Setenv("GOCACHE=" + link)
+				return []string{link, w.Getenv("GOCACHE")}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "GOTMPDIR on a noexec tmpfs",
+			id:   "env.functional",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				dir := noexecMount(t, w)
+				w.Setenv("GOTMPDIR=" + dir)
+				return []string{dir, "noexec"}
+			},
+			want: check.Fail,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := checktest.New(t)
+			names := tt.setup(t, w)
+			res := w.Run(checktest.Find(t, checks, tt.id))
+			if res.Status != tt.want {
+				t.Fatalf("%s: status %s, want %s: %s %v", tt.id, res.Status, tt.want, res.Summary, res.Evidence)
+			}
+			for _, n := range names {
+				if !checktest.EvidenceContains(res, n) {
+					t.Errorf("%s: evidence does not name %q: %s %v", tt.id, n, res.Summary, res.Evidence)
+				}
+			}
+			if res.Fix == "" {
+				t.Errorf("%s: %s without a fix", tt.id, res.Status)
+			}
+		})
+	}
+}
+
+// The healthy machine passes every check of this package; env.functional
+// runs the real go command for it (go run and go list std).
+func TestHealthyWorldPasses(t *testing.T) {
+	w := checktest.New(t)
+	for _, c := range goenv.Checks() {
+		res := w.Run(c)
+		if res.Status != check.Pass {
+			t.Errorf("%s: %s: %s %v", c.ID, res.Status, res.Summary, res.Evidence)
+		}
+		if c.ID == "env.functional" && !checktest.EvidenceContains(res, "gopatrol-ok") {
+			t.Errorf("env.functional: evidence does not show the program's output: %v", res.Evidence)
+		}
+	}
+}
+
+// The probes leave nothing behind in TMPDIR.
+func TestFunctionalCleansUp(t *testing.T) {
+	w := checktest.New(t)
+	tmp := filepath.Join(w.Dir, "tmp")
+	if err := os.Mkdir(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	w.Setenv("TMPDIR=" + tmp)
+	res := w.Run(checktest.Find(t, goenv.Checks(), "env.functional"))
+	if res.Status != check.Pass {
+		t.Fatalf("env.functional: %s: %s %v", res.Status, res.Summary, res.Evidence)
+	}
+	left, _ := os.ReadDir(tmp)
+	for _, de := range left {
+		t.Errorf("left behind in TMPDIR: %s", de.Name())
+	}
+}

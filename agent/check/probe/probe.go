@@ -1,0 +1,169 @@
+// Package probe answers "can the build user write here?" and "can the build
+// user run a binary here?" by doing it, never by reading mode bits: root
+// bypasses modes, ACLs, read-only and noexec mounts, quotas and full disks
+// all decide differently from what `ls -l` suggests.
+//
+// As another user, writes are probed in-process on a goroutine locked to an
+// OS thread whose filesystem credentials alone are switched (setfsuid,
+// setfsgid and setgroups as raw, per-thread system calls). That is what the
+// kernel checks file access against; switching them drops root's
+// CAP_DAC_OVERRIDE for that thread only. It is preferred over `sh -c` run
+// as the user because it costs no fork, needs no shell or tools on the
+// target, reports the exact errno, and cleans up even when the caller gives
+// up: the goroutine removes what it made when the system call returns, and
+// its thread is discarded afterwards. Binaries are run as the user with
+// Target.Command, which is what exec permission means.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// Error is a failed probe: what was attempted, where, as whom, and the
+// errno the kernel returned (EACCES, EROFS, ENOSPC, EDQUOT...).
+type Error struct {
+	Op   string // "create a file", "write", "create a directory", "run a binary"...
+	Path string // in the target's namespace
+	User string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("cannot %s in %s as user %s: %v", e.Op, e.Path, e.User, e.Err)
+	if name := e.Errno(); name != "" {
+		msg += " (" + name + ")"
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errno is the symbolic name of the kernel's error, e.g. "EACCES", or ""
+// when the failure was not a system call error.
+func (e *Error) Errno() string {
+	var errno unix.Errno
+	if errors.As(e.Err, &errno) {
+		return unix.ErrnoName(errno)
+	}
+	return ""
+}
+
+// Writable creates a uniquely named file in dir (a path of the target),
+// writes to it and removes it, then creates and removes a subdirectory (the
+// go command makes directories in its caches), all as the target's build
+// user. The error names the path, the user and the errno.
+func Writable(ctx context.Context, t *check.Target, dir string) error {
+	return asUser(ctx, t, func(hostDir string) error {
+		return writeProbe(t, dir, hostDir)
+	}, dir)
+}
+
+func writeProbe(t *check.Target, dir, hostDir string) error {
+	fail := func(op, path string, err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &Error{Op: op, Path: path, User: userName(t), Err: err}
+	}
+	f, err := os.CreateTemp(hostDir, ".gopatrol-probe-*")
+	if err != nil {
+		return fail("create a file", dir, err)
+	}
+	name := filepath.Join(dir, filepath.Base(f.Name()))
+	_, werr := f.Write([]byte("gopatrol probe\n"))
+	cerr := f.Close() // quota and NFS errors may surface only at close
+	rerr := os.Remove(f.Name())
+	switch {
+	case werr != nil:
+		return fail("write", name, werr)
+	case cerr != nil:
+		return fail("write", name, cerr)
+	case rerr != nil:
+		return fail("remove a file", name, rerr)
+	}
+	sub, err := os.MkdirTemp(hostDir, ".gopatrol-probe-*")
+	if err != nil {
+		return fail("create a directory", dir, err)
+	}
+	if err := os.Remove(sub); err != nil {
+		return fail("remove a directory", filepath.Join(dir, filepath.Base(sub)), err)
+	}
+	return nil
+}
+
+func userName(t *check.Target) string {
+	if t.User == nil {
+		return fmt.Sprint(os.Geteuid())
+	}
+	return t.User.Name
+}
+
+// asUser runs fn on hostDir with the build user's filesystem credentials
+// and waits for it or for ctx.
+func asUser(ctx context.Context, t *check.Target, fn func(hostDir string) error, dir string) error {
+	hostDir := t.Path(dir)
+	if !t.AsOther() {
+		// Still on a goroutine: a hung filesystem must not hold the
+		// check past its deadline.
+		return wait(ctx, dir, func() error { return fn(hostDir) })
+	}
+	u := t.User
+	return wait(ctx, dir, func() error {
+		// The thread's credentials are changed for good: never
+		// unlock, so the runtime discards the thread when this
+		// goroutine ends instead of reusing it.
+		runtime.LockOSThread()
+		if err := switchThread(u); err != nil {
+			return err
+		}
+		return fn(hostDir)
+	})
+}
+
+// wait runs fn on its own goroutine. On ctx's end it returns at once; fn
+// keeps running and removes what it created when its system call returns.
+func wait(ctx context.Context, dir string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("probe of %s: %w (the filesystem did not answer)", dir, ctx.Err())
+	}
+}
+
+// switchThread gives the calling thread u's filesystem identity. The raw
+// system calls act on this thread only; Go's syscall.Setgroups and friends
+// would change every thread of the process.
+func switchThread(u *check.User) error {
+	groups := u.Groups
+	if len(groups) == 0 {
+		groups = []uint32{u.GID}
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
+		return fmt.Errorf("probe as user %s: setgroups: %w (probing as another user needs root)", u.Name, e)
+	}
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(u.GID), 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(u.UID), 0, 0)
+	// setfs[ug]id report no errors; asking with -1 returns the current
+	// value without changing it.
+	gid, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
+	uid, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
+	if uint32(uid) != u.UID || uint32(gid) != u.GID {
+		return fmt.Errorf("probe as user %s: cannot switch to uid %d gid %d (probing as another user needs root)", u.Name, u.UID, u.GID)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/agent/check/proxy/proxytest"
+)
+
+const probeMod = "example.com/probe"
+
+func TestProxyEntries(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // Label, with "|" suffix for FallBackOnError, "!" for Err
+	}{
+		{"https://a.test,direct", []string{"GOPROXY https://a.test", "GOPROXY direct"}},
+		{"a.test|https://b.test/x,off,https://never.test", []string{"GOPROXY https://a.test|", "GOPROXY https://b.test/x", "GOPROXY off"}},
+		{" , ", nil},
+		{"file:///srv/mods,http://c.test:8080", []string{"GOPROXY file:///srv/mods", "GOPROXY http://c.test:8080"}},
+		{"ftp://x.test", []string{"GOPROXY ftp://x.test!"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, e := range proxyEntries(tt.in) {
+			s := e.Label()
+			if e.FallBackOnError {
+				s += "|"
+			}
+			if e.Err != nil {
+				s += "!"
+			}
+			got = append(got, s)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("proxyEntries(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSumdbEntry(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"sum.example.org", "https://sum.example.org"},
+		{"sum.example.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ze5ZGfmf3m8d8Y1", "https://sum.example.org"},
+		{"sum.example.org+033de0ae+Ac4 https://mirror.test/sumdb", "https://mirror.test/sumdb"},
+		{"off", "off"},
+		{"a b c", "error"},
+	}
+	for _, tt := range tests {
+		e, ok := sumdbEntry(tt.in)
+		got := e.Special
+		switch {
+		case !ok:
+			got = "none"
+		case e.Err != nil:
+			got = "error"
+		case e.URL != nil:
+			got = e.URL.String()
+		}
+		if got != tt.want {
+			t.Errorf("sumdbEntry(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// caDir is an SSL_CERT_DIR holding p's anchor.
+func caDir(t *testing.T, p *proxytest.Server) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "proxy-ca.pem"), p.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// closedPort is an address on 127.0.0.1 where nothing listens.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestTLS(t *testing.T) {
+	tlsc := checktest.Find(t, Checks(), "proxy.tls")
+	tests := []struct {
+		name   string
+		opts   []proxytest.Option
+		trust  string // "file", "dir" or "" (the machine's roots)
+		status check.Status
+		want   []string // in the summary or evidence
+	}{
+		{"healthy, CA in SSL_CERT_FILE", nil, "file", check.Pass, []string{"verified", "gopatrol proxytest CA", "SSL_CERT_FILE="}},
+		{"healthy, CA in SSL_CERT_DIR", nil, "dir", check.Pass, []string{"verified", "SSL_CERT_DIR="}},
+		{"self-signed, not trusted", []proxytest.Option{proxytest.WithSelfSigned()}, "", check.Fail,
+			[]string{"x509: certificate signed by unknown authority", "self-signed certificate, issuer CN=proxy.gopatrol.test (self-signed)"}},
+		{"self-signed, in SSL_CERT_FILE", []proxytest.Option{proxytest.WithSelfSigned()}, "file", check.Pass, []string{"verified"}},
+		{"CA not trusted", nil, "", check.Fail, []string{"unknown authority", "issuer CN=gopatrol proxytest CA"}},
+		{"expired", []proxytest.Option{proxytest.WithExpiredCert()}, "file", check.Fail, []string{"x509: certificate has expired or is not yet valid"}},
+		{"name mismatch", []proxytest.Option{proxytest.WithServerName("elsewhere.test")}, "file", check.Fail,
+			[]string{"x509: cannot validate certificate for 127.0.0.1", "elsewhere.test"}},
+		{"expires soon", []proxytest.Option{proxytest.WithExpiresIn(5 * 24 * time.Hour)}, "file", check.Warn, []string{"expires in 4 days"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := proxytest.New(t, tt.opts...)
+			w := checktest.New(t)
+			w.Setenv("GOPROXY="+p.URL()+",direct", "GOSUMDB=off")
+			switch tt.trust {
+			case "file":
+				w.Setenv("SSL_CERT_FILE=" + p.CAFile())
+			case "dir":
+				w.Setenv("SSL_CERT_FILE=/nonexistent/bundle.pem", "SSL_CERT_DIR="+caDir(t, p))
+			default:
+				w.Unsetenv("SSL_CERT_FILE")
+				w.Unsetenv("SSL_CERT_DIR")
+			}
+			res := w.Run(tlsc)
+			if res.Status != tt.status {
+				t.Fatalf("status %s, want %s: %s", res.Status, tt.status, res.Summary)
+			}
+			for _, s := range append(tt.want, p.URL()) {
+				if !checktest.EvidenceContains(res, s) {
+					t.Errorf("result does not mention %q", s)
+				}
+			}
+			if tt.status != check.Pass && res.Fix == "" {
+				t.Error("no fix")
+			}
+			if p.Requests() == 0 && tt.status == check.Pass {
+				t.Error("the proxy was never asked")
+			}
+		})
+	}
+}
+
+func TestTLSEntries(t *testing.T) {
+	tlsc := checktest.Find(t, Checks(), "proxy.tls")
+	p := proxytest.New(t)
+	addr := closedPort(t)
+	tests := []struct {
+		name, goproxy, gosumdb string
+		status                 check.Status
+		want                   []string
+	}{
+		{"off", "off", "off", check.Skip, []string{"GOSUMDB=off"}},
+		{"direct and http", "http://127.0.0.1:1,direct", "off", check.Skip, []string{"http is not TLS", "direct: the go command fetches"}},
+		{"sumdb with URL", "off", "sum.example.test+033de0ae+AAAA " + p.URL(), check.Pass, []string{p.URL(), "verified"}},
+		{"unreachable", "https://" + addr, "off", check.Warn, []string{"could not connect", addr}},
+		{"bad entry", "ftp://x.test", "off", check.Skip, []string{"unsupported scheme"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := checktest.New(t)
+			w.Setenv("GOPROXY="+tt.goproxy, "GOSUMDB="+tt.gosumdb, "SSL_CERT_FILE="+p.CAFile())
+			res := w.Run(tlsc)
+			if res.Status != tt.status {
+				t.Fatalf("status %s, want %s: %s", res.Status, tt.status, res.Summary)
+			}
+			for _, s := range tt.want {
+				if !checktest.EvidenceContains(res, s) {
+					t.Errorf("result does not mention %q", s)
+				}
+			}
+		})
+	}
+}
+
+func TestProtocol(t *testing.T) {
+	proto := checktest.Find(t, Checks(), "proxy.protocol")
+	good := proxytest.New(t)
+	good.Module(probeMod, "v1.0.0", map[string]string{"probeMod.go": "package probeMod\n"})
+	good.Module(probeMod, "v1.2.0", map[string]string{"probeMod.go": "package probeMod\n"})
+	gone := proxytest.New(t, proxytest.WithStatus(http.StatusGone))
+	broken := proxytest.New(t, proxytest.WithStatus(http.StatusBadGateway))
+	empty := proxytest.New(t)
+	html := proxytest.New(t, proxytest.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html><body>Please sign in</body></html>"))
+	})))
+	// One bundle trusting every server above.
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	var pem []byte
+	for _, p := range []*proxytest.Server{good, gone, broken, empty, html} {
+		pem = append(pem, p.CAPEM()...)
+	}
+	if err := os.WriteFile(bundle, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		goproxy string
+		env     []string
+		status  check.Status
+		want    []string
+	}{
+		{"healthy", good.URL(), nil, check.Pass, []string{"2 version(s), highest v1.2.0", "@latest: v1.2.0", good.URL()}},
+		{"410", gone.URL(), nil, check.Fail, []string{"410 Gone", "the proxy refuses to serve " + probeMod, "GOPRIVATE=example.com/probe", gone.URL()}},
+		{"404", empty.URL(), nil, check.Fail, []string{"404 Not Found", "the proxy does not have " + probeMod, empty.URL()}},
+		{"5xx", broken.URL(), nil, check.Fail, []string{"502 Bad Gateway", "the go command stops at GOPROXY " + broken.URL()}},
+		{"html", html.URL(), nil, check.Fail, []string{"HTML page", "Please sign in", html.URL()}},
+		{"410 then good", gone.URL() + "," + good.URL(), nil, check.Warn, []string{"410 Gone", "@latest: v1.2.0"}},
+		{"5xx with | then good", broken.URL() + "|" + good.URL(), nil, check.Warn, []string{"502", "@latest: v1.2.0"}},
+		{"404 then direct", empty.URL() + ",direct", nil, check.Warn, []string{"falls back to direct"}},
+		{"not trusted", good.URL(), []string{"SSL_CERT_FILE=/nonexistent.pem", "SSL_CERT_DIR=/nonexistent"}, check.Fail, []string{"TLS verification failed", "unknown authority"}},
+		{"direct only", "direct", nil, check.Skip, []string{"direct"}},
+		{"bad probeMod", good.URL(), []string{ProbeModuleEnv + "=not a module"}, check.Error, []string{"not a module"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := checktest.New(t)
+			w.Setenv("GOPROXY="+tt.goproxy, "SSL_CERT_FILE="+bundle, ProbeModuleEnv+"="+probeMod)
+			w.Setenv(tt.env...)
+			res := w.Run(proto)
+			if res.Status != tt.status {
+				t.Fatalf("status %s, want %s: %s", res.Status, tt.status, res.Summary)
+			}
+			for _, s := range tt.want {
+				if !checktest.EvidenceContains(res, s) && !strings.Contains(res.Fix, s) {
+					t.Errorf("result does not mention %q", s)
+				}
+			}
+			if tt.status != check.Pass && tt.status != check.Skip && res.Fix == "" {
+				t.Error("no fix")
+			}
+			if strings.Contains(res.Summary, "%!") {
+				t.Errorf("bad format in summary: %s", res.Summary)
+			}
+		})
+	}
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// The places crypto/x509 reads on Linux (root_linux.go): the first bundle
+// file that exists, then every directory.
+var (
+	certFiles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	certDirectories = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// roots is the trust store the target's go command would use.
+type roots struct {
+	Pool    *x509.CertPool
+	Count   int      // distinct certificates
+	Sources []string // the file and directories that contributed
+	Env     string   // SSL_CERT_FILE / SSL_CERT_DIR as set on the target
+	Err     error    // first read error other than "does not exist"
+}
+
+// Describe is the evidence line for the trust store.
+func (r roots) Describe() string {
+	s := fmt.Sprintf("%d certificates from %s (%s)", r.Count, strings.Join(r.Sources, ", "), r.Env)
+	if len(r.Sources) == 0 {
+		s = fmt.Sprintf("no certificates (%s)", r.Env)
+	}
+	if r.Err != nil {
+		s += "; " + r.Err.Error()
+	}
+	return s
+}
+
+// loadRoots loads the roots as crypto/x509's loadSystemRoots does on Linux,
+// but for the target: its SSL_CERT_FILE and SSL_CERT_DIR, its files.
+// x509.SystemCertPool cannot be used, since it reads this process's
+// environment and filesystem, which are not the target's in the agent.
+func loadRoots(t *check.Target) roots {
+	r := roots{Pool: x509.NewCertPool()}
+	seen := map[[32]byte]bool{}
+	add := func(data []byte) int {
+		n := 0
+		for len(data) > 0 {
+			var block *pem.Block
+			block, data = pem.Decode(data)
+			if block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
+				continue
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				continue
+			}
+			n++
+			if h := sha256.Sum256(c.Raw); !seen[h] {
+				seen[h] = true
+				r.Pool.AddCert(c)
+			}
+		}
+		return n
+	}
+	noteErr := func(err error) {
+		if r.Err == nil && !errors.Is(err, fs.ErrNotExist) {
+			r.Err = err
+		}
+	}
+
+	files := certFiles
+	envFile, envDir := t.Getenv("SSL_CERT_FILE"), t.Getenv("SSL_CERT_DIR")
+	r.Env = "SSL_CERT_FILE unset"
+	if envFile != "" {
+		files = []string{envFile}
+		r.Env = "SSL_CERT_FILE=" + envFile
+	}
+	for _, f := range files {
+		data, err := readTargetFile(t, f)
+		if err != nil {
+			if envFile != "" && errors.Is(err, fs.ErrNotExist) {
+				// Go ignores it silently; the user wants to know.
+				r.Err = fmt.Errorf("SSL_CERT_FILE %s: %w", envFile, err)
+			}
+			noteErr(err)
+			continue
+		}
+		if add(data) > 0 {
+			r.Sources = append(r.Sources, f)
+		} else if envFile != "" {
+			r.Err = fmt.Errorf("SSL_CERT_FILE %s holds no PEM certificates", envFile)
+		}
+		break
+	}
+
+	dirs := certDirectories
+	r.Env += ", SSL_CERT_DIR unset"
+	if envDir != "" {
+		// OpenSSL and Go both separate SSL_CERT_DIR with ":".
+		dirs = strings.Split(envDir, ":")
+		r.Env = strings.Replace(r.Env, "SSL_CERT_DIR unset", "SSL_CERT_DIR="+envDir, 1)
+	}
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(t.Path(dir))
+		if err != nil {
+			noteErr(err)
+			continue
+		}
+		n := 0
+		for _, de := range ents {
+			if isSameDirSymlink(t, dir, de) {
+				continue
+			}
+			if data, err := readTargetFile(t, dir+"/"+de.Name()); err == nil {
+				n += add(data)
+			}
+		}
+		if n > 0 {
+			r.Sources = append(r.Sources, dir)
+		}
+	}
+	r.Count = len(seen)
+	return r
+}
+
+// isSameDirSymlink mirrors crypto/x509: links to a file in the same
+// directory (the OpenSSL hash links) are skipped as duplicates.
+func isSameDirSymlink(t *check.Target, dir string, de fs.DirEntry) bool {
+	if de.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	target, err := os.Readlink(t.Path(filepath.Join(dir, de.Name())))
+	return err == nil && !strings.Contains(target, "/")
+}
+
+// readTargetFile reads a file of the target, resolving symbolic links
+// inside the target's root: /etc/ssl/certs links into
+// /usr/share/ca-certificates, which in a mounted host is not ours.
+func readTargetFile(t *check.Target, p string) ([]byte, error) {
+	if t.Root == "" || t.Root == "/" {
+		return os.ReadFile(p)
+	}
+	for range 40 {
+		hp := t.Path(p)
+		fi, err := os.Lstat(hp)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return os.ReadFile(hp)
+		}
+		link, err := os.Readlink(hp)
+		if err != nil {
+			return nil, err
+		}
+		if filepath.IsAbs(link) {
+			p = link
+		} else {
+			p = filepath.Join(filepath.Dir(p), link)
+		}
+	}
+	return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
+}

@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// expiryWarn is how close to expiry a certificate gets a warning.
+const expiryWarn = 14 * 24 * time.Hour
+
+var tlsCheck = check.Check{
+	ID:      "proxy.tls",
+	Title:   "GOPROXY and GOSUMDB hosts present certificates the system roots trust",
+	Seed:    "3.2",
+	Timeout: 3 * requestTimeout,
+	Run:     runTLS,
+}
+
+// finding is what one check concluded about one entry.
+type finding struct {
+	Status  check.Status
+	Entry   entry
+	Detail  string // evidence value
+	Summary string // one clause for the summary; "" for a pass
+	Fix     string
+}
+
+func runTLS(ctx context.Context, env *check.Env) check.Result {
+	t, tc := env.Target, env.Toolchain
+	entries := proxyEntries(tc.Get("GOPROXY"))
+	if e, ok := sumdbEntry(tc.Get("GOSUMDB")); ok {
+		entries = append(entries, e)
+	}
+	var dial []entry
+	var findings []finding
+	for _, e := range entries {
+		switch {
+		case e.Err != nil:
+			findings = append(findings, finding{Status: check.Fail, Entry: e, Detail: e.Err.Error(), Summary: e.Err.Error(),
+				Fix: fmt.Sprintf("correct %s (go env -w %s=...): entries are https://host[/path], \"direct\" or \"off\"", e.Var, e.Var)})
+		case e.Special != "":
+			findings = append(findings, finding{Status: check.Pass, Entry: e, Detail: "not dialled: " + specialMeaning(e)})
+		case e.URL.Scheme != "https":
+			findings = append(findings, finding{Status: check.Pass, Entry: e, Detail: "not dialled: " + e.URL.Scheme + " is not TLS"})
+		default:
+			dial = append(dial, e)
+		}
+	}
+	if len(dial) == 0 {
+		r := check.Skipf("no https entry in GOPROXY=%q or GOSUMDB=%q", tc.Get("GOPROXY"), tc.Get("GOSUMDB"))
+		for _, f := range findings {
+			r = r.With(f.Entry.Key(), f.Entry.Target()+": "+f.Detail)
+		}
+		return r
+	}
+
+	rs := loadRoots(t)
+	client := newClient(t, rs)
+	defer client.CloseIdleConnections()
+	dialled := make([]finding, len(dial))
+	var wg sync.WaitGroup
+	for i, e := range dial {
+		wg.Go(func() { dialled[i] = handshake(ctx, client, t, e, rs) })
+	}
+	wg.Wait()
+	findings = append(findings, dialled...)
+
+	r := combine(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
+	r = r.With("roots", rs.Describe())
+	if rs.Count == 0 {
+		r.Fix = strings.TrimSpace(r.Fix + " The trust store is empty: install the CA bundle (apt-get install ca-certificates) or set SSL_CERT_FILE to a PEM bundle.")
+	}
+	return r
+}
+
+func specialMeaning(e entry) string {
+	switch {
+	case e.Var == "GOSUMDB":
+		return "GOSUMDB=off: downloaded modules are not checked against a checksum database"
+	case e.Special == "off":
+		return "off: the go command downloads nothing past this entry"
+	default:
+		return "direct: the go command fetches from version control directly"
+	}
+}
+
+// handshake makes one HEAD request to e, verifying with rs, and reads the
+// verdict off the TLS state or the verification error. The HTTP status does
+// not matter here; proxy.protocol judges that.
+func handshake(ctx context.Context, client *http.Client, t *check.Target, e entry, rs roots) finding {
+	f := finding{Entry: e}
+	var notes []string
+	if via := viaProxy(t, e.URL); via != "" {
+		notes = append(notes, "via HTTPS_PROXY "+via)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, e.URL.String(), nil)
+	if err != nil {
+		f.Status, f.Detail, f.Summary = check.Fail, err.Error(), err.Error()
+		return f
+	}
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.TLS == nil || len(resp.TLS.VerifiedChains) == 0 {
+			// A redirect to http:// ends without TLS state worth judging.
+			f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain (redirected to "+resp.Request.URL.String()+")"), "; ")
+			return f
+		}
+		chain := resp.TLS.VerifiedChains[0]
+		first := chain[0]
+		for _, c := range chain {
+			if c.NotAfter.Before(first.NotAfter) {
+				first = c
+			}
+		}
+		left := time.Until(first.NotAfter)
+		days := int(left.Hours() / 24)
+		notes = append(notes, fmt.Sprintf("verified; %s; expires in %d days (%s: %s)", tls.VersionName(resp.TLS.Version), days, first.Subject, first.NotAfter.UTC().Format(time.DateOnly)))
+		notes = append(notes, "chain: "+describeChain(chain))
+		f.Status, f.Detail = check.Pass, strings.Join(notes, "; ")
+		if left < expiryWarn {
+			f.Status = check.Warn
+			f.Summary = fmt.Sprintf("%s: certificate %s expires in %d days (%s)", e.Label(), first.Subject, days, first.NotAfter.UTC().Format(time.DateOnly))
+			f.Fix = fmt.Sprintf("renew the certificate of %s before %s", e.URL.Host, first.NotAfter.UTC().Format(time.DateOnly))
+		}
+		return f
+	}
+
+	host := e.URL.Hostname()
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		presented := cve.UnverifiedCertificates
+		notes = append(notes, "error: "+cve.Error())
+		if len(presented) > 0 {
+			notes = append(notes, "presented: "+describeChain(presented))
+		}
+		f.Status, f.Detail = check.Fail, strings.Join(notes, "; ")
+		var ua x509.UnknownAuthorityError
+		var he x509.HostnameError
+		var ci x509.CertificateInvalidError
+		switch {
+		case errors.As(cve.Err, &ua):
+			top := presented[len(presented)-1]
+			what := "issuer " + top.Issuer.String()
+			if len(presented) == 1 && bytes.Equal(top.RawIssuer, top.RawSubject) {
+				what = "self-signed certificate, issuer " + top.Issuer.String()
+			}
+			f.Summary = fmt.Sprintf("%s: x509: certificate signed by unknown authority (%s not in the roots)", e.Label(), what)
+			anchor := fmt.Sprintf("the CA certificate %q", top.Issuer.CommonName)
+			if len(presented) == 1 && bytes.Equal(top.RawIssuer, top.RawSubject) {
+				anchor = fmt.Sprintf("the self-signed certificate %q itself (better: have the proxy use a CA-issued certificate)", top.Subject.CommonName)
+			}
+			f.Fix = fmt.Sprintf("add %s to the system store (cp ca.pem /usr/local/share/ca-certificates/proxy-ca.crt && update-ca-certificates), or point SSL_CERT_FILE at a PEM bundle that holds it", anchor)
+		case errors.As(cve.Err, &he):
+			f.Summary = fmt.Sprintf("%s: %s", e.Label(), he.Error())
+			f.Fix = fmt.Sprintf("use a name the certificate is valid for (%s) in %s, or reissue the certificate with %s in its subject alternative names", certNames(he.Certificate), e.Var, host)
+		case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
+			f.Summary = fmt.Sprintf("%s: %s", e.Label(), ci.Error())
+			f.Fix = fmt.Sprintf("renew the certificate of %s (expired %s); if it has not expired, this machine's clock is wrong (check `date`, enable NTP)", e.URL.Host, ci.Cert.NotAfter.UTC().Format(time.DateOnly))
+		default:
+			f.Summary = fmt.Sprintf("%s: %v", e.Label(), cve.Err)
+			f.Fix = fmt.Sprintf("fix the certificate chain of %s, then retry with: curl -v %s", e.URL.Host, e.URL)
+		}
+		return f
+	}
+	// Not a verdict on the certificate: the host could not be reached.
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) || (errors.As(err, &opErr) && opErr.Op == "dial") || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		f.Status = check.Warn
+		f.Detail = strings.Join(append(notes, "could not connect: "+err.Error()), "; ")
+		f.Summary = fmt.Sprintf("%s: could not connect to %s, the certificate was not checked", e.Label(), hostPort(e.URL))
+		f.Fix = fmt.Sprintf("check that %s is reachable from here (firewall, DNS, HTTPS_PROXY), then run gopatrol check --only proxy.tls again", hostPort(e.URL))
+		return f
+	}
+	f.Status = check.Fail
+	f.Detail = strings.Join(append(notes, "error: "+err.Error()), "; ")
+	f.Summary = fmt.Sprintf("%s: TLS handshake failed: %v", e.Label(), unwrapURL(err))
+	f.Fix = fmt.Sprintf("make %s answer TLS on %s (an http:// proxy must be written http:// in %s)", e.URL.Host, hostPort(e.URL), e.Var)
+	return f
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// unwrapURL drops the "Head "url": " prefix that net/http adds.
+func unwrapURL(err error) error {
+	if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "Head ") {
+		return u
+	}
+	return err
+}
+
+func describeChain(chain []*x509.Certificate) string {
+	var parts []string
+	for i, c := range chain {
+		parts = append(parts, fmt.Sprintf("[%d] subject %q issuer %q not after %s", i, c.Subject.String(), c.Issuer.String(), c.NotAfter.UTC().Format(time.DateOnly)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func certNames(c *x509.Certificate) string {
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return "no subject alternative names"
+	}
+	return strings.Join(names, ", ")
+}
+
+// combine turns per-entry findings into one result: the worst status, the
+// non-pass clauses as summary, every entry as evidence.
+func combine(findings []finding, passSummary string) check.Result {
+	status := check.Pass
+	var clauses, fixes []string
+	for _, f := range findings {
+		if f.Status.Worse(status) {
+			status = f.Status
+		}
+		if f.Summary != "" {
+			clauses = append(clauses, f.Summary)
+		}
+		if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
+			fixes = append(fixes, f.Fix)
+		}
+	}
+	var r check.Result
+	if len(clauses) == 0 {
+		r = check.Passf("%s", passSummary)
+	} else {
+		r = check.Result{Status: status, Summary: strings.Join(clauses, "; ")}
+	}
+	for _, f := range findings {
+		r = r.With(f.Entry.Key(), f.Entry.Target()+": "+f.Detail)
+	}
+	if len(fixes) > 0 {
+		r = r.WithFix("%s", strings.Join(fixes, "; "))
+	}
+	return r
+}

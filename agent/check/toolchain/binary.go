@@ -1,0 +1,136 @@
+package toolchain
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+var goBinary = check.Check{
+	ID:          "go.binary",
+	Title:       "the go on PATH is a real Go binary",
+	Seed:        "1",
+	NoToolchain: true,
+	Run:         runGoBinary,
+}
+
+func runGoBinary(ctx context.Context, env *check.Env) check.Result {
+	t := env.Target
+	entries, relative := scanPath(t)
+	ev := map[string]string{}
+	var fs []finding
+	if len(relative) > 0 {
+		ev["path.relative"] = strings.Join(relative, ":")
+		fs = append(fs, finding{check.Warn,
+			fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative),
+			"remove the relative entries from PATH (use absolute directories)"})
+	}
+
+	var infos []binInfo
+	for _, e := range entries {
+		switch {
+		case e.Err != nil:
+			ev["go.dangling"] = strings.TrimPrefix(ev["go.dangling"]+", ", ", ") + e.Path
+			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path),
+				fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path)})
+		case e.NoExec:
+			ev["go.not-executable"] = strings.TrimPrefix(ev["go.not-executable"]+", ", ", ") + e.Path
+		default:
+			bi := readBinInfo(t, e.Path)
+			infos = append(infos, bi)
+		}
+	}
+	for i, bi := range infos {
+		ev["go."+strconv.Itoa(i+1)] = bi.String()
+	}
+
+	tc := env.Toolchain
+	if len(infos) == 0 {
+		r := check.Failf("no go on PATH").With("PATH", t.Getenv("PATH")).
+			WithFix("install Go and add its bin directory to PATH, e.g. export PATH=$PATH:/usr/local/go/bin")
+		if tc != nil && tc.Err != nil {
+			r = r.With("error", tc.Err.Error())
+		}
+		for k, v := range ev {
+			r = r.With(k, v)
+		}
+		return r
+	}
+
+	first := infos[0]
+	var real *binInfo
+	for i := range infos[1:] {
+		if infos[1+i].IsGo() {
+			real = &infos[1+i]
+			break
+		}
+	}
+	if !first.IsGo() {
+		what := "is not a Go binary"
+		if first.Script {
+			what = "is a script that shadows the go binary"
+		} else if first.Err == nil {
+			what = fmt.Sprintf("is a Go program of %s, not the go command", first.Main)
+		}
+		msg := fmt.Sprintf("the first go on PATH, %s, %s", first.Path, what)
+		fix := fmt.Sprintf("remove or rename %s, or put a Go root's bin first on PATH", first.Path)
+		if real != nil {
+			msg += fmt.Sprintf("; the real go %s (%s) comes later on PATH", real.Path, real.Version)
+			fix = fmt.Sprintf("remove or rename %s so that %s runs, or put %s first on PATH", first.Path, real.Path, dirOf(real.Path))
+			ev["go.real"] = real.Path
+		}
+		ev["go.first"] = first.Path
+		fs = append(fs, finding{check.Fail, msg, fix})
+	}
+
+	versions := map[string][]string{}
+	var order []string
+	for _, bi := range infos {
+		if !bi.IsGo() {
+			continue
+		}
+		if _, ok := versions[bi.Version]; !ok {
+			order = append(order, bi.Version)
+		}
+		versions[bi.Version] = append(versions[bi.Version], bi.Path)
+	}
+	if len(order) > 1 {
+		var parts []string
+		for _, v := range order {
+			parts = append(parts, v+" at "+strings.Join(versions[v], ", "))
+		}
+		fs = append(fs, finding{check.Warn,
+			"the go binaries on PATH differ in version: " + strings.Join(parts, "; "),
+			fmt.Sprintf("keep one Go on PATH, or make sure %s is the one you mean", firstGo(infos))})
+	}
+
+	if tc != nil && tc.Err != nil && first.IsGo() {
+		ev["error"] = tc.Err.Error()
+		fs = append(fs, finding{check.Fail, fmt.Sprintf("%s is a Go binary but `go env` failed: %v", first.Path, tc.Err),
+			"run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
+	}
+	if tc != nil && tc.Err == nil && tc.Go != first.Path {
+		ev["go.checked"] = tc.Go + " (--go)"
+	}
+	return combine(fmt.Sprintf("%s is the go command (%s)", first.Path, first.Version), fs, ev)
+}
+
+func firstGo(infos []binInfo) string {
+	for _, bi := range infos {
+		if bi.IsGo() {
+			return bi.Path
+		}
+	}
+	return "go"
+}
+
+func dirOf(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}

@@ -1,0 +1,70 @@
+package toolchain
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+var gorootGOOS = check.Check{
+	ID:    "goroot.goos",
+	Title: "the go binary's GOOS/GOARCH match GOROOT's source",
+	Seed:  "2.2",
+	Run:   runGorootGOOS,
+}
+
+// The generated constants of internal/goos and internal/goarch, e.g.
+// const GOOS = `linux`.
+var (
+	goosConst   = regexp.MustCompile("(?m)^const GOOS = [`\"]([^`\"]*)[`\"]")
+	goarchConst = regexp.MustCompile("(?m)^const GOARCH = [`\"]([^`\"]*)[`\"]")
+)
+
+func runGorootGOOS(ctx context.Context, env *check.Env) check.Result {
+	t, tc := env.Target, env.Toolchain
+	goroot := tc.Get("GOROOT")
+	bi := readBinInfo(t, tc.Go)
+	if !bi.IsGo() {
+		return check.Skipf("%s has no Go build info, see go.binary", tc.Go)
+	}
+	if bi.GOOS == "" || bi.GOARCH == "" {
+		return check.Skipf("%s records no GOOS/GOARCH build settings (built by %s)", tc.Go, bi.Version)
+	}
+	ev := map[string]string{"binary": fmt.Sprintf("%s: GOOS=%s GOARCH=%s", tc.Go, bi.GOOS, bi.GOARCH)}
+	var fs []finding
+	for _, c := range []struct {
+		name, want, file string
+		re               *regexp.Regexp
+	}{
+		{"GOOS", bi.GOOS, filepath.Join(goroot, "src", "internal", "goos", "zgoos_"+bi.GOOS+".go"), goosConst},
+		{"GOARCH", bi.GOARCH, filepath.Join(goroot, "src", "internal", "goarch", "zgoarch_"+bi.GOARCH+".go"), goarchConst},
+	} {
+		src, err := os.ReadFile(t.Path(c.file))
+		if err != nil {
+			ev[c.name+".source"] = c.file + ": " + err.Error()
+			fs = append(fs, finding{check.Fail,
+				fmt.Sprintf("%s was built for %s=%s but GOROOT has no %s", tc.Go, c.name, c.want, c.file),
+				fmt.Sprintf("GOROOT %s is not a source tree for %s; reinstall the %s/%s release of Go", goroot, c.want, bi.GOOS, bi.GOARCH)})
+			continue
+		}
+		m := c.re.FindSubmatch(src)
+		if m == nil {
+			ev[c.name+".source"] = c.file + ": no const " + c.name
+			fs = append(fs, finding{check.Fail, fmt.Sprintf("%s defines no const %s", c.file, c.name),
+				"reinstall Go from the release archive; " + c.file + " was modified"})
+			continue
+		}
+		got := string(m[1])
+		ev[c.name+".source"] = fmt.Sprintf("%s: const %s = %q", c.file, c.name, got)
+		if got != c.want {
+			fs = append(fs, finding{check.Fail,
+				fmt.Sprintf("%s was built for %s=%s but %s says %s = %q", tc.Go, c.name, c.want, c.file, c.name, got),
+				fmt.Sprintf("reinstall Go from one %s/%s release archive; GOROOT %s mixes platforms", bi.GOOS, bi.GOARCH, goroot)})
+		}
+	}
+	return combine(fmt.Sprintf("%s/%s in %s and in GOROOT's internal/goos and internal/goarch", bi.GOOS, bi.GOARCH, tc.Go), fs, ev)
+}

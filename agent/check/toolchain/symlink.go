@@ -1,0 +1,126 @@
+package toolchain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+var gorootSymlink = check.Check{
+	ID:    "goroot.symlink",
+	Title: "the links from the go on PATH to GOROOT resolve and agree",
+	Seed:  "2.1",
+	Run:   runGorootSymlink,
+}
+
+// versionedDir matches an installation directory named for its version,
+// like /usr/local/go1.22.5.
+var versionedDir = regexp.MustCompile(`^go1(\.\d+)*([a-z]+\d*)?$`)
+
+func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
+	t, tc := env.Target, env.Toolchain
+	goroot := tc.Get("GOROOT")
+	ev := map[string]string{}
+	var fs []finding
+
+	// Start from the go a shell would run: the first on PATH that exists,
+	// plus any dangling one before it (a broken link in the chain).
+	entries, _ := scanPath(t)
+	start := tc.Go
+	for _, e := range entries {
+		if e.Err != nil {
+			_, hops, err := resolve(t, e.Path)
+			addHops(ev, "chain."+e.Path, hops)
+			var de *danglingError
+			if errors.As(err, &de) {
+				ev["dangling"] = de.Hop.String()
+				fs = append(fs, finding{check.Fail,
+					fmt.Sprintf("%s on PATH leads to a dangling link: %s points to %s, which does not exist", e.Path, de.Hop.Link, de.Missing),
+					fmt.Sprintf("ln -sfn <the Go root you want> %s, or remove %s", de.Hop.Link, e.Path)})
+			}
+			continue
+		}
+		if !e.NoExec {
+			start = e.Path
+			break
+		}
+	}
+
+	goReal, goHops, err := resolve(t, start)
+	addHops(ev, "go", goHops)
+	ev["go"] = start
+	if err != nil {
+		return combine("", append(fs, danglingFinding(start, err)), ev)
+	}
+	ev["go.real"] = goReal
+	rootReal, rootHops, err := resolve(t, goroot)
+	addHops(ev, "GOROOT", rootHops)
+	ev["GOROOT"] = goroot
+	if err != nil {
+		return combine("", append(fs, danglingFinding(goroot, err)), ev)
+	}
+	ev["GOROOT.real"] = rootReal
+
+	// The go on PATH must be GOROOT's own go, after resolving links.
+	binRoot := filepath.Dir(filepath.Dir(goReal))
+	if filepath.Base(filepath.Dir(goReal)) != "bin" {
+		binRoot = filepath.Dir(binRoot) // GOROOT/bin/GOOS_GOARCH/go
+	}
+	if !sameDir(t, binRoot, rootReal) {
+		goVer, _ := readVersionFile(t, binRoot)
+		rootVer, _ := readVersionFile(t, rootReal)
+		msg := fmt.Sprintf("the go on PATH, %s, lives in %s (%s) but GOROOT is %s (%s)", start, binRoot, orNone(goVer), goroot, orNone(rootVer))
+		if goroot != rootReal {
+			msg += " -> " + rootReal
+		}
+		fs = append(fs, finding{check.Fail, msg,
+			fmt.Sprintf("put %s first on PATH, or unset GOROOT so that %s uses its own root %s", filepath.Join(goroot, "bin"), start, binRoot)})
+	}
+
+	// A PATH entry that names a versioned directory while an unversioned
+	// link next to it points elsewhere (PATH=/usr/local/go1.22.5/bin,
+	// /usr/local/go -> go1.23.0): upgrades via the link never reach PATH.
+	pathRoot := filepath.Dir(filepath.Dir(start))
+	if versionedDir.MatchString(filepath.Base(pathRoot)) {
+		link := filepath.Join(filepath.Dir(pathRoot), "go")
+		if fi, err := os.Lstat(t.Path(link)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(t.Path(link))
+			if lr, _, err := resolve(t, link); err == nil && !sameDir(t, lr, pathRoot) {
+				ev["link"] = hop{link, target}.String()
+				fs = append(fs, finding{check.Warn,
+					fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target),
+					fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
+			}
+		}
+	}
+	return combine(fmt.Sprintf("%s resolves to %s, GOROOT's own go", start, goReal), fs, ev)
+}
+
+func addHops(ev map[string]string, prefix string, hops []hop) {
+	for i, h := range hops {
+		ev[prefix+".link"+strconv.Itoa(i+1)] = h.String()
+	}
+}
+
+func danglingFinding(p string, err error) finding {
+	var de *danglingError
+	if errors.As(err, &de) {
+		return finding{check.Fail,
+			fmt.Sprintf("%s cannot be resolved: %s points to %s, which does not exist", p, de.Hop.Link, de.Missing),
+			fmt.Sprintf("ln -sfn <the Go root you want> %s", de.Hop.Link)}
+	}
+	return finding{check.Fail, fmt.Sprintf("%s cannot be resolved: %v", p, err), "reinstall Go or fix the path " + p}
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "no VERSION"
+	}
+	return v
+}

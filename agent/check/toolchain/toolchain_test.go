@@ -1,0 +1,297 @@
+package toolchain_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/agent/check/toolchain"
+)
+
+// realRoot is the GOROOT of the go the tests run with.
+func realRoot(t testing.TB) string {
+	return filepath.Dir(filepath.Dir(checktest.RealGo(t)))
+}
+
+// mirrorRoot builds a Go root at dst out of links to the real root's
+// entries, except the files named in overrides (paths relative to the
+// root), which are written with the given content; directories on the way
+// to them are made real, their other entries linked. The big trees are
+// never copied.
+func mirrorRoot(t testing.TB, src, dst string, overrides map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		sub := map[string]string{}
+		content, isFile := overrides[name]
+		for k, v := range overrides {
+			if rest, ok := strings.CutPrefix(k, name+"/"); ok {
+				sub[rest] = v
+			}
+		}
+		switch {
+		case isFile:
+			if err := os.WriteFile(filepath.Join(dst, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		case len(sub) > 0:
+			mirrorRoot(t, filepath.Join(src, name), filepath.Join(dst, name), sub)
+		default:
+			if err := os.Symlink(filepath.Join(src, name), filepath.Join(dst, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, v := range overrides {
+		if !strings.Contains(k, "/") {
+			if _, err := os.Lstat(filepath.Join(dst, k)); os.IsNotExist(err) {
+				if err := os.WriteFile(filepath.Join(dst, k), []byte(v), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+func writeFile(t testing.TB, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t testing.TB, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	checks := toolchain.Checks()
+	for _, tt := range []struct {
+		name string
+		id   string
+		// setup breaks the world and returns what the evidence must name.
+		setup func(t *testing.T, w *checktest.World) []string
+		want  check.Status
+	}{
+		{
+			name: "go script first on PATH",
+			id:   "go.binary",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				script := filepath.Join(w.Dir, "shadow", "go")
+				writeFile(t, script, "#!/bin/sh\necho 'go version go1.0 shadow/amd64'\n", 0o755)
+				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				return []string{script, checktest.RealGo(t)}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "relative PATH entry",
+			id:   "go.binary",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("PATH=" + w.Getenv("PATH") + ":./node_modules/.bin")
+				return []string{"./node_modules/.bin"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "GOROOT set to a missing directory",
+			id:   "goroot.valid",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				missing := filepath.Join(w.Dir, "no-such-goroot")
+				w.Setenv("GOROOT=" + missing)
+				return []string{missing}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOROOT overrides the binary's root with another version",
+			id:   "goroot.valid",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				other := filepath.Join(w.Dir, "go1.25.0")
+				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\ntime 2025-08-01T00:00:00Z\n"})
+				w.Setenv("GOROOT=" + other)
+				return []string{other, "go1.25.0", realRoot(t)}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOROOT_FINAL set",
+			id:   "goroot.valid",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOROOT_FINAL=/opt/go")
+				return []string{"/opt/go"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "second GOROOT whose VERSION disagrees with the binary",
+			id:   "go.version-skew",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				other := filepath.Join(w.Dir, "other-root")
+				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\ntime 2025-08-01T00:00:00Z\n"})
+				w.Setenv("GOROOT=" + other)
+				return []string{"go1.25.0", filepath.Join(other, "VERSION")}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "dangling link between the go on PATH and GOROOT",
+			id:   "goroot.symlink",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				// bin/go -> ../current/bin/go, current -> go1.19 (removed).
+				link := filepath.Join(w.Dir, "sdk", "current")
+				symlink(t, "go1.19", link)
+				symlink(t, "../sdk/current/bin/go", filepath.Join(w.Dir, "bin", "go"))
+				w.Setenv("PATH=" + filepath.Join(w.Dir, "bin") + ":" + w.Getenv("PATH"))
+				return []string{link, filepath.Join(w.Dir, "sdk", "go1.19")}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "go on PATH from another root than GOROOT",
+			id:   "goroot.symlink",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				other := filepath.Join(w.Dir, "go-other")
+				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\n"})
+				w.Setenv("GOROOT=" + other)
+				return []string{other, realRoot(t)}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "GOROOT's goos constant disagrees with the binary",
+			id:   "goroot.goos",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				other := filepath.Join(w.Dir, "mixed-root")
+				file := "src/internal/goos/zgoos_linux.go"
+				mirrorRoot(t, realRoot(t), other, map[string]string{
+					file: "// Code generated by gengoos.go using 'go generate'. DO NOT EDIT.\n\npackage goos\n\nconst GOOS = `freebsd`\n",
+				})
+				w.Setenv("GOROOT=" + other)
+				return []string{filepath.Join(other, file), "freebsd"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "go.mod needs a newer Go under GOTOOLCHAIN=local",
+			id:   "module.toolchain",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
+				return []string{"1.99.1", filepath.Join(w.Target.Dir, "go.mod"), "GOTOOLCHAIN=local"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto with GOPROXY=off",
+			id:   "module.toolchain",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
+				w.Setenv("GOTOOLCHAIN=auto")
+				return []string{"go1.99.1", "GOPROXY"}
+			},
+			want: check.Fail,
+		},
+		{
+			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto: download",
+			id:   "module.toolchain",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.2\n", 0o644)
+				w.Setenv("GOTOOLCHAIN=auto", "GOPROXY=http://127.0.0.1:1/mod")
+				return []string{"go1.99.2", "127.0.0.1:1"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "no go.mod",
+			id:   "module.toolchain",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				return []string{w.Target.Dir}
+			},
+			want: check.Skip,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := checktest.New(t)
+			names := tt.setup(t, w)
+			res := w.Run(checktest.Find(t, checks, tt.id))
+			if res.Status != tt.want {
+				t.Fatalf("%s: status %s, want %s: %s %v", tt.id, res.Status, tt.want, res.Summary, res.Evidence)
+			}
+			for _, n := range names {
+				if !checktest.EvidenceContains(res, n) {
+					t.Errorf("%s: evidence does not name %q: %s %v", tt.id, n, res.Summary, res.Evidence)
+				}
+			}
+			if res.Status != check.Pass && res.Status != check.Skip && res.Fix == "" {
+				t.Errorf("%s: %s without a fix", tt.id, res.Status)
+			}
+		})
+	}
+}
+
+// The healthy machine passes every check of this package.
+func TestHealthyWorldPasses(t *testing.T) {
+	w := checktest.New(t)
+	writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
+	for _, c := range toolchain.Checks() {
+		if res := w.Run(c); res.Status != check.Pass {
+			t.Errorf("%s: %s: %s %v", c.ID, res.Status, res.Summary, res.Evidence)
+		}
+	}
+}
+
+// GOROOT reached through a link to a versioned directory, with PATH naming
+// the link's bin as the seed recommends, is healthy; PATH naming the
+// versioned directory while the link points at another one is not.
+func TestVersionedDirectoryOnPath(t *testing.T) {
+	w := checktest.New(t)
+	sdk := filepath.Join(w.Dir, "sdk")
+	// Two installations side by side. Their bin/go must be a file of
+	// their own (a symlink would make it belong to the real root), so it
+	// is a hard link to the real go, or a copy across filesystems.
+	for _, v := range []string{"go1.26.1", "go1.26.2"} {
+		root := filepath.Join(sdk, v)
+		mirrorRoot(t, realRoot(t), root, map[string]string{"bin/go": ""})
+		dst := filepath.Join(root, "bin", "go")
+		_ = os.Remove(dst)
+		if err := os.Link(checktest.RealGo(t), dst); err != nil {
+			b, err := os.ReadFile(checktest.RealGo(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, dst, string(b), 0o755)
+		}
+	}
+	symlink(t, "go1.26.2", filepath.Join(sdk, "go"))
+	c := checktest.Find(t, toolchain.Checks(), "goroot.symlink")
+
+	w.Setenv("PATH=" + filepath.Join(sdk, "go", "bin") + ":/usr/bin:/bin")
+	if res := w.Run(c); res.Status != check.Pass || !checktest.EvidenceContains(res, "'"+filepath.Join(sdk, "go")+"' -> 'go1.26.2'") {
+		t.Errorf("PATH through the link: %s %s %v, want pass with the hop as evidence", res.Status, res.Summary, res.Evidence)
+	}
+
+	w.Setenv("PATH=" + filepath.Join(sdk, "go1.26.1", "bin") + ":/usr/bin:/bin")
+	res := w.Run(c)
+	if res.Status != check.Warn || !checktest.EvidenceContains(res, filepath.Join(sdk, "go1.26.1", "bin")) || !checktest.EvidenceContains(res, "go1.26.2") {
+		t.Errorf("PATH names the versioned dir: %s %s %v, want warn naming both", res.Status, res.Summary, res.Evidence)
+	}
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sensor.bpf.c: Go toolchain process trees, file-access failures and
+ * connect() results.
+ *
+ * Only tracepoints (tp_btf): kprobes, fentry/fexit and BPF-LSM are not
+ * available on the kernels this runs on. Syscall numbers and pt_regs fields
+ * are x86_64's; the Go loader refuses other architectures.
+ *
+ * Every program must cost next to nothing for processes outside a tree:
+ * each returns at its first cheap check (a return value, a tree lookup).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "gopatrol.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define GP_COMM_LEN 16
+#define GP_PATH_MAX 256  /* also the LPM trie's key data size */
+#define GP_ARGS_MAX 1024 /* argv bytes streamed per exec */
+
+/* File classes: user space fills gp_classes with each class's directories. */
+#define GP_CLASS_OTHER 0     /* absolute path under no known directory */
+#define GP_CLASS_RELATIVE 15 /* relative path: not resolved in the kernel */
+#define GP_NCLASS 16
+
+/* Errno slots of the failure counters. */
+#define GP_ERR_EACCES 0
+#define GP_ERR_EPERM 1
+#define GP_ERR_EROFS 2
+#define GP_ERR_ENOENT 3
+#define GP_NERR 4
+
+#define EPERM 1
+#define ENOENT 2
+#define EACCES 13
+#define EROFS 30
+
+/* x86_64 syscall numbers. */
+#define NR_open 2
+#define NR_stat 4
+#define NR_lstat 6
+#define NR_access 21
+#define NR_connect 42
+#define NR_execve 59
+#define NR_truncate 76
+#define NR_rename 82
+#define NR_mkdir 83
+#define NR_rmdir 84
+#define NR_creat 85
+#define NR_link 86
+#define NR_unlink 87
+#define NR_symlink 88
+#define NR_chmod 90
+#define NR_chown 92
+#define NR_openat 257
+#define NR_mkdirat 258
+#define NR_fchownat 260
+#define NR_newfstatat 262
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_symlinkat 266
+#define NR_fchmodat 268
+#define NR_faccessat 269
+#define NR_renameat2 316
+#define NR_execveat 322
+#define NR_statx 332
+#define NR_openat2 437
+#define NR_faccessat2 439
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Set by the loader before load. */
+const volatile __u32 sample_limit = 8;
+
+struct gp_exec_event {
+	struct gp_event_header hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u16 filename_len;
+	__u16 args_len;
+	__u16 args_truncated;
+	__u16 _pad;
+	char comm[GP_COMM_LEN];
+	char filename[GP_PATH_MAX];
+	char args[GP_ARGS_MAX];
+};
+
+struct gp_exit_event {
+	struct gp_event_header hdr;
+	__u32 ppid;
+	__u32 uid;
+	__s32 exit_code; /* wait status: exit status << 8 | signal */
+	__u32 _pad;
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u64 duration_ns;
+	char comm[GP_COMM_LEN];
+};
+
+struct gp_file_event {
+	struct gp_event_header hdr;
+	__u32 syscall_nr;
+	__s32 err; /* positive errno */
+	__u16 class_id;
+	__u16 path_len;
+	__u32 _pad;
+	char path[GP_PATH_MAX];
+};
+
+struct gp_connect_event {
+	struct gp_event_header hdr;
+	__u16 family;
+	__u16 port; /* host byte order */
+	__s32 ret;  /* syscall return: 0 or -errno */
+	__u8 addr[16];
+};
+
+struct gp_path_key {
+	__u32 prefixlen; /* bits */
+	__u8 data[GP_PATH_MAX];
+};
+
+/* Executable names (comm, NUL padded) that start a tree. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[GP_COMM_LEN]);
+	__type(value, __u8);
+} gp_names SEC(".maps");
+
+/* Directory prefixes -> class id. Each directory is stored twice: "dir/"
+ * (anything below) and "dir\0" (the directory itself). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__type(key, struct gp_path_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} gp_classes SEC(".maps");
+
+/* Failure counters, index class * GP_NERR + errno slot. Per-CPU so that
+ * counting never contends; user space sums. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GP_NCLASS * GP_NERR);
+	__type(key, __u32);
+	__type(value, __u64);
+} gp_failures SEC(".maps");
+
+/* Samples streamed so far per counter index. Shared across CPUs (atomic
+ * add) so that the limit is exact. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GP_NCLASS * GP_NERR);
+	__type(key, __u32);
+	__type(value, __u32);
+} gp_samples SEC(".maps");
+
+/* Scratch space for a path, too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gp_path_key);
+} gp_scratch SEC(".maps");
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(gp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct gp_tree_entry *e = gp_tree_lookup(tgid);
+	struct gp_tree_entry ne = {};
+
+	if (!e) {
+		char comm[GP_COMM_LEN] = {};
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&gp_names, comm))
+			return 0;
+		ne.root_pid = tgid;
+		ne.ppid = BPF_CORE_READ(p, real_parent, tgid);
+		ne.start_ns = BPF_CORE_READ(p, group_leader, start_time);
+		bpf_map_update_elem(&gp_tree, &tgid, &ne, BPF_ANY);
+		e = &ne;
+	}
+
+	struct gp_exec_event *ev = gp_reserve(sizeof(*ev), GP_EV_EXEC, e->root_pid);
+	if (!ev)
+		return 0;
+	ev->ppid = e->ppid;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->start_ns = e->start_ns;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+
+	long n = bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename), BPF_CORE_READ(bprm, filename));
+	ev->filename_len = n > 0 ? n - 1 : 0;
+
+	unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+	unsigned long len = end > start ? end - start : 0;
+	ev->args_truncated = len > GP_ARGS_MAX;
+	if (len > GP_ARGS_MAX)
+		len = GP_ARGS_MAX;
+	/* The kernel just copied argv into the new mm: the pages are present. */
+	if (bpf_probe_read_user(ev->args, len, (void *)start) < 0)
+		len = 0;
+	ev->args_len = len;
+	ev->_pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(gp_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	struct gp_tree_entry *e = gp_tree_lookup(ptgid);
+	if (!e)
+		return 0;
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	/* A new thread (CLONE_THREAD) joins its process, which is already a
+	 * member: only a new thread group becomes a member. */
+	if (cpid != ctgid)
+		return 0;
+	struct gp_tree_entry ne = {
+		.root_pid = e->root_pid,
+		.ppid = ptgid,
+		.start_ns = BPF_CORE_READ(child, start_time),
+	};
+	bpf_map_update_elem(&gp_tree, &ctgid, &ne, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(gp_exit, struct task_struct *p, bool group_dead)
+{
+	/* Threads exit one by one; the process is gone with the last. */
+	if (!group_dead)
+		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	struct gp_tree_entry *e = gp_tree_lookup(tgid);
+	if (!e)
+		return 0;
+	struct gp_exit_event *ev = gp_reserve(sizeof(*ev), GP_EV_EXIT, e->root_pid);
+	if (ev) {
+		__u64 now = ev->hdr.ktime_ns;
+		ev->ppid = e->ppid;
+		ev->uid = (__u32)bpf_get_current_uid_gid();
+		ev->exit_code = BPF_CORE_READ(p, exit_code);
+		ev->_pad = 0;
+		ev->cgroup_id = bpf_get_current_cgroup_id();
+		ev->start_ns = e->start_ns;
+		ev->duration_ns = now > e->start_ns ? now - e->start_ns : 0;
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+		bpf_ringbuf_submit(ev, 0);
+	}
+	bpf_map_delete_elem(&gp_tree, &tgid);
+	return 0;
+}
+
+static __always_inline unsigned long gp_arg(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 0:
+		return BPF_CORE_READ(regs, di);
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	case 2:
+		return BPF_CORE_READ(regs, dx);
+	default:
+		return BPF_CORE_READ(regs, r10);
+	}
+}
+
+/* gp_path_arg returns which argument of syscall nr is the path whose
+ * access failed (the destination for rename and link), or -1. */
+static __always_inline int gp_path_arg(long nr)
+{
+	switch (nr) {
+	case NR_open:
+	case NR_stat:
+	case NR_lstat:
+	case NR_access:
+	case NR_execve:
+	case NR_truncate:
+	case NR_mkdir:
+	case NR_rmdir:
+	case NR_creat:
+	case NR_unlink:
+	case NR_chmod:
+	case NR_chown:
+		return 0;
+	case NR_rename:
+	case NR_link:
+	case NR_symlink:
+	case NR_openat:
+	case NR_mkdirat:
+	case NR_fchownat:
+	case NR_newfstatat:
+	case NR_unlinkat:
+	case NR_fchmodat:
+	case NR_faccessat:
+	case NR_execveat:
+	case NR_statx:
+	case NR_openat2:
+	case NR_faccessat2:
+		return 1;
+	case NR_symlinkat:
+		return 2;
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_linkat:
+		return 3;
+	}
+	return -1;
+}
+
+static __always_inline int gp_file_failure(struct pt_regs *regs, long nr, long ret, struct gp_tree_entry *e)
+{
+	int argi = gp_path_arg(nr);
+	if (argi < 0)
+		return 0;
+	__u32 slot;
+	switch (-ret) {
+	case EACCES:
+		slot = GP_ERR_EACCES;
+		break;
+	case EPERM:
+		slot = GP_ERR_EPERM;
+		break;
+	case EROFS:
+		slot = GP_ERR_EROFS;
+		break;
+	default:
+		slot = GP_ERR_ENOENT;
+	}
+
+	__u32 zero = 0;
+	struct gp_path_key *key = bpf_map_lookup_elem(&gp_scratch, &zero);
+	if (!key)
+		return 0;
+	const char *upath = (const char *)gp_arg(regs, argi);
+	long n = bpf_probe_read_user_str(key->data, sizeof(key->data), upath);
+	if (n <= 0)
+		return 0;
+
+	__u32 class_id = GP_CLASS_RELATIVE;
+	if (key->data[0] == '/') {
+		/* n counts the NUL, so "dir\0" entries match the directory
+		 * itself and "dir/" entries anything below it. */
+		key->prefixlen = n * 8;
+		__u32 *c = bpf_map_lookup_elem(&gp_classes, key);
+		class_id = c ? (*c & (GP_NCLASS - 1)) : GP_CLASS_OTHER;
+	}
+
+	__u32 idx = class_id * GP_NERR + slot;
+	__u64 *cnt = bpf_map_lookup_elem(&gp_failures, &idx);
+	if (cnt)
+		*cnt += 1;
+	if (slot == GP_ERR_ENOENT)
+		return 0; /* counted, never streamed */
+	__u32 *sent = bpf_map_lookup_elem(&gp_samples, &idx);
+	if (!sent || *sent >= sample_limit)
+		return 0;
+	if (__sync_fetch_and_add(sent, 1) >= sample_limit)
+		return 0;
+
+	struct gp_file_event *ev = gp_reserve(sizeof(*ev), GP_EV_FILE_FAILURE, e->root_pid);
+	if (!ev)
+		return 0;
+	ev->syscall_nr = nr;
+	ev->err = -ret;
+	ev->class_id = class_id;
+	ev->path_len = n - 1;
+	ev->_pad = 0;
+	bpf_probe_read_kernel(ev->path, sizeof(ev->path), key->data);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+static __always_inline int gp_connect(struct pt_regs *regs, long ret, struct gp_tree_entry *e)
+{
+	const void *uaddr = (const void *)BPF_CORE_READ(regs, si);
+	__u16 family = 0;
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr) < 0)
+		return 0;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	struct gp_connect_event *ev = gp_reserve(sizeof(*ev), GP_EV_CONNECT, e->root_pid);
+	if (!ev)
+		return 0;
+	__builtin_memset(ev->addr, 0, sizeof(ev->addr));
+	__be16 port = 0;
+	bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
+	if (family == AF_INET)
+		bpf_probe_read_user(ev->addr, 4, uaddr + 4); /* sin_addr */
+	else
+		bpf_probe_read_user(ev->addr, 16, uaddr + 8); /* sin6_addr */
+	ev->family = family;
+	ev->port = bpf_ntohs(port);
+	ev->ret = ret;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(gp_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr;
+	/* Cheapest checks first: most syscalls succeed, and only connect
+	 * matters on success. */
+	if (ret >= 0) {
+		nr = BPF_CORE_READ(regs, orig_ax);
+		if (nr != NR_connect)
+			return 0;
+	} else {
+		nr = BPF_CORE_READ(regs, orig_ax);
+		if (nr != NR_connect && ret != -EACCES && ret != -EPERM && ret != -EROFS && ret != -ENOENT)
+			return 0;
+	}
+	struct gp_tree_entry *e = gp_tree_lookup(bpf_get_current_pid_tgid() >> 32);
+	if (!e)
+		return 0;
+	if (nr == NR_connect)
+		return gp_connect(regs, ret, e);
+	return gp_file_failure(regs, nr, ret, e);
+}

@@ -1,0 +1,313 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// EventType numbers the records in the ring buffer (enum gp_event_type in
+// c/gopatrol.h). 1..15 are the sensor's, 16..31 belong to add-on probes
+// (TLS) that register a Decoder.
+type EventType uint16
+
+const (
+	TypeExec        EventType = 1
+	TypeExit        EventType = 2
+	TypeFileFailure EventType = 3
+	TypeConnect     EventType = 4
+
+	// FirstExtensionType..LastExtensionType are reserved for RegisterDecoder.
+	FirstExtensionType EventType = 16
+	LastExtensionType  EventType = 31
+	maxEventType       EventType = 32
+)
+
+// HeaderSize is the size of struct gp_event_header.
+const HeaderSize = 24
+
+// Header starts every event: which process, in which tree, when.
+type Header struct {
+	Type    EventType     `json:"-"`
+	Size    uint16        `json:"-"`
+	PID     uint32        `json:"pid"`
+	TID     uint32        `json:"tid"`
+	RootPID uint32        `json:"root_pid"`
+	Time    time.Duration `json:"ktime_ns"` // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+}
+
+// EventHeader makes every struct that embeds Header an Event.
+func (h Header) EventHeader() Header { return h }
+
+// Event is one decoded record: *ExecEvent, *ExitEvent, *FileFailureEvent,
+// *ConnectEvent, or an extension's type.
+type Event interface {
+	EventHeader() Header
+}
+
+// Decoder decodes the body of an extension's record (the bytes after the
+// header, len(body) == h.Size-HeaderSize). It must not panic on any input.
+type Decoder func(h Header, body []byte) (Event, error)
+
+type extension struct {
+	name   string
+	decode Decoder
+}
+
+var (
+	decodersMu sync.RWMutex
+	decoders   = map[EventType]extension{}
+)
+
+// RegisterDecoder installs the decoder of extension event type t, named
+// name in output. It panics when t is outside 16..31 or already taken:
+// that is a programming error, found at init.
+func RegisterDecoder(t EventType, name string, d Decoder) {
+	if t < FirstExtensionType || t > LastExtensionType {
+		panic(fmt.Sprintf("bpf.RegisterDecoder: type %d outside %d..%d", t, FirstExtensionType, LastExtensionType))
+	}
+	decodersMu.Lock()
+	defer decodersMu.Unlock()
+	if _, dup := decoders[t]; dup {
+		panic(fmt.Sprintf("bpf.RegisterDecoder: type %d registered twice", t))
+	}
+	decoders[t] = extension{name, d}
+}
+
+// String names the type as in `gopatrol trace -o json`.
+func (t EventType) String() string {
+	switch t {
+	case TypeExec:
+		return "exec"
+	case TypeExit:
+		return "exit"
+	case TypeFileFailure:
+		return "file_failure"
+	case TypeConnect:
+		return "connect"
+	}
+	decodersMu.RLock()
+	defer decodersMu.RUnlock()
+	if e, ok := decoders[t]; ok {
+		return e.name
+	}
+	return fmt.Sprintf("type%d", uint16(t))
+}
+
+// ExecEvent is a successful execve by a process in a tree (or the exec of
+// the go command that starts one).
+type ExecEvent struct {
+	Header
+	PPID     uint32        `json:"ppid"`
+	UID      uint32        `json:"uid"`
+	CgroupID uint64        `json:"cgroup_id"`
+	Start    time.Duration `json:"start_ns"` // process start, CLOCK_MONOTONIC
+	Comm     string        `json:"comm"`
+	Filename string        `json:"filename"` // as passed to execve, may be relative
+	Args     []string      `json:"args"`
+	// ArgsTruncated says argv was longer than the kernel streams (1 KiB).
+	ArgsTruncated bool `json:"args_truncated,omitempty"`
+}
+
+// ExitEvent is the end of a process in a tree (its last thread).
+type ExitEvent struct {
+	Header
+	PPID     uint32        `json:"ppid"`
+	UID      uint32        `json:"uid"`
+	CgroupID uint64        `json:"cgroup_id"`
+	Start    time.Duration `json:"start_ns"`
+	Duration time.Duration `json:"duration_ns"`
+	Comm     string        `json:"comm"`
+	// WaitStatus is the kernel's exit code: exit status << 8 | signal.
+	WaitStatus int32 `json:"wait_status"`
+}
+
+// ExitCode is the process's exit status, or -1 when a signal killed it.
+func (e *ExitEvent) ExitCode() int {
+	if e.WaitStatus&0x7f != 0 {
+		return -1
+	}
+	return int(e.WaitStatus>>8) & 0xff
+}
+
+// Signal is the signal that killed the process, or 0.
+func (e *ExitEvent) Signal() syscall.Signal { return syscall.Signal(e.WaitStatus & 0x7f) }
+
+// FileFailureEvent is a sampled file-access failure: the first few of each
+// (class, errno) pair are streamed, all are counted (Stats.FileFailures).
+type FileFailureEvent struct {
+	Header
+	Syscall string        `json:"syscall"`
+	Errno   syscall.Errno `json:"-"`
+	Error   string        `json:"errno"` // ErrnoName(Errno)
+	Class   Class         `json:"class"`
+	Path    string        `json:"path"`
+}
+
+// ConnectEvent is the return of connect(2) on an IPv4 or IPv6 address.
+type ConnectEvent struct {
+	Header
+	Addr netip.AddrPort `json:"addr"`
+	// Errno is 0 on success; EINPROGRESS for a non-blocking connect (Go's)
+	// whose outcome the kernel reports later.
+	Errno syscall.Errno `json:"-"`
+	Error string        `json:"errno,omitempty"` // ErrnoName(Errno)
+}
+
+// Sizes of the C structs (sensor.bpf.c).
+const (
+	execEventSize    = HeaderSize + 48 + pathMax + argsMax
+	exitEventSize    = HeaderSize + 56
+	fileEventSize    = HeaderSize + 16 + pathMax
+	connectEventSize = HeaderSize + 24
+	pathMax          = 256
+	argsMax          = 1024
+	commLen          = 16
+)
+
+var errShort = errors.New("record too short")
+
+// Decode decodes one ring-buffer record. It never panics: a malformed
+// record is an error.
+func Decode(raw []byte) (Event, error) {
+	if len(raw) < HeaderSize {
+		return nil, fmt.Errorf("decode event: %d bytes: %w", len(raw), errShort)
+	}
+	le := binary.LittleEndian
+	h := Header{
+		Type:    EventType(le.Uint16(raw[0:])),
+		Size:    le.Uint16(raw[2:]),
+		PID:     le.Uint32(raw[4:]),
+		TID:     le.Uint32(raw[8:]),
+		RootPID: le.Uint32(raw[12:]),
+		Time:    time.Duration(le.Uint64(raw[16:])),
+	}
+	if int(h.Size) < HeaderSize || int(h.Size) > len(raw) {
+		return nil, fmt.Errorf("decode %s event: header size %d, record %d bytes", h.Type, h.Size, len(raw))
+	}
+	body := raw[HeaderSize:h.Size]
+	need := map[EventType]int{
+		TypeExec:        execEventSize,
+		TypeExit:        exitEventSize,
+		TypeFileFailure: fileEventSize,
+		TypeConnect:     connectEventSize,
+	}
+	if n, ok := need[h.Type]; ok && int(h.Size) < n {
+		return nil, fmt.Errorf("decode %s event: %d bytes, want %d: %w", h.Type, h.Size, n, errShort)
+	}
+	switch h.Type {
+	case TypeExec:
+		return decodeExec(h, body), nil
+	case TypeExit:
+		return &ExitEvent{
+			Header:     h,
+			PPID:       le.Uint32(body[0:]),
+			UID:        le.Uint32(body[4:]),
+			WaitStatus: int32(le.Uint32(body[8:])),
+			CgroupID:   le.Uint64(body[16:]),
+			Start:      time.Duration(le.Uint64(body[24:])),
+			Duration:   time.Duration(le.Uint64(body[32:])),
+			Comm:       cString(body[40 : 40+commLen]),
+		}, nil
+	case TypeFileFailure:
+		pathLen := int(le.Uint16(body[10:]))
+		return &FileFailureEvent{
+			Header:  h,
+			Syscall: syscallName(le.Uint32(body[0:])),
+			Errno:   syscall.Errno(le.Uint32(body[4:])),
+			Error:   ErrnoName(syscall.Errno(le.Uint32(body[4:]))),
+			Class:   Class(le.Uint16(body[8:])),
+			Path:    cString(body[16 : 16+min(pathLen, pathMax)]),
+		}, nil
+	case TypeConnect:
+		return decodeConnect(h, body), nil
+	}
+	decodersMu.RLock()
+	ext, ok := decoders[h.Type]
+	decodersMu.RUnlock()
+	if !ok {
+		return nil, &UnknownTypeError{Type: h.Type}
+	}
+	return ext.decode(h, body)
+}
+
+// UnknownTypeError is a record of a type no decoder is registered for.
+type UnknownTypeError struct{ Type EventType }
+
+func (e *UnknownTypeError) Error() string {
+	return fmt.Sprintf("decode event: unknown type %d", uint16(e.Type))
+}
+
+func decodeExec(h Header, body []byte) *ExecEvent {
+	le := binary.LittleEndian
+	nameLen := min(int(le.Uint16(body[24:])), pathMax)
+	argsLen := min(int(le.Uint16(body[26:])), argsMax)
+	const commOff, nameOff = 32, 32 + commLen
+	argsOff := nameOff + pathMax
+	ev := &ExecEvent{
+		Header:        h,
+		PPID:          le.Uint32(body[0:]),
+		UID:           le.Uint32(body[4:]),
+		CgroupID:      le.Uint64(body[8:]),
+		Start:         time.Duration(le.Uint64(body[16:])),
+		ArgsTruncated: le.Uint16(body[28:]) != 0,
+		Comm:          cString(body[commOff : commOff+commLen]),
+		Filename:      cString(body[nameOff : nameOff+nameLen]),
+	}
+	args := body[argsOff : argsOff+argsLen]
+	args = bytes.TrimSuffix(args, []byte{0})
+	if len(args) > 0 {
+		ev.Args = strings.Split(string(args), "\x00")
+	}
+	return ev
+}
+
+func decodeConnect(h Header, body []byte) *ConnectEvent {
+	le := binary.LittleEndian
+	family := le.Uint16(body[0:])
+	port := le.Uint16(body[2:])
+	ret := int32(le.Uint32(body[4:]))
+	ev := &ConnectEvent{Header: h}
+	if ret < 0 {
+		ev.Errno = syscall.Errno(-ret)
+		ev.Error = ErrnoName(ev.Errno)
+	}
+	var addr netip.Addr
+	switch family {
+	case syscall.AF_INET:
+		addr = netip.AddrFrom4([4]byte(body[8:12]))
+	case syscall.AF_INET6:
+		addr = netip.AddrFrom16([16]byte(body[8:24])).Unmap()
+	}
+	ev.Addr = netip.AddrPortFrom(addr, port)
+	return ev
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+var syscallNames = map[uint32]string{
+	2: "open", 4: "stat", 6: "lstat", 21: "access", 59: "execve", 76: "truncate",
+	82: "rename", 83: "mkdir", 84: "rmdir", 85: "creat", 86: "link", 87: "unlink",
+	88: "symlink", 90: "chmod", 92: "chown", 257: "openat", 258: "mkdirat",
+	260: "fchownat", 262: "newfstatat", 263: "unlinkat", 264: "renameat",
+	265: "linkat", 266: "symlinkat", 268: "fchmodat", 269: "faccessat",
+	316: "renameat2", 322: "execveat", 332: "statx", 437: "openat2", 439: "faccessat2",
+}
+
+func syscallName(nr uint32) string {
+	if s, ok := syscallNames[nr]; ok {
+		return s
+	}
+	return fmt.Sprintf("syscall%d", nr)
+}

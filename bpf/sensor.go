@@ -1,0 +1,378 @@
+// Package bpf loads gopatrol's eBPF sensors and turns what they see into
+// typed events: the Go toolchain's process trees (exec, exit), its
+// file-access failures under the toolchain directories, and its connects.
+// Add-on probe sets (bpf/tlsprobe) share the sensor's process-tree map and
+// ring buffer through ShareMaps, AddExtension and RegisterDecoder.
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/bpf/feature"
+)
+
+// Defaults of Config.
+const (
+	// DefaultRingSize holds about 750 exec events (the largest record,
+	// 1352 bytes) between two reads; file failures are sampled and counted
+	// in the kernel, so even a million failing opens stream only a few.
+	DefaultRingSize    = 1 << 20
+	DefaultSampleLimit = 8
+	defaultEventBuffer = 4096
+)
+
+// Config says which processes start a tree and how directories classify.
+type Config struct {
+	// GoNames are the executable names (the kernel's comm, so at most 15
+	// bytes are compared) whose exec starts a tree. Default {"go"}.
+	GoNames []string
+	// Classes maps each class to its directories. See SetClasses.
+	Classes map[Class][]string
+	// RingSize is the ring buffer size in bytes: a power of two, a multiple
+	// of the page size. Default DefaultRingSize.
+	RingSize int
+	// SampleLimit is how many failures of each (class, errno) pair are
+	// streamed with their path; all are counted. Default DefaultSampleLimit.
+	SampleLimit uint32
+	// EventBuffer is the capacity of the Events channel. Default 4096.
+	EventBuffer int
+	Logger      *slog.Logger
+}
+
+// Extension is an add-on probe set attached next to the sensor (TLS). The
+// sensor reports its programs in Stats and closes it first in Close.
+type Extension interface {
+	Programs() map[string]*ebpf.Program
+	Close() error
+}
+
+// Sensor is the loaded and attached sensor set.
+type Sensor struct {
+	objs     sensorObjects
+	links    []link.Link
+	reader   *ringbuf.Reader
+	statsFD  io.Closer // keeps kernel run-time stats on while open
+	events   chan Event
+	done     chan struct{}
+	loopDone chan struct{}
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	exts      []Extension
+	closed    bool
+	closeErr  error
+	classDirs map[Class][]string
+
+	nEvents, nDecodeErrors, nUnknown atomic.Uint64
+}
+
+// Open checks privileges and kernel features, loads the sensor programs,
+// attaches them and starts reading events. A missing privilege or feature
+// is a *feature.MissingError naming it.
+func Open(cfg Config) (*Sensor, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("eBPF sensors: built for amd64 only (syscall numbers and registers), this is %s", runtime.GOARCH)
+	}
+	if err := feature.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = DefaultRingSize
+	}
+	page := os.Getpagesize()
+	if cfg.RingSize < page || cfg.RingSize&(cfg.RingSize-1) != 0 {
+		return nil, fmt.Errorf("eBPF sensors: ring size %d: must be a power of two of at least %d bytes", cfg.RingSize, page)
+	}
+	if cfg.SampleLimit == 0 {
+		cfg.SampleLimit = DefaultSampleLimit
+	}
+	if len(cfg.GoNames) == 0 {
+		cfg.GoNames = []string{"go"}
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = defaultEventBuffer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	spec, err := loadSensor()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[sensorMapGpEvents].MaxEntries = uint32(cfg.RingSize)
+	if err := spec.Variables[sensorVarSampleLimit].Set(cfg.SampleLimit); err != nil {
+		return nil, fmt.Errorf("eBPF sensors: set sample limit: %w", err)
+	}
+
+	s := &Sensor{
+		events:   make(chan Event, cfg.EventBuffer),
+		done:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		log:      cfg.Logger,
+	}
+	// Run-time stats cost a clock read per program run; the kernel counts
+	// only while some process holds this fd.
+	if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+		s.log.Warn("BPF run-time stats unavailable", "err", err)
+	} else {
+		s.statsFD = c
+	}
+	fail := func(err error) (*Sensor, error) {
+		s.closeAll()
+		return nil, err
+	}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fail(fmt.Errorf("eBPF sensors: load: %+v", ve))
+		}
+		return fail(fmt.Errorf("eBPF sensors: load: %w", err))
+	}
+	for _, name := range cfg.GoNames {
+		var key [commLen]byte
+		copy(key[:commLen-1], name) // comm is truncated to 15 bytes
+		if err := s.objs.GpNames.Put(key, uint8(1)); err != nil {
+			return fail(fmt.Errorf("eBPF sensors: go name %q: %w", name, err))
+		}
+	}
+	if err := s.SetClasses(cfg.Classes); err != nil {
+		return fail(err)
+	}
+	// Attach fork and exit before exec so that no member of a new tree
+	// escapes between the attachments.
+	for _, p := range []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSysExit} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			return fail(fmt.Errorf("eBPF sensors: attach %s: %w", p, err))
+		}
+		s.links = append(s.links, l)
+	}
+	s.reader, err = ringbuf.NewReader(s.objs.GpEvents)
+	if err != nil {
+		return fail(fmt.Errorf("eBPF sensors: ring buffer reader: %w", err))
+	}
+	go s.readLoop()
+	return s, nil
+}
+
+// Events delivers decoded events. It is closed by Close. A consumer that
+// falls behind fills the ring buffer, and the kernel counts drops.
+func (s *Sensor) Events() <-chan Event { return s.events }
+
+func (s *Sensor) readLoop() {
+	defer close(s.loopDone)
+	defer close(s.events)
+	var rec ringbuf.Record
+	for {
+		if err := s.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.log.Warn("ring buffer read", "err", err)
+			continue
+		}
+		ev, err := Decode(rec.RawSample)
+		if err != nil {
+			var ut *UnknownTypeError
+			if errors.As(err, &ut) {
+				s.nUnknown.Add(1)
+			} else {
+				s.nDecodeErrors.Add(1)
+				s.log.Warn("decode event", "err", err)
+			}
+			continue
+		}
+		s.nEvents.Add(1)
+		select {
+		case s.events <- ev:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// pathKey is struct gp_path_key.
+type pathKey struct {
+	PrefixLen uint32
+	Data      [pathMax]byte
+}
+
+// SetClasses replaces the directory classes. Each directory must be
+// absolute; its symlink-resolved form is added too, because processes see
+// whichever path they were given. A directory matches itself and anything
+// below it; the longest match wins.
+func (s *Sensor) SetClasses(classes map[Class][]string) error {
+	var keys []pathKey
+	var vals []uint32
+	add := func(p string, c Class) error {
+		for _, k := range []string{p + "\x00", p + "/"} {
+			if p == "/" && k == "//" {
+				k = "/"
+			}
+			if len(k) > pathMax {
+				return fmt.Errorf("eBPF sensors: %s directory %s: longer than %d bytes", c, p, pathMax-1)
+			}
+			var key pathKey
+			key.PrefixLen = uint32(len(k) * 8)
+			copy(key.Data[:], k)
+			keys = append(keys, key)
+			vals = append(vals, uint32(c))
+		}
+		return nil
+	}
+	for c, dirs := range classes {
+		if c == ClassOther || c == ClassRelative || c >= numClasses {
+			return fmt.Errorf("eBPF sensors: class %d cannot have directories (use 1..14)", c)
+		}
+		for _, d := range dirs {
+			if !filepath.IsAbs(d) {
+				return fmt.Errorf("eBPF sensors: %s directory %q is not absolute", c, d)
+			}
+			d = filepath.Clean(d)
+			if err := add(d, c); err != nil {
+				return err
+			}
+			if r, err := filepath.EvalSymlinks(d); err == nil && r != d {
+				if err := add(r, c); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []pathKey
+	var k pathKey
+	var v uint32
+	it := s.objs.GpClasses.Iterate()
+	for it.Next(&k, &v) {
+		old = append(old, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("eBPF sensors: list classes: %w", err)
+	}
+	for _, k := range old {
+		if err := s.objs.GpClasses.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("eBPF sensors: clear classes: %w", err)
+		}
+	}
+	for i := range keys {
+		if err := s.objs.GpClasses.Put(keys[i], vals[i]); err != nil {
+			return fmt.Errorf("eBPF sensors: class %s %q: %w", Class(vals[i]), cString(keys[i].Data[:]), err)
+		}
+	}
+	s.classDirs = classes
+	return nil
+}
+
+// ResetSamples restarts the per-(class, errno) sample budget, so that the
+// next failures of each pair are streamed again (e.g. once per export
+// interval). Counters are not reset.
+func (s *Sensor) ResetSamples() error {
+	for i := uint32(0); i < numClasses*uint32(len(countedErrnos)); i++ {
+		if err := s.objs.GpSamples.Put(i, uint32(0)); err != nil {
+			return fmt.Errorf("eBPF sensors: reset samples: %w", err)
+		}
+	}
+	return nil
+}
+
+// ShareMaps prepares an extension's collection spec to use the sensor's
+// process tree, ring buffer and drop counters: it aligns the spec's
+// declarations (the ring size may differ from the C default) and returns
+// the maps for ebpf.CollectionOptions.MapReplacements.
+func (s *Sensor) ShareMaps(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, error) {
+	shared := map[string]*ebpf.Map{
+		sensorMapGpTree:   s.objs.GpTree,
+		sensorMapGpEvents: s.objs.GpEvents,
+		sensorMapGpDrops:  s.objs.GpDrops,
+	}
+	for name, m := range shared {
+		ms, ok := spec.Maps[name]
+		if !ok {
+			delete(shared, name)
+			continue
+		}
+		ms.MaxEntries = m.MaxEntries()
+		if err := ms.Compatible(m); err != nil {
+			return nil, fmt.Errorf("eBPF sensors: shared map %s declared differently (include c/gopatrol.h): %w", name, err)
+		}
+	}
+	return shared, nil
+}
+
+// AddExtension hands e to the sensor: Stats reports its programs and Close
+// closes it before the sensor's own programs.
+func (s *Sensor) AddExtension(e Extension) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("eBPF sensors: AddExtension after Close")
+	}
+	s.exts = append(s.exts, e)
+	return nil
+}
+
+// Close detaches every program (extensions first), stops reading and frees
+// the maps. Events is closed when it returns.
+func (s *Sensor) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	exts := s.exts
+	s.mu.Unlock()
+
+	var errs []error
+	for i := len(exts) - 1; i >= 0; i-- {
+		if err := exts[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close extension: %w", err))
+		}
+	}
+	errs = append(errs, s.closeAll())
+	s.closeErr = errors.Join(errs...)
+	return s.closeErr
+}
+
+func (s *Sensor) closeAll() error {
+	var errs []error
+	for _, l := range s.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach: %w", err))
+		}
+	}
+	s.links = nil
+	close(s.done)
+	if s.reader != nil {
+		if err := s.reader.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close ring buffer reader: %w", err))
+		}
+		<-s.loopDone
+	} else {
+		close(s.events)
+	}
+	if err := s.objs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close sensor objects: %w", err))
+	}
+	if s.statsFD != nil {
+		s.statsFD.Close()
+	}
+	return errors.Join(errs...)
+}

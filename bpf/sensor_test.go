@@ -1,0 +1,476 @@
+package bpf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// writeModule writes a module of three packages, one of them with a cgo
+// file.
+func writeModule(tb testing.TB, dir string) {
+	tb.Helper()
+	files := map[string]string{
+		"go.mod":  "module example.com/m\n\ngo 1.22\n",
+		"main.go": "package main\n\nimport (\n\t\"example.com/m/a\"\n\t\"example.com/m/b\"\n)\n\nfunc main() { println(a.A() + b.B()) }\n",
+		"a/a.go":  "package a\n\nfunc A() int { return 1 }\n",
+		"b/b.go":  "package b\n\n// #include <stdlib.h>\n// static int two(void) { return abs(-2); }\nimport \"C\"\n\nfunc B() int { return int(C.two()) }\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func goEnv(home string, extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GOENV=off", "GOFLAGS=",
+		"GOTOOLCHAIN=local", "GOPROXY=off", "GOPATH=" + filepath.Join(home, "gopath"),
+		"CGO_ENABLED=1",
+	}
+	return append(env, extra...)
+}
+
+// TestGoBuildTree: every compile that `go build -a -x` prints is observed
+// as an exec in the go command's tree, with the same -p import paths; the
+// cgo file brings gcc and cc1; exits carry codes and durations.
+func TestGoBuildTree(t *testing.T) {
+	s := openSensor(t, Config{})
+	c := collect(s)
+
+	dir := t.TempDir()
+	writeModule(t, dir)
+	var stderr bytes.Buffer
+	cmd := exec.Command("go", "build", "-a", "-x", "-o", filepath.Join(dir, "m.bin"), ".")
+	cmd.Dir = dir
+	cmd.Env = goEnv(dir, "GOCACHE="+filepath.Join(dir, "cache"))
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := cmd.Process.Pid
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, tail(stderr.String()))
+	}
+
+	// The -x compile lines: "<GOROOT>/pkg/tool/<os_arch>/compile -o ... -p path ...".
+	var printed []string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && filepath.Base(f[0]) == "compile" {
+			if p := flagValue(f, "-p"); p != "" {
+				printed = append(printed, p)
+			}
+		}
+	}
+	events := c.tree(t, root)
+	var observed []string
+	comms := map[string]int{}
+	execs := map[uint32]*ExecEvent{}
+	exits := map[uint32]*ExitEvent{}
+	for _, ev := range events {
+		switch ev := ev.(type) {
+		case *ExecEvent:
+			comms[ev.Comm]++
+			execs[ev.PID] = ev
+			if ev.Comm == "compile" {
+				if p := flagValue(ev.Args, "-p"); p != "" {
+					observed = append(observed, p)
+				}
+			}
+		case *ExitEvent:
+			exits[ev.PID] = ev
+		}
+	}
+	sort.Strings(printed)
+	sort.Strings(observed)
+	if len(printed) < 10 {
+		t.Fatalf("go build -x printed only %d compile lines:\n%s", len(printed), tail(stderr.String()))
+	}
+	if !slices.Equal(printed, observed) {
+		t.Errorf("compile -p paths differ:\n go build -x: %d %v\n observed:    %d %v", len(printed), printed, len(observed), observed)
+	}
+	for _, want := range []string{"main", "example.com/m/a", "example.com/m/b", "runtime"} {
+		if !slices.Contains(observed, want) {
+			t.Errorf("no compile -p %s observed", want)
+		}
+	}
+	for _, want := range []string{"go", "compile", "link", "cgo", "gcc", "cc1"} {
+		if comms[want] == 0 {
+			t.Errorf("no exec of %s in the tree of go (pid %d); seen %v", want, root, comms)
+		}
+	}
+	if e := execs[uint32(root)]; e == nil || e.Comm != "go" || !slices.Contains(e.Args, "-a") {
+		t.Errorf("exec of the go command itself: %+v", e)
+	}
+	rootExit := exits[uint32(root)]
+	if rootExit == nil || rootExit.ExitCode() != 0 || rootExit.Duration <= 0 {
+		t.Errorf("exit of go: %+v", rootExit)
+	}
+	for pid, e := range execs {
+		if e.Comm != "compile" {
+			continue
+		}
+		x := exits[pid]
+		if x == nil {
+			t.Errorf("compile pid %d (%s): no exit event", pid, flagValue(e.Args, "-p"))
+			continue
+		}
+		if x.ExitCode() != 0 || x.Duration <= 0 || x.Duration > time.Minute {
+			t.Errorf("compile pid %d: exit code %d, duration %v", pid, x.ExitCode(), x.Duration)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalDrops() != 0 {
+		t.Errorf("drops: %v", st.Drops)
+	}
+	t.Logf("tree of go pid %d: %d events, %d compiles, execs by name %v", root, len(events), len(observed), comms)
+}
+
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// TestGOCACHEUnwritable: go as nobody with a GOCACHE owned by root; the
+// refused writes are counted under GOCACHE with a sample path.
+func TestGOCACHEUnwritable(t *testing.T) {
+	cred := nobody(t)
+	base := helperDir(t)
+	cache := filepath.Join(base, "cache")
+	home := filepath.Join(base, "home")
+	for _, d := range []string{cache, home} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(home, int(cred.Uid), int(cred.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	writeModule(t, filepath.Join(base, "mod"))
+	s := openSensor(t, Config{Classes: map[Class][]string{ClassGOCACHE: {cache}}})
+	c := collect(s)
+
+	cmd := exec.Command("go", "build", "-o", os.DevNull, ".")
+	cmd.Dir = filepath.Join(base, "mod")
+	cmd.Env = goEnv(home, "GOCACHE="+cache)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("go build as nobody with GOCACHE %s owned by root succeeded:\n%s", cache, out)
+	}
+	root := cmd.Process.Pid
+	var samples []*FileFailureEvent
+	for _, ev := range c.tree(t, root) {
+		if f, ok := ev.(*FileFailureEvent); ok && f.Class == ClassGOCACHE {
+			samples = append(samples, f)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Failures(ClassGOCACHE, syscall.EACCES)
+	if n == 0 {
+		t.Fatalf("no EACCES counted under GOCACHE (%s); counters %+v; go said:\n%s", cache, st.FileFailures, out)
+	}
+	found := false
+	for _, f := range samples {
+		if f.Errno == syscall.EACCES && strings.HasPrefix(f.Path, cache) && f.PID != 0 {
+			found = true
+			t.Logf("sample: %s %s %s (%s) by pid %d", f.Syscall, f.Error, f.Path, f.Class, f.PID)
+		}
+	}
+	if !found {
+		t.Errorf("no EACCES sample with a path under %s: %+v", cache, samples)
+	}
+	if uint64(len(samples)) > n || len(samples) > DefaultSampleLimit {
+		t.Errorf("%d samples for %d counted failures (limit %d)", len(samples), n, DefaultSampleLimit)
+	}
+}
+
+// TestOnlyGoTrees runs the same workload (EACCES, ENOENT, connect, exec)
+// under the name "go" and under another name: only the first is seen.
+func TestOnlyGoTrees(t *testing.T) {
+	cred := nobody(t)
+	base := helperDir(t)
+	classDir := filepath.Join(base, "class")
+	if err := os.Mkdir(classDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+
+	s := openSensor(t, Config{Classes: map[Class][]string{ClassGOMODCACHE: {classDir}}})
+	c := collect(s)
+	run := func(name string) int {
+		bin := helperBinary(t, base, name)
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), helperEnv+"=workload", "DIR="+classDir, "ADDR="+ln.Addr().String())
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s workload: %v\n%s", name, err, out)
+		}
+		return cmd.Process.Pid
+	}
+
+	// Not a tree: nothing of it, and the class counters stay at zero.
+	other := run("notgo")
+	time.Sleep(300 * time.Millisecond)
+	for _, ev := range c.all() {
+		h := ev.EventHeader()
+		if h.PID == uint32(other) || h.RootPID == uint32(other) {
+			t.Errorf("event of the non-Go process %d: %#v", other, ev)
+		}
+		if ce, ok := ev.(*ConnectEvent); ok && ce.Addr.Port() == port {
+			t.Errorf("connect to the test listener seen from outside a tree: %+v", ce)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []syscall.Errno{syscall.EACCES, syscall.ENOENT} {
+		if n := st.Failures(ClassGOMODCACHE, e); n != 0 {
+			t.Errorf("non-Go process: %d %v counted under %s", n, e, classDir)
+		}
+	}
+
+	// The same program named go: its own tree, everything seen.
+	root := run("go")
+	events := c.tree(t, root)
+	var sawExec, sawTrue, sawConnect, sawFailure bool
+	for _, ev := range events {
+		switch ev := ev.(type) {
+		case *ExecEvent:
+			sawExec = sawExec || ev.PID == uint32(root)
+			if ev.Filename == "/bin/true" {
+				sawTrue = true
+				if ev.PPID != uint32(root) {
+					t.Errorf("/bin/true: ppid %d, want %d", ev.PPID, root)
+				}
+			}
+		case *ConnectEvent:
+			if ev.Addr == netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port) &&
+				(ev.Errno == 0 || ev.Errno == syscall.EINPROGRESS) {
+				sawConnect = true
+			}
+		case *FileFailureEvent:
+			if ev.Class == ClassGOMODCACHE && ev.Errno == syscall.EACCES && ev.Path == filepath.Join(classDir, "sub") && ev.Syscall == "mkdirat" {
+				sawFailure = true
+			}
+			if ev.Errno == syscall.ENOENT {
+				t.Errorf("ENOENT streamed: %+v", ev)
+			}
+		}
+	}
+	if !sawExec || !sawTrue || !sawConnect || !sawFailure {
+		t.Errorf("tree of %d: exec %v, exec of /bin/true %v, connect to :%d %v, mkdirat EACCES %v\nevents: %s",
+			root, sawExec, sawTrue, port, sawConnect, sawFailure, describe(events))
+	}
+	st, err = s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Failures(ClassGOMODCACHE, syscall.EACCES); n != 1 {
+		t.Errorf("EACCES under %s counted %d times, want 1", classDir, n)
+	}
+	if n := st.Failures(ClassGOMODCACHE, syscall.ENOENT); n != 1 {
+		t.Errorf("ENOENT under %s counted %d times, want 1", classDir, n)
+	}
+}
+
+func describe(evs []Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "  %s %+v\n", ev.EventHeader().Type, ev)
+	}
+	return b.String()
+}
+
+// TestMillionFailures: a tree that fails many opens streams exactly
+// SampleLimit samples, counts every failure and drops nothing.
+func TestMillionFailures(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	got := failingTree(t, n)
+	t.Logf("%d failing opens: %+v", n, got)
+}
+
+type failingResult struct {
+	Counted, Samples, Drops uint64
+	Elapsed                 time.Duration
+}
+
+// failingTree runs a go-named helper as nobody that fails n creates with
+// EACCES under a GOCACHE-classified directory, and checks exactness.
+func failingTree(tb testing.TB, n int) failingResult {
+	cred := nobody(tb)
+	base := helperDir(tb)
+	dir := filepath.Join(base, "cache")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	s := openSensor(tb, Config{Classes: map[Class][]string{ClassGOCACHE: {dir}}})
+	c := collect(s)
+	bin := helperBinary(tb, base, "go")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), helperEnv+"=fail-opens", "DIR="+dir, fmt.Sprint("N=", n))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	start := time.Now()
+	out, err := cmd.Output()
+	elapsed := time.Since(start)
+	if err != nil {
+		tb.Fatalf("helper: %v", err)
+	}
+	if strings.TrimSpace(string(out)) != fmt.Sprint(n) {
+		tb.Fatalf("helper saw %s EACCES, want %d", out, n)
+	}
+	var samples uint64
+	for _, ev := range c.tree(tb, cmd.Process.Pid) {
+		if f, ok := ev.(*FileFailureEvent); ok {
+			if f.Class != ClassGOCACHE || f.Errno != syscall.EACCES || f.Path != filepath.Join(dir, "f") {
+				tb.Errorf("unexpected sample %+v", f)
+			}
+			samples++
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := failingResult{st.Failures(ClassGOCACHE, syscall.EACCES), samples, st.TotalDrops(), elapsed}
+	if r.Counted != uint64(n) || r.Samples != DefaultSampleLimit || r.Drops != 0 {
+		tb.Errorf("%d failures: counted %d, samples %d (want %d), drops %v", n, r.Counted, r.Samples, DefaultSampleLimit, st.Drops)
+	}
+	return r
+}
+
+// TestCloseDetaches lists the kernel's programs and links: after Close none
+// of the sensor's remains.
+func TestCloseDetaches(t *testing.T) {
+	s := openSensor(t, Config{})
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{s.objs.GpExec, s.objs.GpExit, s.objs.GpFork, s.objs.GpSysExit} {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			t.Fatal("program ID unavailable")
+		}
+		ids = append(ids, id)
+	}
+	if got := linkedPrograms(t, ids); len(got) != len(ids) {
+		t.Fatalf("after Open, %d of the sensor's %d programs have a link: %v", len(got), len(ids), got)
+	}
+	if got := livePrograms(t, ids); len(got) != len(ids) {
+		t.Fatalf("after Open, %d of %d programs listed: %v", len(got), len(ids), got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-s.Events(); ok {
+		t.Error("Events not closed by Close")
+	}
+	if got := linkedPrograms(t, ids); len(got) != 0 {
+		t.Errorf("after Close, links remain for programs %v", got)
+	}
+	// The kernel frees a program after an RCU grace period: poll.
+	deadline := time.Now().Add(5 * time.Second)
+	for got := livePrograms(t, ids); len(got) != 0; got = livePrograms(t, ids) {
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after Close, programs remain in the kernel: %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := s.Stats(); err == nil {
+		t.Error("Stats after Close did not fail")
+	}
+}
+
+func livePrograms(t *testing.T, ours []ebpf.ProgramID) []ebpf.ProgramID {
+	var live []ebpf.ProgramID
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return live
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(ours, next) {
+			live = append(live, next)
+		}
+		id = next
+	}
+}
+
+func linkedPrograms(t *testing.T, ours []ebpf.ProgramID) []ebpf.ProgramID {
+	var linked []ebpf.ProgramID
+	it := new(link.Iterator)
+	defer it.Close()
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if slices.Contains(ours, info.Program) {
+			linked = append(linked, info.Program)
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return linked
+}

@@ -1,0 +1,189 @@
+package tlsprobe
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/gopatrol/gopatrol/bpf"
+)
+
+// Event types of tls.bpf.c (enum tls_event_type), in the range the sensor
+// reserves for the TLS probes.
+const (
+	TypeHandshake   = bpf.FirstExtensionType     // 16
+	TypeClientHello = bpf.FirstExtensionType + 1 // 17
+	TypeAlert       = bpf.FirstExtensionType + 2 // 18
+)
+
+func init() {
+	bpf.RegisterDecoder(TypeHandshake, "tls_handshake", decodeHandshake)
+	bpf.RegisterDecoder(TypeClientHello, "tls_client_hello", decodeClientHello)
+	bpf.RegisterDecoder(TypeAlert, "tls_alert", decodeAlert)
+}
+
+// Library says which TLS implementation made a handshake.
+type Library string
+
+const (
+	LibraryGo     Library = "go"
+	LibraryLibSSL Library = "libssl"
+)
+
+// Outcome of a handshake.
+type Outcome string
+
+const (
+	OutcomeOK     Outcome = "ok"
+	OutcomeFailed Outcome = "failed"
+)
+
+// OtherError is the error.type of a failed handshake whose cause the kernel
+// did not see (no alert, no SSL_get_error code), as OTel semantic
+// conventions name an unknown error type.
+const OtherError = "_OTHER"
+
+// Handshake is one client TLS handshake by a process in a Go toolchain tree.
+type Handshake struct {
+	bpf.Header
+	Library Library `json:"library"`
+	Outcome Outcome `json:"outcome"`
+	// ServerName is the SNI of the ClientHello the handshake wrote; empty
+	// when it sent none (Go sends none for IP literals) or it was not seen.
+	ServerName string `json:"server_name,omitempty"`
+	// ErrorType is set when the handshake failed: the alert's RFC name
+	// (e.g. "bad_certificate", "unknown_ca"), an SSL_ERROR_* name for
+	// libssl, or "_OTHER".
+	ErrorType string `json:"error_type,omitempty"`
+	// Alert is the alert the client sent (or wrote in plaintext) during the
+	// handshake, if any; AlertSource says where it was seen.
+	Alert       *Alert        `json:"alert,omitempty"`
+	AlertSource string        `json:"alert_source,omitempty"`
+	Duration    time.Duration `json:"duration_ns"`
+	// FD is the socket the ClientHello was written to, -1 when unseen.
+	FD int `json:"fd"`
+	// Conn identifies the connection within the process: the goroutine
+	// (Go) or SSL object (libssl) address.
+	Conn        uint64       `json:"conn"`
+	SSLError    int          `json:"ssl_error,omitempty"`
+	ClientHello *ClientHello `json:"client_hello,omitempty"`
+}
+
+// ClientHelloEvent is a ClientHello written by a tree process outside any
+// probed handshake (another TLS library, or a Go binary not attached).
+type ClientHelloEvent struct {
+	bpf.Header
+	FD int `json:"fd"`
+	ClientHello
+}
+
+// AlertEvent is a plaintext alert written by a tree process outside any
+// probed handshake.
+type AlertEvent struct {
+	bpf.Header
+	FD int `json:"fd"`
+	Alert
+	Name string `json:"name"`
+}
+
+// Body sizes of the C structs in tls.bpf.c (after the 24-byte header).
+const (
+	helloMax          = 512
+	handshakeBodySize = 36 + helloMax // the record is padded to 576 bytes
+	helloBodySize     = 8 + helloMax
+	alertBodySize     = 8
+)
+
+var sslErrors = map[int32]string{
+	1: "SSL_ERROR_SSL", 5: "SSL_ERROR_SYSCALL", 6: "SSL_ERROR_ZERO_RETURN",
+}
+
+func shortErr(h bpf.Header, n, want int) error {
+	return fmt.Errorf("decode %s event: body %d bytes, want %d", h.Type, n, want)
+}
+
+func fd(v uint32) int {
+	if v == 0xffffffff {
+		return -1
+	}
+	return int(v)
+}
+
+func decodeHandshake(h bpf.Header, b []byte) (bpf.Event, error) {
+	if len(b) < handshakeBodySize {
+		return nil, shortErr(h, len(b), handshakeBodySize)
+	}
+	le := binary.LittleEndian
+	e := &Handshake{
+		Header:   h,
+		Duration: time.Duration(le.Uint64(b[0:])),
+		Conn:     le.Uint64(b[8:]),
+		SSLError: int(int32(le.Uint32(b[20:]))),
+		FD:       fd(le.Uint32(b[32:])),
+	}
+	switch b[24] {
+	case 1:
+		e.Library = LibraryGo
+	case 2:
+		e.Library = LibraryLibSSL
+	default:
+		return nil, fmt.Errorf("decode %s event: unknown library %d", h.Type, b[24])
+	}
+	switch b[25] {
+	case 1:
+		e.Outcome = OutcomeOK
+	case 2:
+		e.Outcome = OutcomeFailed
+	default:
+		return nil, fmt.Errorf("decode %s event: unknown outcome %d", h.Type, b[25])
+	}
+	switch b[28] {
+	case 1:
+		e.AlertSource = "sent"
+	case 2:
+		e.AlertSource = "wire"
+	}
+	if e.AlertSource != "" {
+		e.Alert = &Alert{Level: b[26], Description: b[27]}
+	}
+	if n := int(le.Uint16(b[30:])); n > 0 {
+		// A ClientHello the parser rejects leaves the handshake without a
+		// server name; the handshake itself is still valid.
+		if ch, err := ParseClientHello(b[36 : 36+min(n, helloMax)]); err == nil {
+			e.ClientHello = ch
+			e.ServerName = ch.ServerName
+		}
+	}
+	if e.Outcome == OutcomeFailed {
+		switch {
+		case e.Alert != nil:
+			e.ErrorType = e.Alert.Name()
+		case sslErrors[int32(e.SSLError)] != "":
+			e.ErrorType = sslErrors[int32(e.SSLError)]
+		default:
+			e.ErrorType = OtherError
+		}
+	}
+	return e, nil
+}
+
+func decodeClientHello(h bpf.Header, b []byte) (bpf.Event, error) {
+	if len(b) < helloBodySize {
+		return nil, shortErr(h, len(b), helloBodySize)
+	}
+	le := binary.LittleEndian
+	n := min(int(le.Uint16(b[4:])), helloMax)
+	ch, err := ParseClientHello(b[8 : 8+n])
+	if err != nil {
+		return nil, fmt.Errorf("decode %s event: %w", h.Type, err)
+	}
+	return &ClientHelloEvent{Header: h, FD: fd(le.Uint32(b[0:])), ClientHello: *ch}, nil
+}
+
+func decodeAlert(h bpf.Header, b []byte) (bpf.Event, error) {
+	if len(b) < alertBodySize {
+		return nil, shortErr(h, len(b), alertBodySize)
+	}
+	a := Alert{Level: b[4], Description: b[5]}
+	return &AlertEvent{Header: h, FD: fd(binary.LittleEndian.Uint32(b[0:])), Alert: a, Name: a.Name()}, nil
+}

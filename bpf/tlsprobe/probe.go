@@ -1,0 +1,309 @@
+// Package tlsprobe observes the TLS client handshakes of processes in Go
+// toolchain trees: Go's crypto/tls through uprobes at the entry and at every
+// RET of the handshake function, libssl through uprobes and uretprobes, and
+// the ClientHello and alert records on the socket for the server name and
+// the failure's alert. It runs next to the bpf sensor, sharing its process
+// trees and ring buffer, and decodes its own events (RegisterDecoder).
+package tlsprobe
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/gopatrol/gopatrol/bpf"
+)
+
+// Config says which binaries to probe.
+type Config struct {
+	// GoBinaries are Go executables whose client handshakes are probed;
+	// uprobes attach by inode, so one attachment covers every process
+	// running the file. A listed binary that cannot be probed safely makes
+	// Attach fail. Default: the go command found on PATH and
+	// $GOROOT/bin/go; those are skipped with a reason when refused.
+	GoBinaries []string
+	// LibSSL are libssl shared objects to probe. Default: libssl.so.3 from
+	// the dynamic linker cache or the usual directories; none found is
+	// logged, not an error.
+	LibSSL []string
+	// NoLibSSL turns the libssl probes off.
+	NoLibSSL bool
+	Logger   *slog.Logger
+}
+
+// Skip is a binary that was not probed and why.
+type Skip struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Probe is the attached TLS probe set. It implements bpf.Extension.
+type Probe struct {
+	objs  tlsObjects
+	links []link.Link
+
+	// GoBinaries and LibSSL are the files probed.
+	GoBinaries []*GoBinary
+	LibSSL     []string
+	// Skipped lists the default binaries that were not probed.
+	Skipped []Skip
+
+	once     sync.Once
+	closeErr error
+}
+
+// Attach loads the TLS programs into the sensor's process trees and ring
+// buffer, attaches them and registers the probe with s, whose Close detaches
+// it. Decoded events arrive on s.Events() as *Handshake, *ClientHelloEvent
+// and *AlertEvent.
+func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("TLS probes: built for amd64 only (Go register ABI, syscall numbers), this is %s", runtime.GOARCH)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Probe{}
+
+	// Resolve everything before loading anything: a refusal costs nothing.
+	goPaths, explicit := cfg.GoBinaries, len(cfg.GoBinaries) > 0
+	if !explicit {
+		goPaths = defaultGoBinaries()
+	}
+	for _, path := range goPaths {
+		b, err := ResolveGo(path)
+		if err != nil {
+			if explicit {
+				return nil, fmt.Errorf("TLS probes: %w", err)
+			}
+			p.Skipped = append(p.Skipped, Skip{path, err.Error()})
+			log.Warn("TLS probes: Go binary not probed", "path", path, "err", err)
+			continue
+		}
+		p.GoBinaries = append(p.GoBinaries, b)
+	}
+	if !cfg.NoLibSSL {
+		libs := cfg.LibSSL
+		if len(libs) == 0 {
+			if lib := findLibSSL(); lib != "" {
+				libs = []string{lib}
+			} else {
+				p.Skipped = append(p.Skipped, Skip{"libssl.so.3", "not found in the dynamic linker cache or /lib, /usr/lib"})
+				log.Info("TLS probes: libssl.so.3 not found; libssl handshakes are not probed")
+			}
+		}
+		p.LibSSL = dedupeFiles(libs)
+	}
+
+	spec, err := loadTls()
+	if err != nil {
+		return nil, fmt.Errorf("TLS probes: load spec: %w", err)
+	}
+	repl, err := s.ShareMaps(spec)
+	if err != nil {
+		return nil, fmt.Errorf("TLS probes: %w", err)
+	}
+	if err := spec.LoadAndAssign(&p.objs, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("TLS probes: load: %+v", ve)
+		}
+		return nil, fmt.Errorf("TLS probes: load: %w", err)
+	}
+	fail := func(err error) (*Probe, error) {
+		p.Close()
+		return nil, err
+	}
+	for _, b := range p.GoBinaries {
+		if err := p.attachGo(b); err != nil {
+			return fail(err)
+		}
+		log.Debug("TLS probes: Go binary probed", "path", b.Path, "go", b.GoVersion, "rets", len(b.Handshake.Rets))
+	}
+	for _, lib := range p.LibSSL {
+		if err := p.attachLibSSL(lib); err != nil {
+			return fail(err)
+		}
+	}
+	// The socket program last: until now no handshake could be joined.
+	l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsSysEnter})
+	if err != nil {
+		return fail(fmt.Errorf("TLS probes: attach sys_enter: %w", err))
+	}
+	p.links = append(p.links, l)
+	if err := s.AddExtension(p); err != nil {
+		return fail(fmt.Errorf("TLS probes: %w", err))
+	}
+	return p, nil
+}
+
+func (p *Probe) attachGo(b *GoBinary) error {
+	ex, err := link.OpenExecutable(b.Path)
+	if err != nil {
+		return fmt.Errorf("TLS probes: open %s: %w", b.Path, err)
+	}
+	up := func(prog *ebpf.Program, fn *GoFunc, off uint64) error {
+		l, err := ex.Uprobe(fn.Name, prog, &link.UprobeOptions{Address: fn.FileOffset, Offset: off})
+		if err != nil {
+			return fmt.Errorf("TLS probes: uprobe %s+%#x in %s: %w", fn.Name, off, b.Path, err)
+		}
+		p.links = append(p.links, l)
+		return nil
+	}
+	// RETs first, entry last: an entry without its returns would leave
+	// in-flight records behind.
+	for _, off := range b.Handshake.Rets {
+		if err := up(p.objs.GoTlsHandshakeRet, &b.Handshake, off); err != nil {
+			return err
+		}
+	}
+	if b.Alert != nil {
+		if err := up(p.objs.GoTlsSendAlert, b.Alert, 0); err != nil {
+			return err
+		}
+	}
+	return up(p.objs.GoTlsHandshakeEntry, &b.Handshake, 0)
+}
+
+func (p *Probe) attachLibSSL(lib string) error {
+	ex, err := link.OpenExecutable(lib)
+	if err != nil {
+		return fmt.Errorf("TLS probes: open %s: %w", lib, err)
+	}
+	for _, a := range []struct {
+		sym  string
+		prog *ebpf.Program
+		ret  bool
+	}{
+		{"SSL_get_error", p.objs.SslGetErrorRet, true},
+		{"SSL_get_error", p.objs.SslGetErrorEntry, false},
+		{"SSL_do_handshake", p.objs.SslHandshakeRet, true},
+		{"SSL_connect", p.objs.SslHandshakeRet, true},
+		{"SSL_do_handshake", p.objs.SslHandshakeEntry, false},
+		{"SSL_connect", p.objs.SslHandshakeEntry, false},
+	} {
+		var l link.Link
+		if a.ret {
+			l, err = ex.Uretprobe(a.sym, a.prog, nil)
+		} else {
+			l, err = ex.Uprobe(a.sym, a.prog, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("TLS probes: probe %s in %s: %w", a.sym, lib, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// Programs implements bpf.Extension: the sensor reports their run counts.
+func (p *Probe) Programs() map[string]*ebpf.Program {
+	return map[string]*ebpf.Program{
+		"go_tls_handshake_entry": p.objs.GoTlsHandshakeEntry,
+		"go_tls_handshake_ret":   p.objs.GoTlsHandshakeRet,
+		"go_tls_send_alert":      p.objs.GoTlsSendAlert,
+		"ssl_handshake_entry":    p.objs.SslHandshakeEntry,
+		"ssl_handshake_ret":      p.objs.SslHandshakeRet,
+		"ssl_get_error_entry":    p.objs.SslGetErrorEntry,
+		"ssl_get_error_ret":      p.objs.SslGetErrorRet,
+		"tls_sys_enter":          p.objs.TlsSysEnter,
+	}
+}
+
+// Close detaches every probe and frees the programs and private maps (the
+// shared maps belong to the sensor). It is safe to call more than once.
+func (p *Probe) Close() error {
+	p.once.Do(func() {
+		var errs []error
+		for i := len(p.links) - 1; i >= 0; i-- {
+			if err := p.links[i].Close(); err != nil {
+				errs = append(errs, fmt.Errorf("TLS probes: detach: %w", err))
+			}
+		}
+		p.links = nil
+		if err := p.objs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("TLS probes: close objects: %w", err))
+		}
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
+
+// defaultGoBinaries is the go command on PATH and $GOROOT/bin/go, resolved
+// through symlinks, each file once.
+func defaultGoBinaries() []string {
+	var paths []string
+	if p, err := exec.LookPath("go"); err == nil {
+		paths = append(paths, p)
+	}
+	if root := os.Getenv("GOROOT"); root != "" {
+		paths = append(paths, filepath.Join(root, "bin", "go"))
+	}
+	return dedupeFiles(paths)
+}
+
+func dedupeFiles(paths []string) []string {
+	var out []string
+	var seen []os.FileInfo
+next:
+	for _, p := range paths {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			out = append(out, p) // let attaching report the error
+			continue
+		}
+		for _, s := range seen {
+			if os.SameFile(s, fi) {
+				continue next
+			}
+		}
+		seen = append(seen, fi)
+		out = append(out, p)
+	}
+	return out
+}
+
+// findLibSSL finds libssl.so.3 through the dynamic linker cache, then the
+// usual directories.
+func findLibSSL() string {
+	if out, err := exec.Command("ldconfig", "-p").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			name, target, ok := strings.Cut(strings.TrimSpace(line), " => ")
+			if ok && strings.HasPrefix(name, "libssl.so.3 ") && strings.Contains(name, "x86-64") {
+				return strings.TrimSpace(target)
+			}
+		}
+	}
+	for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib"} {
+		p := filepath.Join(dir, "libssl.so.3")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// LinkIDs returns the kernel IDs of the attached links, for diagnostics and
+// for checking that Close removed them.
+func (p *Probe) LinkIDs() []link.ID {
+	var ids []link.ID
+	for _, l := range p.links {
+		if info, err := l.Info(); err == nil {
+			ids = append(ids, info.ID)
+		}
+	}
+	return ids
+}

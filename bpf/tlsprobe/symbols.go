@@ -1,0 +1,231 @@
+package tlsprobe
+
+import (
+	"debug/buildinfo"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// HandshakeSymbol is the Go function whose entry and returns bracket one
+// client handshake. It is chosen over (*Conn).handshakeContext because
+// handshakeContext runs on every Read and Write (its fast path returns nil
+// once the handshake is done, which would count as a handshake each time) and
+// serves server handshakes too; clientHandshake runs exactly once per client
+// handshake, is only ever called through the handshakeFn func value (so it is
+// never inlined) and returns the handshake's error.
+const HandshakeSymbol = "crypto/tls.(*Conn).clientHandshake"
+
+// AlertSymbol is where crypto/tls sends every alert, handshake failures
+// included. Its argument is the alert description; only its entry is probed.
+const AlertSymbol = "crypto/tls.(*Conn).sendAlertLocked"
+
+// ErrRefused wraps every reason not to attach to a Go binary: probing a
+// function that was not resolved exactly could corrupt the process.
+var ErrRefused = errors.New("refusing to probe Go crypto/tls")
+
+// GoFunc is a function of a Go binary resolved for uprobes.
+type GoFunc struct {
+	Name string
+	// Address is the virtual address from the symbol table.
+	Address uint64
+	// FileOffset is where the function's first instruction is in the file;
+	// uprobes are placed by file offset.
+	FileOffset uint64
+	Size       uint64
+	// Rets holds the offsets, relative to the function's start, of every RET
+	// instruction in it.
+	Rets []uint64
+}
+
+// GoBinary is a Go executable whose crypto/tls client handshake can be
+// probed safely.
+type GoBinary struct {
+	Path      string
+	GoVersion string
+	Handshake GoFunc
+	// Alert is nil when the binary has no out-of-line sendAlertLocked; the
+	// alert then comes from the socket where it is plaintext (TLS 1.2).
+	Alert *GoFunc
+}
+
+// FindHandshakeRETs returns the file offset of the client handshake function
+// in the Go binary at path and the offsets of its RET instructions relative
+// to that entry.
+func FindHandshakeRETs(path string) (entry uint64, rets []uint64, err error) {
+	b, err := ResolveGo(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	return b.Handshake.FileOffset, b.Handshake.Rets, nil
+}
+
+// ResolveGo checks that path is an amd64 Go binary built with the register
+// ABI and a symbol table, and resolves the handshake function and its RETs.
+func ResolveGo(path string) (*GoBinary, error) {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w in %s: %s", ErrRefused, path, fmt.Sprintf(format, args...))
+	}
+	osf, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	defer osf.Close()
+	f, err := elf.NewFile(osf)
+	if err != nil {
+		return nil, refuse("not an ELF executable (%v)", err)
+	}
+	if f.Machine != elf.EM_X86_64 {
+		return nil, refuse("machine is %v; the probes read amd64 registers only", f.Machine)
+	}
+	info, err := buildinfo.Read(osf)
+	if err != nil {
+		return nil, refuse("no Go build information (%v); not a Go binary", err)
+	}
+	if err := checkGoVersion(info.GoVersion); err != nil {
+		return nil, refuse("%v", err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		if errors.Is(err, elf.ErrNoSymbols) {
+			return nil, refuse("no symbol table (stripped, e.g. -ldflags=-s); rebuild without -s to trace its handshakes")
+		}
+		return nil, refuse("reading the symbol table: %v", err)
+	}
+	b := &GoBinary{Path: path, GoVersion: info.GoVersion}
+	var hs, alert *elf.Symbol
+	for i := range syms {
+		switch syms[i].Name {
+		case HandshakeSymbol:
+			hs = &syms[i]
+		case AlertSymbol:
+			alert = &syms[i]
+		}
+	}
+	if hs == nil {
+		return nil, refuse("symbol %s not found (the binary does not use crypto/tls as a client)", HandshakeSymbol)
+	}
+	fn, err := resolveFunc(f, hs, true)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	b.Handshake = *fn
+	if alert != nil {
+		// Without it, only plaintext alerts are seen: not a reason to refuse.
+		if fn, err := resolveFunc(f, alert, false); err == nil {
+			b.Alert = fn
+		}
+	}
+	return b, nil
+}
+
+// checkGoVersion accepts Go 1.17 and later: the register ABI on amd64, which
+// puts g in r14 and results in RAX/RBX, started with 1.17.
+func checkGoVersion(v string) error {
+	s, ok := strings.CutPrefix(v, "go")
+	if !ok {
+		return fmt.Errorf("unknown Go version %q", v)
+	}
+	major, rest, _ := strings.Cut(s, ".")
+	minor := rest
+	if i := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		minor = rest[:i]
+	}
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("unknown Go version %q", v)
+	}
+	if ma != 1 || mi < 17 {
+		return fmt.Errorf("built with %s, before the register ABI (go1.17); its handshake results cannot be read", v)
+	}
+	return nil
+}
+
+// resolveFunc finds sym's bytes and file offset. With wantRets it
+// disassembles the whole function and collects its RET offsets. Either way
+// the prologue must be Go's stack-bound check against g in r14, which shows
+// the body uses the register ABI (ABIInternal) that the probes assume.
+func resolveFunc(f *elf.File, sym *elf.Symbol, wantRets bool) (*GoFunc, error) {
+	if elf.ST_TYPE(sym.Info) != elf.STT_FUNC || sym.Size == 0 {
+		return nil, fmt.Errorf("symbol %s is not a sized function", sym.Name)
+	}
+	if int(sym.Section) >= len(f.Sections) {
+		return nil, fmt.Errorf("symbol %s has no section", sym.Name)
+	}
+	sec := f.Sections[sym.Section]
+	if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 {
+		return nil, fmt.Errorf("symbol %s is in non-code section %s", sym.Name, sec.Name)
+	}
+	if sym.Value < sec.Addr || sym.Value+sym.Size > sec.Addr+sec.Size {
+		return nil, fmt.Errorf("symbol %s [%#x, +%#x) lies outside section %s", sym.Name, sym.Value, sym.Size, sec.Name)
+	}
+	code := make([]byte, sym.Size)
+	if _, err := sec.ReadAt(code, int64(sym.Value-sec.Addr)); err != nil {
+		return nil, fmt.Errorf("reading %s: %v", sym.Name, err)
+	}
+	off, err := fileOffset(f, sym.Value)
+	if err != nil {
+		return nil, fmt.Errorf("symbol %s: %v", sym.Name, err)
+	}
+	fn := &GoFunc{Name: sym.Name, Address: sym.Value, FileOffset: off, Size: sym.Size}
+	if err := checkPrologue(code); err != nil {
+		return nil, fmt.Errorf("%s does not look like a Go register-ABI function: %v", sym.Name, err)
+	}
+	if !wantRets {
+		return fn, nil
+	}
+	for pc := 0; pc < len(code); {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("disassembling %s at +%#x: %v", sym.Name, pc, err)
+		}
+		if inst.Op == x86asm.RET {
+			if code[pc] != 0xc3 || inst.Len != 1 {
+				return nil, fmt.Errorf("%s: unexpected return form % x at +%#x", sym.Name, code[pc:pc+inst.Len], pc)
+			}
+			fn.Rets = append(fn.Rets, uint64(pc))
+		}
+		pc += inst.Len
+	}
+	if len(fn.Rets) == 0 {
+		return nil, fmt.Errorf("%s has no RET instruction", sym.Name)
+	}
+	return fn, nil
+}
+
+// checkPrologue looks in the first instructions for the compare of the stack
+// pointer (or RSP-framesize in R12) with g.stackguard0 at 16(R14).
+func checkPrologue(code []byte) error {
+	for pc, i := 0, 0; i < 4 && pc < len(code); i++ {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return fmt.Errorf("disassembling the prologue at +%#x: %v", pc, err)
+		}
+		if inst.Op == x86asm.CMP {
+			for _, a := range inst.Args {
+				if m, ok := a.(x86asm.Mem); ok && m.Base == x86asm.R14 && m.Disp == 16 {
+					return nil
+				}
+			}
+		}
+		pc += inst.Len
+	}
+	return errors.New("no stack-bound check against g in r14 in its prologue")
+}
+
+// fileOffset maps a virtual address to its offset in the file through the
+// loadable segment that contains it, as the kernel does for uprobes.
+func fileOffset(f *elf.File, addr uint64) (uint64, error) {
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
+			return addr - p.Vaddr + p.Off, nil
+		}
+	}
+	return 0, fmt.Errorf("address %#x is in no executable segment", addr)
+}

@@ -1,0 +1,207 @@
+package otelcfg
+
+import (
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// This file is the catalogue: every instrument gopatrol records. Names are
+// gopatrol.*, units UCUM, durations seconds as histograms; attributes use the
+// semantic conventions' names where one exists. docs/metrics.md lists the
+// same entries and TestMetricsDocInStepWithCatalogue keeps it so.
+
+// Attribute keys of gopatrol's own (no semantic convention covers them).
+const (
+	AttrCheckID       = attribute.Key("gopatrol.check.id")
+	AttrCheckStatus   = attribute.Key("gopatrol.check.status")
+	AttrGoSubcommand  = attribute.Key("gopatrol.go.subcommand")
+	AttrFileClass     = attribute.Key("gopatrol.file.class")
+	AttrConnectResult = attribute.Key("gopatrol.connect.result")
+	AttrTLSOutcome    = attribute.Key("gopatrol.tls.outcome")
+	AttrSensorProgram = attribute.Key("gopatrol.sensor.program")
+	AttrProbePlugin   = attribute.Key("gopatrol.probe.plugin")
+)
+
+// Semantic-convention keys the catalogue uses.
+const (
+	AttrErrorType      = semconv.ErrorTypeKey             // error.type: errno name (EACCES) or Go error class
+	AttrServerAddress  = semconv.ServerAddressKey         // server.address
+	AttrServerPort     = semconv.ServerPortKey            // server.port
+	AttrExecutableName = semconv.ProcessExecutableNameKey // process.executable.name
+)
+
+// Instrument kinds, as docs/metrics.md names them.
+const (
+	KindCounter   = "Counter"
+	KindHistogram = "Histogram"
+	KindGauge     = "Gauge"
+)
+
+// Spec describes one instrument.
+type Spec struct {
+	Name        string
+	Kind        string
+	Unit        string
+	Description string
+	Attributes  []attribute.Key
+	// Buckets are the explicit histogram boundaries (seconds).
+	Buckets []float64
+}
+
+var (
+	checkBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	execBuckets  = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+	tlsBuckets   = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+)
+
+// The catalogue, one variable per instrument so that Instruments and the
+// docs test refer to the same values.
+var (
+	SpecCheckResult = Spec{
+		Name: "gopatrol.check.result", Kind: KindGauge, Unit: "1",
+		Description: "Outcome of the latest run of a check: 1 for its status, 0 for every other status (one point per check and status).",
+		Attributes:  []attribute.Key{AttrCheckID, AttrCheckStatus},
+	}
+	SpecCheckDuration = Spec{
+		Name: "gopatrol.check.duration", Kind: KindHistogram, Unit: "s",
+		Description: "Time a check took to run.",
+		Attributes:  []attribute.Key{AttrCheckID, AttrCheckStatus},
+		Buckets:     checkBuckets,
+	}
+	SpecHealthScore = Spec{
+		Name: "gopatrol.health.score", Kind: KindGauge, Unit: "1",
+		Description: "Health of the Go environment from 0 to 1: passing checks count 1, warnings 0.5, failures and errors 0, skipped checks not at all.",
+	}
+	SpecToolchainExecs = Spec{
+		Name: "gopatrol.toolchain.execs", Kind: KindCounter, Unit: "{exec}",
+		Description: "Executions of toolchain programs (go, compile, link, cgo, gcc) seen by the exec sensor.",
+		Attributes:  []attribute.Key{AttrExecutableName},
+	}
+	SpecToolchainInvocationDuration = Spec{
+		Name: "gopatrol.toolchain.invocation.duration", Kind: KindHistogram, Unit: "s",
+		Description: "Wall time of a go command invocation, from exec to exit.",
+		Attributes:  []attribute.Key{AttrGoSubcommand},
+		Buckets:     execBuckets,
+	}
+	SpecFileAccessFailures = Spec{
+		Name: "gopatrol.file_access.failures", Kind: KindCounter, Unit: "{failure}",
+		Description: "Failed opens and accesses by toolchain processes, by the class of the path (goroot, gocache, modcache, gopath, tmp, other) and errno.",
+		Attributes:  []attribute.Key{AttrFileClass, AttrErrorType},
+	}
+	SpecConnects = Spec{
+		Name: "gopatrol.connects", Kind: KindCounter, Unit: "{connection}",
+		Description: "Outgoing TCP connects by toolchain processes, by result (ok, refused, timeout, unreachable, other).",
+		Attributes:  []attribute.Key{AttrConnectResult, AttrServerAddress, AttrServerPort},
+	}
+	SpecTLSHandshakes = Spec{
+		Name: "gopatrol.tls.handshakes", Kind: KindCounter, Unit: "{handshake}",
+		Description: "TLS handshakes by toolchain processes, by outcome (ok, failed); error.type names the failure.",
+		Attributes:  []attribute.Key{AttrTLSOutcome, AttrErrorType, AttrServerAddress},
+	}
+	SpecTLSHandshakeDuration = Spec{
+		Name: "gopatrol.tls.handshake.duration", Kind: KindHistogram, Unit: "s",
+		Description: "Time a TLS handshake by a toolchain process took.",
+		Attributes:  []attribute.Key{AttrTLSOutcome, AttrServerAddress},
+		Buckets:     tlsBuckets,
+	}
+	SpecSensorLostEvents = Spec{
+		Name: "gopatrol.sensor.lost_events", Kind: KindCounter, Unit: "{event}",
+		Description: "Events an eBPF sensor dropped because its ring buffer was full.",
+		Attributes:  []attribute.Key{AttrSensorProgram},
+	}
+	SpecSensorProgramRunTime = Spec{
+		Name: "gopatrol.sensor.program.run_time", Kind: KindCounter, Unit: "s",
+		Description: "CPU time the kernel spent in an eBPF program (from its run-time statistics).",
+		Attributes:  []attribute.Key{AttrSensorProgram},
+	}
+	SpecProbeUp = Spec{
+		Name: "gopatrol.probe.up", Kind: KindGauge, Unit: "1",
+		Description: "1 if the cloud probe plugin answered its last health check, 0 if not.",
+		Attributes:  []attribute.Key{AttrProbePlugin},
+	}
+)
+
+// Catalogue is every instrument, in the order of docs/metrics.md.
+var Catalogue = []Spec{
+	SpecCheckResult, SpecCheckDuration, SpecHealthScore,
+	SpecToolchainExecs, SpecToolchainInvocationDuration,
+	SpecFileAccessFailures, SpecConnects,
+	SpecTLSHandshakes, SpecTLSHandshakeDuration,
+	SpecSensorLostEvents, SpecSensorProgramRunTime,
+	SpecProbeUp,
+}
+
+// Instruments are the catalogue's instruments, created on one Meter; the
+// doctor and the agent record through them.
+type Instruments struct {
+	CheckResult                 metric.Int64Gauge
+	CheckDuration               metric.Float64Histogram
+	HealthScore                 metric.Float64Gauge
+	ToolchainExecs              metric.Int64Counter
+	ToolchainInvocationDuration metric.Float64Histogram
+	FileAccessFailures          metric.Int64Counter
+	Connects                    metric.Int64Counter
+	TLSHandshakes               metric.Int64Counter
+	TLSHandshakeDuration        metric.Float64Histogram
+	SensorLostEvents            metric.Int64Counter
+	SensorProgramRunTime        metric.Float64Counter
+	ProbeUp                     metric.Int64Gauge
+}
+
+// NewInstruments creates every instrument of the catalogue on m.
+func NewInstruments(m metric.Meter) (*Instruments, error) {
+	var (
+		in   Instruments
+		errs []error
+	)
+	keep := func(s Spec, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instrument %s: %w", s.Name, err))
+		}
+	}
+	i64gauge := func(s Spec) metric.Int64Gauge {
+		g, err := m.Int64Gauge(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
+		keep(s, err)
+		return g
+	}
+	f64gauge := func(s Spec) metric.Float64Gauge {
+		g, err := m.Float64Gauge(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
+		keep(s, err)
+		return g
+	}
+	i64counter := func(s Spec) metric.Int64Counter {
+		c, err := m.Int64Counter(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
+		keep(s, err)
+		return c
+	}
+	f64counter := func(s Spec) metric.Float64Counter {
+		c, err := m.Float64Counter(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
+		keep(s, err)
+		return c
+	}
+	histogram := func(s Spec) metric.Float64Histogram {
+		h, err := m.Float64Histogram(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description),
+			metric.WithExplicitBucketBoundaries(s.Buckets...))
+		keep(s, err)
+		return h
+	}
+	in.CheckResult = i64gauge(SpecCheckResult)
+	in.CheckDuration = histogram(SpecCheckDuration)
+	in.HealthScore = f64gauge(SpecHealthScore)
+	in.ToolchainExecs = i64counter(SpecToolchainExecs)
+	in.ToolchainInvocationDuration = histogram(SpecToolchainInvocationDuration)
+	in.FileAccessFailures = i64counter(SpecFileAccessFailures)
+	in.Connects = i64counter(SpecConnects)
+	in.TLSHandshakes = i64counter(SpecTLSHandshakes)
+	in.TLSHandshakeDuration = histogram(SpecTLSHandshakeDuration)
+	in.SensorLostEvents = i64counter(SpecSensorLostEvents)
+	in.SensorProgramRunTime = f64counter(SpecSensorProgramRunTime)
+	in.ProbeUp = i64gauge(SpecProbeUp)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("create instruments: %v", errs)
+	}
+	return &in, nil
+}

@@ -1,0 +1,135 @@
+// Command gopatrol-probe-alibaba detects an Alibaba Cloud ECS instance
+// through its metadata service in hardened (token) mode: PUT
+// /latest/api/token, then the meta-data items with the token header.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
+)
+
+const (
+	endpointEnv = "GOPATROL_ALIBABA_METADATA_ENDPOINT"
+	defaultURL  = "http://100.100.100.200"
+	tokenPath   = "/latest/api/token"
+	ttlHeader   = "X-aliyun-ecs-metadata-token-ttl-seconds"
+	tokenHeader = "X-aliyun-ecs-metadata-token"
+	tokenTTL    = 6 * time.Hour // the service's maximum, 21600 s
+)
+
+var version = "v1.0.0"
+
+// item is one meta-data path and the attribute it fills.
+type item struct {
+	path     string
+	key      string
+	optional bool
+}
+
+var items = []item{
+	{"/latest/meta-data/region-id", sdk.CloudRegion, false},
+	{"/latest/meta-data/zone-id", sdk.CloudAvailabilityZone, false},
+	{"/latest/meta-data/instance-id", sdk.HostID, false},
+	{"/latest/meta-data/owner-account-id", sdk.CloudAccountID, true},
+	{"/latest/meta-data/instance/instance-type", sdk.HostType, true},
+}
+
+type probe struct {
+	md *metadata.Client
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+func (p *probe) Info() sdk.Info {
+	keys := []string{sdk.CloudProvider, sdk.CloudPlatform}
+	for _, it := range items {
+		keys = append(keys, it.key)
+	}
+	return sdk.Info{Name: "alibaba", Version: version,
+		Description: "Alibaba Cloud ECS through the metadata service in token mode", AttributeKeys: keys}
+}
+
+func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
+	base, err := metadata.Endpoint(endpointEnv, defaultURL)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := p.sessionToken(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	// The items are independent: fetch them concurrently over the
+	// keep-alive pool so a detection costs one round trip, not five.
+	vals := make([]string, len(items))
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { vals[i], errs[i] = p.get(ctx, base, tok, it) })
+	}
+	wg.Wait()
+	attrs := map[string]string{sdk.CloudProvider: sdk.ProviderAlibaba, sdk.CloudPlatform: sdk.PlatformAlibabaECS}
+	for i, it := range items {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if vals[i] != "" {
+			attrs[it.key] = vals[i]
+		}
+	}
+	return attrs, nil
+}
+
+func (p *probe) get(ctx context.Context, base *url.URL, tok string, it item) (string, error) {
+	r, err := p.md.Do(ctx, http.MethodGet, base.String()+it.path, http.Header{tokenHeader: {tok}})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r.Status == http.StatusOK:
+		return strings.TrimSpace(string(r.Body)), nil
+	case r.Status == http.StatusNotFound && it.optional:
+		return "", nil
+	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
+		p.mu.Lock()
+		p.token = "" // fetch a new one next time
+		p.mu.Unlock()
+	}
+	return "", fmt.Errorf("GET %s: %d %s", it.path, r.Status, http.StatusText(r.Status))
+}
+
+func (p *probe) sessionToken(ctx context.Context, base *url.URL) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.token != "" && time.Now().Before(p.expires) {
+		return p.token, nil
+	}
+	r, err := p.md.Do(ctx, http.MethodPut, base.String()+tokenPath, http.Header{ttlHeader: {strconv.Itoa(int(tokenTTL.Seconds()))}})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r.Status == http.StatusNotFound:
+		return "", sdk.NotThisCloudf("PUT %s%s answered 404: not ECS's metadata service", base, tokenPath)
+	case r.Status != http.StatusOK:
+		return "", fmt.Errorf("PUT %s%s: %d %s", base, tokenPath, r.Status, http.StatusText(r.Status))
+	case len(r.Body) == 0:
+		return "", fmt.Errorf("PUT %s%s: empty token", base, tokenPath)
+	}
+	p.token, p.expires = strings.TrimSpace(string(r.Body)), time.Now().Add(tokenTTL-tokenTTL/10)
+	return p.token, nil
+}
+
+func main() {
+	sdk.Serve(&probe{md: metadata.New(nil)})
+}

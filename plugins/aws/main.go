@@ -1,0 +1,149 @@
+// Command gopatrol-probe-aws detects an EC2 instance through IMDSv2: a
+// session token (PUT /latest/api/token), then the instance identity
+// document, which carries the region (never derived from the zone name).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
+)
+
+const (
+	endpointEnv = "AWS_EC2_METADATA_SERVICE_ENDPOINT" // the AWS SDKs' own override
+	defaultURL  = "http://169.254.169.254"
+	tokenPath   = "/latest/api/token"
+	docPath     = "/latest/dynamic/instance-identity/document"
+	ttlHeader   = "X-aws-ec2-metadata-token-ttl-seconds"
+	tokenHeader = "X-aws-ec2-metadata-token"
+	tokenTTL    = 6 * time.Hour // IMDSv2's maximum
+)
+
+var version = "v1.0.0"
+
+type probe struct {
+	md *metadata.Client
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+func (p *probe) Info() sdk.Info {
+	return sdk.Info{
+		Name: "aws", Version: version,
+		Description: "Amazon EC2 through IMDSv2 (token, then the instance identity document)",
+		AttributeKeys: []string{sdk.CloudProvider, sdk.CloudPlatform, sdk.CloudRegion, sdk.CloudAvailabilityZone,
+			sdk.CloudAccountID, sdk.HostID, sdk.HostType},
+	}
+}
+
+// The identity document's fields we use.
+type identity struct {
+	AccountID        string `json:"accountId"`
+	AvailabilityZone string `json:"availabilityZone"`
+	InstanceID       string `json:"instanceId"`
+	InstanceType     string `json:"instanceType"`
+	Region           string `json:"region"`
+}
+
+func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
+	base, err := metadata.Endpoint(endpointEnv, defaultURL)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := p.document(ctx, base, true)
+	if err != nil {
+		return nil, err
+	}
+	var id identity
+	if err := json.Unmarshal(doc, &id); err != nil {
+		return nil, fmt.Errorf("GET %s: instance identity document is not JSON: %w", docPath, err)
+	}
+	if id.Region == "" || id.InstanceID == "" {
+		return nil, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
+	}
+	attrs := map[string]string{
+		sdk.CloudProvider: sdk.ProviderAWS,
+		sdk.CloudPlatform: sdk.PlatformAWSEC2,
+		sdk.CloudRegion:   id.Region,
+		sdk.HostID:        id.InstanceID,
+	}
+	put(attrs, sdk.CloudAvailabilityZone, id.AvailabilityZone)
+	put(attrs, sdk.CloudAccountID, id.AccountID)
+	put(attrs, sdk.HostType, id.InstanceType)
+	return attrs, nil
+}
+
+func put(m map[string]string, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// document fetches the identity document with a cached token; a 401 means
+// the token expired or was revoked early: drop it and retry once.
+func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte, error) {
+	tok, err := p.sessionToken(ctx, base.String())
+	if err != nil {
+		return nil, err
+	}
+	r, err := p.md.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.Status == http.StatusOK:
+		return r.Body, nil
+	case r.Status == http.StatusUnauthorized && retry:
+		p.mu.Lock()
+		p.token = ""
+		p.mu.Unlock()
+		return p.document(ctx, base, false)
+	}
+	return nil, fmt.Errorf("GET %s: %s (IMDSv2 refused the session token)", docPath, http.StatusText(r.Status))
+}
+
+func (p *probe) sessionToken(ctx context.Context, base string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.token != "" && time.Now().Before(p.expires) {
+		return p.token, nil
+	}
+	r, err := p.md.Do(ctx, http.MethodPut, base+tokenPath, http.Header{ttlHeader: {strconv.Itoa(int(tokenTTL.Seconds()))}})
+	if err != nil {
+		return "", err
+	}
+	switch r.Status {
+	case http.StatusOK:
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
+		// Something listens at the link-local address but does not speak
+		// IMDSv2: another cloud's metadata service.
+		return "", sdk.NotThisCloudf("PUT %s%s answered %d: not EC2's IMDSv2", base, tokenPath, r.Status)
+	default:
+		return "", fmt.Errorf("PUT %s%s: %d %s (is IMDS enabled with tokens allowed, and the hop limit high enough for containers?)",
+			base, tokenPath, r.Status, http.StatusText(r.Status))
+	}
+	if len(r.Body) == 0 {
+		return "", fmt.Errorf("PUT %s%s: empty token", base, tokenPath)
+	}
+	ttl := tokenTTL
+	if s, err := strconv.Atoi(r.Header.Get(ttlHeader)); err == nil && s > 0 {
+		ttl = time.Duration(s) * time.Second
+	}
+	// Renew a little early so that a token never expires mid-request.
+	p.token, p.expires = string(r.Body), time.Now().Add(ttl-ttl/10)
+	return p.token, nil
+}
+
+func main() {
+	sdk.Serve(&probe{md: metadata.New(nil)})
+}

@@ -1,0 +1,224 @@
+// Package host finds, verifies, launches and supervises gopatrol's probe
+// plugins (hashicorp/go-plugin over gRPC), and merges their attributes.
+//
+// Trust model: a plugin runs with the agent's privileges, so the host only
+// runs a binary that (1) sits in a plugin directory and is itself a regular
+// file, not a symlink; (2) neither the directory, the binary nor the
+// manifest is writable by group or others; (3) all three are owned by root
+// or by the user the agent runs as; (4) its sha256 is listed in the
+// directory's manifest (SHA256SUMS, `sha256sum` format), checked again by
+// go-plugin right before every exec, so a binary swapped after discovery is
+// refused too.
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+const (
+	// DefaultDir is where packages install probe plugins.
+	DefaultDir = "/usr/lib/gopatrol/plugins"
+	// Prefix starts the file name of every probe plugin.
+	Prefix = "gopatrol-probe-"
+	// ManifestName is the manifest in the plugin directory, in the
+	// format of `sha256sum gopatrol-probe-* > SHA256SUMS`.
+	ManifestName = "SHA256SUMS"
+)
+
+// Candidate is a plugin file found in the directory.
+type Candidate struct {
+	// Name is the probe's name: the file name without Prefix.
+	Name string
+	Path string
+	// SHA256 is the file's digest (hex), Expected the manifest's.
+	SHA256, Expected string
+	// Err says why the plugin is refused; nil means verified.
+	Err error
+}
+
+// Verified reports whether the plugin may run.
+func (c Candidate) Verified() bool { return c.Err == nil }
+
+// ErrRefused wraps every reason a plugin is refused.
+var ErrRefused = errors.New("plugin refused")
+
+func refuse(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
+}
+
+// Discover lists the gopatrol-probe-* files of dir and verifies each. The
+// error is for a directory that cannot be used at all (missing, unsafe);
+// a single bad plugin is a Candidate with Err set.
+func Discover(dir, manifest string, owners []int) ([]Candidate, error) {
+	if manifest == "" {
+		manifest = filepath.Join(dir, ManifestName)
+	}
+	if owners == nil {
+		owners = DefaultOwners()
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin directory: %w (set --plugin-dir)", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("plugin directory %s: not a directory", dir)
+	}
+	if err := safe(dir, fi, owners); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin directory: %w", err)
+	}
+	sums, manErr := readManifest(manifest, owners)
+	var out []Candidate
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), Prefix) || len(e.Name()) == len(Prefix) {
+			continue
+		}
+		c := Candidate{Name: strings.TrimPrefix(e.Name(), Prefix), Path: filepath.Join(dir, e.Name())}
+		c.Err = verify(&c, sums, manErr, owners)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func verify(c *Candidate, sums map[string]string, manErr error, owners []int) error {
+	fi, err := os.Lstat(c.Path)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return refuse("%s is a symlink: install the binary itself", c.Path)
+	}
+	if !fi.Mode().IsRegular() {
+		return refuse("%s is not a regular file", c.Path)
+	}
+	if fi.Mode().Perm()&0o100 == 0 {
+		return refuse("%s is not executable by its owner (chmod 0755 it)", c.Path)
+	}
+	if err := safe(c.Path, fi, owners); err != nil {
+		return err
+	}
+	sum, err := fileSHA256(c.Path)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	c.SHA256 = sum
+	if manErr != nil {
+		return manErr
+	}
+	want, ok := sums[filepath.Base(c.Path)]
+	if !ok {
+		return refuse("%s is not in the manifest: add its `sha256sum` line if you trust it", filepath.Base(c.Path))
+	}
+	c.Expected = want
+	if want != sum {
+		return refuse("%s: sha256 %s, the manifest says %s: the binary was changed or the manifest is stale", c.Path, sum, want)
+	}
+	return nil
+}
+
+// safe refuses a file or directory that someone other than its trusted
+// owner could replace.
+func safe(path string, fi fs.FileInfo, owners []int) error {
+	if fi.Mode().Perm()&0o022 != 0 {
+		return refuse("%s is writable by group or others (mode %v): chmod go-w %s", path, fi.Mode().Perm(), path)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && !slices.Contains(owners, int(st.Uid)) {
+		return refuse("%s is owned by uid %d, not root or the agent's user (%v): chown it", path, st.Uid, owners)
+	}
+	return nil
+}
+
+// DefaultOwners are the users a plugin, its directory and the manifest may
+// belong to: root, and the user the agent runs as.
+func DefaultOwners() []int {
+	if uid := os.Geteuid(); uid != 0 {
+		return []int{0, uid}
+	}
+	return []int{0}
+}
+
+func readManifest(path string, owners []int) (map[string]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, refuse("manifest: %v (write one: cd %s && sha256sum %s* > %s)", err, filepath.Dir(path), Prefix, ManifestName)
+	}
+	if err := safe(path, fi, owners); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, refuse("manifest: %v", err)
+	}
+	return ParseManifest(b, path)
+}
+
+// ParseManifest reads `sha256sum` output: "<hex>  <name>" or
+// "<hex> *<name>" per line, # comments and blank lines ignored.
+func ParseManifest(b []byte, name string) (map[string]string, error) {
+	sums := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sum, file, ok := strings.Cut(line, " ")
+		file = strings.TrimPrefix(strings.TrimLeft(file, " "), "*")
+		if _, err := hex.DecodeString(sum); !ok || err != nil || len(sum) != 64 || file == "" {
+			return nil, refuse("%s:%d: want \"<sha256 hex>  <file name>\", got %q", name, n, line)
+		}
+		sums[filepath.Base(file)] = strings.ToLower(sum)
+	}
+	return sums, sc.Err()
+}
+
+// WriteManifest writes dir's manifest for every gopatrol-probe-* in it.
+func WriteManifest(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), Prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		sum, err := fileSHA256(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&buf, "%s  %s\n", sum, e.Name())
+	}
+	return os.WriteFile(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644)
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,137 @@
+package probetest_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/host"
+	"github.com/gopatrol/gopatrol/plugins/probetest"
+)
+
+var vendors = map[string]string{
+	"aws":       "github.com/gopatrol/gopatrol/plugins/aws",
+	"alibaba":   "github.com/gopatrol/gopatrol/plugins/alibaba",
+	"gcp":       "github.com/gopatrol/gopatrol/plugins/gcp",
+	"azure":     "github.com/gopatrol/gopatrol/plugins/azure",
+	"openshift": "github.com/gopatrol/gopatrol/plugins/openshift",
+}
+
+// built holds the five probes, compiled once.
+var built string
+
+func TestMain(m *testing.M) {
+	probetest.InNetns()
+	dir, err := os.MkdirTemp("", "probetest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := probetest.Build(dir, vendors); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	built = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// offCloud points every probe at a closed loopback port, and unsets the
+// in-cluster variables: what a node on no cloud looks like, minus the
+// real link-local addresses, which no test may dial.
+func offCloud(t testing.TB) []string {
+	closed := closedAddr(t)
+	return []string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + closed,
+		"GOPATROL_ALIBABA_METADATA_ENDPOINT=http://" + closed,
+		"GCE_METADATA_HOST=" + closed,
+		"GOPATROL_AZURE_IMDS_ENDPOINT=http://" + closed,
+		"KUBERNETES_SERVICE_HOST=", "KUBERNETES_SERVICE_PORT=",
+		// Proxies must be ignored: point them somewhere that would fail.
+		"HTTP_PROXY=http://" + closed, "http_proxy=http://" + closed, "NO_PROXY=", "no_proxy=",
+	}
+}
+
+// closedAddr is a 127.0.0.1 port with nothing listening.
+func closedAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+type hostOpt func(*host.Config)
+
+func callTimeout(d time.Duration) hostOpt { return func(c *host.Config) { c.CallTimeout = d } }
+
+// openHost runs the named probes through plugins/host with env added
+// after the off-cloud defaults (later values win).
+func openHost(t testing.TB, names []string, env []string, opts ...hostOpt) *host.Host {
+	t.Helper()
+	cfg := host.Config{Dir: probetest.Dir(t, built, names...), Env: append(offCloud(t), env...)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := host.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	for _, p := range h.Plugins() {
+		if _, err := p.Info(); err != nil {
+			t.Fatalf("plugin %s did not start: %v", p.Name, err)
+		}
+	}
+	return h
+}
+
+// detect runs one probe once.
+func detect(t *testing.T, name string, env []string, opts ...hostOpt) host.Result {
+	t.Helper()
+	h := openHost(t, []string{name}, env, opts...)
+	return h.Plugins()[0].Detect(context.Background())
+}
+
+func wantAttrs(t *testing.T, r host.Result, want map[string]string) {
+	t.Helper()
+	if r.Status != "detected" {
+		t.Fatalf("%s: status %s (%s), want detected", r.Plugin, r.Status, r.Reason)
+	}
+	if fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
+		t.Errorf("%s attributes:\n got %v\nwant %v", r.Plugin, r.Attributes, want)
+	}
+}
+
+func wantStatus(t *testing.T, r host.Result, status, reason string) {
+	t.Helper()
+	if r.Status != status || !strings.Contains(r.Reason, reason) {
+		t.Fatalf("%s: status %s, reason %q; want %s with %q", r.Plugin, r.Status, r.Reason, status, reason)
+	}
+}
+
+// slowHandler answers after d, or when the client gives up.
+func slowHandler(d time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+	}
+}
+
+func server(t testing.TB, h http.Handler) *httptest.Server {
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
