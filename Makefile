@@ -30,6 +30,12 @@ deps:
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gopatrol ./cmd/gopatrol
+	@# The probe plugins and their manifest, ready for --plugin-dir $(BIN)/plugins:
+	@# the host refuses files writable by group or others, hence chmod.
+	@mkdir -p $(BIN)/plugins
+	$(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/plugins/ ./plugins/aws ./plugins/alibaba ./plugins/gcp ./plugins/azure ./plugins/openshift
+	cd $(BIN)/plugins && for p in aws alibaba gcp azure openshift; do mv -f $$p gopatrol-probe-$$p; done && \
+		chmod go-w . gopatrol-probe-* && sha256sum gopatrol-probe-* > SHA256SUMS && chmod 0644 SHA256SUMS
 
 run: build
 	./$(BIN)/gopatrol check

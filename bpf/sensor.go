@@ -49,7 +49,11 @@ type Config struct {
 	SampleLimit uint32
 	// EventBuffer is the capacity of the Events channel. Default 4096.
 	EventBuffer int
-	Logger      *slog.Logger
+	// NoRunTime leaves the kernel's per-program run-time accounting off:
+	// it costs two clock reads per program run on every syscall exit, and
+	// Stats then reports run counts only as zero.
+	NoRunTime bool
+	Logger    *slog.Logger
 }
 
 // Extension is an add-on probe set attached next to the sensor (TLS). The
@@ -126,10 +130,12 @@ func Open(cfg Config) (*Sensor, error) {
 	}
 	// Run-time stats cost a clock read per program run; the kernel counts
 	// only while some process holds this fd.
-	if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
-		s.log.Warn("BPF run-time stats unavailable", "err", err)
-	} else {
-		s.statsFD = c
+	if !cfg.NoRunTime {
+		if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			s.log.Warn("BPF run-time stats unavailable", "err", err)
+		} else {
+			s.statsFD = c
+		}
 	}
 	fail := func(err error) (*Sensor, error) {
 		s.closeAll()
@@ -152,14 +158,8 @@ func Open(cfg Config) (*Sensor, error) {
 	if err := s.SetClasses(cfg.Classes); err != nil {
 		return fail(err)
 	}
-	// Attach fork and exit before exec so that no member of a new tree
-	// escapes between the attachments.
-	for _, p := range []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSysExit} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p})
-		if err != nil {
-			return fail(fmt.Errorf("eBPF sensors: attach %s: %w", p, err))
-		}
-		s.links = append(s.links, l)
+	if err := s.attach(); err != nil {
+		return fail(err)
 	}
 	s.reader, err = ringbuf.NewReader(s.objs.GpEvents)
 	if err != nil {
@@ -167,6 +167,31 @@ func Open(cfg Config) (*Sensor, error) {
 	}
 	go s.readLoop()
 	return s, nil
+}
+
+// attach attaches the programs. Fork and exit come before exec so that no
+// member of a new tree escapes between the attachments.
+func (s *Sensor) attach() error {
+	for _, p := range []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSysExit} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			return fmt.Errorf("eBPF sensors: attach %s: %w", p, err)
+		}
+		s.links = append(s.links, l)
+	}
+	return nil
+}
+
+// detach detaches the programs, keeping the maps.
+func (s *Sensor) detach() error {
+	var errs []error
+	for _, l := range s.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach: %w", err))
+		}
+	}
+	s.links = nil
+	return errors.Join(errs...)
 }
 
 // Events delivers decoded events. It is closed by Close. A consumer that
@@ -352,13 +377,7 @@ func (s *Sensor) Close() error {
 }
 
 func (s *Sensor) closeAll() error {
-	var errs []error
-	for _, l := range s.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach: %w", err))
-		}
-	}
-	s.links = nil
+	errs := []error{s.detach()}
 	close(s.done)
 	if s.reader != nil {
 		if err := s.reader.Close(); err != nil {

@@ -28,7 +28,10 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // ScopeName is the instrumentation scope of every gopatrol instrument.
@@ -315,11 +318,13 @@ func newOTLP(ctx context.Context, c OTLPConfig) (sdkmetric.Exporter, error) {
 		if c.Compression == "gzip" {
 			opts = append(opts, otlpmetricgrpc.WithCompressor("gzip"))
 		}
+		last := &lastError{}
+		opts = append(opts, otlpmetricgrpc.WithDialOption(grpc.WithChainUnaryInterceptor(last.intercept)))
 		exp, err := otlpmetricgrpc.New(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("OTLP/gRPC exporter for %s: %w", c.Endpoint, err)
 		}
-		return exp, nil
+		return causeExporter{exp, last}, nil
 	case ProtocolHTTPProtobuf, "":
 		opts := []otlpmetrichttp.Option{
 			otlpmetrichttp.WithEndpointURL(c.Endpoint),
@@ -345,6 +350,48 @@ func newOTLP(ctx context.Context, c OTLPConfig) (sdkmetric.Exporter, error) {
 		return exp, nil
 	}
 	return nil, fmt.Errorf("OTLP protocol %q: want grpc or http/protobuf", c.Protocol)
+}
+
+// lastError remembers the last failed attempt of a gRPC export. When the
+// retries run out of time, the exporter reports only "deadline exceeded";
+// the attempt before says why (connection refused, a certificate signed by
+// an unknown authority), and that is what a user needs to read.
+type lastError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (l *lastError) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if err != nil && status.Code(err) != codes.DeadlineExceeded && status.Code(err) != codes.Canceled {
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+	}
+	return err
+}
+
+func (l *lastError) take() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.err
+	l.err = nil
+	return err
+}
+
+// causeExporter adds the last attempt's error to a timed-out export.
+type causeExporter struct {
+	sdkmetric.Exporter
+	last *lastError
+}
+
+func (e causeExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	e.last.take()
+	err := e.Exporter.Export(ctx, rm)
+	if last := e.last.take(); err != nil && last != nil && !strings.Contains(err.Error(), last.Error()) {
+		err = fmt.Errorf("%w (last attempt: %v)", err, last)
+	}
+	return err
 }
 
 // servePrometheus starts the pull endpoint on its own registry, so that

@@ -191,7 +191,13 @@ func (m *merger) add(source string, kv attribute.KeyValue) {
 	if first, ok := m.source[kv.Key]; ok {
 		for _, have := range m.attrs {
 			if have.Key == kv.Key && have.Value != kv.Value {
-				m.log.Info("resource attribute conflict: first writer wins",
+				// Overriding gopatrol's own defaults is what the
+				// variables are for: not worth a line at the default level.
+				level := slog.LevelInfo
+				if source == "gopatrol" || source == "hostname" || source == "machine-id" {
+					level = slog.LevelDebug
+				}
+				m.log.Log(context.Background(), level, "resource attribute conflict: first writer wins",
 					"key", string(kv.Key), "kept", have.Value.Emit(), "kept_from", first,
 					"dropped", kv.Value.Emit(), "dropped_from", source)
 			}

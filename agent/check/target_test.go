@@ -136,3 +136,26 @@ func TestResolveToolchainRealSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveToolchainWithoutBuildCache(t *testing.T) {
+	local, err := check.LocalTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := *local
+	target.Environ = nil
+	for _, kv := range local.Environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "HOME" && k != "GOCACHE" && k != "XDG_CACHE_HOME" {
+			target.Environ = append(target.Environ, kv)
+		}
+	}
+	// A HOME-less container: `go env -json` as a whole refuses to run.
+	tc, err := check.ResolveToolchain(context.Background(), &target, "")
+	if err != nil || tc.Err != nil {
+		t.Fatalf("resolve: %v %v", err, tc.Err)
+	}
+	if tc.Get("GOCACHE") != "off" || tc.Get("GOROOT") == "" {
+		t.Errorf("GOCACHE = %q GOROOT = %q, want off and the root", tc.Get("GOCACHE"), tc.Get("GOROOT"))
+	}
+}

@@ -82,8 +82,34 @@ func ResolveToolchain(ctx context.Context, t *Target, goBin string) (*Toolchain,
 	return tc, nil
 }
 
+// goEnvVars are the variables asked for by name when `go env -json` fails
+// as a whole: without a locatable build cache (a HOME-less container) the
+// go command refuses to print everything, yet these still resolve, and
+// gocache.writable can then say what is wrong instead of the doctor
+// giving up on the toolchain.
+// (The CGO_*FLAGS and PKG_CONFIG values need the cache too, so they are
+// left out.)
+var goEnvVars = []string{
+	"AR", "CC", "CGO_ENABLED", "CXX",
+	"GO111MODULE", "GOARCH", "GOAUTH", "GOBIN", "GOCACHE", "GOCACHEPROG", "GODEBUG", "GOENV", "GOEXE",
+	"GOEXPERIMENT", "GOFIPS140", "GOFLAGS", "GOHOSTARCH", "GOHOSTOS", "GOINSECURE", "GOMOD", "GOMODCACHE",
+	"GONOPROXY", "GONOSUMDB", "GOOS", "GOPATH", "GOPRIVATE", "GOPROXY", "GOROOT", "GOSUMDB", "GOTELEMETRY",
+	"GOTMPDIR", "GOTOOLCHAIN", "GOTOOLDIR", "GOVCS", "GOVERSION", "GOWORK",
+}
+
 func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, error) {
-	cmd := t.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, goBin, "env", "-json")
+	env, err := goEnvJSON(ctx, t, goBin)
+	if err == nil {
+		return env, nil
+	}
+	if env, err2 := goEnvJSON(ctx, t, goBin, goEnvVars...); err2 == nil {
+		return env, nil
+	}
+	return nil, err
+}
+
+func goEnvJSON(ctx context.Context, t *Target, goBin string, vars ...string) (map[string]string, error) {
+	cmd := t.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, goBin, append([]string{"env", "-json"}, vars...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -9,6 +9,8 @@
  *
  * Every program must cost next to nothing for processes outside a tree:
  * each returns at its first cheap check (a return value, a tree lookup).
+ * tp_btf arguments are BTF pointers: direct loads (CO-RE relocated through
+ * vmlinux.h's preserve_access_index) avoid a helper call per field.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -222,12 +224,12 @@ int BPF_PROG(gp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(gp_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ptgid = parent->tgid;
 	struct gp_tree_entry *e = gp_tree_lookup(ptgid);
 	if (!e)
 		return 0;
-	__u32 cpid = BPF_CORE_READ(child, pid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = child->pid;
+	__u32 ctgid = child->tgid;
 	/* A new thread (CLONE_THREAD) joins its process, which is already a
 	 * member: only a new thread group becomes a member. */
 	if (cpid != ctgid)
@@ -235,7 +237,7 @@ int BPF_PROG(gp_fork, struct task_struct *parent, struct task_struct *child)
 	struct gp_tree_entry ne = {
 		.root_pid = e->root_pid,
 		.ppid = ptgid,
-		.start_ns = BPF_CORE_READ(child, start_time),
+		.start_ns = child->start_time,
 	};
 	bpf_map_update_elem(&gp_tree, &ctgid, &ne, BPF_ANY);
 	return 0;
@@ -247,7 +249,7 @@ int BPF_PROG(gp_exit, struct task_struct *p, bool group_dead)
 	/* Threads exit one by one; the process is gone with the last. */
 	if (!group_dead)
 		return 0;
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = p->tgid;
 	struct gp_tree_entry *e = gp_tree_lookup(tgid);
 	if (!e)
 		return 0;
@@ -272,13 +274,13 @@ static __always_inline unsigned long gp_arg(struct pt_regs *regs, int i)
 {
 	switch (i) {
 	case 0:
-		return BPF_CORE_READ(regs, di);
+		return regs->di;
 	case 1:
-		return BPF_CORE_READ(regs, si);
+		return regs->si;
 	case 2:
-		return BPF_CORE_READ(regs, dx);
+		return regs->dx;
 	default:
-		return BPF_CORE_READ(regs, r10);
+		return regs->r10;
 	}
 }
 
@@ -390,7 +392,7 @@ static __always_inline int gp_file_failure(struct pt_regs *regs, long nr, long r
 
 static __always_inline int gp_connect(struct pt_regs *regs, long ret, struct gp_tree_entry *e)
 {
-	const void *uaddr = (const void *)BPF_CORE_READ(regs, si);
+	const void *uaddr = (const void *)regs->si;
 	__u16 family = 0;
 	if (bpf_probe_read_user(&family, sizeof(family), uaddr) < 0)
 		return 0;
@@ -420,11 +422,11 @@ int BPF_PROG(gp_sys_exit, struct pt_regs *regs, long ret)
 	/* Cheapest checks first: most syscalls succeed, and only connect
 	 * matters on success. */
 	if (ret >= 0) {
-		nr = BPF_CORE_READ(regs, orig_ax);
+		nr = regs->orig_ax;
 		if (nr != NR_connect)
 			return 0;
 	} else {
-		nr = BPF_CORE_READ(regs, orig_ax);
+		nr = regs->orig_ax;
 		if (nr != NR_connect && ret != -EACCES && ret != -EPERM && ret != -EROFS && ret != -ENOENT)
 			return 0;
 	}

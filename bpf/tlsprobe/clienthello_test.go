@@ -217,3 +217,44 @@ func FuzzDecodeTLSEvents(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeHelloAndAlert(t *testing.T) {
+	hello := captureClientHello(t, &tls.Config{ServerName: "sum.gopatrol.test"})
+	le := binary.LittleEndian
+	rec := func(typ bpf.EventType, body []byte) []byte {
+		b := make([]byte, bpf.HeaderSize+len(body))
+		le.PutUint16(b[0:], uint16(typ))
+		le.PutUint16(b[2:], uint16(len(b)))
+		le.PutUint32(b[4:], 77)
+		copy(b[bpf.HeaderSize:], body)
+		return b
+	}
+	body := make([]byte, helloBodySize)
+	le.PutUint32(body[0:], 9)
+	le.PutUint16(body[4:], helloMax)
+	copy(body[8:], hello)
+	ev, err := bpf.Decode(rec(TypeClientHello, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := ev.(*ClientHelloEvent); !ok || c.ServerName != "sum.gopatrol.test" || c.FD != 9 || c.PID != 77 || c.Header.Type.String() != "tls_client_hello" {
+		t.Errorf("ClientHello event: %+v", ev)
+	}
+	garbage := make([]byte, helloBodySize)
+	le.PutUint16(garbage[4:], 100)
+	if _, err := bpf.Decode(rec(TypeClientHello, garbage)); err == nil {
+		t.Error("a ClientHello event holding zeros decoded without error")
+	}
+	ev, err = bpf.Decode(rec(TypeAlert, []byte{0xff, 0xff, 0xff, 0xff, 2, 48, 0, 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := ev.(*AlertEvent); !ok || a.Name != "unknown_ca" || a.Level != 2 || a.FD != -1 {
+		t.Errorf("alert event: %+v", ev)
+	}
+	for _, typ := range []bpf.EventType{TypeHandshake, TypeClientHello, TypeAlert} {
+		if _, err := bpf.Decode(rec(typ, []byte{1, 2, 3})); err == nil {
+			t.Errorf("%s: 3-byte body decoded without error", typ)
+		}
+	}
+}

@@ -31,9 +31,10 @@ type Config struct {
 	// Attach fail. Default: the go command found on PATH and
 	// $GOROOT/bin/go; those are skipped with a reason when refused.
 	GoBinaries []string
-	// LibSSL are libssl shared objects to probe. Default: libssl.so.3 from
-	// the dynamic linker cache or the usual directories; none found is
-	// logged, not an error.
+	// LibSSL are libssl shared objects to probe; a listed one that cannot
+	// be probed makes Attach fail. Default: libssl.so.3 from the dynamic
+	// linker cache or the usual directories; none found, or one without
+	// the SSL_* symbols, is skipped with a reason.
 	LibSSL []string
 	// NoLibSSL turns the libssl probes off.
 	NoLibSSL bool
@@ -80,7 +81,9 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	if !explicit {
 		goPaths = defaultGoBinaries()
 	}
-	for _, path := range goPaths {
+	// One attachment per file: the same inode probed twice would report
+	// every handshake twice.
+	for _, path := range dedupeFiles(goPaths) {
 		b, err := ResolveGo(path)
 		if err != nil {
 			if explicit {
@@ -92,9 +95,10 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 		}
 		p.GoBinaries = append(p.GoBinaries, b)
 	}
+	libExplicit := len(cfg.LibSSL) > 0
 	if !cfg.NoLibSSL {
 		libs := cfg.LibSSL
-		if len(libs) == 0 {
+		if !libExplicit {
 			if lib := findLibSSL(); lib != "" {
 				libs = []string{lib}
 			} else {
@@ -130,11 +134,22 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 		}
 		log.Debug("TLS probes: Go binary probed", "path", b.Path, "go", b.GoVersion, "rets", len(b.Handshake.Rets))
 	}
+	var probedLibs []string
 	for _, lib := range p.LibSSL {
 		if err := p.attachLibSSL(lib); err != nil {
-			return fail(err)
+			if libExplicit {
+				return fail(err)
+			}
+			// A libssl found by looking around that lacks the symbols
+			// (another build, another library) only loses libssl
+			// handshakes.
+			p.Skipped = append(p.Skipped, Skip{lib, err.Error()})
+			log.Warn("TLS probes: libssl not probed", "path", lib, "err", err)
+			continue
 		}
+		probedLibs = append(probedLibs, lib)
 	}
+	p.LibSSL = probedLibs
 	// The socket program last: until now no handshake could be joined.
 	l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsSysEnter})
 	if err != nil {
@@ -249,9 +264,10 @@ func defaultGoBinaries() []string {
 	if root := os.Getenv("GOROOT"); root != "" {
 		paths = append(paths, filepath.Join(root, "bin", "go"))
 	}
-	return dedupeFiles(paths)
+	return paths
 }
 
+// dedupeFiles resolves symlinks and keeps each file (inode) once.
 func dedupeFiles(paths []string) []string {
 	var out []string
 	var seen []os.FileInfo

@@ -44,7 +44,11 @@ func record(s *bpf.Sensor) *recorder {
 // waitFor returns the first event (from index from on) that match accepts,
 // waiting up to 5 s for the ring buffer to deliver it.
 func (r *recorder) waitFor(from int, match func(bpf.Event) bool) bpf.Event {
-	deadline := time.Now().Add(5 * time.Second)
+	return r.waitForIn(5*time.Second, from, match)
+}
+
+func (r *recorder) waitForIn(d time.Duration, from int, match func(bpf.Event) bool) bpf.Event {
+	deadline := time.Now().Add(d)
 	for {
 		r.mu.Lock()
 		for _, ev := range r.events[min(from, len(r.events)):] {
@@ -184,23 +188,140 @@ func TestGoModDownloadHandshake(t *testing.T) {
 		t.Logf("handshake: %s %s sni=%s error.type=%s in %v", h.Library, h.Outcome, h.ServerName, h.ErrorType, h.Duration)
 	})
 
-	t.Run("not in a tree", func(t *testing.T) {
-		// This test binary handshakes with the same proxy: it is no go
-		// process (nor, unless the sensor adopted the running go test, a
-		// descendant of one), so nothing may be reported for it.
-		if _, err := proxy.Client().Get(proxy.URL() + "/example.com/hello/@v/list"); err != nil {
+	curl, curlErr := exec.LookPath("curl")
+	// curlIn runs curl through `go generate` in a scratch module, so that
+	// it is a child of a go command: in a tree.
+	curlIn := func(t *testing.T, args ...string) (goPID int, out string, err error) {
+		dir := t.TempDir()
+		gen := "package gen\n\n//go:generate " + curl + " " + strings.Join(args, " ") + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "gen.go"), []byte(gen), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		self := os.Getpid()
-		ev := rec.waitFor(0, func(ev bpf.Event) bool {
-			h := ev.EventHeader()
-			return int(h.PID) == self && (h.Type >= tlsprobe.TypeHandshake && h.Type <= tlsprobe.TypeAlert)
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module gen\n\ngo 1.22\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(goBin, "generate", ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=", "GOPROXY=off")
+		b, err := cmd.CombinedOutput()
+		return cmd.Process.Pid, string(b), err
+	}
+	libssl := func(t *testing.T) {
+		t.Helper()
+		if curlErr != nil {
+			t.Skipf("curl not installed: %v", curlErr)
+		}
+		if len(p.LibSSL) == 0 {
+			t.Skipf("libssl not probed: %+v", p.Skipped)
+		}
+	}
+	listURL := url + "/example.com/hello/@v/list"
+
+	t.Run("libssl trusted", func(t *testing.T) {
+		libssl(t)
+		from := rec.len()
+		root, out, err := curlIn(t, "-sS", "--fail", "-o", "/dev/null", "--cacert", proxy.CAFile(), listURL)
+		if err != nil {
+			t.Fatalf("curl through go generate: %v\n%s", err, out)
+		}
+		ev := rec.waitFor(from, func(ev bpf.Event) bool {
+			h, ok := ev.(*tlsprobe.Handshake)
+			return ok && int(h.RootPID) == root && h.Library == tlsprobe.LibraryLibSSL
 		})
-		if ev != nil {
-			var root bpf.Event = rec.waitFor(0, func(e bpf.Event) bool { return int(e.EventHeader().PID) == self })
-			t.Logf("first event of this process: %+v (tree root %d)", root, ev.EventHeader().RootPID)
-			if ev.EventHeader().RootPID == 0 {
-				t.Errorf("TLS event for a process outside any tree: %+v", ev)
+		if ev == nil {
+			rec.dump(t, root)
+			t.Fatalf("no libssl handshake in the tree of go generate (pid %d)", root)
+		}
+		h := ev.(*tlsprobe.Handshake)
+		if h.Outcome != tlsprobe.OutcomeOK || h.ServerName != "localhost" || h.Duration <= 0 || int(h.PID) == root {
+			t.Errorf("curl handshake: %+v, want ok, SNI localhost, pid of curl", h)
+		}
+		t.Logf("handshake: %s %s sni=%s in %v (pid %d)", h.Library, h.Outcome, h.ServerName, h.Duration, h.PID)
+	})
+
+	t.Run("libssl unknown CA over TLS 1.2", func(t *testing.T) {
+		libssl(t)
+		from := rec.len()
+		root, out, err := curlIn(t, "-sS", "--fail", "-o", "/dev/null", "--tls-max", "1.2", listURL)
+		if err == nil {
+			t.Fatalf("curl without the proxy's CA succeeded:\n%s", out)
+		}
+		ev := rec.waitFor(from, func(ev bpf.Event) bool {
+			h, ok := ev.(*tlsprobe.Handshake)
+			return ok && int(h.RootPID) == root && h.Library == tlsprobe.LibraryLibSSL
+		})
+		if ev == nil {
+			rec.dump(t, root)
+			t.Fatalf("no libssl handshake in the tree of go generate (pid %d); curl said:\n%s", root, out)
+		}
+		h := ev.(*tlsprobe.Handshake)
+		// OpenSSL writes its alert in plaintext under TLS 1.2.
+		if h.Outcome != tlsprobe.OutcomeFailed || h.ServerName != "localhost" || h.ErrorType != "unknown_ca" || h.AlertSource != "wire" {
+			t.Errorf("curl handshake without the CA: %+v, want failed, SNI localhost, unknown_ca from the wire", h)
+		}
+		t.Logf("handshake: %s %s sni=%s error.type=%s ssl_error=%d", h.Library, h.Outcome, h.ServerName, h.ErrorType, h.SSLError)
+	})
+
+	t.Run("other library ClientHello", func(t *testing.T) {
+		// git's https helper uses GnuTLS on Debian: no handshake probe, but
+		// its ClientHello on the socket still names the server.
+		git, err := exec.LookPath("git")
+		if err != nil {
+			t.Skipf("git not installed: %v", err)
+		}
+		from := rec.len()
+		dir := t.TempDir()
+		gen := "package gen\n\n//go:generate env GIT_SSL_CAINFO=" + proxy.CAFile() + " GIT_TERMINAL_PROMPT=0 " + git + " ls-remote " + url + "/repo.git\n"
+		os.WriteFile(filepath.Join(dir, "gen.go"), []byte(gen), 0o644)
+		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module gen\n\ngo 1.22\n"), 0o644)
+		cmd := exec.Command(goBin, "generate", ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=", "GOPROXY=off", "HOME="+dir)
+		b, _ := cmd.CombinedOutput() // the proxy is no git server: ls-remote fails after the handshake
+		ev := rec.waitFor(from, func(ev bpf.Event) bool {
+			c, ok := ev.(*tlsprobe.ClientHelloEvent)
+			return ok && int(c.RootPID) == cmd.Process.Pid
+		})
+		if ev == nil {
+			rec.dump(t, cmd.Process.Pid)
+			t.Fatalf("no ClientHello event in the tree of go generate (pid %d); output:\n%s", cmd.Process.Pid, b)
+		}
+		if c := ev.(*tlsprobe.ClientHelloEvent); c.ServerName != "localhost" || c.FD < 0 {
+			t.Errorf("git's ClientHello: %+v, want SNI localhost", c)
+		}
+	})
+
+	t.Run("outside any tree", func(t *testing.T) {
+		libssl(t)
+		// Is this test process itself in a tree (a sensor that adopted the
+		// running go test)? Then its children are too, and the test means
+		// nothing.
+		from := rec.len()
+		probe := exec.Command("true")
+		if err := probe.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if rec.waitForIn(time.Second, from, func(ev bpf.Event) bool { return int(ev.EventHeader().PID) == probe.Process.Pid }) != nil {
+			t.Skip("this test process is inside a Go toolchain tree")
+		}
+		cmd := exec.Command(curl, "-sS", "--fail", "-o", "/dev/null", "--cacert", proxy.CAFile(), listURL)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("curl: %v\n%s", err, out)
+		}
+		if _, err := proxy.Client().Get(proxy.URL() + "/example.com/hello/@v/list"); err == nil {
+			t.Fatal("the proxy's leaf names localhost only, yet 127.0.0.1 verified")
+		}
+		// A go command after them: once its events are in, theirs would be.
+		marker, _, _ := curlIn(t, "--version")
+		if rec.waitFor(from, func(ev bpf.Event) bool { return int(ev.EventHeader().RootPID) == marker }) == nil {
+			t.Fatal("no event from the marker go command")
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, ev := range rec.events[from:] {
+			h := ev.EventHeader()
+			if int(h.PID) == cmd.Process.Pid || int(h.PID) == os.Getpid() {
+				t.Errorf("event for a process outside any tree: %s %+v", h.Type, ev)
 			}
 		}
 	})
@@ -259,7 +380,7 @@ func stillLoaded(progs []ebpf.ProgramID, links []link.ID) []string {
 	return left
 }
 
-func TestAttachRefusesStrippedGo(t *testing.T) {
+func TestAttachRefusesNonGo(t *testing.T) {
 	bpftest.Require(t)
 	s, err := bpf.Open(bpf.Config{})
 	if err != nil {
@@ -277,5 +398,40 @@ func TestAttachRefusesStrippedGo(t *testing.T) {
 	}
 	if !errors.Is(err, tlsprobe.ErrRefused) || !strings.Contains(err.Error(), notGo) {
 		t.Fatalf("Attach to %s: %v, want a refusal naming it", notGo, err)
+	}
+}
+
+func TestAttachDefaults(t *testing.T) {
+	bpftest.Require(t)
+	goPath, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go on PATH: %v", err)
+	}
+	goPath, _ = filepath.EvalSymlinks(goPath)
+	s, err := bpf.Open(bpf.Config{})
+	if err != nil {
+		t.Fatalf("bpf.Open: %v", err)
+	}
+	defer s.Close()
+	p, err := tlsprobe.Attach(s, tlsprobe.Config{})
+	if err != nil {
+		t.Fatalf("tlsprobe.Attach with defaults: %v", err)
+	}
+	var probed []string
+	for _, b := range p.GoBinaries {
+		probed = append(probed, b.Path)
+	}
+	if len(probed) == 0 || probed[0] != goPath {
+		t.Errorf("default Go binaries probed: %q (skipped %+v), want %s first", probed, p.Skipped, goPath)
+	}
+	if len(p.LibSSL) == 0 && len(p.Skipped) == 0 {
+		t.Error("libssl neither probed nor skipped with a reason")
+	}
+	t.Logf("probed %q and %q; skipped %+v", probed, p.LibSSL, p.Skipped)
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

@@ -30,6 +30,7 @@ type checkFlags struct {
 	asUser     string
 	slow       bool
 	timeout    time.Duration
+	export     bool
 }
 
 func newCheckCmd() *cobra.Command {
@@ -58,6 +59,7 @@ Exit codes: 0 no check failed; 1 at least one failed (or warned, with
 	fl.StringVar(&f.asUser, "as-user", "", "probe as this user, the one who builds (default: the invoking user)")
 	fl.BoolVar(&f.slow, "slow", false, "also run the slow checks (race build, cache verification)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
+	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
 	return cmd
 }
 
@@ -102,6 +104,10 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 		}
 	}
 
+	exp, err := prepareExport(ctx, f.export, target.Root)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
@@ -125,7 +131,7 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	} else {
 		writeText(stdout, rep, time.Since(start), useColor(stdout))
 	}
-	if code := rep.ExitCode(f.failOn == "warn"); code != 0 {
+	if code := exp.exitCode(ctx, rep, rep.ExitCode(f.failOn == "warn")); code != 0 {
 		return silentExit(code)
 	}
 	return nil

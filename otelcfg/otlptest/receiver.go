@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // a receiver must accept what the exporter compresses
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -41,6 +42,8 @@ type Request struct {
 type Options struct {
 	// TLS serves both protocols over TLS (with ClientAuth for mTLS).
 	TLS *tls.Config
+	// Discard counts exports without keeping them (benchmarks).
+	Discard bool
 }
 
 // Receiver is a running receiver. Its answers can be changed between
@@ -52,7 +55,9 @@ type Receiver struct {
 	// HTTPEndpoint is the full URL of /v1/metrics.
 	HTTPEndpoint string
 
+	discard  bool
 	mu       sync.Mutex
+	count    int
 	requests []Request
 	partial  *colmetricpb.ExportMetricsPartialSuccess
 	reject   string
@@ -62,7 +67,7 @@ type Receiver struct {
 // Start runs a receiver until the test ends.
 func Start(t testing.TB, opts Options) *Receiver {
 	t.Helper()
-	r := &Receiver{arrived: make(chan struct{}, 1024)}
+	r := &Receiver{arrived: make(chan struct{}, 1024), discard: opts.Discard}
 	scheme := "http"
 	if opts.TLS != nil {
 		scheme = "https"
@@ -76,6 +81,7 @@ func Start(t testing.TB, opts Options) *Receiver {
 	if opts.TLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
+	sopts = append(sopts, grpc.StatsHandler(compressionTagger{}))
 	gs := grpc.NewServer(sopts...)
 	colmetricpb.RegisterMetricsServiceServer(gs, grpcService{r: r})
 	go gs.Serve(gln)
@@ -125,6 +131,13 @@ func (r *Receiver) Requests() []Request {
 	return append([]Request(nil), r.requests...)
 }
 
+// Count is the number of exports received, kept or not.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
 // Wait returns once n exports in all have arrived, or fails the test.
 func (r *Receiver) Wait(t testing.TB, n int, timeout time.Duration) []Request {
 	t.Helper()
@@ -145,7 +158,10 @@ func (r *Receiver) Wait(t testing.TB, n int, timeout time.Duration) []Request {
 func (r *Receiver) record(req Request) (*colmetricpb.ExportMetricsServiceResponse, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests = append(r.requests, req)
+	r.count++
+	if !r.discard {
+		r.requests = append(r.requests, req)
+	}
 	select {
 	case r.arrived <- struct{}{}:
 	default:
@@ -164,12 +180,39 @@ func (s grpcService) Export(ctx context.Context, body *colmetricpb.ExportMetrics
 	for k, v := range md {
 		headers[strings.ToLower(k)] = strings.Join(v, ",")
 	}
-	resp, reject := s.r.record(Request{Protocol: "grpc", Headers: headers, Gzip: headers["grpc-encoding"] == "gzip", Body: body})
+	gz := false
+	if c, ok := ctx.Value(compressionKey{}).(*string); ok {
+		gz = *c == "gzip"
+	}
+	resp, reject := s.r.record(Request{Protocol: "grpc", Headers: headers, Gzip: gz, Body: body})
 	if reject != "" {
 		return nil, status.Error(codes.InvalidArgument, reject)
 	}
 	return resp, nil
 }
+
+// compressionTagger learns each RPC's compression from its headers: gRPC
+// keeps grpc-encoding out of the metadata a handler sees.
+type compressionTagger struct{}
+
+type compressionKey struct{}
+
+func (compressionTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, compressionKey{}, new(string))
+}
+
+func (compressionTagger) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if h, ok := s.(*stats.InHeader); ok {
+		if c, ok := ctx.Value(compressionKey{}).(*string); ok {
+			*c = h.Compression
+		}
+	}
+}
+
+func (compressionTagger) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (compressionTagger) HandleConn(context.Context, stats.ConnStats) {}
 
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if ct := req.Header.Get("Content-Type"); ct != "application/x-protobuf" {

@@ -90,14 +90,14 @@ type Host struct {
 // list with its error, and the supervisor keeps trying.
 func Open(cfg Config) (*Host, error) {
 	cfg.defaults()
-	found, err := Discover(cfg.Dir, cfg.Manifest, cfg.Owners)
+	found, err := discover(cfg.Dir, cfg.Manifest, cfg.Owners, false)
 	if err != nil {
 		return nil, err
 	}
 	h := &Host{cfg: cfg, found: found, stop: make(chan struct{})}
 	for _, c := range found {
 		if c.Verified() {
-			h.plugins = append(h.plugins, &Plugin{Name: c.Name, Path: c.Path, SHA256: c.SHA256, cfg: &h.cfg})
+			h.plugins = append(h.plugins, &Plugin{Name: c.Name, Path: c.Path, SHA256: c.Expected, cfg: &h.cfg})
 		}
 	}
 	var wg sync.WaitGroup
@@ -160,8 +160,10 @@ func (h *Host) supervise() {
 
 // Plugin is one supervised plugin process.
 type Plugin struct {
-	Name, Path, SHA256 string
-	cfg                *Config
+	Name, Path string
+	// SHA256 is the manifest's digest, checked by go-plugin at every exec.
+	SHA256 string
+	cfg    *Config
 
 	mu        sync.Mutex
 	client    *plugin.Client
@@ -245,7 +247,7 @@ func (p *Plugin) startError(err error) error {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return refuse("plugin %s: its sha256 changed since discovery: %v", p.Path, err)
+		return refuse("plugin %s: its sha256 differs from the manifest's %s: the binary was changed or the manifest is stale", p.Path, p.SHA256)
 	case strings.HasPrefix(msg, "Unrecognized remote plugin message: "):
 		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
 		return fmt.Errorf("plugin %s wrote %q to stdout before the go-plugin handshake: a plugin must keep stdout for the handshake and log to stderr (sdk.Serve does both)", p.Path, line)
@@ -296,6 +298,15 @@ type Result struct {
 // StatusStale is a plugin that is down: its last attributes stand in.
 const StatusStale = "stale"
 
+// down is the answer of a plugin that is not running: stale if it ever
+// detected something, else an error.
+func down(last map[string]string, err error) Result {
+	if last == nil {
+		return Result{Status: "error", Reason: err.Error()}
+	}
+	return Result{Status: StatusStale, Attributes: last, Reason: err.Error()}
+}
+
 // Detect calls the plugin's Detect under ctx and the call deadline. A
 // plugin that crashed or is restarting answers StatusStale with the
 // attributes of its last good detection.
@@ -317,7 +328,7 @@ func (p *Plugin) detect(ctx context.Context) Result {
 	probe, last, lastErr := p.probe, p.last, p.lastErr
 	p.mu.Unlock()
 	if probe == nil {
-		return Result{Status: StatusStale, Attributes: last, Reason: lastErr.Error()}
+		return down(last, lastErr)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
 	defer cancel()
@@ -331,7 +342,7 @@ func (p *Plugin) detect(ctx context.Context) Result {
 				p.crashedLocked(crash)
 			}
 			p.mu.Unlock()
-			return Result{Status: StatusStale, Attributes: last, Reason: crash.Error()}
+			return down(last, crash)
 		}
 		if status.Code(err) == codes.DeadlineExceeded {
 			return Result{Status: string(sdk.Failed), Reason: fmt.Sprintf("Detect: no answer within the call deadline (%v): %v", p.cfg.CallTimeout, err)}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -84,9 +84,9 @@ func open(t *testing.T, dir string, log *bytes.Buffer, env ...string) *host.Host
 
 func TestDiscoverRefuses(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir, bin string)
-		want  string // in the refusal, with the path or value
+		want   string // in the refusal, with the path or value
 	}{
 		{"checksum mismatch", func(t *testing.T, dir, bin string) {
 			f, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
@@ -137,10 +137,13 @@ func TestDiscoverRefuses(t *testing.T) {
 			if !strings.Contains(found[0].Err.Error(), tt.want) {
 				t.Fatalf("refusal %q does not say %q", found[0].Err, tt.want)
 			}
-			// Open must not run a refused plugin.
+			// Open must not run a refused plugin (a checksum mismatch
+			// is caught at exec time by go-plugin's SecureConfig).
 			h := open(t, dir, nil)
-			if len(h.Plugins()) != 0 {
-				t.Fatalf("refused plugin started: %v", h.Plugins())
+			for _, p := range h.Plugins() {
+				if _, err := p.Info(); err == nil || !strings.Contains(err.Error(), "plugin refused") {
+					t.Fatalf("refused plugin %s started: %v", p.Path, err)
+				}
 			}
 		})
 	}
@@ -231,8 +234,8 @@ func TestStdoutBeforeHandshake(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Info() error = %v, want it to contain %q", err, want)
 	}
-	if r := h.Plugins()[0].Detect(context.Background()); r.Status != host.StatusStale {
-		t.Errorf("Detect of a plugin that never started = %+v, want stale", r)
+	if r := h.Plugins()[0].Detect(context.Background()); r.Status != "error" || !strings.Contains(r.Reason, "to stdout before the go-plugin handshake") {
+		t.Errorf("Detect of a plugin that never started = %+v, want an error with the reason", r)
 	}
 }
 
@@ -305,7 +308,7 @@ func TestSwappedBinaryRefusedOnRestart(t *testing.T) {
 	p.Detect(context.Background()) // panics: the supervisor restarts it
 	time.Sleep(300 * time.Millisecond)
 	_, err = p.Info()
-	if err == nil || !strings.Contains(err.Error(), bin+": its sha256 changed since discovery") {
+	if err == nil || !strings.Contains(err.Error(), bin+": its sha256 differs from the manifest's") {
 		t.Fatalf("Info() after swap = %v, want the swapped binary refused", err)
 	}
 	if r := p.Detect(context.Background()); r.Status != host.StatusStale || r.Attributes["a"] != "b" {

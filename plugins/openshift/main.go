@@ -28,8 +28,10 @@ const (
 	// Overrides of the service-account files (tests, out-of-pod runs).
 	tokenEnv = "GOPATROL_K8S_TOKEN_FILE"
 	caEnv    = "GOPATROL_K8S_CA_FILE"
-	// The node the pod runs on, from the downward API (spec.nodeName).
-	nodeEnv = "NODE_NAME"
+	// The node the pod runs on, from the downward API (spec.nodeName):
+	// NODE_NAME, or K8S_NODE_NAME as gopatrol's DaemonSet sets for otelcfg.
+	nodeEnv    = "NODE_NAME"
+	k8sNodeEnv = "K8S_NODE_NAME"
 
 	defaultToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 	defaultCA    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
@@ -87,10 +89,12 @@ func (probe) Detect(ctx context.Context) (map[string]string, error) {
 		return nil, sdk.NotThisCloudf("%s/%s not set: not in a Kubernetes pod", hostEnv, portEnv)
 	}
 	api := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, port)}
+	// A client per call: the projected token rotates, re-read it.
 	md, token, err := client()
 	if err != nil {
 		return nil, err
 	}
+	defer md.HTTP.CloseIdleConnections()
 	hdr := http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}}
 	attrs := map[string]string{}
 
@@ -114,14 +118,14 @@ func (probe) Detect(ctx context.Context) (map[string]string, error) {
 		}
 	}
 
-	if name := os.Getenv(nodeEnv); name != "" {
+	if name := envOr(nodeEnv, os.Getenv(k8sNodeEnv)); name != "" {
 		var n node
 		ok, err := getJSON(ctx, md, api.String()+"/api/v1/nodes/"+url.PathEscape(name), hdr, &n)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s=%q: no such node", nodeEnv, name)
+			return nil, fmt.Errorf("node %q (%s or %s): no such node", name, nodeEnv, k8sNodeEnv)
 		}
 		attrs[sdk.K8sNodeName] = name
 		// The kubelet's labels come from the cloud provider: they win

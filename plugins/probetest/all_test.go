@@ -18,7 +18,24 @@ var all = []string{"aws", "alibaba", "gcp", "azure", "openshift"}
 // Off every cloud each probe says "not this cloud", not "error". The
 // timing is measured by BenchmarkDetectOffCloud.
 func TestAllOffCloud(t *testing.T) {
-	h := openHost(t, all, nil)
+	t.Run("refused", func(t *testing.T) { allOffCloud(t, nil) })
+	t.Run("silent", func(t *testing.T) {
+		if !probetest.HaveSilent() {
+			t.Skip("no silent address (needs root, the network namespace and tun)")
+		}
+		allOffCloud(t, silentEnv())
+	})
+}
+
+// silentEnv points the metadata probes at an address that drops SYNs.
+func silentEnv() []string {
+	u := "http://" + probetest.SilentAddr
+	return []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + u, "GOPATROL_ALIBABA_METADATA_ENDPOINT=" + u,
+		"GCE_METADATA_HOST=" + probetest.SilentAddr, "GOPATROL_AZURE_IMDS_ENDPOINT=" + u}
+}
+
+func allOffCloud(t *testing.T, env []string) {
+	h := openHost(t, all, env)
 	r := h.Detect(context.Background())
 	if len(r.Results) != 5 {
 		t.Fatalf("%d results, want 5", len(r.Results))

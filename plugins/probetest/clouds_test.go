@@ -6,10 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +20,8 @@ import (
 	"time"
 )
 
-// As root the tests run in their own network namespace: only lo.
+// As root the tests run in their own network namespace: only lo, and
+// silent0, a tap device without carrier that can send nothing anywhere.
 func TestRunsInPrivateNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("not root: no private network namespace")
@@ -29,8 +30,10 @@ func TestRunsInPrivateNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ifs) != 1 || ifs[0].Name != "lo" {
-		t.Fatalf("interfaces %v: want only lo (unshare -n)", ifs)
+	for _, i := range ifs {
+		if i.Name != "lo" && i.Name != "silent0" {
+			t.Fatalf("interface %s in the test namespace: want only lo and the carrier-less silent0 (unshare -n)", i.Name)
+		}
 	}
 }
 
@@ -62,7 +65,9 @@ func newGCE() gceMetadata {
 	}}
 }
 
-func gcpEnv(url string) []string { return []string{"GCE_METADATA_HOST=" + strings.TrimPrefix(url, "http://")} }
+func gcpEnv(url string) []string {
+	return []string{"GCE_METADATA_HOST=" + strings.TrimPrefix(url, "http://")}
+}
 
 func TestGCP(t *testing.T) {
 	want := map[string]string{
@@ -142,9 +147,9 @@ func TestAzure(t *testing.T) {
 	wantAttrs(t, detect(t, "azure", azureEnv(srv.URL)), map[string]string{
 		"cloud.provider": "azure", "cloud.platform": "azure.vm",
 		"cloud.region": "westeurope", "cloud.availability_zone": "2",
-		"cloud.account.id": "8d10da13-8125-4ba9-a717-bf7490507b3d",
+		"cloud.account.id":  "8d10da13-8125-4ba9-a717-bf7490507b3d",
 		"cloud.resource_id": "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
-		"host.id": "02aab8a4-74ef-476e-8182-f6d2ba4166a6", "host.type": "Standard_D2s_v5",
+		"host.id":           "02aab8a4-74ef-476e-8182-f6d2ba4166a6", "host.type": "Standard_D2s_v5",
 	})
 }
 
@@ -258,6 +263,13 @@ func TestOpenShift(t *testing.T) {
 	}
 }
 
+// The DaemonSet's K8S_NODE_NAME (otelcfg's variable) works as NODE_NAME.
+func TestKubernetesNodeFromK8sNodeName(t *testing.T) {
+	env := append(kubeEnv(t, kubeAPI{token: "sa-token", nodes: euLabels}, "sa-token"), "NODE_NAME=", "K8S_NODE_NAME=node-1")
+	wantAttrs(t, detect(t, "openshift", env),
+		map[string]string{"cloud.region": "eu-west-1", "cloud.availability_zone": "eu-west-1a", "k8s.node.name": "node-1"})
+}
+
 func TestOpenShiftErrors(t *testing.T) {
 	api := kubeAPI{token: "sa-token", nodes: euLabels}
 	t.Run("not in a pod", func(t *testing.T) {
@@ -268,7 +280,7 @@ func TestOpenShiftErrors(t *testing.T) {
 	})
 	t.Run("unknown node", func(t *testing.T) {
 		env := append(kubeEnv(t, api, "sa-token"), "NODE_NAME=node-9")
-		wantStatus(t, detect(t, "openshift", env), "error", `NODE_NAME="node-9": no such node`)
+		wantStatus(t, detect(t, "openshift", env), "error", `node "node-9" (NODE_NAME or K8S_NODE_NAME): no such node`)
 	})
 	t.Run("API server signed by another CA", func(t *testing.T) {
 		env := kubeEnv(t, api, "sa-token")

@@ -7,6 +7,7 @@ package probetest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path"
@@ -22,6 +23,21 @@ import (
 // given to lo in the namespace: a non-loopback address for tests where
 // loopback would be special-cased (proxies skip 127.0.0.1 anyway).
 const TestNetAddr = "192.0.2.10"
+
+// SilentAddr, in the namespace, is routed to a tap device without
+// carrier: a SYN sent there is never answered nor refused, like a
+// link-local metadata address on a network that drops it.
+const SilentAddr = "198.51.100.2"
+
+// HaveSilent reports whether SilentAddr is set up (it needs the network
+// namespace and tun support in the kernel).
+func HaveSilent() bool {
+	if os.Getenv(envNetns) == "" {
+		return false
+	}
+	_, err := net.InterfaceByName("silent0")
+	return err == nil
+}
 
 // envNetns marks a test binary already re-executed in a new namespace.
 const envNetns = "GOPATROL_TEST_NETNS"
@@ -54,7 +70,10 @@ func InNetns() {
 		fmt.Fprintln(os.Stderr, "probetest:", err)
 		os.Exit(1)
 	}
-	args := append([]string{unshare, "--net", "--", "sh", "-c", `ip link set lo up && ip addr add `+TestNetAddr+`/32 dev lo && exec "$0" "$@"`, self}, os.Args[1:]...)
+	setup := `ip link set lo up && ip addr add ` + TestNetAddr + `/32 dev lo && ` +
+		`{ ip tuntap add dev silent0 mode tap && ip addr add 198.51.100.1/24 dev silent0 && ip link set silent0 up || true; } && ` +
+		`exec "$0" "$@"`
+	args := append([]string{unshare, "--net", "--", "sh", "-c", setup, self}, os.Args[1:]...)
 	env := append(os.Environ(), envNetns+"=1")
 	err = syscall.Exec(unshare, args, env)
 	fmt.Fprintln(os.Stderr, "probetest: exec unshare -n:", err)
@@ -70,7 +89,8 @@ func Build(dir string, pkgs map[string]string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	args := []string{"build", "-o", tmp + "/"}
+	// The flags of `make build`: the sizes (and so hashing times) match.
+	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", tmp + "/"}
 	for _, p := range pkgs {
 		args = append(args, p)
 	}

@@ -14,44 +14,64 @@ import (
 // pieProgram reads its own ELF header and prints its type and where it was
 // loaded, then runs itself once more for a second load address: under ASLR
 // the two differ. It reads the header itself because the first `go run`
-// deletes the executable when the program exits. It is run with `go run`, which caches the linked executable
+// deletes the executable when the program exits. It imports only os and
+// strconv: every dependency costs `go run` time even when it is cached. It is run with `go run`, which caches the linked executable
 // (Go 1.24 and later), so a warm run costs tens of milliseconds, not a link.
 const pieProgram = `package main
 
 import (
-	"debug/elf"
-	"fmt"
 	"os"
-	"os/exec"
-	"strings"
+	"strconv"
+	"unsafe"
 )
 
+var anchor byte
+
 func main() {
-	addr := fmt.Sprintf("%p", main)
-	if os.Getenv("GOPATROL_PIE_CHILD") == "1" {
-		fmt.Println(addr)
+	addr := strconv.FormatUint(uint64(uintptr(unsafe.Pointer(&anchor))), 16)
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		os.Stdout.WriteString(addr + "\n")
 		return
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "executable:", err)
-		os.Exit(1)
+		fail("executable", err)
 	}
-	f, err := elf.Open(exe)
+	f, err := os.Open(exe)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "read ELF header:", err)
-		os.Exit(1)
+		fail("open executable", err)
 	}
-	typ := f.Type
+	var hdr [18]byte
+	_, err = f.ReadAt(hdr[:], 0)
 	f.Close()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "GOPATROL_PIE_CHILD=1")
-	out, err := cmd.Output()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "rerun:", err)
-		os.Exit(1)
+		fail("read ELF header", err)
 	}
-	fmt.Printf("exe=%s\ntype=%d\naddr=%s\naddr2=%s\n", exe, typ, addr, strings.TrimSpace(string(out)))
+	if string(hdr[:4]) != "\x7fELF" {
+		fail("read ELF header", os.ErrInvalid)
+	}
+	typ := uint16(hdr[16]) | uint16(hdr[17])<<8
+	if hdr[5] == 2 { // ELFDATA2MSB
+		typ = uint16(hdr[16])<<8 | uint16(hdr[17])
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fail("pipe", err)
+	}
+	p, err := os.StartProcess(exe, []string{exe, "-child"}, &os.ProcAttr{Files: []*os.File{nil, w, os.Stderr}})
+	w.Close()
+	if err != nil {
+		fail("rerun", err)
+	}
+	var buf [64]byte
+	n, _ := r.Read(buf[:])
+	p.Wait()
+	os.Stdout.WriteString("exe=" + exe + "\ntype=" + strconv.Itoa(int(typ)) + "\naddr=0x" + addr + "\naddr2=0x" + string(buf[:n]))
+}
+
+func fail(what string, err error) {
+	os.Stderr.WriteString(what + ": " + err.Error() + "\n")
+	os.Exit(1)
 }
 `
 

@@ -91,7 +91,7 @@ func scan(t *check.Target, root string, budget *int) (dangling []link, truncated
 			p := filepath.Join(dir, e.Name())
 			switch {
 			case e.Type()&fs.ModeSymlink != 0:
-				if _, err := os.Stat(t.Path(p)); errors.Is(err, fs.ErrNotExist) {
+				if r, err := resolve(t, p); err == nil && (r.Dangling != nil || r.Missing != "") {
 					dest, _ := os.Readlink(t.Path(p))
 					dangling = append(dangling, link{p, dest})
 				}
@@ -193,6 +193,8 @@ func links(ctx context.Context, env *check.Env, goenv map[string]string) check.R
 	case leftover != "":
 		r = check.Warnf("GOMODCACHE is %s but %s still holds an old module cache", modcache, leftover).
 			WithFix("remove the stale cache (it is read-only, so use the go command): GOMODCACHE=%s go clean -modcache", leftover)
+	case res.Missing != "":
+		r = check.Passf("GOMODCACHE %s does not exist yet; no dangling links", modcache)
 	default:
 		r = check.Passf("GOMODCACHE %s resolves, no dangling links", modcache)
 	}
@@ -220,7 +222,7 @@ func modcacheWritable(ctx context.Context, env *check.Env, goenv map[string]stri
 	if dl := filepath.Join(modcache, "cache", "download"); dirs[0] == modcache && exists(t, dl) {
 		dirs = append(dirs, dl)
 	}
-	r, ok := probeDirs(ctx, t, dirs, "GOMODCACHE")
+	r, ok := probeDirs(ctx, t, dirs, modcache, "GOMODCACHE")
 	if !ok {
 		return r.With("GOMODCACHE", modcache)
 	}
@@ -265,7 +267,7 @@ func gocacheWritable(ctx context.Context, env *check.Env, goenv map[string]strin
 			WithFix("set GOCACHE to a directory the build user can write: export GOCACHE=/tmp/go-build (or set HOME)")
 	}
 	dir := nearestExisting(t, gocache)
-	r, ok := probeDirs(ctx, t, []string{dir}, "GOCACHE")
+	r, ok := probeDirs(ctx, t, []string{dir}, gocache, "GOCACHE")
 	if !ok {
 		return r.With("GOCACHE", gocache)
 	}
@@ -305,9 +307,11 @@ func userName(t *check.Target) string {
 	return t.User.Name
 }
 
-// probeDirs runs probe.Writable on each dir as the build user. On failure
-// it returns the result to report and false.
-func probeDirs(ctx context.Context, t *check.Target, dirs []string, variable string) (check.Result, bool) {
+// probeDirs runs probe.Writable on each dir as the build user; cache is
+// the cache directory itself (dirs[0] is its nearest existing parent when
+// it does not exist yet). On failure it returns the result to report and
+// false.
+func probeDirs(ctx context.Context, t *check.Target, dirs []string, cache, variable string) (check.Result, bool) {
 	for _, d := range dirs {
 		err := probe.Writable(ctx, t, d)
 		if err == nil {
@@ -317,15 +321,19 @@ func probeDirs(ctx context.Context, t *check.Target, dirs []string, variable str
 		if !errors.As(err, &pe) {
 			return check.Errorf("could not probe %s: %v", d, err).With("path", d), false
 		}
-		return check.Failf("%s is not writable by user %s: %v", variable, pe.User, err).
+		summary := fmt.Sprintf("%s is not writable by user %s: %v", variable, pe.User, err)
+		if d != cache && !strings.HasPrefix(d, cache+"/") {
+			summary = fmt.Sprintf("%s %s does not exist and user %s cannot create it: %v", variable, cache, pe.User, err)
+		}
+		return check.Failf("%s", summary).
 			With("path", d).With("user", pe.User).With("errno", pe.Errno()).
-			WithFix("%s", fixFor(pe, d, variable)), false
+			WithFix("%s", fixFor(pe, d, cache, variable)), false
 	}
 	return check.Result{}, true
 }
 
-// fixFor words the fix for a failed write probe by its cause.
-func fixFor(pe *probe.Error, dir, variable string) string {
+// fixFor words the fix for a failed write probe of dir by its cause.
+func fixFor(pe *probe.Error, dir, cache, variable string) string {
 	switch pe.Errno() {
 	case "EROFS":
 		return fmt.Sprintf("%s is on a read-only filesystem: mount it read-write, or point %s at a writable directory (go env -w %s=/path/you/own)", dir, variable, variable)
@@ -336,9 +344,20 @@ func fixFor(pe *probe.Error, dir, variable string) string {
 		}
 		return fmt.Sprintf("the filesystem of %s is full or over quota: free space (%s) or move %s to a larger disk", dir, clean, variable)
 	case "EACCES", "EPERM":
-		return fmt.Sprintf("give %s write access: chown -R %s %s, or point %s at a directory that user owns (go env -w %s=/path/you/own)", pe.User, pe.User, dir, variable, variable)
+		if dir != cache && !strings.HasPrefix(dir, cache+"/") {
+			// Never suggest handing a parent (possibly / or /home) over.
+			return fmt.Sprintf("create it for the user: mkdir -p %s && chown %s %s; or point %s at a directory %s can write (for a HOME-less user: %s=/tmp/%s)", cache, pe.User, cache, variable, pe.User, variable, defaultName(variable, pe.User))
+		}
+		return fmt.Sprintf("give %s write access: chown -R %s %s, or point %s at a directory that user owns (go env -w %s=/path/you/own)", pe.User, pe.User, cache, variable, variable)
 	}
 	return fmt.Sprintf("make %s writable for %s, or point %s elsewhere (go env -w %s=/path/you/own)", dir, pe.User, variable, variable)
+}
+
+func defaultName(variable, user string) string {
+	if variable == "GOMODCACHE" {
+		return "go-mod-" + user
+	}
+	return "go-build-" + user
 }
 
 type fsKind struct {

@@ -181,6 +181,21 @@ func TestResolve(t *testing.T) {
 	if !strings.Contains(statN(w.Target, filepath.Join(w.Dir, "nope")), "does not exist") {
 		t.Error("statN of a missing path")
 	}
+
+	// A host mounted elsewhere (the agent's /host): absolute links are
+	// the target's paths.
+	host := mkdir(t, filepath.Join(w.Dir, "host"), 0o755)
+	mkdir(t, filepath.Join(host, "gopatrol-ssd", "modcache"), 0o755)
+	symlink(t, "/gopatrol-ssd/modcache", filepath.Join(host, "mod"))
+	symlink(t, "/gopatrol-gone", filepath.Join(host, "gone"))
+	ht := *w.Target
+	ht.Root = host
+	if r, err := resolve(&ht, "/mod"); err != nil || r.Resolved != "/gopatrol-ssd/modcache" {
+		t.Errorf("resolve in a mounted root = %+v, %v", r, err)
+	}
+	if r, err := resolve(&ht, "/gone/x"); err != nil || r.Dangling == nil || r.Dangling.Path != "/gone" {
+		t.Errorf("dangling in a mounted root = %+v, %v", r, err)
+	}
 }
 
 func BenchmarkChecks(b *testing.B) {

@@ -34,16 +34,18 @@ type resolution struct {
 // root (an absolute link target is the target's path, not this process's),
 // recording each link so that a report can show where a path really goes.
 func resolve(t *check.Target, p string) (resolution, error) {
+	n := 0
+	return resolveN(t, p, &n)
+}
+
+func resolveN(t *check.Target, p string, n *int) (resolution, error) {
 	var r resolution
-	todo := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
 	cur := "/"
-	for n := 0; len(todo) > 0; {
-		name := todo[0]
-		todo = todo[1:]
-		if name == "" || name == "." {
+	for _, name := range strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/") {
+		switch name {
+		case "", ".":
 			continue
-		}
-		if name == ".." {
+		case "..":
 			cur = filepath.Dir(cur)
 			continue
 		}
@@ -60,7 +62,7 @@ func resolve(t *check.Target, p string) (resolution, error) {
 			cur = next
 			continue
 		}
-		if n++; n > maxLinks {
+		if *n++; *n > maxLinks {
 			return r, fmt.Errorf("resolve %s: too many levels of symbolic links", p)
 		}
 		dest, err := os.Readlink(t.Path(next))
@@ -69,15 +71,23 @@ func resolve(t *check.Target, p string) (resolution, error) {
 		}
 		l := link{next, dest}
 		r.Links = append(r.Links, l)
-		if _, err := os.Stat(t.Path(next)); errors.Is(err, fs.ErrNotExist) {
-			r.Dangling = &l
-			return r, nil
-		}
 		if !filepath.IsAbs(dest) {
 			dest = filepath.Join(cur, dest)
 		}
-		todo = append(strings.Split(strings.TrimPrefix(filepath.Clean(dest), "/"), "/"), todo...)
-		cur = "/"
+		sub, err := resolveN(t, dest, n)
+		if err != nil {
+			return r, err
+		}
+		r.Links = append(r.Links, sub.Links...)
+		switch {
+		case sub.Dangling != nil:
+			r.Dangling = sub.Dangling
+			return r, nil
+		case sub.Missing != "":
+			r.Dangling = &l
+			return r, nil
+		}
+		cur = sub.Resolved
 	}
 	r.Resolved = cur
 	return r, nil

@@ -67,6 +67,16 @@ func New(t testing.TB) *World {
 			t.Fatal(err)
 		}
 	}
+	// The go command's telemetry would write into HOME while Cleanup
+	// removes it, leaving directories behind: turn it off as `go telemetry
+	// off` does.
+	telemetry := filepath.Join(home, ".config", "go", "telemetry")
+	if err := os.MkdirAll(telemetry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(telemetry, "mode"), []byte("off"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
 		"PATH=" + filepath.Dir(goBin) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=" + home,

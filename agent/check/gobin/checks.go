@@ -122,6 +122,12 @@ func access(ctx context.Context, env *check.Env) check.Result {
 			ev["denied at"] = dir
 			ev["decision"] = d.Reason(names)
 			ev["acl of "+dir] = f.Text(names)
+			if home := homeOf(t); home != "" && within(gobin, home) && within(dir, home) {
+				// A private home (0700, or 0750 on many distributions)
+				// keeps personal tools personal: say so, do not fail.
+				return result(check.Warnf("GOBIN %s is inside the private home %s: user %s (and sudo -u other users) cannot run the binaries installed there (%s)", gobin, home, otherUser, d.Reason(names)).
+					WithFix("fine for personal tools; for tools others must run, install into a shared directory: GOBIN=/usr/local/bin go install ..."))
+			}
 			return result(check.Failf("user %s cannot enter %s %s (%s), so it cannot run binaries installed there", otherUser, what, dir, d.Reason(names)).
 				WithFix("%s", searchFix(f, d, dir)))
 		}
@@ -143,7 +149,11 @@ func access(ctx context.Context, env *check.Env) check.Result {
 		if gobinFile.Mode&fs.ModeSetgid == 0 {
 			newACL = acl.FromMode(modeOf(def))
 		}
-		if d := newACL.Decide(t.User.UID, gobinFile.GID, false, sub, acl.Exec); !d.Allowed {
+		installer := uint32(os.Geteuid())
+		if t.User != nil {
+			installer = t.User.UID
+		}
+		if d := newACL.Decide(installer, gobinFile.GID, false, sub, acl.Exec); !d.Allowed {
 			warnings = append(warnings, fmt.Sprintf("the default ACL of %s gives new binaries %s: user %s could not run what go install puts there", gobin, d.Reason(names), otherUser))
 			fix = fmt.Sprintf("let others run new binaries: setfacl -d -m o::rx %s", gobin)
 		}
@@ -259,6 +269,19 @@ func chain(t *check.Target, dir string) []string {
 		add(real)
 	}
 	return out
+}
+
+func homeOf(t *check.Target) string {
+	if t.User == nil || t.User.Home == "" || t.User.Home == "/" {
+		return ""
+	}
+	return filepath.Clean(t.User.Home)
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func nearestExisting(t *check.Target, p string) string {

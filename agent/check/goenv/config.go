@@ -54,7 +54,9 @@ func loadSettings(env *check.Env) *settings {
 	if s.goenv != "" {
 		s.file = check.ReadGoEnvFile(s.t.Path(s.goenv))
 	}
-	s.rootFile = check.ReadGoEnvFile(s.t.Path(filepath.Join(s.goroot, "go.env")))
+	if s.goroot != "" {
+		s.rootFile = check.ReadGoEnvFile(s.t.Path(filepath.Join(s.goroot, "go.env")))
+	}
 	return s
 }
 
@@ -147,9 +149,11 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 		add(check.Warn, "reinstall Go from the release archive (it ships "+goenvRoot+")",
 			"%s is missing: GOPROXY, GOSUMDB and GOTOOLCHAIN lose their defaults", goenvRoot)
 	}
-	if s.tc != nil && s.tc.Err == nil && s.tc.Get("GOPROXY") == "" {
-		add(check.Warn, "go env -w GOPROXY=<your module proxy>,direct",
-			"GOPROXY is empty: modules are fetched straight from version control, without a proxy")
+	if s.tc != nil && s.tc.Err == nil && strings.Trim(s.tc.Get("GOPROXY"), " ,|") == "" {
+		// cmd/go's modfetch.proxyList finds no entries in it.
+		ev["GOPROXY"] = fmt.Sprintf("%q", s.tc.Get("GOPROXY"))
+		add(check.Warn, "go env -w GOPROXY=<your module proxy>,direct (or go env -u GOPROXY for the default)",
+			"GOPROXY is empty: every module download fails with \"GOPROXY list is not the empty string, but contains no entries\"")
 	}
 
 	// GOEXPERIMENT, checked against the experiments this GOROOT knows.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,28 +57,40 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	}
 	defer cleanup()
 	ev["module"] = mod
+	// The go commands keep their work directory inside the module, so a
+	// go killed at the timeout leaves no go-build* behind; GOTMPDIR itself
+	// is probed by probeExec doing what the go command does there.
+	work := filepath.Join(mod, "tmp")
+	if err := os.Mkdir(t.Path(work), 0o755); err != nil {
+		return check.Errorf("create the probe's work directory: %v", err)
+	}
+	if t.AsOther() {
+		if err := os.Lchown(t.Path(work), int(t.User.UID), int(t.User.GID)); err != nil {
+			return check.Errorf("create the probe's work directory: %v", err)
+		}
+	}
 	in := *t
 	in.Dir = mod
-	modTarget := in.WithEnv(probeEnv...)
+	modTarget := in.WithEnv(append(probeEnv, "GOTMPDIR="+work)...)
 
 	var (
-		wg                  sync.WaitGroup
-		runOut, listOut     []byte
-		runErr, listErr     error
-		execFinding         *finding
-		runTook, listTook   time.Duration
-		runStart, listStart = time.Now(), time.Now()
+		wg                sync.WaitGroup
+		runOut, listOut   []byte
+		runErr, listErr   error
+		execFinding       *finding
+		runTook, listTook time.Duration
+		start             = time.Now()
 	)
 	// -trimpath keeps the build independent of the temporary directory,
 	// so the linked program comes from the build cache after the first
 	// run; exec from the work directory is then probed separately.
 	wg.Go(func() {
 		runOut, runErr = modTarget.Command(ctx, tc.Go, "run", "-trimpath", ".").CombinedOutput()
-		runTook = time.Since(runStart)
+		runTook = time.Since(start)
 	})
 	wg.Go(func() {
 		listOut, listErr = modTarget.Command(ctx, tc.Go, "list", "-e", "-find", "-f", "{{if .Error}}ERR {{.ImportPath}}: {{.Error}}{{else}}{{.ImportPath}}{{end}}", "std").CombinedOutput()
-		listTook = time.Since(listStart)
+		listTook = time.Since(start)
 	})
 	wg.Go(func() { execFinding = probeExec(ctx, t, workRoot, workVar) })
 	wg.Wait()
@@ -88,10 +102,6 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	got := strings.TrimSpace(string(runOut))
 	ev["go run"] = fmt.Sprintf("%q in %s", firstLines(got, 3), runTook.Round(time.Millisecond))
 	switch {
-	case runErr != nil && strings.Contains(got, "permission denied") && strings.Contains(got, workRoot):
-		fs = append(fs, finding{check.Fail,
-			fmt.Sprintf("go run cannot execute the program it built in %s=%s: %s", workVar, workRoot, firstLines(got, 1)),
-			noexecFix(workVar)})
 	case runErr != nil:
 		fs = append(fs, finding{check.Fail, fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, firstLines(got, 2)),
 			"run `go run .` in a new module to see the whole error"})
@@ -126,40 +136,46 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	return combine(fmt.Sprintf("go run printed %s and go list std found %d packages", probeOut, len(lines)), fs, ev)
 }
 
-// probeExec runs a tiny program from a new directory under the go
-// command's work root, as the build user, the way go test and a cold go run
-// do. A noexec mount refuses it.
+// probeExec does what the go command does with its work root, as the build
+// user: create a directory there, write a program into it and execute it
+// (go test always, go run for a program not yet cached). A noexec mount
+// refuses the last step. The shell only sequences the steps; the directory
+// is named here so that it is removed even when the probe is killed.
 func probeExec(ctx context.Context, t *check.Target, root, rootVar string) *finding {
 	if _, err := os.Stat(t.Path("/bin/sh")); err != nil {
-		return nil // nothing to run a probe with; go run above still tells
+		return nil // nothing to run a probe with; go run still tells
 	}
-	dir, cleanup, err := makeDir(t, root, "gopatrol-exec-", map[string]string{"probe": "#!/bin/sh\necho " + probeOut + "\n"})
-	if err != nil {
-		return &finding{check.Fail, fmt.Sprintf("cannot create a work directory in %s=%s: %v", rootVar, root, err),
-			fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
-	}
-	defer cleanup()
-	probe := filepath.Join(dir, "probe")
-	out, err := t.Command(ctx, probe).CombinedOutput()
+	dir := filepath.Join(root, fmt.Sprintf("gopatrol-exec-%d-%d", os.Getpid(), rand.Uint32()))
+	defer os.RemoveAll(t.Path(dir))
+	const script = `mkdir -m 700 "$1" || exit 90
+printf '#!/bin/sh\necho %s\n' > "$1/probe" && chmod 700 "$1/probe" || exit 91
+exec "$1/probe"`
+	out, err := t.Command(ctx, "/bin/sh", "-c", fmt.Sprintf(script, probeOut), "sh", dir).CombinedOutput()
 	if err == nil && strings.TrimSpace(string(out)) == probeOut {
 		return nil
 	}
-	var st unix.Statfs_t
-	noexec := unix.Statfs(t.Path(root), &st) == nil && st.Flags&unix.ST_NOEXEC != 0
-	if errors.Is(err, os.ErrPermission) || noexec {
-		msg := fmt.Sprintf("%s=%s does not allow executing programs (%v)", rootVar, root, err)
-		if noexec {
-			msg = fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root)
-		}
-		return &finding{check.Fail, msg, noexecFix(rootVar)}
+	var ee *exec.ExitError
+	code := -1
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
 	}
-	return &finding{check.Fail, fmt.Sprintf("a program in %s=%s does not run: %v: %s", rootVar, root, err, firstLines(string(out), 1)),
+	switch code {
+	case 90, 91:
+		return &finding{check.Fail, fmt.Sprintf("%s cannot create files in %s=%s: %s", userName(t), rootVar, root, firstLines(string(out), 1)),
+			fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(t.Path(root), &st) == nil && st.Flags&unix.ST_NOEXEC != 0 {
+		return &finding{check.Fail,
+			fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root),
+			noexecFix(rootVar, root)}
+	}
+	return &finding{check.Fail, fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, firstLines(string(out), 1)),
 		fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
 }
 
-func noexecFix(rootVar string) string {
-	return "mkdir -p $HOME/.cache/go-tmp && go env -w GOTMPDIR=$HOME/.cache/go-tmp (a directory on a mount without noexec)" +
-		map[bool]string{true: ", or remount " + rootVar + " with exec", false: ""}[rootVar == "GOTMPDIR"]
+func noexecFix(rootVar, root string) string {
+	return fmt.Sprintf("mkdir -p $HOME/.cache/go-tmp && go env -w GOTMPDIR=$HOME/.cache/go-tmp (a directory on a mount without noexec), or remount the filesystem of %s=%s with exec", rootVar, root)
 }
 
 // makeDir creates a temporary directory with files under parent (a path

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
@@ -142,6 +143,42 @@ func TestChecks(t *testing.T) {
 			want: check.Warn,
 		},
 		{
+			name: "GOPROXY empty in the GOENV file",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Unsetenv("GOPROXY")
+				writeFile(t, w.Getenv("GOENV"), "GOPROXY=\n", 0o600)
+				return []string{"GOPROXY is empty"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "GOROOT without go.env",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				// A root made of links to the real one, minus go.env.
+				real := filepath.Dir(filepath.Dir(checktest.RealGo(t)))
+				root := filepath.Join(w.Dir, "root")
+				if err := os.Mkdir(root, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				des, err := os.ReadDir(real)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, de := range des {
+					if de.Name() != "go.env" {
+						if err := os.Symlink(filepath.Join(real, de.Name()), filepath.Join(root, de.Name())); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				w.Setenv("GOROOT=" + root)
+				return []string{filepath.Join(root, "go.env")}
+			},
+			want: check.Warn,
+		},
+		{
 			name: "relative GOPATH",
 			id:   "env.consistency",
 			setup: func(t *testing.T, w *checktest.World) []string {
@@ -185,7 +222,7 @@ func TestChecks(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := checktest.New(t)
+			w := newWorld(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, checks, tt.id))
 			if res.Status != tt.want {
@@ -206,7 +243,7 @@ func TestChecks(t *testing.T) {
 // The healthy machine passes every check of this package; env.functional
 // runs the real go command for it (go run and go list std).
 func TestHealthyWorldPasses(t *testing.T) {
-	w := checktest.New(t)
+	w := newWorld(t)
 	for _, c := range goenv.Checks() {
 		res := w.Run(c)
 		if res.Status != check.Pass {
@@ -220,7 +257,7 @@ func TestHealthyWorldPasses(t *testing.T) {
 
 // The probes leave nothing behind in TMPDIR.
 func TestFunctionalCleansUp(t *testing.T) {
-	w := checktest.New(t)
+	w := newWorld(t)
 	tmp := filepath.Join(w.Dir, "tmp")
 	if err := os.Mkdir(tmp, 0o1777); err != nil {
 		t.Fatal(err)
@@ -233,5 +270,37 @@ func TestFunctionalCleansUp(t *testing.T) {
 	left, _ := os.ReadDir(tmp)
 	for _, de := range left {
 		t.Errorf("left behind in TMPDIR: %s", de.Name())
+	}
+}
+
+// A probe cut short by its timeout still removes its module and work
+// directories: the go command is killed, then the check cleans up.
+func TestFunctionalCleansUpOnTimeout(t *testing.T) {
+	w := newWorld(t)
+	tmp := filepath.Join(w.Dir, "tmp")
+	if err := os.Mkdir(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	w.Setenv("TMPDIR=" + tmp)
+	c := checktest.Find(t, goenv.Checks(), "env.functional")
+	c.Timeout = 5 * time.Millisecond
+	if res := w.Run(c); res.Status != check.Error {
+		t.Fatalf("env.functional with a 5ms timeout: %s, want error", res.Status)
+	}
+	// The runner gives a check a grace period after its deadline; the
+	// cleanup runs as the killed commands return.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left, _ := os.ReadDir(tmp)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, de := range left {
+				t.Errorf("left behind in TMPDIR after a timeout: %s", de.Name())
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -67,6 +67,14 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 		return check.Errorf("%v", err).With(ProbeModuleEnv, t.Getenv(ProbeModuleEnv)).WithFix("export %s=%s", ProbeModuleEnv, DefaultProbeModule)
 	}
 	entries := proxyEntries(goproxy)
+	// One malformed entry makes the go command reject the whole list.
+	for _, e := range entries {
+		if e.Err != nil {
+			return check.Failf("%v: the go command rejects the whole GOPROXY list", e.Err).With("GOPROXY", goproxy).
+				WithFix("correct GOPROXY (go env -w GOPROXY=https://host[/path],direct)")
+		}
+	}
+
 	var probed []int
 	for i, e := range entries {
 		if e.Err == nil && e.Special == "" {
@@ -74,14 +82,10 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 		}
 	}
 	if len(probed) == 0 {
-		r := check.Skipf("GOPROXY=%q names no proxy to ask", goproxy)
-		if len(entries) > 0 && entries[0].Err != nil {
-			r = check.Failf("%v", entries[0].Err).WithFix("correct GOPROXY (go env -w GOPROXY=https://host[/path],direct)")
-		}
-		return r.With("GOPROXY", goproxy)
+		return check.Skipf("GOPROXY=%q names no proxy to ask", goproxy).With("GOPROXY", goproxy)
 	}
 
-	rs := loadRoots(t)
+	rs := targetRoots(t)
 	client := newClient(t, rs)
 	defer client.CloseIdleConnections()
 	results := make([]finding, len(entries))
@@ -106,10 +110,6 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 			continue
 		}
 		switch {
-		case e.Err != nil:
-			outcome, status = e.Err.Error(), check.Fail
-			findings = append(findings, finding{Status: check.Fail, Entry: e, Detail: e.Err.Error(), Summary: e.Err.Error(),
-				Fix: "correct GOPROXY (go env -w GOPROXY=https://host[/path],direct)"})
 		case e.Special == "off":
 			outcome, status = fmt.Sprintf("no proxy before \"off\" serves %s: the go command cannot download it", mod), check.Fail
 			findings = append(findings, finding{Status: check.Pass, Entry: e, Detail: "off: the go command stops here"})
@@ -234,7 +234,7 @@ func probe(ctx context.Context, client *http.Client, t *check.Target, e entry, m
 		detail = append(detail, "@latest: "+info.Version)
 	case la == answerNotFound && len(versions) > 0:
 		// The go command uses @latest only when the list is empty.
-		detail = append(detail, "@latest: "+lwhat+" (the go command uses the list)")
+		detail = append(detail, fmt.Sprintf("@latest: %d %s, which is fine: the go command uses the list", latest.status, http.StatusText(latest.status)))
 	default:
 		f.Status, f.Summary, f.Fix = check.Fail, e.Label()+": @latest: "+lwhat, lfix
 		f.Detail = strings.Join(append(detail, "@latest: "+lwhat), "; ")

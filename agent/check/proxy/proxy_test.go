@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +111,10 @@ func TestTLS(t *testing.T) {
 		{"expired", []proxytest.Option{proxytest.WithExpiredCert()}, "file", check.Fail, []string{"x509: certificate has expired or is not yet valid"}},
 		{"name mismatch", []proxytest.Option{proxytest.WithServerName("elsewhere.test")}, "file", check.Fail,
 			[]string{"x509: cannot validate certificate for 127.0.0.1", "elsewhere.test"}},
+		{"answer cut after the handshake", []proxytest.Option{proxytest.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+		}))}, "file", check.Pass, []string{"verified", "the request after the handshake failed"}},
 		{"expires soon", []proxytest.Option{proxytest.WithExpiresIn(5 * 24 * time.Hour)}, "file", check.Warn, []string{"expires in 4 days"}},
 	}
 	for _, tt := range tests {
@@ -157,7 +163,7 @@ func TestTLSEntries(t *testing.T) {
 		{"direct and http", "http://127.0.0.1:1,direct", "off", check.Skip, []string{"http is not TLS", "direct: the go command fetches"}},
 		{"sumdb with URL", "off", "sum.example.test+033de0ae+AAAA " + p.URL(), check.Pass, []string{p.URL(), "verified"}},
 		{"unreachable", "https://" + addr, "off", check.Warn, []string{"could not connect", addr}},
-		{"bad entry", "ftp://x.test", "off", check.Skip, []string{"unsupported scheme"}},
+		{"bad entry", "ftp://x.test", "off", check.Fail, []string{`invalid GOPROXY entry "ftp://x.test": unsupported scheme "ftp"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,15 +194,28 @@ func TestProtocol(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("<html><body>Please sign in</body></html>"))
 	})))
+	listOnly := proxytest.New(t, proxytest.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/@v/list") {
+			w.Write([]byte("v0.9.0\nv1.0.0\n"))
+			return
+		}
+		http.NotFound(w, r)
+	})))
 	// One bundle trusting every server above.
 	bundle := filepath.Join(t.TempDir(), "bundle.pem")
 	var pem []byte
-	for _, p := range []*proxytest.Server{good, gone, broken, empty, html} {
+	for _, p := range []*proxytest.Server{good, gone, broken, empty, html, listOnly} {
 		pem = append(pem, p.CAPEM()...)
 	}
 	if err := os.WriteFile(bundle, pem, 0o644); err != nil {
 		t.Fatal(err)
 	}
+
+	fileProxy := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(fileProxy, "example.com/probe/@v"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(fileProxy, "example.com/probe/@v/list"), []byte("v0.1.0\n"), 0o644)
 
 	tests := []struct {
 		name    string
@@ -210,11 +229,14 @@ func TestProtocol(t *testing.T) {
 		{"404", empty.URL(), nil, check.Fail, []string{"404 Not Found", "the proxy does not have " + probeMod, empty.URL()}},
 		{"5xx", broken.URL(), nil, check.Fail, []string{"502 Bad Gateway", "the go command stops at GOPROXY " + broken.URL()}},
 		{"html", html.URL(), nil, check.Fail, []string{"HTML page", "Please sign in", html.URL()}},
+		{"list without @latest", listOnly.URL(), nil, check.Pass, []string{"2 version(s), highest v1.0.0", "@latest: 404 Not Found, which is fine"}},
+		{"file proxy", "file://" + fileProxy, nil, check.Pass, []string{"1 version(s), highest v0.1.0"}},
 		{"410 then good", gone.URL() + "," + good.URL(), nil, check.Warn, []string{"410 Gone", "@latest: v1.2.0"}},
 		{"5xx with | then good", broken.URL() + "|" + good.URL(), nil, check.Warn, []string{"502", "@latest: v1.2.0"}},
 		{"404 then direct", empty.URL() + ",direct", nil, check.Warn, []string{"falls back to direct"}},
 		{"not trusted", good.URL(), []string{"SSL_CERT_FILE=/nonexistent.pem", "SSL_CERT_DIR=/nonexistent"}, check.Fail, []string{"TLS verification failed", "unknown authority"}},
 		{"direct only", "direct", nil, check.Skip, []string{"direct"}},
+		{"bad entry after a good one", good.URL() + ",ftp://x.test", nil, check.Fail, []string{"ftp://x.test", "rejects the whole GOPROXY list"}},
 		{"bad probeMod", good.URL(), []string{ProbeModuleEnv + "=not a module"}, check.Error, []string{"not a module"}},
 	}
 	for _, tt := range tests {
@@ -238,5 +260,71 @@ func TestProtocol(t *testing.T) {
 				t.Errorf("bad format in summary: %s", res.Summary)
 			}
 		})
+	}
+}
+
+// connectProxy is an HTTP proxy on 127.0.0.1 that answers CONNECT by
+// dialling upstream, whatever host was asked for, as a corporate proxy
+// would resolve the name for its clients. It counts the tunnels.
+func connectProxy(t *testing.T, upstream string) (string, *atomic.Int32) {
+	t.Helper()
+	var tunnels atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", upstream)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		tunnels.Add(1)
+		c.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+		go func() { io.Copy(up, c); up.Close() }()
+		io.Copy(c, up)
+		c.Close()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String(), &tunnels
+}
+
+// TestThroughHTTPSProxy reaches the proxy by its DNS name, which only the
+// CONNECT proxy resolves: both checks must go through HTTPS_PROXY as the
+// go command does.
+func TestThroughHTTPSProxy(t *testing.T) {
+	p := proxytest.New(t)
+	p.Module(probeMod, "v1.0.0", map[string]string{"probe.go": "package probe\n"})
+	hp, tunnels := connectProxy(t, p.Addr())
+	_, port, _ := net.SplitHostPort(p.Addr())
+	byName := "https://" + p.ServerName() + ":" + port
+	w := checktest.New(t)
+	w.Setenv("GOPROXY="+byName, "GOSUMDB=off", "SSL_CERT_FILE="+p.CAFile(), "HTTPS_PROXY="+hp, "NO_PROXY=", ProbeModuleEnv+"="+probeMod)
+	for _, id := range []string{"proxy.tls", "proxy.protocol"} {
+		before := tunnels.Load()
+		res := w.Run(checktest.Find(t, Checks(), id))
+		if res.Status != check.Pass {
+			t.Fatalf("%s: status %s, want pass: %s", id, res.Status, res.Summary)
+		}
+		if !checktest.EvidenceContains(res, byName) {
+			t.Errorf("%s does not mention %s", id, byName)
+		}
+		if tunnels.Load() == before {
+			t.Errorf("%s did not go through HTTPS_PROXY %s", id, hp)
+		}
+	}
+	res := w.Run(checktest.Find(t, Checks(), "proxy.tls"))
+	if !checktest.EvidenceContains(res, "via HTTPS_PROXY "+hp) {
+		t.Errorf("proxy.tls does not say it went through %s", hp)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 )
@@ -47,6 +49,33 @@ func (r roots) Describe() string {
 		s += "; " + r.Err.Error()
 	}
 	return s
+}
+
+// rootsCache shares one load between proxy.tls and proxy.protocol, which
+// run at the same time: parsing a few hundred certificates is most of their
+// cost. Entries live for one run, not longer, so that the agent sees a
+// changed trust store on its next patrol.
+var rootsCache struct {
+	sync.Mutex
+	key string
+	at  time.Time
+	r   roots
+}
+
+const rootsTTL = 10 * time.Second
+
+// targetRoots is loadRoots, shared for a few seconds between callers that
+// ask for the same target and settings.
+func targetRoots(t *check.Target) roots {
+	key := strings.Join([]string{t.Root, t.Getenv("SSL_CERT_FILE"), t.Getenv("SSL_CERT_DIR")}, "\x00")
+	rootsCache.Lock()
+	defer rootsCache.Unlock()
+	if rootsCache.key == key && time.Since(rootsCache.at) < rootsTTL {
+		return rootsCache.r
+	}
+	r := loadRoots(t)
+	rootsCache.key, rootsCache.at, rootsCache.r = key, time.Now(), r
+	return r
 }
 
 // loadRoots loads the roots as crypto/x509's loadSystemRoots does on Linux,

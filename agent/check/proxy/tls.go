@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 			dial = append(dial, e)
 		}
 	}
-	if len(dial) == 0 {
+	if len(dial) == 0 && !slices.ContainsFunc(findings, func(f finding) bool { return f.Status == check.Fail }) {
 		r := check.Skipf("no https entry in GOPROXY=%q or GOSUMDB=%q", tc.Get("GOPROXY"), tc.Get("GOSUMDB"))
 		for _, f := range findings {
 			r = r.With(f.Entry.Key(), f.Entry.Target()+": "+f.Detail)
@@ -66,7 +67,10 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 		return r
 	}
 
-	rs := loadRoots(t)
+	if len(dial) == 0 {
+		return combine(findings, "")
+	}
+	rs := targetRoots(t)
 	client := newClient(t, rs)
 	defer client.CloseIdleConnections()
 	dialled := make([]finding, len(dial))
@@ -79,6 +83,9 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 
 	r := combine(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
 	r = r.With("roots", rs.Describe())
+	if pc := proxyConfig(t); pc.HTTPSProxy != "" {
+		r = r.With("HTTPS_PROXY", fmt.Sprintf("%s (NO_PROXY=%q): the go command tunnels https through it, and so does this check", pc.HTTPSProxy, pc.NoProxy))
+	}
 	if rs.Count == 0 {
 		r.Fix = strings.TrimSpace(r.Fix + " The trust store is empty: install the CA bundle (apt-get install ca-certificates) or set SSL_CERT_FILE to a PEM bundle.")
 	}
@@ -110,15 +117,30 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 		f.Status, f.Detail, f.Summary = check.Fail, err.Error(), err.Error()
 		return f
 	}
-	resp, err := client.Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.TLS == nil || len(resp.TLS.VerifiedChains) == 0 {
-			// A redirect to http:// ends without TLS state worth judging.
-			f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain (redirected to "+resp.Request.URL.String()+")"), "; ")
-			return f
+	// The verdict is the handshake with this host (not an https proxy's,
+	// not a redirect target's), even when the HEAD after it fails.
+	host := e.URL.Hostname()
+	var mu sync.Mutex
+	var state *tls.ConnectionState
+	trace := &httptrace.ClientTrace{TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && state == nil && len(cs.VerifiedChains) > 0 && cs.VerifiedChains[0][0].VerifyHostname(host) == nil {
+			state = &cs
 		}
-		chain := resp.TLS.VerifiedChains[0]
+	}}
+	resp, err := client.Do(req.WithContext(httptrace.WithClientTrace(ctx, trace)))
+	if resp != nil {
+		resp.Body.Close()
+	}
+	mu.Lock()
+	st := state
+	mu.Unlock()
+	if st != nil {
+		if err != nil {
+			notes = append(notes, "the request after the handshake failed: "+err.Error())
+		}
+		chain := st.VerifiedChains[0]
 		first := chain[0]
 		for _, c := range chain {
 			if c.NotAfter.Before(first.NotAfter) {
@@ -127,7 +149,7 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 		}
 		left := time.Until(first.NotAfter)
 		days := int(left.Hours() / 24)
-		notes = append(notes, fmt.Sprintf("verified; %s; expires in %d days (%s: %s)", tls.VersionName(resp.TLS.Version), days, first.Subject, first.NotAfter.UTC().Format(time.DateOnly)))
+		notes = append(notes, fmt.Sprintf("verified; %s; expires in %d days (%s: %s)", tls.VersionName(st.Version), days, first.Subject, first.NotAfter.UTC().Format(time.DateOnly)))
 		notes = append(notes, "chain: "+describeChain(chain))
 		f.Status, f.Detail = check.Pass, strings.Join(notes, "; ")
 		if left < expiryWarn {
@@ -137,8 +159,13 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 		}
 		return f
 	}
+	if err == nil {
+		// Redirected to http://, or answered by something this client
+		// did not handshake with: nothing to judge.
+		f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain for "+host+" (final URL "+resp.Request.URL.String()+")"), "; ")
+		return f
+	}
 
-	host := e.URL.Hostname()
 	var cve *tls.CertificateVerificationError
 	if errors.As(err, &cve) {
 		presented := cve.UnverifiedCertificates

@@ -41,7 +41,7 @@ var (
 	// deniedTypes are types they may not write: tmpfs_t is the seed's
 	// case (a GOCACHE on /dev/shm), the others are system files.
 	deniedTypes = map[string]string{
-		"tmpfs_t":     "the generic tmpfs type (a cache on /dev/shm or a fresh tmpfs mount)",
+		"tmpfs_t":     "the generic type of tmpfs mounts such as /dev/shm",
 		"etc_t":       "system configuration",
 		"usr_t":       "system files under /usr",
 		"bin_t":       "system executables",
@@ -129,7 +129,7 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 	case len(bad) > 0:
 		d := bad[0]
 		typ := labelType(d.Label)
-		what := fmt.Sprintf("%s %s is labelled %s (%s), which confined build domains cannot write", d.Name, d.Path, typ, deniedTypes[typ])
+		what := fmt.Sprintf("%s %s is labelled %s, %s, which confined build domains cannot write", d.Name, d.Path, typ, deniedTypes[typ])
 		switch {
 		case mode == "enforcing" && domain == "unconfined_t":
 			res = check.Warnf("%s; this session is unconfined_t and may write it, but containers and confined users will be denied", what)

@@ -103,9 +103,10 @@ func TestMissingCacheUsesParentLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	setLabel(t, parent, "system_u:object_r:usr_t:s0")
-	w.Setenv("GOCACHE=" + filepath.Join(parent, "not", "yet"))
+	// GOMODCACHE: `go env` itself creates a missing GOCACHE.
+	w.Setenv("GOMODCACHE=" + filepath.Join(parent, "not", "yet"))
 	res := w.Run(checktest.Find(t, Checks(), "gocache.selinux"))
-	if res.Status != flagged() || !strings.HasPrefix(res.Evidence["GOCACHE.label_of"], parent) {
+	if res.Status != flagged() || !strings.HasPrefix(res.Evidence["GOMODCACHE.label_of"], parent) {
 		t.Errorf("status %s evidence %v, want %s with the label of %s", res.Status, res.Evidence, flagged(), parent)
 	}
 }

@@ -3,7 +3,6 @@ package toolchain
 import (
 	"context"
 	"fmt"
-	"go/version"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,6 +129,10 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	switch fi, err := os.Stat(t.Path(goroot)); {
+	case goroot == "":
+		fs = append(fs, finding{check.Fail,
+			fmt.Sprintf("%s finds no GOROOT: it is not in a Go root's bin directory and has no GOROOT linked in", tc.Go),
+			"reinstall Go from the release archive and run its bin/go, or export GOROOT=<the Go root>"})
 	case !filepath.IsAbs(goroot):
 		fs = append(fs, finding{check.Fail, fmt.Sprintf("GOROOT %q is not an absolute path", goroot), unset})
 	case err != nil:
@@ -154,7 +157,8 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 		// Our reproduction of cmd/go disagrees with it: say so, the
 		// other findings may be built on a wrong premise.
 		ev["GOROOT.expected"] = d.Root
-		fs = append(fs, finding{check.Warn, fmt.Sprintf("go env GOROOT is %s but %s gives %s", goroot, d.Source, d.Root), ""})
+		fs = append(fs, finding{check.Warn, fmt.Sprintf("go env GOROOT is %s but %s gives %s", goroot, d.Source, d.Root),
+			"compare `go env GOROOT` with this evidence; GOROOT is found in a way gopatrol does not reproduce"})
 	}
 
 	if _, err := os.Stat(t.Path(goroot)); err == nil && d.Own != "" && !sameDir(t, d.Own, goroot) && d.Source != d.OwnHow {
@@ -181,18 +185,21 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 	// Toolchain switching: report what GOTOOLCHAIN does and what has been
 	// downloaded; a pinned toolchain other than this one is a warning,
 	// since every go command then runs something else than this root.
-	ev["GOTOOLCHAIN"] = tc.GOTOOLCHAIN
+	if tc.GOTOOLCHAIN != "" {
+		ev["GOTOOLCHAIN"] = tc.GOTOOLCHAIN
+	}
 	if cached := cachedToolchains(t, tc.Get("GOMODCACHE")); len(cached) > 0 {
 		ev["toolchains.downloaded"] = strings.Join(cached, ", ")
 	}
 	if mc := tc.Get("GOMODCACHE"); mc != "" && strings.HasPrefix(tc.Go, filepath.Join(mc, "golang.org")+"/toolchain@") {
 		ev["toolchain.switched"] = tc.Go + " is a toolchain downloaded by GOTOOLCHAIN switching"
 	}
-	if min, _, _ := strings.Cut(tc.GOTOOLCHAIN, "+"); min != "" && min != "local" && min != "auto" && min != "path" &&
-		version.IsValid(min) && own.Version != "" && version.Compare(min, own.Version) != 0 &&
-		(!strings.Contains(tc.GOTOOLCHAIN, "+") || version.Compare(min, own.Version) > 0) {
+	// GOTOOLCHAIN=goX.Y[+auto|+path] makes goX.Y the default toolchain,
+	// older or newer: every go command then runs it instead of this root.
+	if set, err := parseToolchain(tc.GOTOOLCHAIN); err == nil && set.Min != "local" && own.Version != "" &&
+		toolchainVersion(set.Min) != own.Version {
 		fs = append(fs, finding{check.Warn,
-			fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, min, own.Version, goroot),
+			fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, set.Min, own.Version, goroot),
 			"go env -w GOTOOLCHAIN=auto (or unset GOTOOLCHAIN) to use this root"})
 	}
 	return combine(fmt.Sprintf("GOROOT %s is a complete Go root (from %s)", goroot, d.Source), fs, ev)

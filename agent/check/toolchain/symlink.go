@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/gopatrol/gopatrol/agent/check"
@@ -32,6 +33,9 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	// Start from the go a shell would run: the first on PATH that exists,
 	// plus any dangling one before it (a broken link in the chain).
 	entries, _ := scanPath(t)
+	if !slices.ContainsFunc(entries, func(e pathEntry) bool { return e.Path == tc.Go }) {
+		entries = nil // --go names a go elsewhere: follow that one
+	}
 	start := tc.Go
 	for _, e := range entries {
 		if e.Err != nil {

@@ -1,6 +1,8 @@
 package toolchain_test
 
 import (
+	"bytes"
+	"debug/buildinfo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +85,45 @@ func symlink(t testing.TB, target, link string) {
 	}
 }
 
+// otherVersionGo writes a copy of the real go binary to dst whose build
+// info says another version, as a second Go installation's go would: the
+// version string inside the .go.buildinfo blob is rewritten in place (same
+// length, so the ELF stays valid). It returns the new version.
+func otherVersionGo(t testing.TB, dst string) string {
+	t.Helper()
+	b, err := os.ReadFile(checktest.RealGo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	magic := []byte("\xff Go buildinf:")
+	i := bytes.Index(b, magic)
+	if i < 0 {
+		t.Fatal("no build info in the go binary")
+	}
+	bi, err := buildinfo.Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bi.GoVersion
+	last := old[len(old)-1]
+	if last < '9' {
+		last++
+	} else {
+		last--
+	}
+	version := old[:len(old)-1] + string(last)
+	j := bytes.Index(b[i:], []byte(old))
+	if j < 0 || j > 64 {
+		t.Fatalf("version %s not in the build info header", old)
+	}
+	copy(b[i+j:], version)
+	writeFile(t, dst, string(b), 0o755)
+	if bi, err := buildinfo.ReadFile(dst); err != nil || bi.GoVersion != version {
+		t.Fatalf("rewritten go says %v, %v; want %s", bi, err, version)
+	}
+	return version
+}
+
 func TestChecks(t *testing.T) {
 	checks := toolchain.Checks()
 	for _, tt := range []struct {
@@ -113,6 +154,17 @@ func TestChecks(t *testing.T) {
 			want: check.Warn,
 		},
 		{
+			name: "two versions of go on PATH",
+			id:   "go.binary",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				other := filepath.Join(w.Dir, "old", "bin", "go")
+				version := otherVersionGo(t, other)
+				w.Setenv("PATH=" + w.Getenv("PATH") + ":" + filepath.Dir(other))
+				return []string{other, version}
+			},
+			want: check.Warn,
+		},
+		{
 			name: "GOROOT set to a missing directory",
 			id:   "goroot.valid",
 			setup: func(t *testing.T, w *checktest.World) []string {
@@ -134,11 +186,30 @@ func TestChecks(t *testing.T) {
 			want: check.Fail,
 		},
 		{
+			name: "GOROOT line in the GOENV file names a missing directory",
+			id:   "goroot.valid",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				missing := filepath.Join(w.Dir, "removed-go")
+				writeFile(t, w.Getenv("GOENV"), "GOROOT="+missing+"\n", 0o644)
+				return []string{missing, w.Getenv("GOENV")}
+			},
+			want: check.Fail,
+		},
+		{
 			name: "GOROOT_FINAL set",
 			id:   "goroot.valid",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOROOT_FINAL=/opt/go")
 				return []string{"/opt/go"}
+			},
+			want: check.Warn,
+		},
+		{
+			name: "GOTOOLCHAIN pins another toolchain",
+			id:   "goroot.valid",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOTOOLCHAIN=go1.25.0+auto")
+				return []string{"go1.25.0"}
 			},
 			want: check.Warn,
 		},
@@ -224,13 +295,18 @@ func TestChecks(t *testing.T) {
 			name: "no go.mod",
 			id:   "module.toolchain",
 			setup: func(t *testing.T, w *checktest.World) []string {
+				for d := filepath.Dir(w.Target.Dir); d != filepath.Dir(d); d = filepath.Dir(d) {
+					if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+						t.Skipf("%s has a go.mod above the world", d)
+					}
+				}
 				return []string{w.Target.Dir}
 			},
 			want: check.Skip,
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := checktest.New(t)
+			w := newWorld(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, checks, tt.id))
 			if res.Status != tt.want {
@@ -250,7 +326,7 @@ func TestChecks(t *testing.T) {
 
 // The healthy machine passes every check of this package.
 func TestHealthyWorldPasses(t *testing.T) {
-	w := checktest.New(t)
+	w := newWorld(t)
 	writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 	for _, c := range toolchain.Checks() {
 		if res := w.Run(c); res.Status != check.Pass {
@@ -263,7 +339,7 @@ func TestHealthyWorldPasses(t *testing.T) {
 // the link's bin as the seed recommends, is healthy; PATH naming the
 // versioned directory while the link points at another one is not.
 func TestVersionedDirectoryOnPath(t *testing.T) {
-	w := checktest.New(t)
+	w := newWorld(t)
 	sdk := filepath.Join(w.Dir, "sdk")
 	// Two installations side by side. Their bin/go must be a file of
 	// their own (a symlink would make it belong to the real root), so it

@@ -22,7 +22,8 @@
 //	(*Server).URL()        "https://127.0.0.1:<port>" (matches the IP SAN)
 //	(*Server).Addr()       "127.0.0.1:<port>"
 //	(*Server).ServerName() DNS name in the leaf ("proxy.gopatrol.test")
-//	(*Server).CAFile()     PEM of the trust anchor, in t.TempDir()
+//	(*Server).CAFile()     PEM of the trust anchor, world-readable (0644 in a
+//	                       0755 temp dir), removed by t.Cleanup
 //	(*Server).CAPool()     the same as an *x509.CertPool
 //	(*Server).Client()     *http.Client trusting only CAPool
 //	(*Server).Env()        the environment above, for exec.Cmd.Env
@@ -152,7 +153,17 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw})
 	s.pool = x509.NewCertPool()
 	s.pool.AddCert(anchor)
-	s.caFile = filepath.Join(t.TempDir(), "proxytest-ca.pem")
+	// Not t.TempDir (0700): a go command run as another user (nobody)
+	// must be able to read SSL_CERT_FILE.
+	caDir, err := os.MkdirTemp("", "proxytest-ca-")
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(caDir) })
+	s.caFile = filepath.Join(caDir, "proxytest-ca.pem")
+	if err := os.Chmod(caDir, 0o755); err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
 	if err := os.WriteFile(s.caFile, s.caPEM, 0o644); err != nil {
 		t.Fatalf("proxytest: %v", err)
 	}
@@ -197,7 +208,7 @@ func (s *Server) Addr() string { return s.srv.Listener.Addr().String() }
 func (s *Server) ServerName() string { return s.serverName }
 
 // CAFile is the path of a PEM file holding the trust anchor, for
-// SSL_CERT_FILE.
+// SSL_CERT_FILE; every user can read it.
 func (s *Server) CAFile() string { return s.caFile }
 
 // CAPEM is the trust anchor in PEM form.

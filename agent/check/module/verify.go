@@ -1,0 +1,113 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+var verifyCheck = check.Check{
+	ID:    "module.verify",
+	Title: "modules in the module cache are as they were downloaded (go mod verify)",
+	Seed:  "3.1",
+	// Hashing every dependency of a large module takes seconds.
+	Timeout: time.Minute,
+	Run:     runVerify,
+}
+
+// hasGoMod reports whether dir (a target path) holds a go.mod.
+func hasGoMod(t *check.Target, dir string) bool {
+	fi, err := os.Stat(t.Path(filepath.Join(dir, "go.mod")))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// probeEnv keeps the probes from switching toolchains (a download, not a
+// verification); module.toolchain reports go.mod lines the local toolchain
+// cannot honour.
+var probeEnv = []string{"GOTOOLCHAIN=local"}
+
+// verifyLine is one complaint of `go mod verify` (cmd/go/internal/modcmd
+// verify.go): "<path> <version>: <what>".
+var verifyLine = regexp.MustCompile(`^([^\s:]+) (v\d\S*): (?:(zip has been modified|dir has been modified|missing ziphash)(?: \((.*)\)|: (.*))?|(.*))$`)
+
+func runVerify(ctx context.Context, env *check.Env) check.Result {
+	t := env.Target
+	if !hasGoMod(t, t.Dir) {
+		return check.Skipf("no go.mod in %s: not a module (run gopatrol check -C <module dir>)", t.Dir).With("dir", t.Dir)
+	}
+	out, err := env.Go(ctx, probeEnv, "mod", "verify")
+	text := strings.TrimSpace(string(out))
+	if err == nil {
+		return check.Passf("%s", firstLine(text)).With("dir", t.Dir).With("go mod verify", firstLine(text))
+	}
+	if ctx.Err() != nil {
+		return check.Errorf("go mod verify did not finish: %v", ctx.Err()).With("dir", t.Dir)
+	}
+
+	modcache := env.Toolchain.Get("GOMODCACHE")
+	var bad []string
+	var fixes []string
+	r := check.Result{Status: check.Fail}
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		m := verifyLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		path, vers, what, where := m[1], m[2], m[3], m[4]+m[5]+m[6]
+		key := path + "@" + vers
+		switch what {
+		case "zip has been modified":
+			what = "the downloaded zip was changed"
+		case "dir has been modified":
+			what = "the extracted tree was changed"
+		case "missing ziphash":
+			what = "the recorded hash is missing"
+		default:
+			what = "could not be verified"
+		}
+		r = r.With(key, fmt.Sprintf("%s: %s", what, where))
+		bad = append(bad, fmt.Sprintf("%s (%s)", key, what))
+		fixes = append(fixes, redownload(modcache, path, vers))
+	}
+	r = r.With("dir", t.Dir).With("go mod verify", text)
+	if len(bad) == 0 {
+		// Not a verification verdict: the module graph did not load.
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			return check.Errorf("could not run go mod verify: %v", err).With("dir", t.Dir)
+		}
+		r.Summary = fmt.Sprintf("go mod verify failed before verifying: %s", firstLine(text))
+		return r.WithFix("run `go mod verify` in %s and fix what it reports first (often `go mod download` or `go mod tidy`)", t.Dir)
+	}
+	r.Summary = fmt.Sprintf("%d module(s) changed in the module cache since download: %s", len(bad), strings.Join(bad, ", "))
+	return r.WithFix("re-download them: %s; or start over with `go clean -modcache`", strings.Join(fixes, "; "))
+}
+
+// redownload is the shell command that removes one module from the cache
+// (the extracted tree is read-only) and fetches it again.
+func redownload(modcache, path, vers string) string {
+	esc, err1 := module.EscapePath(path)
+	ev, err2 := module.EscapeVersion(vers)
+	if err1 != nil || err2 != nil || modcache == "" {
+		return "go clean -modcache"
+	}
+	dir := filepath.Join(modcache, esc+"@"+ev)
+	dl := filepath.Join(modcache, "cache", "download", esc, "@v", ev)
+	return fmt.Sprintf("chmod -R u+w %s; rm -rf %s %s.*; go mod download %s@%s", dir, dir, dl, path, vers)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

@@ -1,0 +1,224 @@
+package tlsprobe_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/bpf"
+	"github.com/gopatrol/gopatrol/bpf/bpftest"
+	"github.com/gopatrol/gopatrol/bpf/tlsprobe"
+)
+
+// benchClient is a Go program that makes n full TLS 1.3 handshakes (no
+// resumption) against its own loopback server and prints the mean time per
+// handshake in ns. Its name starts a tree when the sensor is told so.
+const benchClient = `package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"os"
+	"strconv"
+	"time"
+)
+
+func main() {
+	n, _ := strconv.Atoi(os.Args[1])
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
+		}
+	}()
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", SessionTicketsDisabled: true}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err != nil {
+			panic(err)
+		}
+		c.Close()
+	}
+	fmt.Println(time.Since(start).Nanoseconds() / int64(n))
+}
+`
+
+var (
+	benchOnce sync.Once
+	benchBin  string
+	benchErr  error
+)
+
+func buildBenchClient(b *testing.B) string {
+	benchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tlsbench")
+		if err != nil {
+			benchErr = err
+			return
+		}
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte(benchClient), 0o644)
+		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module tlsbench\n\ngo 1.22\n"), 0o644)
+		cmd := exec.Command("go", "build", "-o", "tlsbench", ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOTOOLCHAIN=local", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			benchErr = err
+			b.Logf("%s", out)
+			return
+		}
+		benchBin = filepath.Join(dir, "tlsbench")
+		// A copy with its own inode: uprobes attach by inode, so it runs
+		// unprobed next to a probed original.
+		data, err := os.ReadFile(benchBin)
+		if err == nil {
+			err = os.WriteFile(benchBin+"2", data, 0o755)
+		}
+		benchErr = err
+	})
+	if benchErr != nil {
+		b.Fatalf("build the handshake client: %v", benchErr)
+	}
+	return benchBin
+}
+
+// BenchmarkGoHandshake measures Go client handshakes in a process of a
+// tree side by side: without sensors, with the core sensor only, and with
+// the sensor and the TLS probes. The metric to compare is ns/handshake (the
+// client's own timing, without process start-up).
+func BenchmarkGoHandshake(b *testing.B) {
+	bpftest.Require(b)
+	bin := buildBenchClient(b)
+	defer os.RemoveAll(filepath.Dir(bin))
+	const perRun = 200
+	for _, mode := range []string{"off", "sensor", "sensor+tls"} {
+		b.Run("sensors="+mode, func(b *testing.B) {
+			if mode != "off" {
+				s, err := bpf.Open(bpf.Config{GoNames: []string{"tlsbench"}, EventBuffer: 1 << 16})
+				if err != nil {
+					b.Fatalf("bpf.Open: %v", err)
+				}
+				defer s.Close()
+				want := 0
+				if mode == "sensor+tls" {
+					if _, err := tlsprobe.Attach(s, tlsprobe.Config{GoBinaries: []string{bin}, NoLibSSL: true}); err != nil {
+						b.Fatalf("tlsprobe.Attach: %v", err)
+					}
+					want = perRun
+				}
+				n := 0
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for ev := range s.Events() {
+						if h, ok := ev.(*tlsprobe.Handshake); ok && h.Outcome == tlsprobe.OutcomeOK && h.ServerName == "localhost" {
+							n++
+						}
+					}
+				}()
+				defer func() {
+					s.Close()
+					<-done
+					if n != want*b.N {
+						b.Errorf("observed %d handshakes, want %d", n, want*b.N)
+					}
+				}()
+			}
+			var total int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, err := exec.Command(bin, strconv.Itoa(perRun)).Output()
+				if err != nil {
+					b.Fatalf("%s: %v", bin, err)
+				}
+				ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+				if err != nil {
+					b.Fatalf("%s printed %q", bin, out)
+				}
+				total += ns
+			}
+			b.StopTimer() // not the deferred detach
+			b.ReportMetric(float64(total)/float64(b.N), "ns/handshake")
+		})
+	}
+
+	// The TLS probes' own cost, robust to a busy machine: with the sensor
+	// on, runs of a probed binary alternate with runs of an unprobed copy
+	// (both in trees), and the ratio of their times is reported.
+	b.Run("tls-probed/unprobed", func(b *testing.B) {
+		s, err := bpf.Open(bpf.Config{GoNames: []string{"tlsbench", "tlsbench2"}, EventBuffer: 1 << 16})
+		if err != nil {
+			b.Fatalf("bpf.Open: %v", err)
+		}
+		defer s.Close()
+		p, err := tlsprobe.Attach(s, tlsprobe.Config{GoBinaries: []string{bin}, NoLibSSL: true})
+		if err != nil {
+			b.Fatalf("tlsprobe.Attach: %v", err)
+		}
+		go func() {
+			for range s.Events() {
+			}
+		}()
+		run := func(bin string) int64 {
+			out, err := exec.Command(bin, strconv.Itoa(perRun)).Output()
+			if err != nil {
+				b.Fatalf("%s: %v", bin, err)
+			}
+			ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+			if err != nil {
+				b.Fatalf("%s printed %q", bin, out)
+			}
+			return ns
+		}
+		var probed, unprobed int64
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			probed += run(bin)
+			unprobed += run(bin + "2")
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(probed)/float64(b.N), "ns/probed-handshake")
+		b.ReportMetric(float64(unprobed)/float64(b.N), "ns/unprobed-handshake")
+		b.ReportMetric(float64(probed)/float64(unprobed), "ratio")
+		// Kernel run time of the TLS programs (BPF stats, on while the
+		// sensor runs), per handshake of either binary: the rest of the
+		// difference is the uprobe traps and the event consumer.
+		var runtime time.Duration
+		for name, prog := range p.Programs() {
+			st, err := prog.Stats()
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			runtime += st.Runtime
+			if st.RunCount > 0 {
+				b.Logf("%s: %d runs, %v each", name, st.RunCount, st.Runtime/time.Duration(st.RunCount))
+			}
+		}
+		b.ReportMetric(float64(runtime.Nanoseconds())/float64(2*perRun*b.N), "bpf-ns/handshake")
+	})
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check/proxy/proxytest"
+)
+
+// seedScript is the baseline of the doctor: the seed document's own
+// commands, as a user would run them instead of gopatrol.
+const seedScript = "../../../shared/bench/seed-checks.sh"
+
+// doctorWorld is a module and a loopback module proxy with its own CA, so
+// that both sides dial 127.0.0.1 and nothing leaves the machine.
+func doctorWorld(b *testing.B) (moduleDir string, env []string) {
+	b.Helper()
+	p := proxytest.New(b)
+	p.Module("example.com/probe", "v1.0.0", map[string]string{"probe.go": "package probe\n"})
+	moduleDir = b.TempDir()
+	os.WriteFile(filepath.Join(moduleDir, "go.mod"), []byte("module example.test/m\n\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(moduleDir, "m.go"), []byte("package m\n"), 0o644)
+	env = slices.Concat(os.Environ(), p.Env(), []string{
+		"GOPATROL_PROBE_MODULE=example.com/probe",
+		"MODULE_DIR=" + moduleDir,
+		"NO_COLOR=1",
+	})
+	return moduleDir, env
+}
+
+type hyperfineRun struct {
+	Results []struct {
+		Command string  `json:"command"`
+		Median  float64 `json:"median"`
+		Mean    float64 `json:"mean"`
+		Stddev  float64 `json:"stddev"`
+	} `json:"results"`
+}
+
+var (
+	doctorOnce   sync.Once
+	doctorResult hyperfineRun
+	doctorErr    error
+)
+
+// BenchmarkDoctorVsSeed times `gopatrol check` (the default, fast set)
+// against ../shared/bench/seed-checks.sh side by side in one hyperfine run,
+// on a warm build cache, and holds the doctor to its targets: median at
+// most 0.5 s, at least 8 times faster than the seed's commands.
+func BenchmarkDoctorVsSeed(b *testing.B) {
+	if _, err := exec.LookPath("hyperfine"); err != nil {
+		b.Skip("hyperfine not installed (make deps installs it)")
+	}
+	if _, err := os.Stat(seedScript); err != nil {
+		b.Skipf("baseline %s: %v", seedScript, err)
+	}
+	moduleDir, env := doctorWorld(b)
+	doctorOnce.Do(func() {
+		out := filepath.Join(b.TempDir(), "hyperfine.json")
+		cmd := exec.Command("hyperfine", "--warmup", "3", "--runs", "20", "--ignore-failure", "--style", "basic",
+			"--export-json", out,
+			"-n", "gopatrol check", gopatrolBin+" check -C "+moduleDir,
+			"-n", "seed-checks.sh", "bash "+seedScript)
+		cmd.Env = env
+		var log []byte
+		log, doctorErr = cmd.CombinedOutput()
+		b.Logf("%s", log)
+		if doctorErr != nil {
+			return
+		}
+		var data []byte
+		if data, doctorErr = os.ReadFile(out); doctorErr == nil {
+			doctorErr = json.Unmarshal(data, &doctorResult)
+		}
+	})
+	if doctorErr != nil || len(doctorResult.Results) != 2 {
+		b.Fatalf("hyperfine: %v %+v", doctorErr, doctorResult)
+	}
+	gp, seed := doctorResult.Results[0], doctorResult.Results[1]
+	ratio := seed.Median / gp.Median
+	b.ReportMetric(gp.Median, "gopatrol-median-s")
+	b.ReportMetric(seed.Median, "seed-median-s")
+	b.ReportMetric(ratio, "x-faster")
+	if gp.Median > 0.5 {
+		b.Errorf("gopatrol check median %.3fs, target <= 0.5s", gp.Median)
+	}
+	if ratio < 8 {
+		b.Errorf("gopatrol check is %.1fx faster than seed-checks.sh, target >= 8x", ratio)
+	}
+	// The per-op figure: one doctor run in the same world.
+	for b.Loop() {
+		cmd := exec.Command(gopatrolBin, "check", "-C", moduleDir, "-o", "json")
+		cmd.Env = env
+		if out, err := cmd.Output(); err != nil && !strings.Contains(string(out), `"schema"`) {
+			b.Fatalf("gopatrol check: %v", err)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/bpf/bpftest"
+)
+
+func TestTraceBadFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "-o", "yaml"}, `-o "yaml"`},
+		{[]string{"trace", "--ring-size", "1000"}, "--ring-size 1000"},
+		{[]string{"trace", "--duration", "-1s"}, "--duration -1s"},
+		{[]string{"trace", "--go-name", "/usr/bin/go"}, `--go-name "/usr/bin/go"`},
+	}
+	for _, tt := range tests {
+		_, stderr, code := gopatrol(t, nil, tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("gopatrol %v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
+// TestTraceWithoutCapabilities: without CAP_BPF/CAP_PERFMON trace names
+// what is missing and exits 2.
+func TestTraceWithoutCapabilities(t *testing.T) {
+	args := []string{gopatrolBin, "trace", "--duration", "1s"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("trace without capabilities: %v, want exit 2; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "CAP_BPF") || !strings.Contains(stderr.String(), "root") {
+		t.Errorf("stderr does not say what is missing:\n%s", stderr.String())
+	}
+}
+
+// TestTraceJSON runs `gopatrol trace -o json` around a go command and finds
+// its exec and exit, one JSON object per line, and the final stats line.
+func TestTraceJSON(t *testing.T) {
+	bpftest.Require(t)
+	cmd := exec.Command(gopatrolBin, "trace", "-o", "json", "--duration", "30s", "--no-tls")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		var all strings.Builder
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "gopatrol trace: watching") {
+				select {
+				case ready <- "":
+				default:
+				}
+			}
+		}
+		ready <- all.String()
+	}()
+	select {
+	case msg := <-ready:
+		if msg != "" {
+			t.Fatalf("trace ended before attaching:\n%s", msg)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("trace did not attach within 20s")
+	}
+
+	token := fmt.Sprintf("GOPATROL_TRACE_TEST_%d", os.Getpid())
+	g := exec.Command("go", "env", token)
+	g.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=")
+	if out, err := g.CombinedOutput(); err != nil {
+		t.Fatalf("go env: %v\n%s", err, out)
+	}
+	pid := g.Process.Pid
+	time.Sleep(500 * time.Millisecond)
+	// SIGINT is Ctrl-C: trace must stop cleanly, print stats and exit 0.
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("trace after Ctrl-C: %v\n%s", err, <-ready)
+	}
+
+	var sawExec, sawExit, sawStats bool
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", line, err)
+		}
+		switch ev["type"] {
+		case "exec":
+			if ev["pid"] == float64(pid) {
+				sawExec = fmt.Sprint(ev["args"]) == fmt.Sprintf("[go env %s]", token) && ev["root_pid"] == float64(pid)
+				if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"])); err != nil {
+					t.Errorf("exec time: %v", err)
+				}
+			}
+		case "exit":
+			if ev["pid"] == float64(pid) {
+				sawExit = ev["wait_status"] == float64(0) && ev["duration_ns"].(float64) > 0
+			}
+		case "stats":
+			sawStats = ev["drops"] != nil && ev["programs"] != nil
+		}
+	}
+	if !sawExec || !sawExit || !sawStats {
+		t.Errorf("exec of go env %s (pid %d) %v, its exit %v, stats line %v in:\n%s", token, pid, sawExec, sawExit, sawStats, stdout.String())
+	}
+}

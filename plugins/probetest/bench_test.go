@@ -1,0 +1,54 @@
+package probetest_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/host"
+	"github.com/gopatrol/gopatrol/plugins/probetest"
+)
+
+// benchDetect measures what `gopatrol plugins detect` does with the five
+// probes: discover and verify (sha256 of each binary), start them all with
+// AutoMTLS, one parallel Detect, shut them down. It reports the median
+// wall time per run (budget: 400 ms off-cloud, 150 ms on a loopback cloud).
+func benchDetect(b *testing.B, env []string, want string) {
+	dir := probetest.Dir(b, built, all...)
+	env = append(offCloud(b), env...)
+	var runs []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		h, err := host.Open(host.Config{Dir: dir, Env: env})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := h.Detect(context.Background())
+		h.Close()
+		runs = append(runs, time.Since(start))
+		for _, res := range r.Results {
+			if want == "detected" && res.Plugin != "aws" && res.Plugin != "openshift" {
+				continue
+			}
+			if res.Status != want {
+				b.Fatalf("%s: %s (%s), want %s", res.Plugin, res.Status, res.Reason, want)
+			}
+		}
+	}
+	slices.Sort(runs)
+	b.ReportMetric(float64(runs[len(runs)/2].Microseconds())/1000, "median-ms")
+}
+
+// Off-cloud with the metadata ports refused (nothing listens).
+func BenchmarkDetectOffCloud(b *testing.B) { benchDetect(b, nil, "not_this_cloud") }
+
+// Off-cloud with SYNs dropped: the worst case, bounded by the 150 ms dial.
+func BenchmarkDetectOffCloudSilent(b *testing.B) {
+	if !probetest.HaveSilent() {
+		b.Skip("no silent address (needs root, the network namespace and tun)")
+	}
+	benchDetect(b, silentEnv(), "not_this_cloud")
+}
+
+func BenchmarkDetectLoopbackCloud(b *testing.B) { benchDetect(b, onCloudEnv(b), "detected") }
