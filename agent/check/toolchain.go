@@ -129,9 +129,10 @@ func goEnvJSON(ctx context.Context, t *Target, goBin string, vars ...string) (ma
 
 // realSetting finds the value of key that the go command would use: the
 // process environment wins over the GOENV file, which wins over
-// $GOROOT/go.env.
+// $GOROOT/go.env. Like cmd/go's cfg.Getenv, an empty variable counts as
+// unset (GOFLAGS= does not hide a GOFLAGS line of the GOENV file).
 func realSetting(t *Target, env map[string]string, key string) string {
-	if v, ok := t.LookupEnv(key); ok {
+	if v, ok := t.LookupEnv(key); ok && v != "" {
 		return v
 	}
 	if v, ok := ReadGoEnvFile(t.Path(env["GOENV"]))[key]; ok {

@@ -84,7 +84,7 @@ struct tls_handshake_event {
 	struct gp_event_header h;
 	__u64 duration_ns;
 	__u64 conn_id;  /* g or SSL pointer */
-	__s32 ret;      /* libssl: SSL_connect return; Go: 0 */
+	__s32 ret;      /* libssl: 1, or -1 for a failure SSL_get_error confirmed; Go: 0 */
 	__s32 ssl_err;  /* libssl: SSL_get_error code of a failure; Go: 0 */
 	__u8 library;
 	__u8 outcome;

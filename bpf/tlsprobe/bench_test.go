@@ -222,3 +222,59 @@ func BenchmarkGoHandshake(b *testing.B) {
 		b.ReportMetric(float64(runtime.Nanoseconds())/float64(2*perRun*b.N), "bpf-ns/handshake")
 	})
 }
+
+// BenchmarkSyscallsOutsideTree measures what the TLS probes' sys_enter
+// program costs a process outside any tree: openat+close+write rounds of
+// this (untracked) test process with the sensor on, alternating rounds
+// without and with the TLS probes attached, so that a drifting load hits
+// both alike. Compare ns/round-tls-off and ns/round-tls-on (ratio).
+func BenchmarkSyscallsOutsideTree(b *testing.B) {
+	bpftest.Require(b)
+	const rounds = 20000
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	buf := []byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0} // looks like a ClientHello
+	loop := func() time.Duration {
+		start := time.Now()
+		for j := 0; j < rounds; j++ {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			devnull.Write(buf)
+		}
+		return time.Since(start)
+	}
+	s, err := bpf.Open(bpf.Config{})
+	if err != nil {
+		b.Fatalf("bpf.Open: %v", err)
+	}
+	defer s.Close()
+	go func() {
+		for range s.Events() {
+		}
+	}()
+	var off, on time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off += loop()
+		b.StopTimer()
+		p, err := tlsprobe.Attach(s, tlsprobe.Config{NoLibSSL: true})
+		if err != nil {
+			b.Fatalf("tlsprobe.Attach: %v", err)
+		}
+		b.StartTimer()
+		on += loop()
+		b.StopTimer()
+		p.Close()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(off.Nanoseconds())/float64(b.N*rounds), "ns/round-tls-off")
+	b.ReportMetric(float64(on.Nanoseconds())/float64(b.N*rounds), "ns/round-tls-on")
+	b.ReportMetric(float64(on)/float64(off), "ratio")
+}

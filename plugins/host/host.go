@@ -82,6 +82,7 @@ type Host struct {
 	found   []Candidate
 	plugins []*Plugin
 	stop    chan struct{}
+	once    sync.Once
 	wg      sync.WaitGroup
 }
 
@@ -123,7 +124,7 @@ func (h *Host) Plugins() []*Plugin { return h.plugins }
 
 // Close kills every plugin and waits for them: no child is left.
 func (h *Host) Close() {
-	close(h.stop)
+	h.once.Do(func() { close(h.stop) })
 	h.wg.Wait()
 	var wg sync.WaitGroup
 	for _, p := range h.plugins {
@@ -174,6 +175,7 @@ type Plugin struct {
 	crashes   int // in a row, for the backoff
 	nextStart time.Time
 	last      map[string]string // attributes of the last detection
+	closed    bool              // Close ran: never start again
 }
 
 // Info is what the plugin said about itself at its last start.
@@ -278,7 +280,7 @@ func (p *Plugin) crashedLocked(err error) {
 func (p *Plugin) kill() {
 	p.mu.Lock()
 	c := p.client
-	p.client, p.probe = nil, nil
+	p.client, p.probe, p.closed = nil, nil, true
 	p.mu.Unlock()
 	if c != nil {
 		c.Kill()
@@ -301,6 +303,9 @@ const StatusStale = "stale"
 // down is the answer of a plugin that is not running: stale if it ever
 // detected something, else an error.
 func down(last map[string]string, err error) Result {
+	if err == nil {
+		err = errors.New("plugin not running")
+	}
 	if last == nil {
 		return Result{Status: "error", Reason: err.Error()}
 	}
@@ -320,6 +325,10 @@ func (p *Plugin) Detect(ctx context.Context) Result {
 
 func (p *Plugin) detect(ctx context.Context) Result {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return Result{Status: "error", Reason: fmt.Sprintf("plugin %s: host closed", p.Name)}
+	}
 	if p.client == nil && !time.Now().Before(p.nextStart) {
 		if err := p.start(); err != nil {
 			p.crashedLocked(err)

@@ -83,6 +83,17 @@ func TestChecks(t *testing.T) {
 			want: check.Fail,
 		},
 		{
+			name: "bad GOFLAGS in the GOENV file behind an empty GOFLAGS variable",
+			id:   "env.config",
+			setup: func(t *testing.T, w *checktest.World) []string {
+				// The world has GOFLAGS= in its environment; cmd/go
+				// treats an empty variable as unset and reads the file.
+				writeFile(t, w.Getenv("GOENV"), "GOFLAGS=-bogusflag\n", 0o600)
+				return []string{"-bogusflag", w.Getenv("GOENV")}
+			},
+			want: check.Fail,
+		},
+		{
 			name: "GO111MODULE=off",
 			id:   "env.config",
 			setup: func(t *testing.T, w *checktest.World) []string {

@@ -179,6 +179,9 @@ func TestVendor(t *testing.T) {
 		{"vendored package deleted", func(t *testing.T, w *checktest.World) {
 			os.RemoveAll(filepath.Join(w.Target.Dir, "vendor/example.com/dep/sub"))
 		}, check.Fail, []string{"example.com/dep/sub: is listed in vendor/modules.txt, but", "vendor/example.com/dep/sub is missing"}},
+		{"modules.txt deleted", func(t *testing.T, w *checktest.World) {
+			os.Remove(filepath.Join(w.Target.Dir, "vendor/modules.txt"))
+		}, check.Fail, []string{"vendor/modules.txt is missing", "example.com/dep@v1.0.0: is explicitly required in go.mod, but not marked as explicit"}},
 		{"no vendor", func(t *testing.T, w *checktest.World) {
 			os.RemoveAll(filepath.Join(w.Target.Dir, "vendor"))
 		}, check.Skip, []string{"no vendor directory"}},

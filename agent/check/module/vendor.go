@@ -229,9 +229,9 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 			WithFix("correct %s (the go command prints the same error), then run go mod vendor", gomod)
 	}
 	txtPath := filepath.Join(vdir, "modules.txt")
-	txt, err := os.ReadFile(t.Path(txtPath))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return check.Errorf("read vendor/modules.txt: %v", err).With("modules.txt", txtPath)
+	txt, txtErr := os.ReadFile(t.Path(txtPath))
+	if txtErr != nil && !errors.Is(txtErr, fs.ErrNotExist) {
+		return check.Errorf("read vendor/modules.txt: %v", txtErr).With("modules.txt", txtPath)
 	}
 	mt := parseModulesTxt(string(txt))
 
@@ -248,7 +248,7 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	incons := consistency(mf, mt)
-	if errors.Is(err, fs.ErrNotExist) && len(mf.Require) > 0 {
+	if errors.Is(txtErr, fs.ErrNotExist) && len(mf.Require) > 0 {
 		incons = append([]string{"vendor/modules.txt is missing"}, incons...)
 	}
 	r := check.Result{}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -154,6 +155,9 @@ func TestTLSEntries(t *testing.T) {
 	tlsc := checktest.Find(t, Checks(), "proxy.tls")
 	p := proxytest.New(t)
 	addr := closedPort(t)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	plainAddr := strings.TrimPrefix(plain.URL, "http://")
 	tests := []struct {
 		name, goproxy, gosumdb string
 		status                 check.Status
@@ -163,6 +167,7 @@ func TestTLSEntries(t *testing.T) {
 		{"direct and http", "http://127.0.0.1:1,direct", "off", check.Skip, []string{"http is not TLS", "direct: the go command fetches"}},
 		{"sumdb with URL", "off", "sum.example.test+033de0ae+AAAA " + p.URL(), check.Pass, []string{p.URL(), "verified"}},
 		{"unreachable", "https://" + addr, "off", check.Warn, []string{"could not connect", addr}},
+		{"plain http on the https port", "https://" + plainAddr, "off", check.Fail, []string{"server gave HTTP response to HTTPS client", plainAddr}},
 		{"bad entry", "ftp://x.test", "off", check.Fail, []string{`invalid GOPROXY entry "ftp://x.test": unsupported scheme "ftp"`}},
 	}
 	for _, tt := range tests {

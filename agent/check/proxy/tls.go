@@ -215,7 +215,7 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 	f.Status = check.Fail
 	f.Detail = strings.Join(append(notes, "error: "+err.Error()), "; ")
 	f.Summary = fmt.Sprintf("%s: TLS handshake failed: %v", e.Label(), unwrapURL(err))
-	f.Fix = fmt.Sprintf("make %s answer TLS on %s (an http:// proxy must be written http:// in %s)", e.URL.Host, hostPort(e.URL), e.Var)
+	f.Fix = fmt.Sprintf("if %s is a plain-HTTP proxy, write it as http://%s in %s; otherwise point the entry at its TLS port", hostPort(e.URL), e.URL.Host, e.Var)
 	return f
 }
 

@@ -329,9 +329,12 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, strings.Join(list, "\n")+"\n")
 	case rest == "@latest":
+		// Like a real proxy: the highest release, else the highest
+		// pre-release.
 		latest := ""
 		for v := range versions {
-			if latest == "" || semver.Compare(v, latest) > 0 {
+			release, latestRelease := semver.Prerelease(v) == "", latest != "" && semver.Prerelease(latest) == ""
+			if latest == "" || (release && !latestRelease) || (release == latestRelease && semver.Compare(v, latest) > 0) {
 				latest = v
 			}
 		}

@@ -93,6 +93,8 @@ func TestProtocol(t *testing.T) {
 	p := proxytest.New(t)
 	p.Module("example.com/Hello", "v1.0.0", map[string]string{"hello.go": "package hello\n"})
 	p.Module("example.com/Hello", "v1.0.1-pre", map[string]string{"hello.go": "package hello\n"})
+	p.Module("example.com/pre", "v0.1.0-beta", nil)
+	p.Module("example.com/pre", "v0.1.0-alpha", nil)
 	c := p.Client()
 	tests := []struct {
 		path       string
@@ -102,7 +104,9 @@ func TestProtocol(t *testing.T) {
 		{"/example.com/!hello/@v/list", 200, "v1.0.0\nv1.0.1-pre\n"},
 		{"/example.com/!hello/@v/v1.0.0.info", 200, `"Version":"v1.0.0"`},
 		{"/example.com/!hello/@v/v1.0.0.mod", 200, "module example.com/Hello\n"},
-		{"/example.com/!hello/@latest", 200, `"Version":"v1.0.1-pre"`},
+		{"/example.com/!hello/@latest", 200, `"Version":"v1.0.0"`},
+		{"/example.com/pre/@latest", 200, `"Version":"v0.1.0-beta"`},
+		{"/example.com/pre/@v/v0.1.0-alpha.zip", 200, "PK"},
 		{"/example.com/!hello/@v/v9.9.9.info", 404, "unknown revision"},
 		{"/example.com/Hello/@v/list", 400, "bad module path"},
 		{"/example.com/other/@v/list", 404, "not found"},
