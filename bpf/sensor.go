@@ -57,7 +57,8 @@ type Config struct {
 }
 
 // Extension is an add-on probe set attached next to the sensor (TLS). The
-// sensor reports its programs in Stats and closes it first in Close.
+// sensor reports its programs in Stats and closes it first in Close; its
+// Close runs under the sensor's lock and must not call back into it.
 type Extension interface {
 	Programs() map[string]*ebpf.Program
 	Close() error
@@ -357,17 +358,14 @@ func (s *Sensor) AddExtension(e Extension) error {
 // the maps. Events is closed when it returns.
 func (s *Sensor) Close() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return s.closeErr
 	}
 	s.closed = true
-	exts := s.exts
-	s.mu.Unlock()
-
 	var errs []error
-	for i := len(exts) - 1; i >= 0; i-- {
-		if err := exts[i].Close(); err != nil {
+	for i := len(s.exts) - 1; i >= 0; i-- {
+		if err := s.exts[i].Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close extension: %w", err))
 		}
 	}

@@ -38,6 +38,12 @@ type Config struct {
 	LibSSL []string
 	// NoLibSSL turns the libssl probes off.
 	NoLibSSL bool
+	// NoSocket turns off the program that looks at the first bytes of every
+	// write, sendto, sendmsg and writev of tree processes. It runs on the
+	// entry of every syscall of every process (returning at the first
+	// compare for others); without it handshakes carry no server name and
+	// no wire alert, and other libraries' ClientHellos are not seen.
+	NoSocket bool
 	Logger   *slog.Logger
 }
 
@@ -151,11 +157,13 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	}
 	p.LibSSL = probedLibs
 	// The socket program last: until now no handshake could be joined.
-	l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsSysEnter})
-	if err != nil {
-		return fail(fmt.Errorf("TLS probes: attach sys_enter: %w", err))
+	if !cfg.NoSocket {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsSysEnter})
+		if err != nil {
+			return fail(fmt.Errorf("TLS probes: attach sys_enter: %w", err))
+		}
+		p.links = append(p.links, l)
 	}
-	p.links = append(p.links, l)
 	if err := s.AddExtension(p); err != nil {
 		return fail(fmt.Errorf("TLS probes: %w", err))
 	}

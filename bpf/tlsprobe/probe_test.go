@@ -435,3 +435,31 @@ func TestAttachDefaults(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+func TestAttachNoSocket(t *testing.T) {
+	bpftest.Require(t)
+	s, err := bpf.Open(bpf.Config{})
+	if err != nil {
+		t.Fatalf("bpf.Open: %v", err)
+	}
+	defer s.Close()
+	goBin := goBinary(t)
+	for _, noSocket := range []bool{false, true} {
+		p, err := tlsprobe.Attach(s, tlsprobe.Config{GoBinaries: []string{goBin}, NoLibSSL: true, NoSocket: noSocket})
+		if err != nil {
+			t.Fatalf("Attach(NoSocket: %v): %v", noSocket, err)
+		}
+		b := p.GoBinaries[0]
+		want := len(b.Handshake.Rets) + 1 // RETs and the entry
+		if b.Alert != nil {
+			want++
+		}
+		if !noSocket {
+			want++ // tp_btf/sys_enter
+		}
+		if got := len(p.LinkIDs()); got != want {
+			t.Errorf("NoSocket %v: %d links, want %d", noSocket, got, want)
+		}
+		p.Close()
+	}
+}

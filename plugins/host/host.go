@@ -366,3 +366,22 @@ func (p *Plugin) detect(ctx context.Context) Result {
 	p.mu.Unlock()
 	return Result{Status: string(d.Status), Attributes: d.Attributes, Reason: d.Reason}
 }
+
+// Collect asks the plugin for its vendor metric points under the call
+// deadline. A plugin that is down answers an error; the supervisor
+// restarts it.
+func (p *Plugin) Collect(ctx context.Context) ([]sdk.Point, error) {
+	p.mu.Lock()
+	probe, lastErr := p.probe, p.lastErr
+	p.mu.Unlock()
+	if probe == nil {
+		return nil, fmt.Errorf("plugin %s is not running: %v", p.Name, lastErr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	pts, err := probe.Collect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: Collect: %w", p.Name, err)
+	}
+	return pts, nil
+}

@@ -306,8 +306,11 @@ func TestSwappedBinaryRefusedOnRestart(t *testing.T) {
 	}
 	os.WriteFile(marker, nil, 0o600)
 	p.Detect(context.Background()) // panics: the supervisor restarts it
-	time.Sleep(300 * time.Millisecond)
-	_, err = p.Info()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err = p.Info(); err != nil && strings.Contains(err.Error(), "differs from the manifest") {
+			break
+		}
+	}
 	if err == nil || !strings.Contains(err.Error(), bin+": its sha256 differs from the manifest's") {
 		t.Fatalf("Info() after swap = %v, want the swapped binary refused", err)
 	}
@@ -360,4 +363,16 @@ func alive(pid int) bool {
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(f) > 0 && f[0] != "Z"
+}
+
+func TestCollect(t *testing.T) {
+	dir := pluginDir(t, "metrics")
+	h := open(t, dir, nil, "TESTPROBE_ATTRS_metrics=a=1,b=2")
+	pts, err := h.Plugins()[0].Collect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || pts[0].Name != "testprobe.attr" || pts[0].Unit != "{attribute}" || pts[1].Attributes["key"] != "b" {
+		t.Fatalf("Collect = %+v, want two testprobe.attr points for a and b", pts)
+	}
 }

@@ -43,6 +43,18 @@ func (p probe) Detect(context.Context) (map[string]string, error) {
 	return m, nil
 }
 
+// Collect returns one point per scripted attribute: enough to see the
+// Collect RPC carry names, values and attributes.
+func (p probe) Collect(context.Context) ([]sdk.Point, error) {
+	var pts []sdk.Point
+	for _, kv := range strings.Split(p.env("ATTRS"), ",") {
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			pts = append(pts, sdk.Point{Name: "testprobe.attr", Value: 1, Unit: "{attribute}", Attributes: map[string]string{"key": k}})
+		}
+	}
+	return pts, nil
+}
+
 func main() {
 	p := probe{name: strings.TrimPrefix(filepath.Base(os.Args[0]), "gopatrol-probe-")}
 	if s := p.env("STDOUT"); s != "" {
