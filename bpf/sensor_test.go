@@ -296,6 +296,11 @@ func TestOnlyGoTrees(t *testing.T) {
 					t.Errorf("/bin/true: ppid %d, want %d", ev.PPID, root)
 				}
 			}
+		case *ExitEvent:
+			// A thread (CLONE_THREAD) must not rewrite its process's entry.
+			if ev.PID == uint32(root) && ev.PPID != uint32(os.Getpid()) {
+				t.Errorf("exit of %d: ppid %d, want the test process %d", root, ev.PPID, os.Getpid())
+			}
 		case *ConnectEvent:
 			if ev.Addr == netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port) &&
 				(ev.Errno == 0 || ev.Errno == syscall.EINPROGRESS) {
@@ -314,6 +319,24 @@ func TestOnlyGoTrees(t *testing.T) {
 		t.Errorf("tree of %d: exec %v, exec of /bin/true %v, connect to :%d %v, mkdirat EACCES %v\nevents: %s",
 			root, sawExec, sawTrue, port, sawConnect, sawFailure, describe(events))
 	}
+	// The Go helper ran several threads and a child: once all exited, no
+	// entry of its tree remains (threads never became members, exits
+	// removed the processes).
+	var pid uint32
+	var entry struct {
+		RootPID, PPID uint32
+		StartNs       uint64
+	}
+	it := s.objs.GpTree.Iterate()
+	for it.Next(&pid, &entry) {
+		if entry.RootPID == uint32(root) {
+			t.Errorf("tree map still holds pid %d of the finished tree %d", pid, root)
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	st, err = s.Stats()
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -98,3 +100,41 @@ func (r Result) WithFix(format string, a ...any) Result {
 func (s Status) Worse(t Status) bool { return severity[s] > severity[t] }
 
 var severity = map[Status]int{Pass: 0, Skip: 1, Error: 2, Warn: 3, Fail: 4}
+
+// Finding is one observation of a check that looks at several things (a
+// PATH, every GOPATH element, each setting of a GOENV file).
+type Finding struct {
+	Status  Status
+	Summary string
+	Fix     string
+}
+
+// Combine turns findings into one result: the worst status, the summaries of
+// every finding of that status, their distinct fixes, and the evidence. With
+// nothing worse than a pass it passes with passSummary.
+func Combine(passSummary string, fs []Finding, evidence map[string]string) Result {
+	worst := Pass
+	for _, f := range fs {
+		if f.Status.Worse(worst) {
+			worst = f.Status
+		}
+	}
+	r := Passf("%s", passSummary)
+	if worst != Pass {
+		var msgs, fixes []string
+		for _, f := range fs {
+			if f.Status != worst {
+				continue
+			}
+			msgs = append(msgs, f.Summary)
+			if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
+				fixes = append(fixes, f.Fix)
+			}
+		}
+		r = Result{Status: worst, Summary: strings.Join(msgs, "; "), Fix: strings.Join(fixes, "; ")}
+	}
+	for k, v := range evidence {
+		r = r.With(k, v)
+	}
+	return r
+}

@@ -203,3 +203,19 @@ func (t *Target) LookupUser(nameOrUID string) (*User, error) {
 	}
 	return u, nil
 }
+
+// NearestExisting returns p, or its closest ancestor that exists on the
+// target: the go command creates missing cache and GOBIN directories, so
+// that is where the build user must be able to write.
+func (t *Target) NearestExisting(p string) string {
+	for {
+		if _, err := os.Stat(t.Path(p)); err == nil {
+			return p
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return p
+		}
+		p = parent
+	}
+}

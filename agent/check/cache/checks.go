@@ -218,7 +218,7 @@ func modcacheWritable(ctx context.Context, env *check.Env, goenv map[string]stri
 	// The cache's insides are read-only by design (files 0444, dirs
 	// 0555): probe only where the go command creates things, the root
 	// and cache/download.
-	dirs := []string{nearestExisting(t, modcache)}
+	dirs := []string{t.NearestExisting(modcache)}
 	if dl := filepath.Join(modcache, "cache", "download"); dirs[0] == modcache && exists(t, dl) {
 		dirs = append(dirs, dl)
 	}
@@ -266,7 +266,7 @@ func gocacheWritable(ctx context.Context, env *check.Env, goenv map[string]strin
 		return r.With("why", "HOME and XDG_CACHE_HOME are unset (a HOME-less container?), so there is no default cache directory").
 			WithFix("set GOCACHE to a directory the build user can write: export GOCACHE=/tmp/go-build (or set HOME)")
 	}
-	dir := nearestExisting(t, gocache)
+	dir := t.NearestExisting(gocache)
 	r, ok := probeDirs(ctx, t, []string{dir}, gocache, "GOCACHE")
 	if !ok {
 		return r.With("GOCACHE", gocache)

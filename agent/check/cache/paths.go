@@ -112,18 +112,3 @@ func statN(t *check.Target, p string) string {
 	return fmt.Sprintf("'%s'", p)
 }
 
-// nearestExisting returns p, or its closest ancestor that exists: the go
-// command creates missing cache directories, so that is where it must be
-// able to write.
-func nearestExisting(t *check.Target, p string) string {
-	for {
-		if _, err := os.Stat(t.Path(p)); err == nil {
-			return p
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return p
-		}
-		p = parent
-	}
-}

@@ -71,7 +71,7 @@ func access(ctx context.Context, env *check.Env) check.Result {
 	fi, err := os.Stat(t.Path(gobin))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		existing = nearestExisting(t, gobin)
+		existing = t.NearestExisting(gobin)
 		ev["GOBIN"] += "; does not exist yet, go install creates it in " + existing
 	case err != nil:
 		return result(check.Errorf("stat GOBIN %s: %v", gobin, err))
@@ -284,18 +284,6 @@ func within(p, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-func nearestExisting(t *check.Target, p string) string {
-	for {
-		if _, err := os.Stat(t.Path(p)); err == nil {
-			return p
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return p
-		}
-		p = parent
-	}
-}
 
 // newNames resolves ids with the target's own /etc/passwd and /etc/group,
 // as getfacl would on that machine.

@@ -1,6 +1,8 @@
 package goenv_test
 
 import (
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+
 	"context"
 	"testing"
 
@@ -13,7 +15,7 @@ import (
 // env.functional run may link the probe program; later ones take it from
 // the build cache, which is the doctor's steady state.
 func BenchmarkChecks(b *testing.B) {
-	w := newWorld(b)
+	w := checktest.New(b)
 	env := w.Env()
 	ctx := context.Background()
 	for _, c := range goenv.Checks() {

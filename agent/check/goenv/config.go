@@ -77,9 +77,9 @@ func (s *settings) get(key string) (string, string) {
 func runConfig(ctx context.Context, env *check.Env) check.Result {
 	s := loadSettings(env)
 	ev := map[string]string{}
-	var fs []finding
+	var fs []check.Finding
 	add := func(st check.Status, fix, format string, a ...any) {
-		fs = append(fs, finding{st, fmt.Sprintf(format, a...), fix})
+		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix})
 	}
 	source := func(key, v, from string) {
 		if v != "" {
@@ -170,7 +170,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 			}
 		}
 	}
-	return combine("GO111MODULE, GOFLAGS, GOWORK, GOTOOLCHAIN, GOEXPERIMENT and the GOENV file are sound", fs, ev)
+	return check.Combine("GO111MODULE, GOFLAGS, GOWORK, GOTOOLCHAIN, GOEXPERIMENT and the GOENV file are sound", fs, ev)
 }
 
 // unsetFix tells how to remove a setting from where it came from.

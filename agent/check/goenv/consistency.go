@@ -50,15 +50,14 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	ev := map[string]string{}
-	var fs []finding
+	var fs []check.Finding
 	real := map[string]string{}
 	for _, e := range entries {
 		switch {
 		case e.path == "":
 			ev[e.name] = "(empty)"
 			if e.name == "GOPATH" {
-				fs = append(fs, finding{check.Warn, "GOPATH is empty: the go command has no place for GOPATH/bin and the default module cache",
-					"export HOME=<your home> (GOPATH defaults to $HOME/go), or go env -w GOPATH=$HOME/go"})
+				fs = append(fs, check.Finding{Status: check.Warn, Summary: "GOPATH is empty: the go command has no place for GOPATH/bin and the default module cache", Fix: "export HOME=<your home> (GOPATH defaults to $HOME/go), or go env -w GOPATH=$HOME/go"})
 			}
 			continue
 		case e.name == "GOCACHE" && e.path == "off":
@@ -66,8 +65,7 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 			continue
 		case !filepath.IsAbs(e.path):
 			ev[e.name] = e.path
-			fs = append(fs, finding{check.Fail, fmt.Sprintf("%s %q is a relative path: it means something else in every directory", e.name, e.path),
-				fmt.Sprintf("go env -w %s=%s (an absolute path)", baseName(e.name), absHint(e.name))})
+			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %q is a relative path: it means something else in every directory", e.name, e.path), Fix: fmt.Sprintf("go env -w %s=%s (an absolute path)", baseName(e.name), absHint(e.name))})
 			continue
 		}
 		r, err := toolchain.Resolve(t, e.path)
@@ -77,13 +75,11 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 			real[e.name] = e.path
 		case err != nil:
 			ev[e.name] = e.path + " (" + err.Error() + ")"
-			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s %s cannot be resolved: %v", e.name, e.path, err),
-				fmt.Sprintf("repair or remove the link, or go env -w %s=<a real directory>", baseName(e.name))})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s %s cannot be resolved: %v", e.name, e.path, err), Fix: fmt.Sprintf("repair or remove the link, or go env -w %s=<a real directory>", baseName(e.name))})
 		case r != filepath.Clean(e.path):
 			ev[e.name] = e.path + " -> " + r
 			real[e.name] = r
-			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s %s is a link to %s: tools that compare paths see two names for one directory", e.name, e.path, r),
-				fmt.Sprintf("go env -w %s=%s", baseName(e.name), r)})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s %s is a link to %s: tools that compare paths see two names for one directory", e.name, e.path, r), Fix: fmt.Sprintf("go env -w %s=%s", baseName(e.name), r)})
 		default:
 			ev[e.name] = e.path
 			real[e.name] = r
@@ -95,12 +91,11 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 				continue
 			}
 			if within(root, real[e.name]) {
-				fs = append(fs, finding{check.Fail, fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")),
-					"go env -w GOPATH=$HOME/go"})
+				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")), Fix: "go env -w GOPATH=$HOME/go"})
 			}
 		}
 	}
-	return combine("GOROOT, GOPATH, GOMODCACHE and GOCACHE are absolute real paths", fs, ev)
+	return check.Combine("GOROOT, GOPATH, GOMODCACHE and GOCACHE are absolute real paths", fs, ev)
 }
 
 func baseName(name string) string { n, _, _ := strings.Cut(name, "["); return n }
@@ -121,43 +116,4 @@ func absHint(name string) string {
 func within(dir, p string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-}
-
-// finding is one observation of a check that looks at several things; the
-// result is the worst of them.
-type finding struct {
-	status check.Status
-	msg    string
-	fix    string
-}
-
-// combine turns findings into one result: the worst status, the summaries
-// of every finding of that status, their fixes.
-func combine(pass string, fs []finding, ev map[string]string) check.Result {
-	worst := check.Pass
-	for _, f := range fs {
-		if f.status.Worse(worst) {
-			worst = f.status
-		}
-	}
-	var msgs, fixes []string
-	for _, f := range fs {
-		if f.status == worst {
-			msgs = append(msgs, f.msg)
-			if f.fix != "" && !slices.Contains(fixes, f.fix) {
-				fixes = append(fixes, f.fix)
-			}
-		}
-	}
-	r := check.Passf("%s", pass)
-	if worst != check.Pass {
-		r = check.Result{Status: worst, Summary: strings.Join(msgs, "; ")}
-	}
-	for k, v := range ev {
-		r = r.With(k, v)
-	}
-	if len(fixes) > 0 {
-		r = r.WithFix("%s", strings.Join(fixes, "; "))
-	}
-	return r
 }

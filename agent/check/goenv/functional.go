@@ -77,7 +77,7 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 		wg                sync.WaitGroup
 		runOut, listOut   []byte
 		runErr, listErr   error
-		execFinding       *finding
+		execFinding       *check.Finding
 		runTook, listTook time.Duration
 		start             = time.Now()
 	)
@@ -98,16 +98,14 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 		return check.Errorf("probes did not finish: %v", ctx.Err())
 	}
 
-	var fs []finding
+	var fs []check.Finding
 	got := strings.TrimSpace(string(runOut))
 	ev["go run"] = fmt.Sprintf("%q in %s", firstLines(got, 3), runTook.Round(time.Millisecond))
 	switch {
 	case runErr != nil:
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, firstLines(got, 2)),
-			"run `go run .` in a new module to see the whole error"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, firstLines(got, 2)), Fix: "run `go run .` in a new module to see the whole error"})
 	case got != probeOut:
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("go run printed %q, want %q", firstLines(got, 3), probeOut),
-			"something wraps or rewrites program output; check GOFLAGS=-exec and the go binary (go.binary)"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run printed %q, want %q", firstLines(got, 3), probeOut), Fix: "something wraps or rewrites program output; check GOFLAGS=-exec and the go binary (go.binary)"})
 	}
 
 	lines := strings.Split(strings.TrimSpace(string(listOut)), "\n")
@@ -120,20 +118,17 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	ev["go list std"] = fmt.Sprintf("%d packages in %s", len(lines), listTook.Round(time.Millisecond))
 	switch {
 	case listErr != nil:
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("go list std failed: %s", firstLines(string(listOut), 2)),
-			fmt.Sprintf("the standard library under %s/src is damaged; reinstall Go", tc.Get("GOROOT"))})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go list std failed: %s", firstLines(string(listOut), 2)), Fix: fmt.Sprintf("the standard library under %s/src is damaged; reinstall Go", tc.Get("GOROOT"))})
 	case len(broken) > 0:
 		ev["go list std.errors"] = firstLines(strings.Join(broken, "\n"), 5)
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("%d standard packages do not load: %s", len(broken), broken[0]),
-			fmt.Sprintf("reinstall Go; %s/src is damaged", tc.Get("GOROOT"))})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%d standard packages do not load: %s", len(broken), broken[0]), Fix: fmt.Sprintf("reinstall Go; %s/src is damaged", tc.Get("GOROOT"))})
 	case !contains(lines, "runtime") || !contains(lines, "fmt"):
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("go list std found %d packages, without runtime or fmt", len(lines)),
-			fmt.Sprintf("reinstall Go; %s/src is incomplete", tc.Get("GOROOT"))})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go list std found %d packages, without runtime or fmt", len(lines)), Fix: fmt.Sprintf("reinstall Go; %s/src is incomplete", tc.Get("GOROOT"))})
 	}
 	if execFinding != nil {
 		fs = append(fs, *execFinding)
 	}
-	return combine(fmt.Sprintf("go run printed %s and go list std found %d packages", probeOut, len(lines)), fs, ev)
+	return check.Combine(fmt.Sprintf("go run printed %s and go list std found %d packages", probeOut, len(lines)), fs, ev)
 }
 
 // probeExec does what the go command does with its work root, as the build
@@ -141,7 +136,7 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 // (go test always, go run for a program not yet cached). A noexec mount
 // refuses the last step. The shell only sequences the steps; the directory
 // is named here so that it is removed even when the probe is killed.
-func probeExec(ctx context.Context, t *check.Target, root, rootVar string) *finding {
+func probeExec(ctx context.Context, t *check.Target, root, rootVar string) *check.Finding {
 	if _, err := os.Stat(t.Path("/bin/sh")); err != nil {
 		return nil // nothing to run a probe with; go run still tells
 	}
@@ -161,17 +156,16 @@ exec "$1/probe"`
 	}
 	switch code {
 	case 90, 91:
-		return &finding{check.Fail, fmt.Sprintf("%s cannot create files in %s=%s: %s", userName(t), rootVar, root, firstLines(string(out), 1)),
-			fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
+		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot create files in %s=%s: %s", userName(t), rootVar, root, firstLines(string(out), 1)), Fix: fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
+
 	}
 	var st unix.Statfs_t
 	if unix.Statfs(t.Path(root), &st) == nil && st.Flags&unix.ST_NOEXEC != 0 {
-		return &finding{check.Fail,
-			fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root),
-			noexecFix(rootVar, root)}
+		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root), Fix: noexecFix(rootVar, root)}
+
 	}
-	return &finding{check.Fail, fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, firstLines(string(out), 1)),
-		fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
+	return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, firstLines(string(out), 1)), Fix: fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
+
 }
 
 func noexecFix(rootVar, root string) string {

@@ -233,7 +233,7 @@ func TestChecks(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
+			w := checktest.New(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, checks, tt.id))
 			if res.Status != tt.want {
@@ -254,7 +254,7 @@ func TestChecks(t *testing.T) {
 // The healthy machine passes every check of this package; env.functional
 // runs the real go command for it (go run and go list std).
 func TestHealthyWorldPasses(t *testing.T) {
-	w := newWorld(t)
+	w := checktest.New(t)
 	for _, c := range goenv.Checks() {
 		res := w.Run(c)
 		if res.Status != check.Pass {
@@ -268,7 +268,7 @@ func TestHealthyWorldPasses(t *testing.T) {
 
 // The probes leave nothing behind in TMPDIR.
 func TestFunctionalCleansUp(t *testing.T) {
-	w := newWorld(t)
+	w := checktest.New(t)
 	tmp := filepath.Join(w.Dir, "tmp")
 	if err := os.Mkdir(tmp, 0o1777); err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestFunctionalCleansUp(t *testing.T) {
 // A probe cut short by its timeout still removes its module and work
 // directories: the go command is killed, then the check cleans up.
 func TestFunctionalCleansUpOnTimeout(t *testing.T) {
-	w := newWorld(t)
+	w := checktest.New(t)
 	tmp := filepath.Join(w.Dir, "tmp")
 	if err := os.Mkdir(tmp, 0o1777); err != nil {
 		t.Fatal(err)

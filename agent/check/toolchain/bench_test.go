@@ -1,6 +1,8 @@
 package toolchain_test
 
 import (
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
+
 	"context"
 	"path/filepath"
 	"testing"
@@ -13,7 +15,7 @@ import (
 // with the toolchain resolved once, as `gopatrol check` does; and all of
 // them concurrently through the runner.
 func BenchmarkChecks(b *testing.B) {
-	w := newWorld(b)
+	w := checktest.New(b)
 	writeFile(b, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 	env := w.Env()
 	ctx := context.Background()

@@ -21,12 +21,10 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 	t := env.Target
 	entries, relative := scanPath(t)
 	ev := map[string]string{}
-	var fs []finding
+	var fs []check.Finding
 	if len(relative) > 0 {
 		ev["path.relative"] = strings.Join(relative, ":")
-		fs = append(fs, finding{check.Warn,
-			fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative),
-			"remove the relative entries from PATH (use absolute directories)"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative), Fix: "remove the relative entries from PATH (use absolute directories)"})
 	}
 
 	var infos []binInfo
@@ -34,8 +32,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		switch {
 		case e.Err != nil:
 			ev["go.dangling"] = strings.TrimPrefix(ev["go.dangling"]+", ", ", ") + e.Path
-			fs = append(fs, finding{check.Warn, fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path),
-				fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path)})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path), Fix: fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path)})
 		case e.NoExec:
 			ev["go.not-executable"] = strings.TrimPrefix(ev["go.not-executable"]+", ", ", ") + e.Path
 		default:
@@ -83,7 +80,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 			ev["go.real"] = real.Path
 		}
 		ev["go.first"] = first.Path
-		fs = append(fs, finding{check.Fail, msg, fix})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: msg, Fix: fix})
 	}
 
 	versions := map[string][]string{}
@@ -102,20 +99,17 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		for _, v := range order {
 			parts = append(parts, v+" at "+strings.Join(versions[v], ", "))
 		}
-		fs = append(fs, finding{check.Warn,
-			"the go binaries on PATH differ in version: " + strings.Join(parts, "; "),
-			fmt.Sprintf("keep one Go on PATH, or make sure %s is the one you mean", firstGo(infos))})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: "the go binaries on PATH differ in version: " + strings.Join(parts, "; "), Fix: fmt.Sprintf("keep one Go on PATH, or make sure %s is the one you mean", firstGo(infos))})
 	}
 
 	if tc != nil && tc.Err != nil && first.IsGo() {
 		ev["error"] = tc.Err.Error()
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("%s is a Go binary but `go env` failed: %v", first.Path, tc.Err),
-			"run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is a Go binary but `go env` failed: %v", first.Path, tc.Err), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
 	}
 	if tc != nil && tc.Err == nil && tc.Go != first.Path {
 		ev["go.checked"] = tc.Go + " (--go)"
 	}
-	return combine(fmt.Sprintf("%s is the go command (%s)", first.Path, first.Version), fs, ev)
+	return check.Combine(fmt.Sprintf("%s is the go command (%s)", first.Path, first.Version), fs, ev)
 }
 
 func firstGo(infos []binInfo) string {

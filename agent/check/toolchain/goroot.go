@@ -122,7 +122,7 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 	if d.Own != "" && d.Own != goroot {
 		ev["GOROOT.binary"] = d.Own + " (" + d.OwnHow + ")"
 	}
-	var fs []finding
+	var fs []check.Finding
 	unset := "unset GOROOT (the go binary finds its own root)"
 	if strings.HasPrefix(d.Source, "the GOROOT line") {
 		unset = "remove the GOROOT line from " + goenvFile(env)
@@ -130,25 +130,22 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 
 	switch fi, err := os.Stat(t.Path(goroot)); {
 	case goroot == "":
-		fs = append(fs, finding{check.Fail,
-			fmt.Sprintf("%s finds no GOROOT: it is not in a Go root's bin directory and has no GOROOT linked in", tc.Go),
-			"reinstall Go from the release archive and run its bin/go, or export GOROOT=<the Go root>"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s finds no GOROOT: it is not in a Go root's bin directory and has no GOROOT linked in", tc.Go), Fix: "reinstall Go from the release archive and run its bin/go, or export GOROOT=<the Go root>"})
 	case !filepath.IsAbs(goroot):
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("GOROOT %q is not an absolute path", goroot), unset})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("GOROOT %q is not an absolute path", goroot), Fix: unset})
 	case err != nil:
 		fix := unset
 		if d.Own != "" && d.Own != goroot {
 			fix = fmt.Sprintf("%s, or export GOROOT=%s", unset, d.Own)
 		}
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("GOROOT %s does not exist (set by %s)", goroot, d.Source), fix})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("GOROOT %s does not exist (set by %s)", goroot, d.Source), Fix: fix})
 	case !fi.IsDir():
-		fs = append(fs, finding{check.Fail, fmt.Sprintf("GOROOT %s is not a directory", goroot), unset})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("GOROOT %s is not a directory", goroot), Fix: unset})
 	default:
 		tool := filepath.Join(goroot, "pkg", "tool", hostOS+"_"+hostArch)
 		for _, need := range []string{filepath.Join(goroot, "src"), tool} {
 			if fi, err := os.Stat(t.Path(need)); err != nil || !fi.IsDir() {
-				fs = append(fs, finding{check.Fail, fmt.Sprintf("GOROOT %s has no %s: not a complete Go root", goroot, need),
-					"reinstall Go from the release archive, or " + unset})
+				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("GOROOT %s has no %s: not a complete Go root", goroot, need), Fix: "reinstall Go from the release archive, or " + unset})
 			}
 		}
 	}
@@ -157,8 +154,7 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 		// Our reproduction of cmd/go disagrees with it: say so, the
 		// other findings may be built on a wrong premise.
 		ev["GOROOT.expected"] = d.Root
-		fs = append(fs, finding{check.Warn, fmt.Sprintf("go env GOROOT is %s but %s gives %s", goroot, d.Source, d.Root),
-			"compare `go env GOROOT` with this evidence; GOROOT is found in a way gopatrol does not reproduce"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("go env GOROOT is %s but %s gives %s", goroot, d.Source, d.Root), Fix: "compare `go env GOROOT` with this evidence; GOROOT is found in a way gopatrol does not reproduce"})
 	}
 
 	if _, err := os.Stat(t.Path(goroot)); err == nil && d.Own != "" && !sameDir(t, d.Own, goroot) && d.Source != d.OwnHow {
@@ -173,13 +169,12 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 		if own.Version != "" && rootVer != own.Version {
 			st = check.Fail
 		}
-		fs = append(fs, finding{st, msg, unset})
+		fs = append(fs, check.Finding{Status: st, Summary: msg, Fix: unset})
 	}
 
 	if v, ok := t.LookupEnv("GOROOT_FINAL"); ok {
 		ev["GOROOT_FINAL"] = v
-		fs = append(fs, finding{check.Warn, fmt.Sprintf("GOROOT_FINAL=%s is set: it is obsolete and the go command ignores it", v),
-			"unset GOROOT_FINAL"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("GOROOT_FINAL=%s is set: it is obsolete and the go command ignores it", v), Fix: "unset GOROOT_FINAL"})
 	}
 
 	// Toolchain switching: report what GOTOOLCHAIN does and what has been
@@ -198,11 +193,9 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 	// older or newer: every go command then runs it instead of this root.
 	if set, err := parseToolchain(tc.GOTOOLCHAIN); err == nil && set.Min != "local" && own.Version != "" &&
 		toolchainVersion(set.Min) != own.Version {
-		fs = append(fs, finding{check.Warn,
-			fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, set.Min, own.Version, goroot),
-			"go env -w GOTOOLCHAIN=auto (or unset GOTOOLCHAIN) to use this root"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, set.Min, own.Version, goroot), Fix: "go env -w GOTOOLCHAIN=auto (or unset GOTOOLCHAIN) to use this root"})
 	}
-	return combine(fmt.Sprintf("GOROOT %s is a complete Go root (from %s)", goroot, d.Source), fs, ev)
+	return check.Combine(fmt.Sprintf("GOROOT %s is a complete Go root (from %s)", goroot, d.Source), fs, ev)
 }
 
 // cachedToolchains lists the toolchains GOTOOLCHAIN switching downloaded

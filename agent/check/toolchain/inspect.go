@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/gopatrol/gopatrol/agent/check"
@@ -222,45 +221,4 @@ func sameDir(t *check.Target, a, b string) bool {
 	fa, err1 := os.Stat(t.Path(a))
 	fb, err2 := os.Stat(t.Path(b))
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
-}
-
-// finding is one observation of a check that looks at several things; the
-// result is the worst of them.
-type finding struct {
-	status check.Status
-	msg    string
-	fix    string
-}
-
-// combine turns findings into one result: the worst status, the summaries
-// of every finding of that status, the first fix among them.
-func combine(pass string, fs []finding, ev map[string]string) check.Result {
-	worst := check.Pass
-	for _, f := range fs {
-		if f.status.Worse(worst) {
-			worst = f.status
-		}
-	}
-	var msgs, fixes []string
-	for _, f := range fs {
-		if f.status == worst {
-			msgs = append(msgs, f.msg)
-			if f.fix != "" && !slices.Contains(fixes, f.fix) {
-				fixes = append(fixes, f.fix)
-			}
-		}
-	}
-	var r check.Result
-	if worst == check.Pass {
-		r = check.Passf("%s", pass)
-	} else {
-		r = check.Result{Status: worst, Summary: strings.Join(msgs, "; ")}
-	}
-	for k, v := range ev {
-		r = r.With(k, v)
-	}
-	if len(fixes) > 0 {
-		r = r.WithFix("%s", strings.Join(fixes, "; "))
-	}
-	return r
 }

@@ -28,7 +28,7 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	t, tc := env.Target, env.Toolchain
 	goroot := tc.Get("GOROOT")
 	ev := map[string]string{}
-	var fs []finding
+	var fs []check.Finding
 
 	// Start from the go a shell would run: the first on PATH that exists,
 	// plus any dangling one before it (a broken link in the chain).
@@ -44,9 +44,7 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 			var de *danglingError
 			if errors.As(err, &de) {
 				ev["dangling"] = de.Hop.String()
-				fs = append(fs, finding{check.Fail,
-					fmt.Sprintf("%s on PATH leads to a dangling link: %s points to %s, which does not exist", e.Path, de.Hop.Link, de.Missing),
-					fmt.Sprintf("ln -sfn <the Go root you want> %s, or remove %s", de.Hop.Link, e.Path)})
+				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s on PATH leads to a dangling link: %s points to %s, which does not exist", e.Path, de.Hop.Link, de.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s, or remove %s", de.Hop.Link, e.Path)})
 			}
 			continue
 		}
@@ -60,14 +58,14 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	addHops(ev, "go", goHops)
 	ev["go"] = start
 	if err != nil {
-		return combine("", append(fs, danglingFinding(start, err)), ev)
+		return check.Combine("", append(fs, danglingFinding(start, err)), ev)
 	}
 	ev["go.real"] = goReal
 	rootReal, rootHops, err := resolve(t, goroot)
 	addHops(ev, "GOROOT", rootHops)
 	ev["GOROOT"] = goroot
 	if err != nil {
-		return combine("", append(fs, danglingFinding(goroot, err)), ev)
+		return check.Combine("", append(fs, danglingFinding(goroot, err)), ev)
 	}
 	ev["GOROOT.real"] = rootReal
 
@@ -83,8 +81,7 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 		if goroot != rootReal {
 			msg += " -> " + rootReal
 		}
-		fs = append(fs, finding{check.Fail, msg,
-			fmt.Sprintf("put %s first on PATH, or unset GOROOT so that %s uses its own root %s", filepath.Join(goroot, "bin"), start, binRoot)})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: msg, Fix: fmt.Sprintf("put %s first on PATH, or unset GOROOT so that %s uses its own root %s", filepath.Join(goroot, "bin"), start, binRoot)})
 	}
 
 	// A PATH entry that names a versioned directory while an unversioned
@@ -97,13 +94,11 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 			target, _ := os.Readlink(t.Path(link))
 			if lr, _, err := resolve(t, link); err == nil && !sameDir(t, lr, pathRoot) {
 				ev["link"] = hop{link, target}.String()
-				fs = append(fs, finding{check.Warn,
-					fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target),
-					fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
+				fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target), Fix: fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
 			}
 		}
 	}
-	return combine(fmt.Sprintf("%s resolves to %s, GOROOT's own go", start, goReal), fs, ev)
+	return check.Combine(fmt.Sprintf("%s resolves to %s, GOROOT's own go", start, goReal), fs, ev)
 }
 
 func addHops(ev map[string]string, prefix string, hops []hop) {
@@ -112,14 +107,13 @@ func addHops(ev map[string]string, prefix string, hops []hop) {
 	}
 }
 
-func danglingFinding(p string, err error) finding {
+func danglingFinding(p string, err error) check.Finding {
 	var de *danglingError
 	if errors.As(err, &de) {
-		return finding{check.Fail,
-			fmt.Sprintf("%s cannot be resolved: %s points to %s, which does not exist", p, de.Hop.Link, de.Missing),
-			fmt.Sprintf("ln -sfn <the Go root you want> %s", de.Hop.Link)}
+		return check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot be resolved: %s points to %s, which does not exist", p, de.Hop.Link, de.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s", de.Hop.Link)}
+
 	}
-	return finding{check.Fail, fmt.Sprintf("%s cannot be resolved: %v", p, err), "reinstall Go or fix the path " + p}
+	return check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot be resolved: %v", p, err), Fix: "reinstall Go or fix the path " + p}
 }
 
 func orNone(v string) string {

@@ -306,7 +306,7 @@ func TestChecks(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
+			w := checktest.New(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, checks, tt.id))
 			if res.Status != tt.want {
@@ -326,7 +326,7 @@ func TestChecks(t *testing.T) {
 
 // The healthy machine passes every check of this package.
 func TestHealthyWorldPasses(t *testing.T) {
-	w := newWorld(t)
+	w := checktest.New(t)
 	writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 	for _, c := range toolchain.Checks() {
 		if res := w.Run(c); res.Status != check.Pass {
@@ -339,7 +339,7 @@ func TestHealthyWorldPasses(t *testing.T) {
 // the link's bin as the seed recommends, is healthy; PATH naming the
 // versioned directory while the link points at another one is not.
 func TestVersionedDirectoryOnPath(t *testing.T) {
-	w := newWorld(t)
+	w := checktest.New(t)
 	sdk := filepath.Join(w.Dir, "sdk")
 	// Two installations side by side. Their bin/go must be a file of
 	// their own (a symlink would make it belong to the real root), so it
