@@ -510,3 +510,69 @@ func linkedPrograms(t *testing.T, ours []ebpf.ProgramID) []ebpf.ProgramID {
 	}
 	return linked
 }
+
+// TestSetClasses: a class given through a symlink also matches the
+// resolved path the process uses; a directory matches itself and below,
+// not a sibling with the same prefix; bad directories are refused.
+func TestSetClasses(t *testing.T) {
+	cred := nobody(t)
+	base := helperDir(t)
+	realDir := filepath.Join(base, "realDir")
+	if err := os.Mkdir(realDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sibling := realDir + "2"
+	if err := os.Mkdir(sibling, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(realDir, link); err != nil {
+		t.Fatal(err)
+	}
+	s := openSensor(t, Config{})
+	for _, bad := range []map[Class][]string{
+		{ClassGOCACHE: {"relative/dir"}},
+		{ClassGOCACHE: {"/" + strings.Repeat("x", 300)}},
+		{ClassOther: {"/tmp"}},
+		{ClassRelative: {"/tmp"}},
+	} {
+		if err := s.SetClasses(bad); err == nil {
+			t.Errorf("SetClasses(%v) accepted", bad)
+		}
+	}
+	if err := s.SetClasses(map[Class][]string{ClassGOBIN: {link}}); err != nil {
+		t.Fatal(err)
+	}
+	c := collect(s)
+	bin := helperBinary(t, base, "go")
+	for _, dir := range []string{realDir, sibling} {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), helperEnv+"=workload", "DIR="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("workload in %s: %v\n%s", dir, err, out)
+		}
+		c.tree(t, cmd.Process.Pid)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// realDir/sub (EACCES) and realDir/missing (ENOENT) are GOBIN; the sibling's
+	// are not.
+	if a, e := st.Failures(ClassGOBIN, syscall.EACCES), st.Failures(ClassGOBIN, syscall.ENOENT); a != 1 || e != 1 {
+		t.Errorf("GOBIN through symlink %s: EACCES %d, ENOENT %d, want 1 and 1 (%+v)", link, a, e, st.FileFailures)
+	}
+	var sawSibling bool
+	for _, ev := range c.all() {
+		if f, ok := ev.(*FileFailureEvent); ok && f.Path == filepath.Join(sibling, "sub") {
+			sawSibling = true
+			if f.Class != ClassOther {
+				t.Errorf("sibling %s classified %s", f.Path, f.Class)
+			}
+		}
+	}
+	if !sawSibling {
+		t.Errorf("no sample of the sibling's EACCES")
+	}
+}

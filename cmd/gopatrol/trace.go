@@ -346,6 +346,9 @@ func (t *textTrace) event(ev bpf.Event) error {
 	if h.Type >= bpf.FirstExtensionType {
 		t.tree(h.RootPID).handshakes++
 	}
+	if str, ok := ev.(fmt.Stringer); ok {
+		return t.line(h, true, "⇄ %s [pid %d]", str, h.PID)
+	}
 	body, _ := json.Marshal(ev)
 	return t.line(h, true, "⇄ %s %s", h.Type, body)
 }

@@ -111,4 +111,3 @@ func statN(t *check.Target, p string) string {
 	}
 	return fmt.Sprintf("'%s'", p)
 }
-

@@ -284,7 +284,6 @@ func within(p, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-
 // newNames resolves ids with the target's own /etc/passwd and /etc/group,
 // as getfacl would on that machine.
 func newNames(t *check.Target) acl.Names {

@@ -142,7 +142,7 @@ func Read(path string) (*Stamp, error) {
 }
 
 // Verify recomputes the hashes of the files named in the stamp at path and
-// lists every mismatch; extraInputs are files that must be covered by the
+// lists every mismatch; requiredInputs are files that must be covered by the
 // stamp (e.g. every file under c/ the object includes).
 func Verify(path string, requiredInputs []string) error {
 	st, err := Read(path)
