@@ -247,7 +247,7 @@ func TestExportFailures(t *testing.T) {
 			if !strings.HasPrefix(msg, "export to "+tt.endpoint+": ") || !strings.Contains(msg, tt.cause) || strings.Contains(msg, "\n") {
 				t.Errorf("message %q: want one line, the endpoint and %q", msg, tt.cause)
 			}
-			if elapsed > timeout+time.Second {
+			if elapsed > timeout+3*time.Second { // slack for a loaded 2-core CI; a retry loop would take a minute
 				t.Errorf("failed after %v, timeout %v", elapsed, timeout)
 			}
 		})

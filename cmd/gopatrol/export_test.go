@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +19,12 @@ import (
 func shadowPATH(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	script := "#!/bin/sh\nexec go \"$@\"\n"
+	real, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real go by absolute path: by name the script would exec itself.
+	script := "#!/bin/sh\nexec " + real + " \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +42,10 @@ func deadAddr(t *testing.T) string {
 
 func TestCheckExport(t *testing.T) {
 	recv := otlptest.Start(t, otlptest.Options{})
+	ca := otlptest.NewCA(t)
+	tlsRecv := otlptest.Start(t, otlptest.Options{TLS: ca.ServerTLS(t, false)})
+	partial := otlptest.Start(t, otlptest.Options{})
+	partial.PartialSuccess(5, "tenant over quota")
 	dead := "http://" + deadAddr(t)
 	machineID, _ := os.ReadFile("/etc/machine-id")
 	tests := []struct {
@@ -53,6 +63,11 @@ func TestCheckExport(t *testing.T) {
 			nil, 0, "pass", 1, nil},
 		{"fail over http, json report", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT=" + strings.TrimSuffix(recv.HTTPEndpoint, "/v1/metrics"), "K8S_NODE_NAME=node-e2e", "SHADOW"},
 			[]string{"-o", "json"}, 1, "fail", 0, nil},
+		{"TLS with a custom CA and headers", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + tlsRecv.GRPCEndpoint,
+			"OTEL_EXPORTER_OTLP_CERTIFICATE=" + ca.PEMFile, "OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20e2e", "OTEL_EXPORTER_OTLP_COMPRESSION=gzip", "K8S_NODE_NAME=node-e2e", "TLS"},
+			nil, 0, "pass", 1, nil},
+		{"partial success: exit 3", []string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + partial.HTTPEndpoint, "K8S_NODE_NAME=node-e2e", "PARTIAL"},
+			nil, ExitExport, "pass", 1, []string{"gopatrol: export to " + partial.HTTPEndpoint + ": ", "tenant over quota (5 metric data points rejected)"}},
 		{"collector down, checks pass: exit 3", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + dead, "OTEL_EXPORTER_OTLP_TIMEOUT=1000"},
 			nil, ExitExport, "", 0, []string{"gopatrol: export to " + dead + ": ", "connection refused"}},
 		{"collector down, a check fails: exit 1", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + dead, "OTEL_EXPORTER_OTLP_TIMEOUT=1000", "SHADOW"},
@@ -62,14 +77,22 @@ func TestCheckExport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(recv.Requests())
+			r := recv
 			var env []string
 			for _, e := range tt.env {
-				if e == "SHADOW" {
+				switch e {
+				case "SHADOW":
 					e = shadowPATH(t)
+				case "TLS":
+					r = tlsRecv
+					continue
+				case "PARTIAL":
+					r = partial
+					continue
 				}
 				env = append(env, e)
 			}
+			before := len(r.Requests())
 			args := append([]string{"check", "--export", "--only", "go.binary"}, tt.args...)
 			start := time.Now()
 			stdout, stderr, code := gopatrol(t, env, args...)
@@ -93,7 +116,7 @@ func TestCheckExport(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr)
 				}
 			}
-			reqs := recv.Requests()[before:]
+			reqs := r.Requests()[before:]
 			if tt.wantStatus == "" {
 				if len(reqs) != 0 {
 					t.Errorf("receiver got %d exports, want none", len(reqs))
@@ -102,6 +125,9 @@ func TestCheckExport(t *testing.T) {
 			}
 			if len(reqs) != 1 {
 				t.Fatalf("receiver got %d exports, want 1 (stderr %s)", len(reqs), stderr)
+			}
+			if r == tlsRecv && (reqs[0].Headers["authorization"] != "Bearer e2e" || !reqs[0].Gzip) {
+				t.Errorf("over TLS: authorization %q gzip %v", reqs[0].Headers["authorization"], reqs[0].Gzip)
 			}
 			results := map[string]float64{}
 			var score float64 = -1

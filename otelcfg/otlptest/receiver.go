@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -93,7 +94,8 @@ func Start(t testing.TB, opts Options) *Receiver {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/metrics", r.serveHTTP)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Refused handshakes are what some tests are about: not noise for the log.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	if opts.TLS != nil {
 		hs.TLSConfig = opts.TLS
 		go hs.ServeTLS(hln, "", "")
