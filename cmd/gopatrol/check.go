@@ -31,6 +31,7 @@ type checkFlags struct {
 	slow       bool
 	timeout    time.Duration
 	export     bool
+	pluginDir  string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -42,7 +43,8 @@ func newCheckCmd() *cobra.Command {
 toolchain on this machine, concurrently, each with its own timeout.
 
 Exit codes: 0 no check failed; 1 at least one failed (or warned, with
---fail-on warn); 2 bad invocation or configuration.`,
+--fail-on warn); 2 bad invocation or configuration; 3 the checks passed
+but --export failed (docs/otel.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCheck(cmd.Context(), cmd.OutOrStdout(), f)
@@ -60,6 +62,7 @@ Exit codes: 0 no check failed; 1 at least one failed (or warned, with
 	fl.BoolVar(&f.slow, "slow", false, "also run the slow checks (race build, cache verification)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
 	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "", "with --export: run the cloud probe plugins in DIR and put their cloud.* attributes on the resource")
 	return cmd
 }
 
@@ -104,7 +107,7 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 		}
 	}
 
-	exp, err := prepareExport(ctx, f.export, target.Root)
+	exp, err := prepareExport(ctx, f.export, target.Root, f.pluginDir)
 	if err != nil {
 		return err
 	}

@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/otelcfg"
+	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
 // ExitExport is the exit code of `gopatrol check --export` when every check
@@ -27,8 +31,11 @@ type exporter struct {
 // prepareExport reads and validates OTEL_* before any check runs, so a
 // typo is exit 2 at once and not after a minute of checks. It returns nil
 // when --export is off.
-func prepareExport(ctx context.Context, enabled bool, root string) (*exporter, error) {
+func prepareExport(ctx context.Context, enabled bool, root, pluginDir string) (*exporter, error) {
 	if !enabled {
+		if pluginDir != "" {
+			return nil, usageErr("--plugin-dir %s: only used with --export", pluginDir)
+		}
 		return nil, nil
 	}
 	cfg, err := otelcfg.FromEnv(os.LookupEnv)
@@ -43,7 +50,18 @@ func prepareExport(ctx context.Context, enabled bool, root string) (*exporter, e
 	if slices.Contains(cfg.Exporters, otelcfg.ExporterPrometheus) {
 		return nil, usageErr("--export: OTEL_METRICS_EXPORTER=prometheus is a pull endpoint, which a one-shot check cannot serve: use otlp or console (the agent serves prometheus)")
 	}
-	res, err := otelcfg.NewResource(ctx, otelcfg.ResourceConfig{Root: root, ServiceVersion: Version()})
+	rc := otelcfg.ResourceConfig{Root: root, ServiceVersion: Version()}
+	if pluginDir != "" {
+		h, err := host.Open(host.Config{Dir: pluginDir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			return nil, usageErr("--plugin-dir %s: %v", pluginDir, err)
+		}
+		// The probes run once, while the resource is built; no plugin
+		// outlives this function.
+		defer h.Close()
+		rc.Detectors = append(rc.Detectors, probeDetector{h})
+	}
+	res, err := otelcfg.NewResource(ctx, rc)
 	if err != nil {
 		return nil, usageErr("--export: %v", err)
 	}
@@ -114,4 +132,20 @@ func healthScore(summary map[check.Status]int) (float64, bool) {
 		return 0, false
 	}
 	return (float64(summary[check.Pass]) + 0.5*float64(summary[check.Warn])) / float64(counted), true
+}
+
+// probeDetector turns the probe plugins' merged answer into cloud.*
+// resource attributes. It lives here, not in plugins/host, so that the
+// plugin host knows nothing of OpenTelemetry.
+type probeDetector struct{ h *host.Host }
+
+func (probeDetector) Name() string { return "probe plugins" }
+
+func (d probeDetector) Detect(ctx context.Context) ([]attribute.KeyValue, error) {
+	r := d.h.Detect(ctx)
+	kv := make([]attribute.KeyValue, 0, len(r.Attributes))
+	for _, k := range slices.Sorted(maps.Keys(r.Attributes)) {
+		kv = append(kv, attribute.String(k, r.Attributes[k]))
+	}
+	return kv, nil
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
+	"github.com/gopatrol/gopatrol/plugins/host"
+)
+
+// The probe plugins' answer becomes the exported resource: a real plugin
+// binary, verified against its manifest, run by the real CLI, received by a
+// real OTLP receiver.
+func TestCheckExportCloudFromPlugins(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gopatrol-probe-example"), "../../plugins/example").CombinedOutput(); err != nil {
+		t.Fatalf("build the example plugin: %v\n%s", err, out)
+	}
+	if err := host.WriteManifest(dir); err != nil {
+		t.Fatal(err)
+	}
+	identity := filepath.Join(t.TempDir(), "identity.json")
+	os.WriteFile(identity, []byte(`{"Region": "moon-1", "Zone": "moon-1a", "Instance": "i-42"}`), 0o644)
+
+	recv := otlptest.Start(t, otlptest.Options{})
+	env := []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.GRPCEndpoint,
+		"EXAMPLE_CLOUD_IDENTITY_FILE=" + identity}
+	_, stderr, code := gopatrol(t, env, "check", "--export", "--plugin-dir", dir, "--only", "go.binary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	res, _ := otlptest.Resource(recv.Wait(t, 1, 5*time.Second))
+	for k, want := range map[string]string{"cloud.provider": "example_cloud", "cloud.region": "moon-1", "cloud.availability_zone": "moon-1a"} {
+		if res[k] != want {
+			t.Errorf("resource %s = %q, want %q (resource %v)", k, res[k], want, res)
+		}
+	}
+
+	// A plugin whose binary no longer matches the manifest is refused: the
+	// export goes on without its attributes, and says why on stderr.
+	os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte("0000000000000000000000000000000000000000000000000000000000000000  gopatrol-probe-example\n"), 0o644)
+	_, stderr, code = gopatrol(t, env, "check", "--export", "--plugin-dir", dir, "--only", "go.binary")
+	if code != 0 || !strings.Contains(stderr, "sha256 differs from the manifest") {
+		t.Errorf("tampered plugin: exit %d, stderr %q; want 0 and the refusal", code, stderr)
+	}
+	if res, _ := otlptest.Resource(recv.Wait(t, 2, 5*time.Second)[1:]); res["cloud.provider"] != "" {
+		t.Errorf("a refused plugin's attributes were exported: %v", res)
+	}
+	if _, stderr, code := gopatrol(t, nil, "check", "--plugin-dir", dir, "--only", "go.binary"); code != 2 {
+		t.Errorf("--plugin-dir without --export: exit %d, want 2 (%s)", code, stderr)
+	}
+}
