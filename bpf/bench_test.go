@@ -24,7 +24,7 @@ import (
 // run, so each side's cost is its fastest chunk (the least disturbed), and
 // on/off is the ratio of the two minima; the mean per-op costs are
 // reported too. The default ns/op is the whole loop and meaningless.
-// Figures: docs/bench/sensors.md.
+// Figures: docs/benchmarks.md.
 
 const chunks = 20 // per b.N, for the syscall loops
 

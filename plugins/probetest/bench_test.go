@@ -15,7 +15,7 @@ import (
 // probes: discover and verify (sha256 of each binary), start them all with
 // AutoMTLS, one parallel Detect, shut them down. It reports the median
 // wall time per run (budget: 400 ms off-cloud, 150 ms on a loopback cloud).
-func benchDetect(b *testing.B, env []string, want string) {
+func benchDetect(b *testing.B, env []string, want string, budget time.Duration) {
 	dir := probetest.Dir(b, built, all...)
 	env = append(offCloud(b), env...)
 	var runs []time.Duration
@@ -42,8 +42,12 @@ func benchDetect(b *testing.B, env []string, want string) {
 	// into wall time: report it next to the median.
 	cpu := cpuTime() - cpu0
 	slices.Sort(runs)
-	b.ReportMetric(float64(runs[len(runs)/2].Microseconds())/1000, "median-ms")
+	median := runs[len(runs)/2]
+	b.ReportMetric(float64(median.Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(runs)), "cpu-ms/op")
+	if median > budget {
+		b.Errorf("median %s, budget %s", median.Round(time.Millisecond), budget)
+	}
 }
 
 // cpuTime is the user+system time of this process and its reaped children.
@@ -55,14 +59,14 @@ func cpuTime() time.Duration {
 }
 
 // Off-cloud with the metadata ports refused (nothing listens).
-func BenchmarkDetectOffCloud(b *testing.B) { benchDetect(b, nil, "not_this_cloud") }
+func BenchmarkDetectOffCloud(b *testing.B) { benchDetect(b, nil, "not_this_cloud", 400*time.Millisecond) }
 
 // Off-cloud with SYNs dropped: the worst case, bounded by the 150 ms dial.
 func BenchmarkDetectOffCloudSilent(b *testing.B) {
 	if !probetest.HaveSilent() {
 		b.Skip("no silent address (needs root, the network namespace and tun)")
 	}
-	benchDetect(b, silentEnv(), "not_this_cloud")
+	benchDetect(b, silentEnv(), "not_this_cloud", 400*time.Millisecond)
 }
 
-func BenchmarkDetectLoopbackCloud(b *testing.B) { benchDetect(b, onCloudEnv(b), "detected") }
+func BenchmarkDetectLoopbackCloud(b *testing.B) { benchDetect(b, onCloudEnv(b), "detected", 150*time.Millisecond) }
