@@ -187,3 +187,31 @@ func decodeAlert(h bpf.Header, b []byte) (bpf.Event, error) {
 	a := Alert{Level: b[4], Description: b[5]}
 	return &AlertEvent{Header: h, FD: fd(binary.LittleEndian.Uint32(b[0:])), Alert: a, Name: a.Name()}, nil
 }
+
+// String is the one line `gopatrol trace` shows a person, e.g.
+// "TLS localhost failed: bad_certificate in 12ms (go)".
+func (e *Handshake) String() string {
+	name := e.ServerName
+	if name == "" {
+		name = "(no SNI)"
+	}
+	s := fmt.Sprintf("TLS %s %s", name, e.Outcome)
+	if e.ErrorType != "" {
+		s += ": " + e.ErrorType
+	}
+	return fmt.Sprintf("%s in %s (%s)", s, e.Duration.Round(100*time.Microsecond), e.Library)
+}
+
+// String shows a ClientHello seen outside any probed handshake.
+func (e *ClientHelloEvent) String() string {
+	name := e.ServerName
+	if name == "" {
+		name = "(no SNI)"
+	}
+	return fmt.Sprintf("TLS ClientHello to %s on fd %d", name, e.FD)
+}
+
+// String shows a plaintext alert seen outside any probed handshake.
+func (e *AlertEvent) String() string {
+	return fmt.Sprintf("TLS alert %s (level %d) on fd %d", e.Name, e.Level, e.FD)
+}
