@@ -59,7 +59,9 @@ func cpuTime() time.Duration {
 }
 
 // Off-cloud with the metadata ports refused (nothing listens).
-func BenchmarkDetectOffCloud(b *testing.B) { benchDetect(b, nil, "not_this_cloud", 400*time.Millisecond) }
+func BenchmarkDetectOffCloud(b *testing.B) {
+	benchDetect(b, nil, "not_this_cloud", 400*time.Millisecond)
+}
 
 // Off-cloud with SYNs dropped: the worst case, bounded by the 150 ms dial.
 func BenchmarkDetectOffCloudSilent(b *testing.B) {
@@ -69,4 +71,6 @@ func BenchmarkDetectOffCloudSilent(b *testing.B) {
 	benchDetect(b, silentEnv(), "not_this_cloud", 400*time.Millisecond)
 }
 
-func BenchmarkDetectLoopbackCloud(b *testing.B) { benchDetect(b, onCloudEnv(b), "detected", 150*time.Millisecond) }
+func BenchmarkDetectLoopbackCloud(b *testing.B) {
+	benchDetect(b, onCloudEnv(b), "detected", 150*time.Millisecond)
+}

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,12 +149,7 @@ func TestGocacheWritable(t *testing.T) {
 			return []string{gc, "EACCES", "nobody"}
 		}, check.Fail},
 		{"GOCACHE on tmpfs", "gocache.writable", func(t *testing.T, w *checktest.World) []string {
-			checktest.RequireRoot(t)
-			mnt := mkdir(t, filepath.Join(w.Dir, "tmpfs"), 0o755)
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-				t.Skipf("mount tmpfs: %v: %s", err, out)
-			}
-			t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+			mnt := checktest.MountTmpfs(t, filepath.Join(w.Dir, "tmpfs"), "size=1m")
 			w.Setenv("GOCACHE=" + filepath.Join(mnt, "go-build"))
 			return []string{mnt, "lost on reboot"}
 		}, check.Pass},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gopatrol/gopatrol/agent/check"
 )
 
@@ -195,4 +197,56 @@ func removeAll(dir string) {
 		return nil
 	})
 	_ = os.RemoveAll(dir)
+}
+
+// MountTmpfs mounts a fresh tmpfs with the given mount options (for example
+// "noexec,mode=0755" or "ro") at dir, creating dir, and unmounts it when
+// the test ends, before the world's files are removed. It skips without
+// root; as root (CI) a mount that fails fails the test, so a world that could
+// not be built never passes for a diagnosed one.
+func MountTmpfs(t testing.TB, dir, options string) string {
+	t.Helper()
+	RequireRoot(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// mount(8) spells flags and filesystem data alike; mount(2) wants the
+	// generic ones as flags.
+	var flags uintptr
+	var data []string
+	for _, o := range strings.Split(options, ",") {
+		switch o {
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "noexec":
+			flags |= unix.MS_NOEXEC
+		case "nosuid":
+			flags |= unix.MS_NOSUID
+		case "nodev":
+			flags |= unix.MS_NODEV
+		case "":
+		default:
+			data = append(data, o)
+		}
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, strings.Join(data, ",")); err != nil {
+		t.Fatalf("mount tmpfs -o %s on %s: %v", options, dir, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// WriteFile writes a file of a world, creating its directory, with exactly
+// mode (the umask does not apply).
+func WriteFile(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
 }

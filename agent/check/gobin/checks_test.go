@@ -102,11 +102,7 @@ func TestAccess(t *testing.T) {
 			return []string{tool}
 		}, check.Warn},
 		{"GOBIN on a noexec mount", true, func(t *testing.T, w *checktest.World) []string {
-			bin := mkdir(t, filepath.Join(w.Dir, "bin"), 0o755)
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "noexec,mode=0755", "tmpfs", bin).CombinedOutput(); err != nil {
-				t.Skipf("mount: %v: %s", err, out)
-			}
-			t.Cleanup(func() { exec.Command("umount", "-l", bin).Run() })
+			bin := checktest.MountTmpfs(t, filepath.Join(w.Dir, "bin"), "noexec,mode=0755")
 			w.Setenv("GOBIN=" + bin)
 			return []string{bin, "EACCES"}
 		}, check.Fail},

@@ -2,7 +2,6 @@ package goenv_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,41 +10,6 @@ import (
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
 	"github.com/gopatrol/gopatrol/agent/check/goenv"
 )
-
-func writeFile(t testing.TB, p, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// noexecMount mounts a fresh tmpfs with noexec at a directory of the
-// world and unmounts it when the test ends.
-func noexecMount(t *testing.T, w *checktest.World) string {
-	t.Helper()
-	checktest.RequireRoot(t)
-	dir := filepath.Join(w.Dir, "noexec")
-	if err := os.Mkdir(dir, 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "noexec,size=16m,mode=1777", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	// Registered after World's cleanup, so it runs first: unmount
-	// before the directory is removed.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 func TestChecks(t *testing.T) {
 	checks := goenv.Checks()
@@ -88,7 +52,7 @@ func TestChecks(t *testing.T) {
 			setup: func(t *testing.T, w *checktest.World) []string {
 				// The world has GOFLAGS= in its environment; cmd/go
 				// treats an empty variable as unset and reads the file.
-				writeFile(t, w.Getenv("GOENV"), "GOFLAGS=-bogusflag\n", 0o600)
+				checktest.WriteFile(t, w.Getenv("GOENV"), "GOFLAGS=-bogusflag\n", 0o600)
 				return []string{"-bogusflag", w.Getenv("GOENV")}
 			},
 			want: check.Fail,
@@ -135,9 +99,9 @@ func TestChecks(t *testing.T) {
 			id:   "env.config",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				mod := filepath.Join(w.Target.Dir, "m")
-				writeFile(t, filepath.Join(mod, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
+				checktest.WriteFile(t, filepath.Join(mod, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 				work := filepath.Join(w.Target.Dir, "go.work")
-				writeFile(t, work, "go 1.21\n\nuse ./m\n", 0o644)
+				checktest.WriteFile(t, work, "go 1.21\n\nuse ./m\n", 0o644)
 				w.Target.Dir = mod
 				return []string{work}
 			},
@@ -148,7 +112,7 @@ func TestChecks(t *testing.T) {
 			id:   "env.config",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				f := w.Getenv("GOENV")
-				writeFile(t, f, "GOPRIVATE=example.test\ngoproxy=http://127.0.0.1:9/\nGOPROXY=https://ci:s3cret@127.0.0.1:9/mod,off\n", 0o644)
+				checktest.WriteFile(t, f, "GOPRIVATE=example.test\ngoproxy=http://127.0.0.1:9/\nGOPROXY=https://ci:s3cret@127.0.0.1:9/mod,off\n", 0o644)
 				return []string{f, "line 2", "line 3", "ci:***@"}
 			},
 			want: check.Warn,
@@ -158,7 +122,7 @@ func TestChecks(t *testing.T) {
 			id:   "env.config",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				w.Unsetenv("GOPROXY")
-				writeFile(t, w.Getenv("GOENV"), "GOPROXY=\n", 0o600)
+				checktest.WriteFile(t, w.Getenv("GOENV"), "GOPROXY=\n", 0o600)
 				return []string{"GOPROXY is empty"}
 			},
 			want: check.Warn,
@@ -225,7 +189,7 @@ func TestChecks(t *testing.T) {
 			name: "GOTMPDIR on a noexec tmpfs",
 			id:   "env.functional",
 			setup: func(t *testing.T, w *checktest.World) []string {
-				dir := noexecMount(t, w)
+				dir := checktest.MountTmpfs(t, filepath.Join(w.Dir, "noexec"), "noexec,size=16m,mode=1777")
 				w.Setenv("GOTMPDIR=" + dir)
 				return []string{dir, "noexec"}
 			},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
 )
 
 // world returns a target as the current user and a 0755 scratch directory
@@ -60,15 +61,6 @@ func mkdir(t *testing.T, p string, mode os.FileMode) string {
 	return p
 }
 
-func mount(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	mnt := mkdir(t, filepath.Join(dir, "mnt"), 0o755)
-	if out, err := exec.Command("mount", append(args, mnt)...).CombinedOutput(); err != nil {
-		t.Skipf("mount %v: %v: %s", args, err, out)
-	}
-	return mnt
-}
-
 func empty(t *testing.T, dir string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -100,13 +92,13 @@ func TestWritable(t *testing.T) {
 			return p
 		}, ""},
 		{"read-only mount", true, func(t *testing.T, dir string) string {
-			return mount(t, dir, "-t", "tmpfs", "-o", "ro,mode=1777", "tmpfs")
+			return checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "ro,mode=1777")
 		}, "EROFS"},
 		{"full filesystem", false, func(t *testing.T, dir string) string {
 			if os.Geteuid() != 0 {
 				t.Skip("needs root to mount")
 			}
-			mnt := mount(t, dir, "-t", "tmpfs", "-o", "size=4k", "tmpfs")
+			mnt := checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "size=4k")
 			os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, 4096), 0o644)
 			return mnt
 		}, "ENOSPC"},
@@ -188,7 +180,7 @@ func TestExecutable(t *testing.T) {
 		{"0755 as nobody", true, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "open"), 0o755) }, ""},
 		{"0700 as nobody", true, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "closed"), 0o700) }, "EACCES"},
 		{"noexec mount", true, func(t *testing.T, dir string) string {
-			return mount(t, dir, "-t", "tmpfs", "-o", "noexec,mode=0755", "tmpfs")
+			return checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "noexec,mode=0755")
 		}, "EACCES"},
 	}
 	for _, tt := range tests {

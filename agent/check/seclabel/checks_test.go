@@ -34,14 +34,7 @@ func flagged() check.Status {
 func TestTmpfsCacheLabelledTmpfsT(t *testing.T) {
 	checktest.RequireRoot(t)
 	w := checktest.New(t)
-	shm := filepath.Join(w.Dir, "shm")
-	if err := os.Mkdir(shm, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", shm, "tmpfs", 0, "size=8m,mode=1777"); err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", shm, err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(shm, unix.MNT_DETACH) })
+	shm := checktest.MountTmpfs(t, filepath.Join(w.Dir, "shm"), "size=8m,mode=1777")
 	gocache := filepath.Join(shm, "go-cache")
 	if err := os.Mkdir(gocache, 0o777); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // them concurrently through the runner.
 func BenchmarkChecks(b *testing.B) {
 	w := checktest.New(b)
-	writeFile(b, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
+	checktest.WriteFile(b, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 	env := w.Env()
 	ctx := context.Background()
 	for _, c := range toolchain.Checks() {

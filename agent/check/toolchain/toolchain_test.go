@@ -65,16 +65,6 @@ func mirrorRoot(t testing.TB, src, dst string, overrides map[string]string) {
 	}
 }
 
-func writeFile(t testing.TB, p, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func symlink(t testing.TB, target, link string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
@@ -117,7 +107,7 @@ func otherVersionGo(t testing.TB, dst string) string {
 		t.Fatalf("version %s not in the build info header", old)
 	}
 	copy(b[i+j:], version)
-	writeFile(t, dst, string(b), 0o755)
+	checktest.WriteFile(t, dst, string(b), 0o755)
 	if bi, err := buildinfo.ReadFile(dst); err != nil || bi.GoVersion != version {
 		t.Fatalf("rewritten go says %v, %v; want %s", bi, err, version)
 	}
@@ -138,7 +128,7 @@ func TestChecks(t *testing.T) {
 			id:   "go.binary",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				script := filepath.Join(w.Dir, "shadow", "go")
-				writeFile(t, script, "#!/bin/sh\necho 'go version go1.0 shadow/amd64'\n", 0o755)
+				checktest.WriteFile(t, script, "#!/bin/sh\necho 'go version go1.0 shadow/amd64'\n", 0o755)
 				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
 				return []string{script, checktest.RealGo(t)}
 			},
@@ -190,7 +180,7 @@ func TestChecks(t *testing.T) {
 			id:   "goroot.valid",
 			setup: func(t *testing.T, w *checktest.World) []string {
 				missing := filepath.Join(w.Dir, "removed-go")
-				writeFile(t, w.Getenv("GOENV"), "GOROOT="+missing+"\n", 0o644)
+				checktest.WriteFile(t, w.Getenv("GOENV"), "GOROOT="+missing+"\n", 0o644)
 				return []string{missing, w.Getenv("GOENV")}
 			},
 			want: check.Fail,
@@ -266,7 +256,7 @@ func TestChecks(t *testing.T) {
 			name: "go.mod needs a newer Go under GOTOOLCHAIN=local",
 			id:   "module.toolchain",
 			setup: func(t *testing.T, w *checktest.World) []string {
-				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
 				return []string{"1.99.1", filepath.Join(w.Target.Dir, "go.mod"), "GOTOOLCHAIN=local"}
 			},
 			want: check.Fail,
@@ -275,7 +265,7 @@ func TestChecks(t *testing.T) {
 			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto with GOPROXY=off",
 			id:   "module.toolchain",
 			setup: func(t *testing.T, w *checktest.World) []string {
-				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
 				w.Setenv("GOTOOLCHAIN=auto")
 				return []string{"go1.99.1", "GOPROXY"}
 			},
@@ -285,7 +275,7 @@ func TestChecks(t *testing.T) {
 			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto: download",
 			id:   "module.toolchain",
 			setup: func(t *testing.T, w *checktest.World) []string {
-				writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.2\n", 0o644)
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.2\n", 0o644)
 				w.Setenv("GOTOOLCHAIN=auto", "GOPROXY=http://127.0.0.1:1/mod")
 				return []string{"go1.99.2", "127.0.0.1:1"}
 			},
@@ -327,7 +317,7 @@ func TestChecks(t *testing.T) {
 // The healthy machine passes every check of this package.
 func TestHealthyWorldPasses(t *testing.T) {
 	w := checktest.New(t)
-	writeFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
+	checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 	for _, c := range toolchain.Checks() {
 		if res := w.Run(c); res.Status != check.Pass {
 			t.Errorf("%s: %s: %s %v", c.ID, res.Status, res.Summary, res.Evidence)
@@ -354,7 +344,7 @@ func TestVersionedDirectoryOnPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeFile(t, dst, string(b), 0o755)
+			checktest.WriteFile(t, dst, string(b), 0o755)
 		}
 	}
 	symlink(t, "go1.26.2", filepath.Join(sdk, "go"))
