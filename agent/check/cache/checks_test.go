@@ -46,17 +46,7 @@ func run(t *testing.T, tests []testCase) {
 			w := checktest.New(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, Checks(), tt.id))
-			if res.Status != tt.status {
-				t.Errorf("status %s, want %s", res.Status, tt.status)
-			}
-			for _, n := range names {
-				if !checktest.EvidenceContains(res, n) {
-					t.Errorf("evidence does not name %q: %s %v", n, res.Summary, res.Evidence)
-				}
-			}
-			if tt.status != check.Pass && res.Fix == "" {
-				t.Errorf("no fix for status %s", res.Status)
-			}
+			checktest.Expect(t, res, tt.status, names...)
 		})
 	}
 }

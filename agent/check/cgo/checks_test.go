@@ -84,17 +84,7 @@ exit 1`)
 			w := checktest.New(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, Checks(), "cgo.toolchain"))
-			if res.Status != tt.status {
-				t.Errorf("status %s, want %s", res.Status, tt.status)
-			}
-			for _, n := range names {
-				if !checktest.EvidenceContains(res, n) {
-					t.Errorf("evidence does not name %q: %s %v", n, res.Summary, res.Evidence)
-				}
-			}
-			if (tt.status == check.Fail || tt.status == check.Warn) && res.Fix == "" {
-				t.Error("no fix")
-			}
+			checktest.Expect(t, res, tt.status, names...)
 		})
 	}
 }

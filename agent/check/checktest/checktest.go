@@ -250,3 +250,21 @@ func WriteFile(t testing.TB, path, content string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// Expect asserts what every diagnosed world must show: the status, evidence
+// (or summary) naming each offending path or value, and a fix whenever the
+// check warns or fails.
+func Expect(t testing.TB, res check.Result, want check.Status, names ...string) {
+	t.Helper()
+	if res.Status != want {
+		t.Errorf("%s: status %s, want %s: %s %v", res.ID, res.Status, want, res.Summary, res.Evidence)
+	}
+	for _, n := range names {
+		if !EvidenceContains(res, n) {
+			t.Errorf("%s: evidence does not name %q: %s %v", res.ID, n, res.Summary, res.Evidence)
+		}
+	}
+	if (res.Status == check.Fail || res.Status == check.Warn) && res.Fix == "" {
+		t.Errorf("%s: %s without a fix", res.ID, res.Status)
+	}
+}

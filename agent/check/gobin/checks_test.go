@@ -134,17 +134,7 @@ func TestAccess(t *testing.T) {
 			}
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, Checks(), "gobin.access"))
-			if res.Status != tt.status {
-				t.Errorf("status %s, want %s", res.Status, tt.status)
-			}
-			for _, n := range names {
-				if !checktest.EvidenceContains(res, n) {
-					t.Errorf("evidence does not name %q: %s %v", n, res.Summary, res.Evidence)
-				}
-			}
-			if tt.status != check.Pass && res.Fix == "" {
-				t.Error("no fix")
-			}
+			checktest.Expect(t, res, tt.status, names...)
 			// Nothing left behind in GOBIN.
 			if bin := w.Getenv("GOBIN"); bin != "" {
 				ents, _ := os.ReadDir(bin)

@@ -200,17 +200,7 @@ func TestChecks(t *testing.T) {
 			w := checktest.New(t)
 			names := tt.setup(t, w)
 			res := w.Run(checktest.Find(t, checks, tt.id))
-			if res.Status != tt.want {
-				t.Fatalf("%s: status %s, want %s: %s %v", tt.id, res.Status, tt.want, res.Summary, res.Evidence)
-			}
-			for _, n := range names {
-				if !checktest.EvidenceContains(res, n) {
-					t.Errorf("%s: evidence does not name %q: %s %v", tt.id, n, res.Summary, res.Evidence)
-				}
-			}
-			if res.Fix == "" {
-				t.Errorf("%s: %s without a fix", tt.id, res.Status)
-			}
+			checktest.Expect(t, res, tt.want, names...)
 		})
 	}
 }
