@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -74,20 +75,21 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 		}()
 		select {
 		case res = <-done:
-			if cctx.Err() != nil && res.Status != Error {
-				// A result produced after the deadline is built on
-				// killed commands: do not trust it.
-				res = Errorf("did not finish within %s", timeout).With("partial", res.Summary)
-			}
 		case <-cctx.Done():
 			select {
 			case res = <-done:
-				if res.Status != Error {
-					res = Errorf("did not finish within %s", timeout).With("partial", res.Summary)
-				}
 			case <-time.After(grace):
 				res = Errorf("did not finish within %s and ignored cancellation", timeout)
 			}
+		}
+		// A result produced after the deadline or an interrupt is built on
+		// killed commands: do not trust it.
+		if err := cctx.Err(); err != nil && res.Status != Error {
+			why := fmt.Sprintf("did not finish within %s", timeout)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				why = "interrupted"
+			}
+			res = Errorf("%s", why).With("partial", res.Summary)
 		}
 		cancel()
 	}

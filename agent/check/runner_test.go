@@ -184,3 +184,16 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+func TestRunnerInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	checks := []check.Check{{ID: "waits", Run: func(ctx context.Context, _ *check.Env) check.Result {
+		cancel() // the user presses Ctrl-C while the check runs
+		<-ctx.Done()
+		return check.Passf("stopped")
+	}}}
+	res := check.Runner{}.Run(ctx, env(t), checks)[0]
+	if res.Status != check.Error || res.Summary != "interrupted" {
+		t.Errorf("result = %s %q, want error \"interrupted\"", res.Status, res.Summary)
+	}
+}
