@@ -143,21 +143,28 @@ func (e *ExitEvent) Signal() syscall.Signal { return syscall.Signal(e.WaitStatus
 // (class, errno) pair are streamed, all are counted (Stats.FileFailures).
 type FileFailureEvent struct {
 	Header
-	Syscall string        `json:"syscall"`
+	// Syscall is "" for failures seen by the Go error-branch probe, which
+	// knows the path and errno but not the syscall.
+	Syscall string        `json:"syscall,omitempty"`
 	Errno   syscall.Errno `json:"-"`
 	Error   string        `json:"errno"` // ErrnoName(Errno)
 	Class   Class         `json:"class"`
 	Path    string        `json:"path"`
 }
 
-// ConnectEvent is the return of connect(2) on an IPv4 or IPv6 address.
+// ConnectEvent is the outcome of a TCP connect to an IPv4 or IPv6 address,
+// blocking or not: reported when the socket leaves SYN_SENT. The header's
+// pid and tid are the caller of connect(2).
 type ConnectEvent struct {
 	Header
 	Addr netip.AddrPort `json:"addr"`
-	// Errno is 0 on success; EINPROGRESS for a non-blocking connect (Go's)
-	// whose outcome the kernel reports later.
+	// Errno is 0 when the connection was established, else the socket's
+	// error (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...); ECONNABORTED when
+	// the caller closed it first.
 	Errno syscall.Errno `json:"-"`
 	Error string        `json:"errno,omitempty"` // ErrnoName(Errno)
+	// Duration is from the SYN sent to the outcome.
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Sizes of the C structs (sensor.bpf.c).
@@ -165,7 +172,7 @@ const (
 	execEventSize    = HeaderSize + 48 + pathMax + argsMax
 	exitEventSize    = HeaderSize + 56
 	fileEventSize    = HeaderSize + 16 + pathMax
-	connectEventSize = HeaderSize + 24
+	connectEventSize = HeaderSize + 32
 	pathMax          = 256
 	argsMax          = 1024
 	commLen          = 16
@@ -270,23 +277,30 @@ func decodeExec(h Header, body []byte) *ExecEvent {
 
 func decodeConnect(h Header, body []byte) *ConnectEvent {
 	le := binary.LittleEndian
-	family := le.Uint16(body[0:])
-	port := le.Uint16(body[2:])
-	ret := int32(le.Uint32(body[4:]))
-	ev := &ConnectEvent{Header: h}
-	if ret < 0 {
+	ev := &ConnectEvent{Header: h, Addr: DecodePeer(body[0:PeerSize])}
+	if ret := int32(le.Uint32(body[20:])); ret < 0 {
 		ev.Errno = syscall.Errno(-ret)
 		ev.Error = ErrnoName(ev.Errno)
 	}
-	var addr netip.Addr
-	switch family {
-	case syscall.AF_INET:
-		addr = netip.AddrFrom4([4]byte(body[8:12]))
-	case syscall.AF_INET6:
-		addr = netip.AddrFrom16([16]byte(body[8:24])).Unmap()
-	}
-	ev.Addr = netip.AddrPortFrom(addr, port)
+	ev.Duration = time.Duration(le.Uint64(body[24:]))
 	return ev
+}
+
+// PeerSize is the size of struct gp_peer (c/gopatrol.h).
+const PeerSize = 20
+
+// DecodePeer decodes a struct gp_peer: the zero AddrPort when the family
+// is neither IPv4 nor IPv6.
+func DecodePeer(b []byte) netip.AddrPort {
+	le := binary.LittleEndian
+	port := le.Uint16(b[2:])
+	switch le.Uint16(b[0:]) {
+	case syscall.AF_INET:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
+	case syscall.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[4:20])).Unmap(), port)
+	}
+	return netip.AddrPort{}
 }
 
 func cString(b []byte) string {
@@ -305,7 +319,14 @@ var syscallNames = map[uint32]string{
 	316: "renameat2", 322: "execveat", 332: "statx", 437: "openat2", 439: "faccessat2",
 }
 
+// unknownSyscall is GP_NR_UNKNOWN: the Go error-branch probe runs after the
+// syscall number is gone.
+const unknownSyscall = 0xffffffff
+
 func syscallName(nr uint32) string {
+	if nr == unknownSyscall {
+		return ""
+	}
 	if s, ok := syscallNames[nr]; ok {
 		return s
 	}

@@ -70,10 +70,11 @@ func connectRecord() []byte {
 		le := binary.LittleEndian
 		le.PutUint16(b[0:], syscall.AF_INET6)
 		le.PutUint16(b[2:], 8443)
-		ret := int32(-int32(syscall.ECONNREFUSED))
-		le.PutUint32(b[4:], uint32(ret))
 		a := netip.MustParseAddr("::1").As16()
-		copy(b[8:], a[:])
+		copy(b[4:], a[:])
+		ret := int32(-int32(syscall.ECONNREFUSED))
+		le.PutUint32(b[20:], uint32(ret))
+		le.PutUint64(b[24:], uint64(2*time.Millisecond))
 	})
 }
 
@@ -107,7 +108,8 @@ func TestDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := ev.(*ConnectEvent); c.Addr.String() != "[::1]:8443" || c.Errno != syscall.ECONNREFUSED || c.Error != "ECONNREFUSED" {
+	if c := ev.(*ConnectEvent); c.Addr.String() != "[::1]:8443" || c.Errno != syscall.ECONNREFUSED || c.Error != "ECONNREFUSED" ||
+		c.Duration != 2*time.Millisecond {
 		t.Errorf("connect: %+v", c)
 	}
 }

@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 }
 
 // workload fails a mkdir with EACCES (run as nobody) and an open with
-// ENOENT under $DIR, connects to $ADDR (if set) and execs /bin/true.
+// ENOENT under $DIR, connects to $ADDR and to the closed port $REFUSED (if
+// set) and execs /bin/true.
 func workload() int {
 	dir := os.Getenv("DIR")
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); !errors.Is(err, syscall.EACCES) {
@@ -56,6 +57,12 @@ func workload() int {
 			return 1
 		}
 		c.Close()
+	}
+	if addr := os.Getenv("REFUSED"); addr != "" {
+		if _, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
+			fmt.Fprintln(os.Stderr, "dial", addr, ": want ECONNREFUSED, got", err)
+			return 1
+		}
 	}
 	if err := exec.Command("/bin/true").Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,6 +1,8 @@
 // Package bpf loads gopatrol's eBPF sensors and turns what they see into
 // typed events: the Go toolchain's process trees (exec, exit), its
-// file-access failures under the toolchain directories, and its connects.
+// file-access failures under the toolchain directories, and its TCP
+// connects. No program sits on the syscall path unless Config.Syscalls asks
+// for it (see c/sensor.bpf.c for why and what it costs).
 // Add-on probe sets (bpf/tlsprobe) share the sensor's process-tree map and
 // ring buffer through ShareMaps, AddExtension and RegisterDecoder.
 package bpf
@@ -49,9 +51,23 @@ type Config struct {
 	SampleLimit uint32
 	// EventBuffer is the capacity of the Events channel. Default 4096.
 	EventBuffer int
+	// GoTools are the Go executables whose failed syscalls are observed,
+	// through a uprobe on the error branch of their raw syscall function
+	// (ResolveGoTool). A listed file that cannot be probed makes Open fail.
+	// Default: DefaultGoTools, the go command on PATH and its GOROOT's
+	// tools; those are skipped with a warning when refused. Either way a
+	// go command or GOROOT tool first seen executing in a tree is probed
+	// then, so a toolchain that GOTOOLCHAIN switches to is covered from
+	// its second run on (its first run's failures before that are missed).
+	GoTools []string
+	// Syscalls observes file-access failures on the sys_exit tracepoint
+	// instead: every process of a tree is seen, C compilers and git too,
+	// but every syscall of every process on the machine then takes the
+	// kernel's tracing slow path (docs/benchmarks.md has the price).
+	Syscalls bool
 	// NoRunTime leaves the kernel's per-program run-time accounting off:
-	// it costs two clock reads per program run on every syscall exit, and
-	// Stats then reports run counts only as zero.
+	// it costs two clock reads per program run, and Stats then reports
+	// run times as zero.
 	NoRunTime bool
 	Logger    *slog.Logger
 }
@@ -80,6 +96,11 @@ type Sensor struct {
 	closed    bool
 	closeErr  error
 	classDirs map[Class][]string
+	syscalls  bool
+	goNames   []string
+	tools     []*GoTool         // probed, in the order of their links
+	toolFiles map[fileID]string // every file tried, probed or refused
+	toolLinks []link.Link
 
 	nEvents, nDecodeErrors, nUnknown atomic.Uint64
 }
@@ -124,10 +145,34 @@ func Open(cfg Config) (*Sensor, error) {
 	}
 
 	s := &Sensor{
-		events:   make(chan Event, cfg.EventBuffer),
-		done:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-		log:      cfg.Logger,
+		events:    make(chan Event, cfg.EventBuffer),
+		done:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		log:       cfg.Logger,
+		syscalls:  cfg.Syscalls,
+		goNames:   cfg.GoNames,
+		toolFiles: map[fileID]string{},
+	}
+	// Resolve before loading anything: a refusal costs nothing.
+	if !cfg.Syscalls {
+		explicit := len(cfg.GoTools) > 0
+		paths := cfg.GoTools
+		if !explicit {
+			paths = DefaultGoTools()
+		}
+		for _, p := range paths {
+			t, err := s.resolveTool(p)
+			if err != nil {
+				if explicit {
+					return nil, fmt.Errorf("eBPF sensors: %w", err)
+				}
+				s.log.Warn("eBPF sensors: Go binary not probed; its file failures are missed", "path", p, "err", err)
+				continue
+			}
+			if t != nil {
+				s.tools = append(s.tools, t)
+			}
+		}
 	}
 	// Run-time stats cost a clock read per program run; the kernel counts
 	// only while some process holds this fd.
@@ -173,12 +218,38 @@ func Open(cfg Config) (*Sensor, error) {
 // attach attaches the programs. Fork and exit come before exec so that no
 // member of a new tree escapes between the attachments.
 func (s *Sensor) attach() error {
-	for _, p := range []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSysExit} {
+	progs := []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSockState}
+	if s.syscalls {
+		progs = append(progs, s.objs.GpSysExit)
+	}
+	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p})
 		if err != nil {
 			return fmt.Errorf("eBPF sensors: attach %s: %w", p, err)
 		}
 		s.links = append(s.links, l)
+	}
+	for _, t := range s.tools {
+		if err := s.attachTool(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachTool places the syscall-error uprobes in t. A uprobe lives in the
+// file's pages: every process running the file, now or later, has it.
+func (s *Sensor) attachTool(t *GoTool) error {
+	ex, err := link.OpenExecutable(t.Path)
+	if err != nil {
+		return fmt.Errorf("eBPF sensors: open %s: %w", t.Path, err)
+	}
+	for _, site := range t.Sites {
+		l, err := ex.Uprobe(site.Func, s.objs.GpGoSyscallError, &link.UprobeOptions{Address: site.FuncOffset, Offset: site.Offset})
+		if err != nil {
+			return fmt.Errorf("eBPF sensors: uprobe %s+%#x in %s: %w", site.Func, site.Offset, t.Path, err)
+		}
+		s.toolLinks = append(s.toolLinks, l)
 	}
 	return nil
 }
@@ -186,13 +257,70 @@ func (s *Sensor) attach() error {
 // detach detaches the programs, keeping the maps.
 func (s *Sensor) detach() error {
 	var errs []error
-	for _, l := range s.links {
+	for _, l := range append(s.toolLinks, s.links...) {
 		if err := l.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach: %w", err))
 		}
 	}
-	s.links = nil
+	s.links, s.toolLinks = nil, nil
 	return errors.Join(errs...)
+}
+
+// fileID identifies a file by device and inode: uprobes attach to the
+// inode, and one file probed twice would count each failure twice.
+type fileID struct{ dev, ino uint64 }
+
+// resolveTool resolves path unless its file was tried before, in which case
+// it returns nil, nil. Callers hold s.mu or run before the sensor is shared.
+func (s *Sensor) resolveTool(path string) (*GoTool, error) {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		path = r
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotProbeable, path, err)
+	}
+	id := fileID{st.Dev, st.Ino}
+	if _, ok := s.toolFiles[id]; ok {
+		return nil, nil
+	}
+	s.toolFiles[id] = path
+	return ResolveGoTool(path)
+}
+
+// probeOnExec probes a go command or GOROOT tool seen executing in a tree
+// for the first time. It runs on its own goroutine: resolving and attaching
+// take milliseconds, and the ring buffer must keep draining meanwhile.
+func (s *Sensor) probeOnExec(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	t, err := s.resolveTool(path)
+	if t == nil {
+		if err != nil {
+			s.log.Warn("eBPF sensors: Go binary not probed; its file failures are missed", "path", path, "err", err)
+		}
+		return
+	}
+	if err := s.attachTool(t); err != nil {
+		s.log.Warn("eBPF sensors: Go binary not probed; its file failures are missed", "path", path, "err", err)
+		return
+	}
+	s.tools = append(s.tools, t)
+	s.log.Info("eBPF sensors: probed Go binary first seen in a tree", "path", path, "go", t.GoVersion)
+}
+
+// GoTools lists the Go executables whose failed syscalls are observed.
+func (s *Sensor) GoTools() []GoTool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]GoTool, len(s.tools))
+	for i, t := range s.tools {
+		out[i] = *t
+	}
+	return out
 }
 
 // Events delivers decoded events. It is closed by Close. A consumer that
@@ -203,6 +331,7 @@ func (s *Sensor) readLoop() {
 	defer close(s.loopDone)
 	defer close(s.events)
 	var rec ringbuf.Record
+	seen := map[fileID]bool{} // toolchain binaries already handed to probeOnExec
 	for {
 		if err := s.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, os.ErrClosed) {
@@ -223,6 +352,13 @@ func (s *Sensor) readLoop() {
 			continue
 		}
 		s.nEvents.Add(1)
+		if ex, ok := ev.(*ExecEvent); ok && !s.syscalls && isToolchainBinary(ex.Filename, s.goNames) {
+			var st unix.Stat_t
+			if unix.Stat(ex.Filename, &st) == nil && !seen[fileID{st.Dev, st.Ino}] {
+				seen[fileID{st.Dev, st.Ino}] = true
+				go s.probeOnExec(ex.Filename)
+			}
+		}
 		select {
 		case s.events <- ev:
 		case <-s.done:

@@ -24,8 +24,8 @@ func loadSensor() (*ebpf.CollectionSpec, error) {
 }
 
 type sensorObjects struct {
-	GpExec, GpExit, GpFork, GpSysExit                                    *ebpf.Program
-	GpClasses, GpDrops, GpEvents, GpFailures, GpNames, GpSamples, GpTree *ebpf.Map
+	GpExec, GpExit, GpFork, GpSysExit, GpSockState, GpGoSyscallError              *ebpf.Program
+	GpClasses, GpConns, GpDrops, GpEvents, GpFailures, GpNames, GpSamples, GpTree *ebpf.Map
 }
 
 func (o *sensorObjects) Close() error { return nil }

@@ -165,9 +165,25 @@ func tail(s string) string {
 	return s
 }
 
+// modes are the two ways the sensor sees file failures.
+var modes = []struct {
+	name string
+	cfg  Config
+}{
+	{"uprobes", Config{}},
+	{"syscalls", Config{Syscalls: true}},
+}
+
 // TestGOCACHEUnwritable: go as nobody with a GOCACHE owned by root; the
-// refused writes are counted under GOCACHE with a sample path.
+// refused writes are counted under GOCACHE with a sample path, whether the
+// go command's own error branch or sys_exit sees them.
 func TestGOCACHEUnwritable(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testGOCACHEUnwritable(t, m.cfg) })
+	}
+}
+
+func testGOCACHEUnwritable(t *testing.T, cfg Config) {
 	cred := nobody(t)
 	base := helperDir(t)
 	cache := filepath.Join(base, "cache")
@@ -181,7 +197,11 @@ func TestGOCACHEUnwritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeModule(t, filepath.Join(base, "mod"))
-	s := openSensor(t, Config{Classes: map[Class][]string{ClassGOCACHE: {cache}}})
+	cfg.Classes = map[Class][]string{ClassGOCACHE: {cache}}
+	s := openSensor(t, cfg)
+	if !cfg.Syscalls && len(s.GoTools()) == 0 {
+		t.Fatalf("no Go binary probed by default (go on PATH: %v)", DefaultGoTools())
+	}
 	c := collect(s)
 
 	cmd := exec.Command("go", "build", "-o", os.DevNull, ".")
@@ -211,7 +231,10 @@ func TestGOCACHEUnwritable(t *testing.T) {
 	for _, f := range samples {
 		if f.Errno == syscall.EACCES && strings.HasPrefix(f.Path, cache) && f.PID != 0 {
 			found = true
-			t.Logf("sample: %s %s %s (%s) by pid %d", f.Syscall, f.Error, f.Path, f.Class, f.PID)
+			t.Logf("sample: %q %s %s (%s) by pid %d", f.Syscall, f.Error, f.Path, f.Class, f.PID)
+			if (f.Syscall != "") != cfg.Syscalls {
+				t.Errorf("syscall %q named in mode syscalls=%v", f.Syscall, cfg.Syscalls)
+			}
 		}
 	}
 	if !found {
@@ -222,9 +245,16 @@ func TestGOCACHEUnwritable(t *testing.T) {
 	}
 }
 
-// TestOnlyGoTrees runs the same workload (EACCES, ENOENT, connect, exec)
-// under the name "go" and under another name: only the first is seen.
+// TestOnlyGoTrees runs the same workload (EACCES, ENOENT, connects, exec)
+// under the name "go" and under another name: only the first is seen. Both
+// copies are probed Go binaries, so the uprobe's own tree check is tested.
 func TestOnlyGoTrees(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testOnlyGoTrees(t, m.cfg) })
+	}
+}
+
+func testOnlyGoTrees(t *testing.T, cfg Config) {
 	cred := nobody(t)
 	base := helperDir(t)
 	classDir := filepath.Join(base, "class")
@@ -246,13 +276,23 @@ func TestOnlyGoTrees(t *testing.T) {
 		}
 	}()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := closed.Addr().(*net.TCPAddr)
+	closed.Close()
 
-	s := openSensor(t, Config{Classes: map[Class][]string{ClassGOMODCACHE: {classDir}}})
+	bins := map[string]string{"go": helperBinary(t, base, "go"), "notgo": helperBinary(t, base, "notgo")}
+	cfg.Classes = map[Class][]string{ClassGOMODCACHE: {classDir}}
+	if !cfg.Syscalls {
+		cfg.GoTools = []string{bins["go"], bins["notgo"]}
+	}
+	s := openSensor(t, cfg)
 	c := collect(s)
 	run := func(name string) int {
-		bin := helperBinary(t, base, name)
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), helperEnv+"=workload", "DIR="+classDir, "ADDR="+ln.Addr().String())
+		cmd := exec.Command(bins[name])
+		cmd.Env = append(os.Environ(), helperEnv+"=workload", "DIR="+classDir, "ADDR="+ln.Addr().String(), "REFUSED="+refused.String())
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s workload: %v\n%s", name, err, out)
@@ -268,8 +308,8 @@ func TestOnlyGoTrees(t *testing.T) {
 		if h.PID == uint32(other) || h.RootPID == uint32(other) {
 			t.Errorf("event of the non-Go process %d: %#v", other, ev)
 		}
-		if ce, ok := ev.(*ConnectEvent); ok && ce.Addr.Port() == port {
-			t.Errorf("connect to the test listener seen from outside a tree: %+v", ce)
+		if ce, ok := ev.(*ConnectEvent); ok && (ce.Addr.Port() == port || ce.Addr.Port() == uint16(refused.Port)) {
+			t.Errorf("connect to the test ports seen from outside a tree: %+v", ce)
 		}
 	}
 	st, err := s.Stats()
@@ -285,7 +325,7 @@ func TestOnlyGoTrees(t *testing.T) {
 	// The same program named go: its own tree, everything seen.
 	root := run("go")
 	events := c.tree(t, root)
-	var sawExec, sawTrue, sawConnect, sawFailure bool
+	var sawExec, sawTrue, sawConnect, sawRefused, sawFailure bool
 	for _, ev := range events {
 		switch ev := ev.(type) {
 		case *ExecEvent:
@@ -302,12 +342,22 @@ func TestOnlyGoTrees(t *testing.T) {
 				t.Errorf("exit of %d: ppid %d, want the test process %d", root, ev.PPID, os.Getpid())
 			}
 		case *ConnectEvent:
-			if ev.Addr == netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port) &&
-				(ev.Errno == 0 || ev.Errno == syscall.EINPROGRESS) {
-				sawConnect = true
+			loopback := netip.MustParseAddr("127.0.0.1")
+			if ev.PID != uint32(root) || ev.Duration <= 0 {
+				t.Errorf("connect: pid %d (want %d), duration %v", ev.PID, root, ev.Duration)
+			}
+			switch ev.Addr {
+			case netip.AddrPortFrom(loopback, port):
+				sawConnect = ev.Errno == 0
+			case netip.AddrPortFrom(loopback, uint16(refused.Port)):
+				sawRefused = ev.Errno == syscall.ECONNREFUSED
 			}
 		case *FileFailureEvent:
-			if ev.Class == ClassGOMODCACHE && ev.Errno == syscall.EACCES && ev.Path == filepath.Join(classDir, "sub") && ev.Syscall == "mkdirat" {
+			wantSyscall := ""
+			if cfg.Syscalls {
+				wantSyscall = "mkdirat"
+			}
+			if ev.Class == ClassGOMODCACHE && ev.Errno == syscall.EACCES && ev.Path == filepath.Join(classDir, "sub") && ev.Syscall == wantSyscall {
 				sawFailure = true
 			}
 			if ev.Errno == syscall.ENOENT {
@@ -315,9 +365,9 @@ func TestOnlyGoTrees(t *testing.T) {
 			}
 		}
 	}
-	if !sawExec || !sawTrue || !sawConnect || !sawFailure {
-		t.Errorf("tree of %d: exec %v, exec of /bin/true %v, connect to :%d %v, mkdirat EACCES %v\nevents: %s",
-			root, sawExec, sawTrue, port, sawConnect, sawFailure, describe(events))
+	if !sawExec || !sawTrue || !sawConnect || !sawRefused || !sawFailure {
+		t.Errorf("tree of %d: exec %v, exec of /bin/true %v, connect to :%d %v, refused by %s %v, mkdir EACCES %v\nevents: %s",
+			root, sawExec, sawTrue, port, sawConnect, refused, sawRefused, sawFailure, describe(events))
 	}
 	// The Go helper ran several threads and a child: once all exited, no
 	// entry of its tree remains (threads never became members, exits
@@ -382,9 +432,9 @@ func failingTree(tb testing.TB, n int) failingResult {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	s := openSensor(tb, Config{Classes: map[Class][]string{ClassGOCACHE: {dir}}})
-	c := collect(s)
 	bin := helperBinary(tb, base, "go")
+	s := openSensor(tb, Config{Classes: map[Class][]string{ClassGOCACHE: {dir}}, GoTools: []string{bin}})
+	c := collect(s)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), helperEnv+"=fail-opens", "DIR="+dir, fmt.Sprint("N=", n))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -423,9 +473,21 @@ func failingTree(tb testing.TB, n int) failingResult {
 // TestCloseDetaches lists the kernel's programs and links: after Close none
 // of the sensor's remains.
 func TestCloseDetaches(t *testing.T) {
-	s := openSensor(t, Config{})
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testCloseDetaches(t, m.cfg) })
+	}
+}
+
+func testCloseDetaches(t *testing.T, cfg Config) {
+	s := openSensor(t, cfg)
+	progs := []*ebpf.Program{s.objs.GpExec, s.objs.GpExit, s.objs.GpFork, s.objs.GpSockState}
+	if cfg.Syscalls {
+		progs = append(progs, s.objs.GpSysExit)
+	} else {
+		progs = append(progs, s.objs.GpGoSyscallError)
+	}
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{s.objs.GpExec, s.objs.GpExit, s.objs.GpFork, s.objs.GpSysExit} {
+	for _, p := range progs {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -436,8 +498,15 @@ func TestCloseDetaches(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
+	// One link per tracepoint program, one per probed Go binary for the
+	// uprobe.
 	if got := linkedPrograms(t, ids); len(got) != len(ids) {
 		t.Fatalf("after Open, %d of the sensor's %d programs have a link: %v", len(got), len(ids), got)
+	}
+	if !cfg.Syscalls {
+		if n, want := len(s.toolLinks), len(s.GoTools()); n < want || want == 0 {
+			t.Fatalf("%d uprobe links for %d probed Go binaries", n, want)
+		}
 	}
 	if got := livePrograms(t, ids); len(got) != len(ids) {
 		t.Fatalf("after Open, %d of %d programs listed: %v", len(got), len(ids), got)
@@ -501,7 +570,7 @@ func linkedPrograms(t *testing.T, ours []ebpf.ProgramID) []ebpf.ProgramID {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if slices.Contains(ours, info.Program) {
+		if slices.Contains(ours, info.Program) && !slices.Contains(linked, info.Program) {
 			linked = append(linked, info.Program)
 		}
 	}
@@ -529,7 +598,8 @@ func TestSetClasses(t *testing.T) {
 	if err := os.Symlink(realDir, link); err != nil {
 		t.Fatal(err)
 	}
-	s := openSensor(t, Config{})
+	bin := helperBinary(t, base, "go")
+	s := openSensor(t, Config{GoTools: []string{bin}})
 	for _, bad := range []map[Class][]string{
 		{ClassGOCACHE: {"relative/dir"}},
 		{ClassGOCACHE: {"/" + strings.Repeat("x", 300)}},
@@ -544,7 +614,6 @@ func TestSetClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := collect(s)
-	bin := helperBinary(t, base, "go")
 	for _, dir := range []string{realDir, sibling} {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), helperEnv+"=workload", "DIR="+dir)
@@ -574,5 +643,56 @@ func TestSetClasses(t *testing.T) {
 	}
 	if !sawSibling {
 		t.Errorf("no sample of the sibling's EACCES")
+	}
+}
+
+// TestProbeOnExec: a go command that was not listed is probed when a tree
+// first runs it, so its later runs' failures are counted.
+func TestProbeOnExec(t *testing.T) {
+	cred := nobody(t)
+	base := helperDir(t)
+	dir := filepath.Join(base, "cache")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := helperBinary(t, base, "go")
+	// GoTools names another binary, so that the defaults do not apply.
+	other := helperBinary(t, base, "other")
+	s := openSensor(t, Config{Classes: map[Class][]string{ClassGOCACHE: {dir}}, GoTools: []string{other}})
+	c := collect(s)
+	run := func() int {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), helperEnv+"=fail-opens", "DIR="+dir, "N=3")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("helper: %v\n%s", err, out)
+		}
+		c.tree(t, cmd.Process.Pid)
+		return cmd.Process.Pid
+	}
+	run()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.ContainsFunc(s.GoTools(), func(g GoTool) bool { return g.Path == bin }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not probed 5s after its exec in a tree; probed: %+v", bin, s.GoTools())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.Failures(ClassGOCACHE, syscall.EACCES)
+	root := run()
+	if st, err = s.Stats(); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Failures(ClassGOCACHE, syscall.EACCES) - before; n != 3 {
+		t.Errorf("second run (pid %d): %d EACCES counted, want 3", root, n)
+	}
+	// Seen once, probed once: a third run must not add a second uprobe.
+	run()
+	if n := len(s.GoTools()); n != 2 {
+		t.Errorf("%d Go binaries probed, want 2: %+v", n, s.GoTools())
 	}
 }

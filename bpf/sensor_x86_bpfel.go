@@ -16,19 +16,22 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapGpClasses   = "gp_classes"
-	sensorMapGpDrops     = "gp_drops"
-	sensorMapGpEvents    = "gp_events"
-	sensorMapGpFailures  = "gp_failures"
-	sensorMapGpNames     = "gp_names"
-	sensorMapGpSamples   = "gp_samples"
-	sensorMapGpScratch   = "gp_scratch"
-	sensorMapGpTree      = "gp_tree"
-	sensorProgGpExec     = "gp_exec"
-	sensorProgGpExit     = "gp_exit"
-	sensorProgGpFork     = "gp_fork"
-	sensorProgGpSysExit  = "gp_sys_exit"
-	sensorVarSampleLimit = "sample_limit"
+	sensorMapGpClasses         = "gp_classes"
+	sensorMapGpConns           = "gp_conns"
+	sensorMapGpDrops           = "gp_drops"
+	sensorMapGpEvents          = "gp_events"
+	sensorMapGpFailures        = "gp_failures"
+	sensorMapGpNames           = "gp_names"
+	sensorMapGpSamples         = "gp_samples"
+	sensorMapGpScratch         = "gp_scratch"
+	sensorMapGpTree            = "gp_tree"
+	sensorProgGpExec           = "gp_exec"
+	sensorProgGpExit           = "gp_exit"
+	sensorProgGpFork           = "gp_fork"
+	sensorProgGpGoSyscallError = "gp_go_syscall_error"
+	sensorProgGpSockState      = "gp_sock_state"
+	sensorProgGpSysExit        = "gp_sys_exit"
+	sensorVarSampleLimit       = "sample_limit"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -73,10 +76,12 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	GpExec    *ebpf.ProgramSpec `ebpf:"gp_exec"`
-	GpExit    *ebpf.ProgramSpec `ebpf:"gp_exit"`
-	GpFork    *ebpf.ProgramSpec `ebpf:"gp_fork"`
-	GpSysExit *ebpf.ProgramSpec `ebpf:"gp_sys_exit"`
+	GpExec           *ebpf.ProgramSpec `ebpf:"gp_exec"`
+	GpExit           *ebpf.ProgramSpec `ebpf:"gp_exit"`
+	GpFork           *ebpf.ProgramSpec `ebpf:"gp_fork"`
+	GpGoSyscallError *ebpf.ProgramSpec `ebpf:"gp_go_syscall_error"`
+	GpSockState      *ebpf.ProgramSpec `ebpf:"gp_sock_state"`
+	GpSysExit        *ebpf.ProgramSpec `ebpf:"gp_sys_exit"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -84,6 +89,7 @@ type sensorProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
 	GpClasses  *ebpf.MapSpec `ebpf:"gp_classes"`
+	GpConns    *ebpf.MapSpec `ebpf:"gp_conns"`
 	GpDrops    *ebpf.MapSpec `ebpf:"gp_drops"`
 	GpEvents   *ebpf.MapSpec `ebpf:"gp_events"`
 	GpFailures *ebpf.MapSpec `ebpf:"gp_failures"`
@@ -121,6 +127,7 @@ func (o *sensorObjects) Close() error {
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
 	GpClasses  *ebpf.Map `ebpf:"gp_classes"`
+	GpConns    *ebpf.Map `ebpf:"gp_conns"`
 	GpDrops    *ebpf.Map `ebpf:"gp_drops"`
 	GpEvents   *ebpf.Map `ebpf:"gp_events"`
 	GpFailures *ebpf.Map `ebpf:"gp_failures"`
@@ -133,6 +140,7 @@ type sensorMaps struct {
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
 		m.GpClasses,
+		m.GpConns,
 		m.GpDrops,
 		m.GpEvents,
 		m.GpFailures,
@@ -154,10 +162,12 @@ type sensorVariables struct {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	GpExec    *ebpf.Program `ebpf:"gp_exec"`
-	GpExit    *ebpf.Program `ebpf:"gp_exit"`
-	GpFork    *ebpf.Program `ebpf:"gp_fork"`
-	GpSysExit *ebpf.Program `ebpf:"gp_sys_exit"`
+	GpExec           *ebpf.Program `ebpf:"gp_exec"`
+	GpExit           *ebpf.Program `ebpf:"gp_exit"`
+	GpFork           *ebpf.Program `ebpf:"gp_fork"`
+	GpGoSyscallError *ebpf.Program `ebpf:"gp_go_syscall_error"`
+	GpSockState      *ebpf.Program `ebpf:"gp_sock_state"`
+	GpSysExit        *ebpf.Program `ebpf:"gp_sys_exit"`
 }
 
 func (p *sensorPrograms) Close() error {
@@ -165,6 +175,8 @@ func (p *sensorPrograms) Close() error {
 		p.GpExec,
 		p.GpExit,
 		p.GpFork,
+		p.GpGoSyscallError,
+		p.GpSockState,
 		p.GpSysExit,
 	)
 }

@@ -99,7 +99,11 @@ func (s *Sensor) Stats() (Stats, error) {
 	}
 	progs := map[string]*ebpf.Program{
 		"gp_exec": s.objs.GpExec, "gp_fork": s.objs.GpFork,
-		"gp_exit": s.objs.GpExit, "gp_sys_exit": s.objs.GpSysExit,
+		"gp_exit": s.objs.GpExit, "gp_sock_state": s.objs.GpSockState,
+		"gp_go_syscall_error": s.objs.GpGoSyscallError,
+	}
+	if s.syscalls {
+		progs["gp_sys_exit"] = s.objs.GpSysExit
 	}
 	for _, e := range s.exts {
 		for name, p := range e.Programs() {

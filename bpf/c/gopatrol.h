@@ -50,6 +50,31 @@ struct gp_event_header {
 	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 };
 
+/* The remote end of a TCP socket, as events carry it (20 bytes). */
+struct gp_peer {
+	__u16 family; /* AF_INET, AF_INET6; 0 when unknown */
+	__u16 port;   /* host byte order */
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
+};
+
+/* gp_peer_of reads the remote address of sk, a BTF pointer (tp_btf
+ * argument): direct loads, CO-RE relocated. */
+static __always_inline void gp_peer_of(struct gp_peer *p, const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+	__builtin_memset(p->addr, 0, sizeof(p->addr));
+	p->family = 0;
+	p->port = 0;
+	if (family == 2 /* AF_INET */)
+		__builtin_memcpy(p->addr, &sk->__sk_common.skc_daddr, 4);
+	else if (family == 10 /* AF_INET6 */)
+		__builtin_memcpy(p->addr, &sk->__sk_common.skc_v6_daddr, 16);
+	else
+		return;
+	p->family = family;
+	p->port = __builtin_bswap16(sk->__sk_common.skc_dport);
+}
+
 /* Value of gp_tree: one entry per process (tgid) in a Go toolchain tree. */
 struct gp_tree_entry {
 	__u32 root_pid; /* tgid of the tree root */
@@ -100,25 +125,31 @@ static __always_inline void gp_count_drop(__u32 type)
 }
 
 /*
- * gp_reserve reserves a record of size bytes (a compile-time constant) in
- * gp_events and fills its header for the current task. On failure it counts
- * a drop for type and returns NULL. Submit with bpf_ringbuf_submit(p, 0).
+ * gp_reserve_as reserves a record of size bytes (a compile-time constant) in
+ * gp_events and fills its header for the thread pid_tgid (as returned by
+ * bpf_get_current_pid_tgid). On failure it counts a drop for type and returns
+ * NULL. Submit with bpf_ringbuf_submit(p, 0).
  */
-static __always_inline void *gp_reserve(__u32 size, __u16 type, __u32 root_pid)
+static __always_inline void *gp_reserve_as(__u32 size, __u16 type, __u32 root_pid, __u64 pid_tgid)
 {
 	struct gp_event_header *h = bpf_ringbuf_reserve(&gp_events, size, 0);
 	if (!h) {
 		gp_count_drop(type);
 		return NULL;
 	}
-	__u64 id = bpf_get_current_pid_tgid();
 	h->type = type;
 	h->size = size;
-	h->pid = id >> 32;
-	h->tid = (__u32)id;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
 	h->root_pid = root_pid;
 	h->ktime_ns = bpf_ktime_get_ns();
 	return h;
+}
+
+/* gp_reserve is gp_reserve_as for the current thread. */
+static __always_inline void *gp_reserve(__u32 size, __u16 type, __u32 root_pid)
+{
+	return gp_reserve_as(size, type, root_pid, bpf_get_current_pid_tgid());
 }
 
 #endif /* GOPATROL_H */

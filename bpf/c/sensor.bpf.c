@@ -1,14 +1,27 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * sensor.bpf.c: Go toolchain process trees, file-access failures and
- * connect() results.
+ * sensor.bpf.c: Go toolchain process trees, file-access failures and TCP
+ * connects.
  *
- * Only tracepoints (tp_btf): kprobes, fentry/fexit and BPF-LSM are not
- * available on the kernels this runs on. Syscall numbers and pt_regs fields
- * are x86_64's; the Go loader refuses other architectures.
+ * Only tracepoints (tp_btf) and uprobes: kprobes, fentry/fexit and BPF-LSM
+ * are not available on the kernels this runs on. Syscall numbers and pt_regs
+ * fields are x86_64's; the Go loader refuses other architectures.
  *
- * Every program must cost next to nothing for processes outside a tree:
- * each returns at its first cheap check (a return value, a tree lookup).
+ * Every program must cost next to nothing for processes outside a tree, so
+ * none hooks the syscall path by default. Any program on sys_enter/sys_exit,
+ * even an empty one, makes the kernel set SYSCALL_TRACEPOINT work on every
+ * task of the machine and route every syscall through its slow path (about
+ * 1.13x on an openat+close loop here). Instead:
+ *  - exec, fork and exit come from the sched tracepoints, once per event;
+ *  - file-access failures come from a uprobe on the error branch of the one
+ *    function through which a Go program's syscall package enters the
+ *    kernel, placed in the toolchain's own binaries (go, compile, link, ...):
+ *    it traps only when a syscall of those binaries fails, and a uprobe lives
+ *    in the probed file's pages, so no other process can hit it;
+ *  - connects come from inet_sock_set_state: TCP state changes only.
+ * gp_sys_exit remains for Config.Syscalls, which also sees the failures of
+ * C programs in a tree (gcc, git) at that machine-wide price.
+ *
  * tp_btf arguments are BTF pointers: direct loads (CO-RE relocated through
  * vmlinux.h's preserve_access_index) avoid a helper call per field.
  */
@@ -16,7 +29,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
-#include <bpf/bpf_endian.h>
 #include "gopatrol.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -47,7 +59,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_stat 4
 #define NR_lstat 6
 #define NR_access 21
-#define NR_connect 42
 #define NR_execve 59
 #define NR_truncate 76
 #define NR_rename 82
@@ -75,8 +86,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_openat2 437
 #define NR_faccessat2 439
 
-#define AF_INET 2
-#define AF_INET6 10
+#define AT_FDCWD -100
+#define ECONNABORTED 103
+
+/* syscall_nr of a failure seen by the Go error-branch uprobe, which runs
+ * after RAX was overwritten with the result. */
+#define GP_NR_UNKNOWN 0xffffffff
 
 /* Set by the loader before load. */
 const volatile __u32 sample_limit = 8;
@@ -120,11 +135,27 @@ struct gp_file_event {
 
 struct gp_connect_event {
 	struct gp_event_header hdr;
-	__u16 family;
-	__u16 port; /* host byte order */
-	__s32 ret;  /* syscall return: 0 or -errno */
-	__u8 addr[16];
+	struct gp_peer peer;
+	__s32 ret;         /* 0 when established, else -errno (sk_err) */
+	__u64 duration_ns; /* from SYN sent to established or closed */
 };
+
+/* A TCP connect of a tree process in flight: recorded when the socket
+ * enters SYN_SENT (in connect(), so in the caller's context), reported when
+ * it leaves it (usually in softirq, where current is anybody). */
+struct gp_conn {
+	__u64 pid_tgid;
+	__u64 start_ns;
+	__u32 root_pid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* struct sock pointer */
+	__type(value, struct gp_conn);
+} gp_conns SEC(".maps");
 
 struct gp_path_key {
 	__u32 prefixlen; /* bits */
@@ -327,11 +358,10 @@ static __always_inline int gp_path_arg(long nr)
 	return -1;
 }
 
-static __always_inline int gp_file_failure(struct pt_regs *regs, long nr, long ret, struct gp_tree_entry *e)
+/* gp_file_failure counts a failure of errno -ret on the user path upath
+ * and streams the first ones of each (class, errno) pair. */
+static __always_inline int gp_file_failure(const char *upath, __u32 nr, long ret, struct gp_tree_entry *e)
 {
-	int argi = gp_path_arg(nr);
-	if (argi < 0)
-		return 0;
 	__u32 slot;
 	switch (-ret) {
 	case EACCES:
@@ -351,7 +381,6 @@ static __always_inline int gp_file_failure(struct pt_regs *regs, long nr, long r
 	struct gp_path_key *key = bpf_map_lookup_elem(&gp_scratch, &zero);
 	if (!key)
 		return 0;
-	const char *upath = (const char *)gp_arg(regs, argi);
 	long n = bpf_probe_read_user_str(key->data, sizeof(key->data), upath);
 	if (n <= 0)
 		return 0;
@@ -390,50 +419,88 @@ static __always_inline int gp_file_failure(struct pt_regs *regs, long nr, long r
 	return 0;
 }
 
-static __always_inline int gp_connect(struct pt_regs *regs, long ret, struct gp_tree_entry *e)
-{
-	const void *uaddr = (const void *)regs->si;
-	__u16 family = 0;
-	if (bpf_probe_read_user(&family, sizeof(family), uaddr) < 0)
-		return 0;
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	struct gp_connect_event *ev = gp_reserve(sizeof(*ev), GP_EV_CONNECT, e->root_pid);
-	if (!ev)
-		return 0;
-	__builtin_memset(ev->addr, 0, sizeof(ev->addr));
-	__be16 port = 0;
-	bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
-	if (family == AF_INET)
-		bpf_probe_read_user(ev->addr, 4, uaddr + 4); /* sin_addr */
-	else
-		bpf_probe_read_user(ev->addr, 16, uaddr + 8); /* sin6_addr */
-	ev->family = family;
-	ev->port = bpf_ntohs(port);
-	ev->ret = ret;
-	bpf_ringbuf_submit(ev, 0);
-	return 0;
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(gp_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr;
-	/* Cheapest checks first: most syscalls succeed, and only connect
-	 * matters on success. */
-	if (ret >= 0) {
-		nr = regs->orig_ax;
-		if (nr != NR_connect)
-			return 0;
-	} else {
-		nr = regs->orig_ax;
-		if (nr != NR_connect && ret != -EACCES && ret != -EPERM && ret != -EROFS && ret != -ENOENT)
-			return 0;
-	}
+	/* Cheapest checks first: most syscalls succeed. */
+	if (ret >= 0)
+		return 0;
+	if (ret != -EACCES && ret != -EPERM && ret != -EROFS && ret != -ENOENT)
+		return 0;
 	struct gp_tree_entry *e = gp_tree_lookup(bpf_get_current_pid_tgid() >> 32);
 	if (!e)
 		return 0;
-	if (nr == NR_connect)
-		return gp_connect(regs, ret, e);
-	return gp_file_failure(regs, nr, ret, e);
+	long nr = regs->orig_ax;
+	int argi = gp_path_arg(nr);
+	if (argi < 0)
+		return 0;
+	return gp_file_failure((const char *)gp_arg(regs, argi), nr, ret, e);
+}
+
+/*
+ * gp_go_syscall_error sits on the first instruction of the error branch of
+ * Go's raw syscall function (internal/runtime/syscall/linux.Syscall6 in
+ * go1.26: SYSCALL; CMPQ AX, $-4095; JLS ok; NEGQ AX ...), found by user space
+ * disassembling each toolchain binary. There RAX holds -errno; the syscall
+ * number is gone, but the kernel preserves the argument registers, so DI and
+ * SI are the first two arguments. Path syscalls take the path first (execve,
+ * chdir, the legacy calls) or after a directory descriptor (every *at call
+ * Go uses): a descriptor is AT_FDCWD or a small number, never a user
+ * address, which tells the two apart. A failing call that takes no path
+ * either has no readable string there or is counted as relative/other.
+ */
+SEC("uprobe/gp_go_syscall_error")
+int gp_go_syscall_error(struct pt_regs *ctx)
+{
+	long ret = ctx->ax;
+	if (ret != -EACCES && ret != -EPERM && ret != -EROFS && ret != -ENOENT)
+		return 0;
+	struct gp_tree_entry *e = gp_tree_lookup(bpf_get_current_pid_tgid() >> 32);
+	if (!e)
+		return 0; /* a toolchain binary run outside a tree */
+	unsigned long a1 = ctx->di;
+	const char *upath = (const char *)a1;
+	if ((long)a1 == AT_FDCWD || a1 < (1UL << 31))
+		upath = (const char *)ctx->si;
+	return gp_file_failure(upath, GP_NR_UNKNOWN, ret, e);
+}
+
+/*
+ * gp_sock_state follows TCP connects. The two transitions that matter are
+ * tested first; every other state change returns at once.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(gp_sock_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	if (newstate == TCP_SYN_SENT) {
+		__u64 id = bpf_get_current_pid_tgid();
+		struct gp_tree_entry *e = gp_tree_lookup(id >> 32);
+		if (!e)
+			return 0;
+		struct gp_conn c = {.pid_tgid = id, .start_ns = bpf_ktime_get_ns(), .root_pid = e->root_pid};
+		bpf_map_update_elem(&gp_conns, &key, &c, BPF_ANY);
+		return 0;
+	}
+	if (oldstate != TCP_SYN_SENT)
+		return 0;
+	struct gp_conn *c = bpf_map_lookup_elem(&gp_conns, &key);
+	if (!c)
+		return 0;
+	struct gp_connect_event *ev = gp_reserve_as(sizeof(*ev), GP_EV_CONNECT, c->root_pid, c->pid_tgid);
+	if (ev) {
+		gp_peer_of(&ev->peer, sk);
+		if (newstate == TCP_ESTABLISHED) {
+			ev->ret = 0;
+		} else {
+			/* tcp_done_with_error stores the error before the state
+			 * change; none means the caller closed the socket first. */
+			int err = sk->sk_err;
+			ev->ret = err ? -err : -ECONNABORTED;
+		}
+		ev->duration_ns = ev->hdr.ktime_ns - c->start_ns;
+		bpf_ringbuf_submit(ev, 0);
+	}
+	bpf_map_delete_elem(&gp_conns, &key);
+	return 0;
 }

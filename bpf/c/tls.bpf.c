@@ -16,11 +16,13 @@
  *  - libssl: SSL_do_handshake/SSL_connect entry + uretprobe keyed by the SSL
  *    pointer; a failure is final only when SSL_get_error says so (non-blocking
  *    clients such as curl see WANT_READ many times per handshake).
- *  - The socket: on write/sendto/sendmsg/writev by a tree process, the first
- *    bytes of the buffer are checked for a TLS ClientHello or alert record. A
+ *  - The socket: on every TCP send of a tree process (the tcp_sendmsg_locked
+ *    tracepoint, so no syscall hook taxes other processes), the first bytes
+ *    of the data are checked for a TLS ClientHello or alert record. A
  *    ClientHello written while a handshake of the same goroutine (Go) or
  *    thread (libssl) is in flight is stored with it; any other ClientHello or
- *    alert is streamed on its own, so the SNI is seen for every library.
+ *    alert is streamed on its own, so the SNI is seen for every library. The
+ *    socket also gives the server's address.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -54,11 +56,6 @@ enum tls_alert_source {
 #define HELLO_MAX 512
 #define INFLIGHT_MAX 4096
 
-/* Syscall numbers on x86-64 (the only architecture Attach accepts). */
-#define NR_WRITE 1
-#define NR_WRITEV 20
-#define NR_SENDTO 44
-#define NR_SENDMSG 46
 
 struct tls_key {
 	__u32 tgid;
@@ -75,11 +72,11 @@ struct tls_inflight {
 	__u8 alert_source;
 	__u16 hello_len;
 	__u16 pad;
-	__u32 fd; /* of the ClientHello write; 0xffffffff when none */
+	struct gp_peer peer; /* of the ClientHello's socket; family 0 when none */
 	__u8 hello[HELLO_MAX];
 };
 
-/* TLS_EV_HANDSHAKE: 24 + 36 + 512 bytes, padded to 576. */
+/* TLS_EV_HANDSHAKE: 24 + 52 + 512 bytes, padded to 592. */
 struct tls_handshake_event {
 	struct gp_event_header h;
 	__u64 duration_ns;
@@ -93,33 +90,33 @@ struct tls_handshake_event {
 	__u8 alert_source;
 	__u8 pad;
 	__u16 hello_len;
-	__u32 fd;
+	struct gp_peer peer;
 	__u8 hello[HELLO_MAX];
 };
 
-/* TLS_EV_CLIENT_HELLO: 24 + 8 + 512 bytes. */
+/* TLS_EV_CLIENT_HELLO: 24 + 24 + 512 bytes. */
 struct tls_hello_event {
 	struct gp_event_header h;
-	__u32 fd;
+	struct gp_peer peer;
 	__u16 hello_len;
 	__u16 pad;
 	__u8 hello[HELLO_MAX];
 };
 
-/* TLS_EV_ALERT: 24 + 8 bytes. */
+/* TLS_EV_ALERT: 24 + 24 bytes. */
 struct tls_alert_event {
 	struct gp_event_header h;
-	__u32 fd;
+	struct gp_peer peer;
 	__u8 level;
 	__u8 desc;
 	__u16 pad;
 };
 
 /* The Go decoder (bpf/tlsprobe/event.go) relies on these layouts. */
-_Static_assert(sizeof(struct tls_handshake_event) == 24 + 36 + HELLO_MAX + 4, "tls_handshake_event layout");
-_Static_assert(__builtin_offsetof(struct tls_handshake_event, hello) == 24 + 36, "tls_handshake_event layout");
-_Static_assert(sizeof(struct tls_hello_event) == 24 + 8 + HELLO_MAX, "tls_hello_event layout");
-_Static_assert(sizeof(struct tls_alert_event) == 24 + 8, "tls_alert_event layout");
+_Static_assert(sizeof(struct tls_handshake_event) == 24 + 52 + HELLO_MAX + 4, "tls_handshake_event layout");
+_Static_assert(__builtin_offsetof(struct tls_handshake_event, hello) == 24 + 52, "tls_handshake_event layout");
+_Static_assert(sizeof(struct tls_hello_event) == 24 + 24 + HELLO_MAX, "tls_hello_event layout");
+_Static_assert(sizeof(struct tls_alert_event) == 24 + 24, "tls_alert_event layout");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -176,7 +173,7 @@ static __always_inline struct tls_inflight *begin(__u32 tgid, __u64 id, __u32 ro
 	v->start_ns = bpf_ktime_get_ns();
 	v->root_pid = root;
 	v->library = lib;
-	v->fd = 0xffffffff;
+	v->peer.family = 0;
 	return v;
 }
 
@@ -195,7 +192,7 @@ static __always_inline void finish(struct tls_key *key, struct tls_inflight *v, 
 		e->alert_source = v->alert_source;
 		e->pad = 0;
 		e->hello_len = v->hello_len;
-		e->fd = v->fd;
+		e->peer = v->peer;
 		__builtin_memcpy(e->hello, v->hello, HELLO_MAX);
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -340,43 +337,29 @@ static __always_inline __u32 hello_size(__u64 len)
 	return n;
 }
 
-/* first_buffer returns the user buffer and length a send-like syscall
- * starts with. */
-static __always_inline int first_buffer(struct pt_regs *regs, long nr, __u64 *buf, __u64 *len)
+/* first_buffer returns the user buffer a TCP send continues from, and how
+ * much of the message is left: only sends from user memory (write, send,
+ * sendto: ITER_UBUF; writev, sendmsg: ITER_IOVEC) are looked at. */
+static __always_inline int first_buffer(const struct msghdr *msg, __u64 *buf, __u64 *len)
 {
-	/* Load the arguments before branching: the verifier refuses one load
-	 * instruction used for both the BTF pt_regs and a stack iovec, which
-	 * the compiler would otherwise merge. */
-	__u64 arg1 = regs->si, arg2 = regs->dx;
-	struct iovec iov;
+	const struct iov_iter *it = &msg->msg_iter;
+	__u8 type = it->iter_type;
+	__u64 off = it->iov_offset;
 
-	switch (nr) {
-	case NR_WRITE:
-	case NR_SENDTO:
-		*buf = arg1;
-		*len = arg2;
+	if (type == ITER_UBUF) {
+		*buf = (__u64)it->ubuf + off;
+		*len = it->count;
 		return 0;
-	case NR_WRITEV:
-		if (arg2 < 1)
-			return -1;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)arg1))
-			return -1;
-		break;
-	case NR_SENDMSG: {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg1))
-			return -1;
-		if (msg.msg_iovlen < 1)
-			return -1;
-		if (bpf_probe_read_user(&iov, sizeof(iov), msg.msg_iov))
-			return -1;
-		break;
 	}
-	default:
+	if (type != ITER_IOVEC)
 		return -1;
-	}
-	*buf = (__u64)iov.iov_base;
-	*len = iov.iov_len;
+	struct iovec iov;
+	if (bpf_probe_read_kernel(&iov, sizeof(iov), it->__iov))
+		return -1;
+	if (off >= iov.iov_len)
+		return -1;
+	*buf = (__u64)iov.iov_base + off;
+	*len = iov.iov_len - off;
 	return 0;
 }
 
@@ -399,19 +382,19 @@ static __always_inline struct tls_inflight *joined(__u64 pid_tgid, __u64 r14, st
 	return bpf_map_lookup_elem(&tls_inflight, key);
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
+/* The tracepoint fires in the sender's context each time the send loop
+ * starts filling a segment, so a ClientHello (one segment) is seen once, at
+ * the start of its record. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tls_tcp_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
 {
-	/* Cheapest test first: every syscall of every process passes here. */
-	if (nr != NR_WRITE && nr != NR_SENDTO && nr != NR_SENDMSG && nr != NR_WRITEV)
-		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct gp_tree_entry *t = gp_tree_lookup(pid_tgid >> 32);
 	if (!t)
 		return 0;
 
 	__u64 buf = 0, len = 0;
-	if (first_buffer(regs, nr, &buf, &len))
+	if (first_buffer(msg, &buf, &len))
 		return 0;
 	if (len < 6)
 		return 0;
@@ -421,26 +404,30 @@ int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
 		return 0;
 	if (hdr[1] != 0x03)
 		return 0; /* not SSL 3.0 / TLS 1.x */
-	__u32 fd = (__u32)regs->di;
+	/* Go keeps the goroutine in r14; the send's user registers are those
+	 * the syscall entered with. */
+	__u64 r14 = BPF_CORE_READ((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), r14);
+	struct gp_peer peer;
+	gp_peer_of(&peer, sk);
 	struct tls_key key;
 	struct tls_inflight *v;
 
 	if (hdr[0] == 0x16 && hdr[5] == 0x01) { /* handshake: ClientHello */
 		__u32 n = hello_size(len);
-		v = joined(pid_tgid, regs->r14, &key);
+		v = joined(pid_tgid, r14, &key);
 		if (v) {
 			if (v->hello_len)
 				return 0; /* HelloRetryRequest: keep the first */
 			if (bpf_probe_read_user(v->hello, n, (void *)buf))
 				return 0;
 			v->hello_len = n;
-			v->fd = fd;
+			v->peer = peer;
 			return 0;
 		}
 		struct tls_hello_event *e = gp_reserve(sizeof(*e), TLS_EV_CLIENT_HELLO, t->root_pid);
 		if (!e)
 			return 0;
-		e->fd = fd;
+		e->peer = peer;
 		e->pad = 0;
 		if (bpf_probe_read_user(e->hello, n, (void *)buf)) {
 			bpf_ringbuf_discard(e, 0);
@@ -454,7 +441,7 @@ int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
 		__u8 level = hdr[5], desc = hdr[6];
 		if (desc == 0)
 			return 0; /* close_notify: not a failure */
-		v = joined(pid_tgid, regs->r14, &key);
+		v = joined(pid_tgid, r14, &key);
 		if (v) {
 			if (!v->alert_source) {
 				v->alert_level = level;
@@ -466,7 +453,7 @@ int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
 		struct tls_alert_event *e = gp_reserve(sizeof(*e), TLS_EV_ALERT, t->root_pid);
 		if (!e)
 			return 0;
-		e->fd = fd;
+		e->peer = peer;
 		e->level = level;
 		e->desc = desc;
 		e->pad = 0;

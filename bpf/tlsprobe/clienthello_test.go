@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,10 +160,26 @@ func handshakeRecord(lib, outcome, alertLevel, alertDesc, alertSource byte, sslE
 	le.PutUint64(body[8:], 0xc000123456)
 	le.PutUint32(body[20:], uint32(sslErr))
 	body[24], body[25], body[26], body[27], body[28] = lib, outcome, alertLevel, alertDesc, alertSource
-	n := copy(body[36:36+helloMax], hello)
+	n := copy(body[52:52+helloMax], hello)
 	le.PutUint16(body[30:], uint16(n))
-	le.PutUint32(body[32:], 7)
+	putPeer(body[32:], "192.0.2.7:443")
 	return b
+}
+
+// putPeer writes a struct gp_peer.
+func putPeer(b []byte, addr string) {
+	ap := netip.MustParseAddrPort(addr)
+	le := binary.LittleEndian
+	le.PutUint16(b[2:], ap.Port())
+	if ap.Addr().Is4() {
+		le.PutUint16(b[0:], syscall.AF_INET)
+		a := ap.Addr().As4()
+		copy(b[4:], a[:])
+		return
+	}
+	le.PutUint16(b[0:], syscall.AF_INET6)
+	a := ap.Addr().As16()
+	copy(b[4:], a[:])
 }
 
 func TestDecodeHandshake(t *testing.T) {
@@ -190,7 +208,7 @@ func TestDecodeHandshake(t *testing.T) {
 		}
 		if h.PID != 4242 || h.RootPID != 4200 || h.Library != tt.lib || h.Outcome != tt.outcome ||
 			h.ServerName != tt.serverName || h.ErrorType != tt.errType || h.AlertSource != tt.alert ||
-			h.Duration != 15*time.Millisecond || h.FD != 7 {
+			h.Duration != 15*time.Millisecond || h.Peer.String() != "192.0.2.7:443" {
 			t.Errorf("%s: %+v", tt.name, h)
 		}
 	}
@@ -203,8 +221,10 @@ func TestDecodeHandshake(t *testing.T) {
 func FuzzDecodeTLSEvents(f *testing.F) {
 	hello := captureClientHello(f, &tls.Config{ServerName: "proxy.gopatrol.test"})
 	f.Add(uint16(TypeHandshake), handshakeRecord(1, 2, 2, 42, 1, 0, hello)[bpf.HeaderSize:])
-	f.Add(uint16(TypeClientHello), append([]byte{3, 0, 0, 0, 0, 2, 0, 0}, hello[:helloMax]...))
-	f.Add(uint16(TypeAlert), []byte{3, 0, 0, 0, 2, 48, 0, 0})
+	peer := make([]byte, bpf.PeerSize)
+	putPeer(peer, "[2001:db8::1]:443")
+	f.Add(uint16(TypeClientHello), append(append(peer[:bpf.PeerSize:bpf.PeerSize], 0, 2, 0, 0), hello[:helloMax]...))
+	f.Add(uint16(TypeAlert), append(peer[:bpf.PeerSize:bpf.PeerSize], 2, 48, 0, 0))
 	f.Add(uint16(TypeHandshake), []byte{1})
 	f.Fuzz(func(t *testing.T, typ uint16, body []byte) {
 		raw := make([]byte, bpf.HeaderSize+len(body))
@@ -230,26 +250,28 @@ func TestDecodeHelloAndAlert(t *testing.T) {
 		return b
 	}
 	body := make([]byte, helloBodySize)
-	le.PutUint32(body[0:], 9)
-	le.PutUint16(body[4:], helloMax)
-	copy(body[8:], hello)
+	putPeer(body, "[2001:db8::1]:8443")
+	le.PutUint16(body[20:], helloMax)
+	copy(body[24:], hello)
 	ev, err := bpf.Decode(rec(TypeClientHello, body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := ev.(*ClientHelloEvent); !ok || c.ServerName != "sum.gopatrol.test" || c.FD != 9 || c.PID != 77 || c.Header.Type.String() != "tls_client_hello" {
+	if c, ok := ev.(*ClientHelloEvent); !ok || c.ServerName != "sum.gopatrol.test" || c.Peer.String() != "[2001:db8::1]:8443" || c.PID != 77 || c.Header.Type.String() != "tls_client_hello" {
 		t.Errorf("ClientHello event: %+v", ev)
 	}
 	garbage := make([]byte, helloBodySize)
-	le.PutUint16(garbage[4:], 100)
+	le.PutUint16(garbage[20:], 100)
 	if _, err := bpf.Decode(rec(TypeClientHello, garbage)); err == nil {
 		t.Error("a ClientHello event holding zeros decoded without error")
 	}
-	ev, err = bpf.Decode(rec(TypeAlert, []byte{0xff, 0xff, 0xff, 0xff, 2, 48, 0, 0}))
+	alert := make([]byte, alertBodySize) // peer unknown: family 0
+	alert[20], alert[21] = 2, 48
+	ev, err = bpf.Decode(rec(TypeAlert, alert))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, ok := ev.(*AlertEvent); !ok || a.Name != "unknown_ca" || a.Level != 2 || a.FD != -1 {
+	if a, ok := ev.(*AlertEvent); !ok || a.Name != "unknown_ca" || a.Level != 2 || a.Peer.IsValid() {
 		t.Errorf("alert event: %+v", ev)
 	}
 	for _, typ := range []bpf.EventType{TypeHandshake, TypeClientHello, TypeAlert} {

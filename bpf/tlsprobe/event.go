@@ -3,6 +3,7 @@ package tlsprobe
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/gopatrol/gopatrol/bpf"
@@ -60,8 +61,9 @@ type Handshake struct {
 	Alert       *Alert        `json:"alert,omitempty"`
 	AlertSource string        `json:"alert_source,omitempty"`
 	Duration    time.Duration `json:"duration_ns"`
-	// FD is the socket the ClientHello was written to, -1 when unseen.
-	FD int `json:"fd"`
+	// Peer is the server the ClientHello was sent to, the zero value when
+	// no ClientHello was seen.
+	Peer netip.AddrPort `json:"peer,omitzero"`
 	// Conn identifies the connection within the process: the goroutine
 	// (Go) or SSL object (libssl) address.
 	Conn        uint64       `json:"conn"`
@@ -73,7 +75,7 @@ type Handshake struct {
 // probed handshake (another TLS library, or a Go binary not attached).
 type ClientHelloEvent struct {
 	bpf.Header
-	FD int `json:"fd"`
+	Peer netip.AddrPort `json:"peer,omitzero"`
 	ClientHello
 }
 
@@ -81,7 +83,7 @@ type ClientHelloEvent struct {
 // probed handshake.
 type AlertEvent struct {
 	bpf.Header
-	FD int `json:"fd"`
+	Peer netip.AddrPort `json:"peer,omitzero"`
 	Alert
 	Name string `json:"name"`
 }
@@ -89,9 +91,9 @@ type AlertEvent struct {
 // Body sizes of the C structs in tls.bpf.c (after the 24-byte header).
 const (
 	helloMax          = 512
-	handshakeBodySize = 36 + helloMax // the record is padded to 576 bytes
-	helloBodySize     = 8 + helloMax
-	alertBodySize     = 8
+	handshakeBodySize = 52 + helloMax // the record is padded to 592 bytes
+	helloBodySize     = 24 + helloMax
+	alertBodySize     = 24
 )
 
 var sslErrors = map[int32]string{
@@ -100,13 +102,6 @@ var sslErrors = map[int32]string{
 
 func shortErr(h bpf.Header, n, want int) error {
 	return fmt.Errorf("decode %s event: body %d bytes, want %d", h.Type, n, want)
-}
-
-func fd(v uint32) int {
-	if v == 0xffffffff {
-		return -1
-	}
-	return int(v)
 }
 
 func decodeHandshake(h bpf.Header, b []byte) (bpf.Event, error) {
@@ -119,7 +114,7 @@ func decodeHandshake(h bpf.Header, b []byte) (bpf.Event, error) {
 		Duration: time.Duration(le.Uint64(b[0:])),
 		Conn:     le.Uint64(b[8:]),
 		SSLError: int(int32(le.Uint32(b[20:]))),
-		FD:       fd(le.Uint32(b[32:])),
+		Peer:     bpf.DecodePeer(b[32:52]),
 	}
 	switch b[24] {
 	case 1:
@@ -149,7 +144,7 @@ func decodeHandshake(h bpf.Header, b []byte) (bpf.Event, error) {
 	if n := int(le.Uint16(b[30:])); n > 0 {
 		// A ClientHello the parser rejects leaves the handshake without a
 		// server name; the handshake itself is still valid.
-		if ch, err := ParseClientHello(b[36 : 36+min(n, helloMax)]); err == nil {
+		if ch, err := ParseClientHello(b[52 : 52+min(n, helloMax)]); err == nil {
 			e.ClientHello = ch
 			e.ServerName = ch.ServerName
 		}
@@ -172,20 +167,20 @@ func decodeClientHello(h bpf.Header, b []byte) (bpf.Event, error) {
 		return nil, shortErr(h, len(b), helloBodySize)
 	}
 	le := binary.LittleEndian
-	n := min(int(le.Uint16(b[4:])), helloMax)
-	ch, err := ParseClientHello(b[8 : 8+n])
+	n := min(int(le.Uint16(b[20:])), helloMax)
+	ch, err := ParseClientHello(b[24 : 24+n])
 	if err != nil {
 		return nil, fmt.Errorf("decode %s event: %w", h.Type, err)
 	}
-	return &ClientHelloEvent{Header: h, FD: fd(le.Uint32(b[0:])), ClientHello: *ch}, nil
+	return &ClientHelloEvent{Header: h, Peer: bpf.DecodePeer(b[0:20]), ClientHello: *ch}, nil
 }
 
 func decodeAlert(h bpf.Header, b []byte) (bpf.Event, error) {
 	if len(b) < alertBodySize {
 		return nil, shortErr(h, len(b), alertBodySize)
 	}
-	a := Alert{Level: b[4], Description: b[5]}
-	return &AlertEvent{Header: h, FD: fd(binary.LittleEndian.Uint32(b[0:])), Alert: a, Name: a.Name()}, nil
+	a := Alert{Level: b[20], Description: b[21]}
+	return &AlertEvent{Header: h, Peer: bpf.DecodePeer(b[0:20]), Alert: a, Name: a.Name()}, nil
 }
 
 // String is the one line `gopatrol trace` shows a person, e.g.
@@ -196,6 +191,9 @@ func (e *Handshake) String() string {
 		name = "(no SNI)"
 	}
 	s := fmt.Sprintf("TLS %s %s", name, e.Outcome)
+	if e.Peer.IsValid() {
+		s = fmt.Sprintf("TLS %s (%s) %s", name, e.Peer, e.Outcome)
+	}
 	if e.ErrorType != "" {
 		s += ": " + e.ErrorType
 	}
@@ -208,10 +206,17 @@ func (e *ClientHelloEvent) String() string {
 	if name == "" {
 		name = "(no SNI)"
 	}
-	return fmt.Sprintf("TLS ClientHello to %s on fd %d", name, e.FD)
+	return fmt.Sprintf("TLS ClientHello to %s at %s", name, peer(e.Peer))
 }
 
 // String shows a plaintext alert seen outside any probed handshake.
 func (e *AlertEvent) String() string {
-	return fmt.Sprintf("TLS alert %s (level %d) on fd %d", e.Name, e.Level, e.FD)
+	return fmt.Sprintf("TLS alert %s (level %d) to %s", e.Name, e.Level, peer(e.Peer))
+}
+
+func peer(p netip.AddrPort) string {
+	if !p.IsValid() {
+		return "(unknown peer)"
+	}
+	return p.String()
 }

@@ -2,6 +2,7 @@ package tlsprobe
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -15,10 +16,12 @@ func TestEventStrings(t *testing.T) {
 			"TLS localhost ok in 12.3ms (go)"},
 		{&Handshake{Library: LibraryLibSSL, Outcome: OutcomeFailed, ErrorType: "unknown_ca", Duration: time.Millisecond},
 			"TLS (no SNI) failed: unknown_ca in 1ms (libssl)"},
-		{&ClientHelloEvent{FD: 7, ClientHello: ClientHello{ServerName: "proxy.gopatrol.test"}},
-			"TLS ClientHello to proxy.gopatrol.test on fd 7"},
-		{&AlertEvent{FD: 3, Alert: Alert{Level: 2, Description: 48}, Name: "unknown_ca"},
-			"TLS alert unknown_ca (level 2) on fd 3"},
+		{&Handshake{Library: LibraryGo, Outcome: OutcomeOK, ServerName: "localhost", Peer: netip.MustParseAddrPort("127.0.0.1:8443"), Duration: time.Millisecond},
+			"TLS localhost (127.0.0.1:8443) ok in 1ms (go)"},
+		{&ClientHelloEvent{Peer: netip.MustParseAddrPort("127.0.0.1:443"), ClientHello: ClientHello{ServerName: "proxy.gopatrol.test"}},
+			"TLS ClientHello to proxy.gopatrol.test at 127.0.0.1:443"},
+		{&AlertEvent{Alert: Alert{Level: 2, Description: 48}, Name: "unknown_ca"},
+			"TLS alert unknown_ca (level 2) to (unknown peer)"},
 	}
 	for _, tt := range tests {
 		if got := tt.ev.String(); got != tt.want {

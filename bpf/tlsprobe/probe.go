@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/gopatrol/gopatrol/bpf"
@@ -38,11 +39,12 @@ type Config struct {
 	LibSSL []string
 	// NoLibSSL turns the libssl probes off.
 	NoLibSSL bool
-	// NoSocket turns off the program that looks at the first bytes of every
-	// write, sendto, sendmsg and writev of tree processes. It runs on the
-	// entry of every syscall of every process (returning at the first
-	// compare for others); without it handshakes carry no server name and
-	// no wire alert, and other libraries' ClientHellos are not seen.
+	// NoSocket turns off the program that looks at the first bytes of
+	// every TCP send of tree processes (the tcp_sendmsg_locked tracepoint,
+	// Linux 6.7 and later; other processes' sends return at the tree
+	// check). Without it handshakes carry no server name, address or wire
+	// alert, and other libraries' ClientHellos are not seen. A kernel
+	// without the tracepoint leaves it off with a warning.
 	NoSocket bool
 	Logger   *slog.Logger
 }
@@ -115,6 +117,16 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 		p.LibSSL = dedupeFiles(libs)
 	}
 
+	// The socket program needs the tcp_sendmsg_locked tracepoint (Linux
+	// 6.7): without it the rest still loads, and handshakes lack the SNI.
+	socket := !cfg.NoSocket
+	if socket {
+		if err := haveTracepoint("tcp_sendmsg_locked"); err != nil {
+			socket = false
+			p.Skipped = append(p.Skipped, Skip{"tcp_sendmsg_locked", err.Error()})
+			log.Warn("TLS probes: no socket program; handshakes carry no server name or address", "err", err)
+		}
+	}
 	spec, err := loadTls()
 	if err != nil {
 		return nil, fmt.Errorf("TLS probes: load spec: %w", err)
@@ -123,7 +135,7 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS probes: %w", err)
 	}
-	if err := spec.LoadAndAssign(&p.objs, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+	if err := loadObjects(spec, &ebpf.CollectionOptions{MapReplacements: repl}, socket, &p.objs); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("TLS probes: load: %+v", ve)
@@ -157,10 +169,10 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	}
 	p.LibSSL = probedLibs
 	// The socket program last: until now no handshake could be joined.
-	if !cfg.NoSocket {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsSysEnter})
+	if socket {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsTcpSendmsg})
 		if err != nil {
-			return fail(fmt.Errorf("TLS probes: attach sys_enter: %w", err))
+			return fail(fmt.Errorf("TLS probes: attach tcp_sendmsg_locked: %w", err))
 		}
 		p.links = append(p.links, l)
 	}
@@ -230,8 +242,10 @@ func (p *Probe) attachLibSSL(lib string) error {
 }
 
 // Programs implements bpf.Extension: the sensor reports their run counts.
+// A program that was not loaded (the socket program without its
+// tracepoint or with NoSocket) is left out.
 func (p *Probe) Programs() map[string]*ebpf.Program {
-	return map[string]*ebpf.Program{
+	all := map[string]*ebpf.Program{
 		"go_tls_handshake_entry": p.objs.GoTlsHandshakeEntry,
 		"go_tls_handshake_ret":   p.objs.GoTlsHandshakeRet,
 		"go_tls_send_alert":      p.objs.GoTlsSendAlert,
@@ -239,8 +253,14 @@ func (p *Probe) Programs() map[string]*ebpf.Program {
 		"ssl_handshake_ret":      p.objs.SslHandshakeRet,
 		"ssl_get_error_entry":    p.objs.SslGetErrorEntry,
 		"ssl_get_error_ret":      p.objs.SslGetErrorRet,
-		"tls_sys_enter":          p.objs.TlsSysEnter,
+		"tls_tcp_sendmsg":        p.objs.TlsTcpSendmsg,
 	}
+	for name, prog := range all {
+		if prog == nil {
+			delete(all, name)
+		}
+	}
+	return all
 }
 
 // Close detaches every probe and frees the programs and private maps (the
@@ -260,6 +280,19 @@ func (p *Probe) Close() error {
 		p.closeErr = errors.Join(errs...)
 	})
 	return p.closeErr
+}
+
+// haveTracepoint says whether the kernel's BTF has the raw tracepoint name.
+func haveTracepoint(name string) error {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("kernel BTF: %w", err)
+	}
+	var fn *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &fn); err != nil {
+		return fmt.Errorf("the kernel has no %s tracepoint (Linux 6.7 and later): %w", name, err)
+	}
+	return nil
 }
 
 // defaultGoBinaries is the go command on PATH and $GOROOT/bin/go, resolved

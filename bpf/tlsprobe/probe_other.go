@@ -20,7 +20,11 @@ func loadTls() (*ebpf.CollectionSpec, error) {
 type tlsObjects struct {
 	GoTlsHandshakeEntry, GoTlsHandshakeRet, GoTlsSendAlert *ebpf.Program
 	SslHandshakeEntry, SslHandshakeRet                     *ebpf.Program
-	SslGetErrorEntry, SslGetErrorRet, TlsSysEnter          *ebpf.Program
+	SslGetErrorEntry, SslGetErrorRet, TlsTcpSendmsg        *ebpf.Program
 }
 
 func (o *tlsObjects) Close() error { return nil }
+
+func loadObjects(*ebpf.CollectionSpec, *ebpf.CollectionOptions, bool, *tlsObjects) error {
+	return errors.New("TLS probes: no object for " + runtime.GOARCH)
+}

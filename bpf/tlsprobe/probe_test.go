@@ -160,10 +160,14 @@ func TestGoModDownloadHandshake(t *testing.T) {
 		}
 		h := ev.(*tlsprobe.Handshake)
 		if h.Library != tlsprobe.LibraryGo || h.Outcome != tlsprobe.OutcomeOK || h.ServerName != "localhost" ||
-			h.ErrorType != "" || h.Duration <= 0 || h.Duration > time.Minute || int(h.RootPID) != pid {
-			t.Errorf("handshake of go mod download: %+v, want go, ok, SNI localhost, root %d", h, pid)
+			h.ErrorType != "" || h.Duration <= 0 || h.Duration > time.Minute || int(h.RootPID) != pid ||
+			h.Peer.String() != "127.0.0.1:"+port {
+			t.Errorf("handshake of go mod download: %+v, want go, ok, SNI localhost, root %d, peer 127.0.0.1:%s", h, pid, port)
 		}
-		t.Logf("handshake: %s %s sni=%s in %v (fd %d)", h.Library, h.Outcome, h.ServerName, h.Duration, h.FD)
+		if c, ok := conn.(*bpf.ConnectEvent); ok && c.Errno != 0 {
+			t.Errorf("connect to the proxy: %+v, want established", c)
+		}
+		t.Logf("handshake: %v", h)
 	})
 
 	t.Run("CA left out", func(t *testing.T) {
@@ -286,7 +290,7 @@ func TestGoModDownloadHandshake(t *testing.T) {
 			rec.dump(t, cmd.Process.Pid)
 			t.Fatalf("no ClientHello event in the tree of go generate (pid %d); output:\n%s", cmd.Process.Pid, b)
 		}
-		if c := ev.(*tlsprobe.ClientHelloEvent); c.ServerName != "localhost" || c.FD < 0 {
+		if c := ev.(*tlsprobe.ClientHelloEvent); c.ServerName != "localhost" || c.Peer.Port() == 0 {
 			t.Errorf("git's ClientHello: %+v, want SNI localhost", c)
 		}
 	})
@@ -455,10 +459,13 @@ func TestAttachNoSocket(t *testing.T) {
 			want++
 		}
 		if !noSocket {
-			want++ // tp_btf/sys_enter
+			want++ // tp_btf/tcp_sendmsg_locked
 		}
 		if got := len(p.LinkIDs()); got != want {
 			t.Errorf("NoSocket %v: %d links, want %d", noSocket, got, want)
+		}
+		if _, loaded := p.Programs()["tls_tcp_sendmsg"]; loaded == noSocket {
+			t.Errorf("NoSocket %v: socket program loaded %v", noSocket, loaded)
 		}
 		p.Close()
 	}

@@ -1,15 +1,15 @@
 package tlsprobe
 
 import (
-	"debug/buildinfo"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"strconv"
 	"strings"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/gopatrol/gopatrol/bpf/goelf"
 )
 
 // HandshakeSymbol is the Go function whose entry and returns bracket one
@@ -71,53 +71,41 @@ func ResolveGo(path string) (*GoBinary, error) {
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w in %s: %s", ErrRefused, path, fmt.Sprintf(format, args...))
 	}
-	osf, err := os.Open(path)
+	f, err := goelf.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	defer osf.Close()
-	f, err := elf.NewFile(osf)
-	if err != nil {
-		return nil, refuse("not an ELF executable (%v)", err)
-	}
-	if f.Machine != elf.EM_X86_64 {
-		return nil, refuse("machine is %v; the probes read amd64 registers only", f.Machine)
-	}
-	info, err := buildinfo.Read(osf)
-	if err != nil {
-		return nil, refuse("no Go build information (%v); not a Go binary", err)
-	}
-	if err := checkGoVersion(info.GoVersion); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
 		return nil, refuse("%v", err)
 	}
-	syms, err := f.Symbols()
+	defer f.Close()
+	v, err := f.GoVersion()
 	if err != nil {
-		if errors.Is(err, elf.ErrNoSymbols) {
-			return nil, refuse("no symbol table (stripped, e.g. -ldflags=-s); rebuild without -s to trace its handshakes")
-		}
-		return nil, refuse("reading the symbol table: %v", err)
+		return nil, refuse("%v", err)
 	}
-	b := &GoBinary{Path: path, GoVersion: info.GoVersion}
-	var hs, alert *elf.Symbol
-	for i := range syms {
-		switch syms[i].Name {
-		case HandshakeSymbol:
-			hs = &syms[i]
-		case AlertSymbol:
-			alert = &syms[i]
-		}
+	if err := checkGoVersion(v); err != nil {
+		return nil, refuse("%v", err)
 	}
+	fns, err := f.Funcs(HandshakeSymbol, AlertSymbol)
+	if errors.Is(err, goelf.ErrNoSymbols) {
+		return nil, refuse("%v; not a Go binary as built by the go command", err)
+	}
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	hs := fns[HandshakeSymbol]
 	if hs == nil {
 		return nil, refuse("symbol %s not found (the binary does not use crypto/tls as a client)", HandshakeSymbol)
 	}
-	fn, err := resolveFunc(f, hs, true)
+	b := &GoBinary{Path: path, GoVersion: v}
+	fn, err := resolveFunc(hs, true)
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
 	b.Handshake = *fn
-	if alert != nil {
+	if alert := fns[AlertSymbol]; alert != nil {
 		// Without it, only plaintext alerts are seen: not a reason to refuse.
-		if fn, err := resolveFunc(f, alert, false); err == nil {
+		if fn, err := resolveFunc(alert, false); err == nil {
 			b.Alert = fn
 		}
 	}
@@ -147,33 +135,13 @@ func checkGoVersion(v string) error {
 	return nil
 }
 
-// resolveFunc finds sym's bytes and file offset. With wantRets it
-// disassembles the whole function and collects its RET offsets. Either way
-// the prologue must be Go's stack-bound check against g in r14, which shows
-// the body uses the register ABI (ABIInternal) that the probes assume.
-func resolveFunc(f *elf.File, sym *elf.Symbol, wantRets bool) (*GoFunc, error) {
-	if elf.ST_TYPE(sym.Info) != elf.STT_FUNC || sym.Size == 0 {
-		return nil, fmt.Errorf("symbol %s is not a sized function", sym.Name)
-	}
-	if int(sym.Section) >= len(f.Sections) {
-		return nil, fmt.Errorf("symbol %s has no section", sym.Name)
-	}
-	sec := f.Sections[sym.Section]
-	if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 {
-		return nil, fmt.Errorf("symbol %s is in non-code section %s", sym.Name, sec.Name)
-	}
-	if sym.Value < sec.Addr || sym.Value+sym.Size > sec.Addr+sec.Size {
-		return nil, fmt.Errorf("symbol %s [%#x, +%#x) lies outside section %s", sym.Name, sym.Value, sym.Size, sec.Name)
-	}
-	code := make([]byte, sym.Size)
-	if _, err := sec.ReadAt(code, int64(sym.Value-sec.Addr)); err != nil {
-		return nil, fmt.Errorf("reading %s: %v", sym.Name, err)
-	}
-	off, err := fileOffset(f, sym.Value)
-	if err != nil {
-		return nil, fmt.Errorf("symbol %s: %v", sym.Name, err)
-	}
-	fn := &GoFunc{Name: sym.Name, Address: sym.Value, FileOffset: off, Size: sym.Size}
+// resolveFunc checks that sym's prologue is Go's stack-bound check against
+// g in r14, which shows the body uses the register ABI (ABIInternal) that
+// the probes assume. With wantRets it disassembles the whole function and
+// collects its RET offsets.
+func resolveFunc(sym *goelf.Func, wantRets bool) (*GoFunc, error) {
+	code := sym.Code
+	fn := &GoFunc{Name: sym.Name, Address: sym.Address, FileOffset: sym.FileOffset, Size: uint64(len(code))}
 	if err := checkPrologue(code); err != nil {
 		return nil, fmt.Errorf("%s does not look like a Go register-ABI function: %v", sym.Name, err)
 	}
@@ -217,15 +185,4 @@ func checkPrologue(code []byte) error {
 		pc += inst.Len
 	}
 	return errors.New("no stack-bound check against g in r14 in its prologue")
-}
-
-// fileOffset maps a virtual address to its offset in the file through the
-// loadable segment that contains it, as the kernel does for uprobes.
-func fileOffset(f *elf.File, addr uint64) (uint64, error) {
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
-			return addr - p.Vaddr + p.Off, nil
-		}
-	}
-	return 0, fmt.Errorf("address %#x is in no executable segment", addr)
 }

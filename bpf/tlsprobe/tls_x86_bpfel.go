@@ -30,7 +30,7 @@ const (
 	tlsProgSslGetErrorRet      = "ssl_get_error_ret"
 	tlsProgSslHandshakeEntry   = "ssl_handshake_entry"
 	tlsProgSslHandshakeRet     = "ssl_handshake_ret"
-	tlsProgTlsSysEnter         = "tls_sys_enter"
+	tlsProgTlsTcpSendmsg       = "tls_tcp_sendmsg"
 )
 
 // loadTls returns the embedded CollectionSpec for tls.
@@ -82,7 +82,7 @@ type tlsProgramSpecs struct {
 	SslGetErrorRet      *ebpf.ProgramSpec `ebpf:"ssl_get_error_ret"`
 	SslHandshakeEntry   *ebpf.ProgramSpec `ebpf:"ssl_handshake_entry"`
 	SslHandshakeRet     *ebpf.ProgramSpec `ebpf:"ssl_handshake_ret"`
-	TlsSysEnter         *ebpf.ProgramSpec `ebpf:"tls_sys_enter"`
+	TlsTcpSendmsg       *ebpf.ProgramSpec `ebpf:"tls_tcp_sendmsg"`
 }
 
 // tlsMapSpecs contains maps before they are loaded into the kernel.
@@ -162,7 +162,7 @@ type tlsPrograms struct {
 	SslGetErrorRet      *ebpf.Program `ebpf:"ssl_get_error_ret"`
 	SslHandshakeEntry   *ebpf.Program `ebpf:"ssl_handshake_entry"`
 	SslHandshakeRet     *ebpf.Program `ebpf:"ssl_handshake_ret"`
-	TlsSysEnter         *ebpf.Program `ebpf:"tls_sys_enter"`
+	TlsTcpSendmsg       *ebpf.Program `ebpf:"tls_tcp_sendmsg"`
 }
 
 func (p *tlsPrograms) Close() error {
@@ -174,7 +174,7 @@ func (p *tlsPrograms) Close() error {
 		p.SslGetErrorRet,
 		p.SslHandshakeEntry,
 		p.SslHandshakeRet,
-		p.TlsSysEnter,
+		p.TlsTcpSendmsg,
 	)
 }
 
