@@ -65,11 +65,15 @@ type Config struct {
 	// but every syscall of every process on the machine then takes the
 	// kernel's tracing slow path (docs/benchmarks.md has the price).
 	Syscalls bool
-	// NoRunTime leaves the kernel's per-program run-time accounting off:
-	// it costs two clock reads per program run, and Stats then reports
-	// run times as zero.
-	NoRunTime bool
-	Logger    *slog.Logger
+	// RunTime turns on the kernel's BPF statistics while the sensor is
+	// open, so that Stats reports each program's run count and run time.
+	// They are off by default because the kernel then reads the clock
+	// twice around every run of every BPF program on the machine, not only
+	// ours: on a loopback connect loop, whose six TCP state changes each
+	// run gp_sock_state, that alone is about 3 % (docs/benchmarks.md).
+	// Counts are also reported when another process holds them on.
+	RunTime bool
+	Logger  *slog.Logger
 }
 
 // Extension is an add-on probe set attached next to the sensor (TLS). The
@@ -174,9 +178,8 @@ func Open(cfg Config) (*Sensor, error) {
 			}
 		}
 	}
-	// Run-time stats cost a clock read per program run; the kernel counts
-	// only while some process holds this fd.
-	if !cfg.NoRunTime {
+	// The kernel counts only while some process holds this fd.
+	if cfg.RunTime {
 		if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
 			s.log.Warn("BPF run-time stats unavailable", "err", err)
 		} else {
@@ -254,14 +257,21 @@ func (s *Sensor) attachTool(t *GoTool) error {
 	return nil
 }
 
-// detach detaches the programs, keeping the maps.
+// detach detaches the programs, keeping the maps. Closing a uprobe link
+// waits for an RCU grace period (about 100 ms here), so they close in
+// parallel: one wait rather than one per probed binary.
 func (s *Sensor) detach() error {
-	var errs []error
-	for _, l := range append(s.toolLinks, s.links...) {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach: %w", err))
-		}
+	links := append(s.toolLinks, s.links...)
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Go(func() {
+			if err := l.Close(); err != nil {
+				errs[i] = fmt.Errorf("detach: %w", err)
+			}
+		})
 	}
+	wg.Wait()
 	s.links, s.toolLinks = nil, nil
 	return errors.Join(errs...)
 }

@@ -25,7 +25,9 @@ type Stats struct {
 	// by tree processes, one entry per non-zero (class, errno) pair.
 	FileFailures []FailureCount
 	// Programs are the kernel's BPF stats of every program, the
-	// extensions' included. RunTime is zero when RunTimeEnabled is false.
+	// extensions' included: zero unless Config.RunTime (or another
+	// process) turned the kernel's statistics on. RunTimeEnabled says
+	// whether the sensor did.
 	Programs       []ProgramStats
 	RunTimeEnabled bool
 }

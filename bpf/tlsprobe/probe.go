@@ -40,8 +40,8 @@ type Config struct {
 	// NoLibSSL turns the libssl probes off.
 	NoLibSSL bool
 	// NoSocket turns off the program that looks at the first bytes of
-	// every TCP send of tree processes (the tcp_sendmsg_locked tracepoint,
-	// Linux 6.7 and later; other processes' sends return at the tree
+	// every TCP send of tree processes (the tcp_sendmsg_locked tracepoint
+	// of recent 6.x kernels; other processes' sends return at the tree
 	// check). Without it handshakes carry no server name, address or wire
 	// alert, and other libraries' ClientHellos are not seen. A kernel
 	// without the tracepoint leaves it off with a warning.
@@ -117,8 +117,8 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 		p.LibSSL = dedupeFiles(libs)
 	}
 
-	// The socket program needs the tcp_sendmsg_locked tracepoint (Linux
-	// 6.7): without it the rest still loads, and handshakes lack the SNI.
+	// The socket program needs the tcp_sendmsg_locked tracepoint: without
+	// it the rest still loads, and handshakes lack the SNI.
 	socket := !cfg.NoSocket
 	if socket {
 		if err := haveTracepoint("tcp_sendmsg_locked"); err != nil {
@@ -290,7 +290,7 @@ func haveTracepoint(name string) error {
 	}
 	var fn *btf.Typedef
 	if err := spec.TypeByName("btf_trace_"+name, &fn); err != nil {
-		return fmt.Errorf("the kernel has no %s tracepoint (Linux 6.7 and later): %w", name, err)
+		return fmt.Errorf("the kernel has no %s tracepoint (a recent 6.x kernel has): %w", name, err)
 	}
 	return nil
 }

@@ -33,6 +33,8 @@ type traceFlags struct {
 	sampleLimit uint32
 	ringSize    int
 	noTLS       bool
+	syscalls    bool
+	bpfStats    bool
 }
 
 func newTraceCmd() *cobra.Command {
@@ -61,6 +63,8 @@ what and exits 2. Stop it with Ctrl-C or --duration.`,
 	fl.Uint32Var(&f.sampleLimit, "samples", bpf.DefaultSampleLimit, "file failures streamed with their path per (directory, errno); all are counted")
 	fl.IntVar(&f.ringSize, "ring-size", bpf.DefaultRingSize, "ring buffer size in bytes (a power of two)")
 	fl.BoolVar(&f.noTLS, "no-tls", false, "do not attach the TLS handshake probes")
+	fl.BoolVar(&f.syscalls, "syscalls", false, "see file failures of every process in a tree (gcc, git too) on the sys_exit tracepoint; every syscall on the machine then pays for it (docs/benchmarks.md)")
+	fl.BoolVar(&f.bpfStats, "bpf-stats", false, "turn on the kernel's BPF statistics for per-program run counts and times; every BPF program on the machine then pays two clock reads per run")
 	return cmd
 }
 
@@ -88,9 +92,16 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	if err != nil {
 		log.Warn("file failures will not be classified", "err", err)
 	}
+	// The go command named by --go and its GOROOT's tools get the
+	// syscall-error probes; others are probed when a tree first runs them.
+	var tools []string
+	if goPath, err := exec.LookPath(f.goBin); err == nil {
+		tools = bpf.ToolchainBinaries(goPath)
+	}
 	s, err := bpf.Open(bpf.Config{
 		GoNames: f.goNames, Classes: classes, RingSize: f.ringSize,
-		SampleLimit: f.sampleLimit, Logger: log,
+		SampleLimit: f.sampleLimit, Logger: log, Syscalls: f.syscalls,
+		RunTime: f.bpfStats, GoTools: tools,
 	})
 	if err != nil {
 		if feature.IsMissing(err) {
@@ -126,6 +137,11 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	}
 	// The banner goes to stderr in both modes: it also says "attached".
 	fmt.Fprintf(stderr, "gopatrol trace: watching %s trees (Ctrl-C to stop)\n", strings.Join(f.goNames, ", "))
+	if f.syscalls {
+		fmt.Fprintf(stderr, "  file failures of every tree process, on sys_exit\n")
+	} else {
+		fmt.Fprintf(stderr, "  file failures of %d Go binaries (and any go or GOROOT tool a tree runs)\n", len(s.GoTools()))
+	}
 	for c, dirs := range classes {
 		fmt.Fprintf(stderr, "  %-10s %s\n", c, strings.Join(dirs, " "))
 	}
@@ -334,14 +350,18 @@ func (t *textTrace) event(ev bpf.Event) error {
 		return nil
 	case *bpf.FileFailureEvent:
 		t.tree(h.RootPID).failures++
-		return t.line(h, true, "! %s %s %s (%s) [pid %d]", ev.Error, ev.Syscall, ev.Path, ev.Class, ev.PID)
+		op := ev.Error
+		if ev.Syscall != "" {
+			op += " " + ev.Syscall
+		}
+		return t.line(h, true, "! %s %s (%s) [pid %d]", op, ev.Path, ev.Class, ev.PID)
 	case *bpf.ConnectEvent:
 		t.tree(h.RootPID).connects++
 		res := "ok"
 		if ev.Errno != 0 {
 			res = ev.Error
 		}
-		return t.line(h, true, "→ connect %s %s [pid %d]", ev.Addr, res, ev.PID)
+		return t.line(h, true, "→ connect %s %s in %v [pid %d]", ev.Addr, res, ev.Duration.Round(100*time.Microsecond), ev.PID)
 	}
 	if h.Type >= bpf.FirstExtensionType {
 		t.tree(h.RootPID).handshakes++
@@ -380,7 +400,9 @@ func (t *textTrace) stats(st bpf.Stats, w io.Writer) error {
 		fmt.Fprintf(w, "  failures %-10s %-7s %d\n", f.Class, bpf.ErrnoName(f.Errno), f.Count)
 	}
 	for _, p := range st.Programs {
-		fmt.Fprintf(w, "  program %-24s runs %-10d time %v\n", p.Name, p.RunCount, p.RunTime)
+		if p.RunCount > 0 || st.RunTimeEnabled {
+			fmt.Fprintf(w, "  program %-24s runs %-10d time %v\n", p.Name, p.RunCount, p.RunTime)
+		}
 	}
 	return nil
 }

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +102,28 @@ func TestTraceJSON(t *testing.T) {
 		t.Fatalf("go env: %v\n%s", err, out)
 	}
 	pid := g.Process.Pid
+
+	// A refused file: nobody's go command reading a GOENV file under a
+	// directory only root may enter. The go command's own syscall-error
+	// probe sees it (trace's default, no syscall hook).
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	private := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	goenv := filepath.Join(private, "env")
+	refused := exec.Command("go", "env", "GOROOT")
+	refused.Dir = "/"
+	refused.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=", "GOENV="+goenv, "HOME=/")
+	refused.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	// go env carries on without its GOENV file: the refused open is what
+	// the trace must show.
+	refused.Run()
 	time.Sleep(500 * time.Millisecond)
 	// SIGINT is Ctrl-C: trace must stop cleanly, print stats and exit 0.
 	cmd.Process.Signal(os.Interrupt)
@@ -105,7 +131,7 @@ func TestTraceJSON(t *testing.T) {
 		t.Fatalf("trace after Ctrl-C: %v\n%s", err, <-ready)
 	}
 
-	var sawExec, sawExit, sawStats bool
+	var sawExec, sawExit, sawStats, sawFailure bool
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var ev map[string]any
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
@@ -123,11 +149,16 @@ func TestTraceJSON(t *testing.T) {
 			if ev["pid"] == float64(pid) {
 				sawExit = ev["wait_status"] == float64(0) && ev["duration_ns"].(float64) > 0
 			}
+		case "file_failure":
+			if ev["root_pid"] == float64(refused.Process.Pid) && ev["path"] == goenv && ev["errno"] == "EACCES" {
+				sawFailure = true
+			}
 		case "stats":
 			sawStats = ev["drops"] != nil && ev["programs"] != nil
 		}
 	}
-	if !sawExec || !sawExit || !sawStats {
-		t.Errorf("exec of go env %s (pid %d) %v, its exit %v, stats line %v in:\n%s", token, pid, sawExec, sawExit, sawStats, stdout.String())
+	if !sawExec || !sawExit || !sawStats || !sawFailure {
+		t.Errorf("exec of go env %s (pid %d) %v, its exit %v, stats line %v, EACCES on %s %v in:\n%s",
+			token, pid, sawExec, sawExit, sawStats, goenv, sawFailure, stdout.String())
 	}
 }
