@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(workload())
 	case "fail-opens":
 		os.Exit(failOpens())
+	case "dial-when":
+		os.Exit(dialWhen())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper mode", os.Getenv(helperEnv))
 		os.Exit(3)
@@ -68,6 +70,26 @@ func workload() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// dialWhen waits until the file $READY exists, then connects to $ADDR.
+func dialWhen() int {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(os.Getenv("READY")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "no", os.Getenv("READY"), "after 10s")
+			return 1
+		}
+	}
+	c, err := net.Dial("tcp", os.Getenv("ADDR"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c.Close()
 	return 0
 }
 

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -65,6 +66,15 @@ type Config struct {
 	// but every syscall of every process on the machine then takes the
 	// kernel's tracing slow path (docs/benchmarks.md has the price).
 	Syscalls bool
+	// Eager attaches the tree-scoped programs (TCP connects here, the TLS
+	// probes' socket program) at Open and keeps them, instead of only while
+	// a Go tree is alive: nothing at the very start of a tree is missed,
+	// and every process on the machine pays their dispatch all the time
+	// (scope.go). Default false.
+	Eager bool
+	// Linger is how long the tree-scoped programs stay attached after the
+	// last tree ended. Default DefaultLinger.
+	Linger time.Duration
 	// RunTime turns on the kernel's BPF statistics while the sensor is
 	// open, so that Stats reports each program's run count and run time.
 	// They are off by default because the kernel then reads the clock
@@ -105,6 +115,20 @@ type Sensor struct {
 	tools     []*GoTool         // probed, in the order of their links
 	toolFiles map[fileID]string // every file tried, probed or refused
 	toolLinks []link.Link
+
+	// Tree-scoped programs (scope.go), under scopeMu: it may be taken
+	// while mu is held (an extension's Close), never the other way round.
+	scopeMu              sync.Mutex
+	scoped               []*ebpf.Program
+	scopeLinks           map[*ebpf.Program]link.Link
+	roots                map[uint32]struct{}
+	eager                bool
+	linger               time.Duration
+	lingerTimer          *time.Timer
+	scopeOn, scopePaused bool
+	scopeClosed          bool
+	nScopeAttaches       uint64
+	maxScopeLatency      time.Duration
 
 	nEvents, nDecodeErrors, nUnknown atomic.Uint64
 }
@@ -156,6 +180,15 @@ func Open(cfg Config) (*Sensor, error) {
 		syscalls:  cfg.Syscalls,
 		goNames:   cfg.GoNames,
 		toolFiles: map[fileID]string{},
+
+		scopeLinks: map[*ebpf.Program]link.Link{},
+		roots:      map[uint32]struct{}{},
+		eager:      cfg.Eager,
+		scopeOn:    cfg.Eager,
+		linger:     cfg.Linger,
+	}
+	if s.linger <= 0 {
+		s.linger = DefaultLinger
 	}
 	// Resolve before loading anything: a refusal costs nothing.
 	if !cfg.Syscalls {
@@ -207,6 +240,7 @@ func Open(cfg Config) (*Sensor, error) {
 	if err := s.SetClasses(cfg.Classes); err != nil {
 		return fail(err)
 	}
+	s.scoped = []*ebpf.Program{s.objs.GpSockState}
 	if err := s.attach(); err != nil {
 		return fail(err)
 	}
@@ -218,10 +252,11 @@ func Open(cfg Config) (*Sensor, error) {
 	return s, nil
 }
 
-// attach attaches the programs. Fork and exit come before exec so that no
-// member of a new tree escapes between the attachments.
+// attach attaches the programs, the tree-scoped ones if a tree is alive.
+// Fork and exit come before exec so that no member of a new tree escapes
+// between the attachments.
 func (s *Sensor) attach() error {
-	progs := []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec, s.objs.GpSockState}
+	progs := []*ebpf.Program{s.objs.GpFork, s.objs.GpExit, s.objs.GpExec}
 	if s.syscalls {
 		progs = append(progs, s.objs.GpSysExit)
 	}
@@ -237,7 +272,7 @@ func (s *Sensor) attach() error {
 			return err
 		}
 	}
-	return nil
+	return s.resumeScoped()
 }
 
 // attachTool places the syscall-error uprobes in t. A uprobe lives in the
@@ -262,7 +297,8 @@ func (s *Sensor) attachTool(t *GoTool) error {
 // parallel: one wait rather than one per probed binary.
 func (s *Sensor) detach() error {
 	links := append(s.toolLinks, s.links...)
-	errs := make([]error, len(links))
+	errs := make([]error, len(links)+1)
+	errs[len(links)] = s.pauseScoped()
 	var wg sync.WaitGroup
 	for i, l := range links {
 		wg.Go(func() {
@@ -362,6 +398,16 @@ func (s *Sensor) readLoop() {
 			continue
 		}
 		s.nEvents.Add(1)
+		switch ev := ev.(type) {
+		case *ExecEvent:
+			if ev.PID == ev.RootPID {
+				s.treeStarted(ev.PID, ev.Time)
+			}
+		case *ExitEvent:
+			if ev.PID == ev.RootPID {
+				s.treeEnded(ev.PID)
+			}
+		}
 		if ex, ok := ev.(*ExecEvent); ok && !s.syscalls && isToolchainBinary(ex.Filename, s.goNames) {
 			var st unix.Stat_t
 			if unix.Stat(ex.Filename, &st) == nil && !seen[fileID{st.Dev, st.Ino}] {
@@ -521,7 +567,7 @@ func (s *Sensor) Close() error {
 }
 
 func (s *Sensor) closeAll() error {
-	errs := []error{s.detach()}
+	errs := []error{s.detach(), s.closeScoped()}
 	close(s.done)
 	if s.reader != nil {
 		if err := s.reader.Close(); err != nil {

@@ -285,6 +285,9 @@ func testOnlyGoTrees(t *testing.T, cfg Config) {
 
 	bins := map[string]string{"go": helperBinary(t, base, "go"), "notgo": helperBinary(t, base, "notgo")}
 	cfg.Classes = map[Class][]string{ClassGOMODCACHE: {classDir}}
+	// The helper connects within a millisecond of its exec: before a lazy
+	// sensor could attach gp_sock_state (TestTreeScope tests that path).
+	cfg.Eager = true
 	if !cfg.Syscalls {
 		cfg.GoTools = []string{bins["go"], bins["notgo"]}
 	}
@@ -479,6 +482,7 @@ func TestCloseDetaches(t *testing.T) {
 }
 
 func testCloseDetaches(t *testing.T, cfg Config) {
+	cfg.Eager = true // gp_sock_state attached too
 	s := openSensor(t, cfg)
 	progs := []*ebpf.Program{s.objs.GpExec, s.objs.GpExit, s.objs.GpFork, s.objs.GpSockState}
 	if cfg.Syscalls {
@@ -694,5 +698,74 @@ func TestProbeOnExec(t *testing.T) {
 	run()
 	if n := len(s.GoTools()); n != 2 {
 		t.Errorf("%d Go binaries probed, want 2: %+v", n, s.GoTools())
+	}
+}
+
+// TestTreeScope: gp_sock_state is attached only while a tree is alive, and
+// detached once the linger time after the last tree has passed.
+func TestTreeScope(t *testing.T) {
+	base := helperDir(t)
+	bin := helperBinary(t, base, "go")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	const linger = 300 * time.Millisecond
+	s := openSensor(t, Config{GoTools: []string{bin}, Linger: linger})
+	c := collect(s)
+	if s.ScopeAttached() {
+		t.Fatal("tree-scoped programs attached at Open with no tree alive")
+	}
+	ready := filepath.Join(base, "ready")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), helperEnv+"=dial-when", "READY="+ready, "ADDR="+ln.Addr().String())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "scoped programs attached after a tree started", s.ScopeAttached)
+	if err := os.WriteFile(ready, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out.String())
+	}
+	saw := false
+	for _, ev := range c.tree(t, cmd.Process.Pid) {
+		if ce, ok := ev.(*ConnectEvent); ok && ce.Addr.String() == ln.Addr().String() && ce.Errno == 0 {
+			saw = true
+		}
+	}
+	if !saw {
+		t.Errorf("no connect event of the tree %d while the scoped programs were attached", cmd.Process.Pid)
+	}
+	waitFor(t, "scoped programs detached after the linger time", func() bool { return !s.ScopeAttached() })
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ScopeAttaches != 1 || st.MaxScopeLatency <= 0 || st.MaxScopeLatency > 5*time.Second {
+		t.Errorf("scope stats: %d attaches, max latency %v", st.ScopeAttaches, st.MaxScopeLatency)
+	}
+	t.Logf("from the root's exec to attached: %v", st.MaxScopeLatency)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5s: %s", what)
+		}
 	}
 }

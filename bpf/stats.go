@@ -30,6 +30,13 @@ type Stats struct {
 	// whether the sensor did.
 	Programs       []ProgramStats
 	RunTimeEnabled bool
+	// ScopeAttached says whether the tree-scoped programs are attached;
+	// ScopeAttaches counts how often a tree's start attached them, and
+	// MaxScopeLatency is the longest time from a root's exec to that
+	// attachment: what a tree's start may miss of connects and sends.
+	ScopeAttached   bool
+	ScopeAttaches   uint64
+	MaxScopeLatency time.Duration
 }
 
 // FailureCount is one counter of failed file accesses.
@@ -74,6 +81,10 @@ func (s *Sensor) Stats() (Stats, error) {
 		Drops:          map[EventType]uint64{},
 		RunTimeEnabled: s.statsFD != nil,
 	}
+	s.scopeMu.Lock()
+	st.ScopeAttached = len(s.scopeLinks) > 0
+	st.ScopeAttaches, st.MaxScopeLatency = s.nScopeAttaches, s.maxScopeLatency
+	s.scopeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

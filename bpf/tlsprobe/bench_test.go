@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/bpf/bpftest"
@@ -231,10 +235,12 @@ func BenchmarkGoHandshake(b *testing.B) {
 // ClientHello-like record on a loopback TCP connection by this (untracked)
 // test process, with the sensor on, in pairs of chunks without and with the
 // TLS probes attached, run back to back in alternating order. The figure is
-// the median of the pairs' ratios; the budget is the 2 %.
+// the median of the pairs' ratios of the loop thread's CPU time (wall time
+// is reported too; bpf/bench_test.go says why CPU); the budget is the
+// issue's 2 %.
 func BenchmarkSendOutsideTree(b *testing.B) {
 	bpftest.Require(b)
-	const writes, chunks = 20000, 10
+	const writes = 20000
 	// Both ends in this thread, as blocking descriptors: each write is
 	// read back at once, so no scheduler or poller runs in the loop.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -268,8 +274,17 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 	}
 	buf := []byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0} // looks like a ClientHello
 	rbuf := make([]byte, 64)
-	loop := func() time.Duration {
-		start := time.Now()
+	// No collection may land in one side of a pair.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	cpuNow := func() time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	loop := func() (wall, cpu time.Duration) {
+		start, cpuStart := time.Now(), cpuNow()
 		for range writes {
 			if _, err := syscall.Write(fds[0], buf); err != nil {
 				b.Fatal(err)
@@ -278,9 +293,25 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		return time.Since(start)
+		return time.Since(start), cpuNow() - cpuStart
 	}
-	s, err := bpf.Open(bpf.Config{})
+	// No tree alive, the socket program is not attached (the budget); with
+	// a tree alive (Config.Eager) it runs for every TCP send (reported).
+	for _, eager := range []bool{false, true} {
+		name := "no-tree"
+		if eager {
+			name = "tree-alive"
+		}
+		b.Run(name, func(b *testing.B) { sendOnOff(b, eager, loop) })
+	}
+}
+
+func sendOnOff(b *testing.B, eager bool, loop func() (wall, cpu time.Duration)) {
+	const writes, chunks = 20000, 10
+	// The thread's CPU clock must stay the loop's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s, err := bpf.Open(bpf.Config{Eager: eager})
 	if err != nil {
 		b.Fatalf("bpf.Open: %v", err)
 	}
@@ -289,11 +320,11 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 		for range s.Events() {
 		}
 	}()
-	var ratios []float64
+	var wallRatios, cpuRatios []float64
 	var sum [2]time.Duration
 	b.ResetTimer()
 	for i := range b.N * chunks {
-		var pair [2]time.Duration
+		var wall, cpu [2]time.Duration
 		for _, on := range []bool{i%2 == 1, i%2 == 0} {
 			var p *tlsprobe.Probe
 			if on {
@@ -307,24 +338,26 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 			if on {
 				side = 1
 			}
-			pair[side] = loop()
-			sum[side] += pair[side]
+			wall[side], cpu[side] = loop()
+			sum[side] += wall[side]
 			if on {
 				b.StopTimer()
 				p.Close()
 				b.StartTimer()
 			}
 		}
-		ratios = append(ratios, float64(pair[1])/float64(pair[0]))
+		wallRatios = append(wallRatios, float64(wall[1])/float64(wall[0]))
+		cpuRatios = append(cpuRatios, float64(cpu[1])/float64(cpu[0]))
 	}
 	b.StopTimer()
-	slices.Sort(ratios)
-	ratio := ratios[len(ratios)/2]
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 	n := float64(b.N * chunks * writes)
 	b.ReportMetric(float64(sum[0].Nanoseconds())/n, "ns/write-tls-off")
 	b.ReportMetric(float64(sum[1].Nanoseconds())/n, "ns/write-tls-on")
-	b.ReportMetric(ratio, "on/off")
-	if ratio > 1.02 {
-		b.Errorf("TLS probes on/off = %.3f for a process outside any tree, budget 1.02", ratio)
+	b.ReportMetric(median(wallRatios), "on/off")
+	ratio := median(cpuRatios)
+	b.ReportMetric(ratio, "cpu-on/off")
+	if !eager && ratio > 1.02 {
+		b.Errorf("TLS probes on/off = %.3f (CPU) for a process outside any tree, budget 1.02", ratio)
 	}
 }

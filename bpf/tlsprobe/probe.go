@@ -41,10 +41,11 @@ type Config struct {
 	NoLibSSL bool
 	// NoSocket turns off the program that looks at the first bytes of
 	// every TCP send of tree processes (the tcp_sendmsg_locked tracepoint
-	// of recent 6.x kernels; other processes' sends return at the tree
-	// check). Without it handshakes carry no server name, address or wire
-	// alert, and other libraries' ClientHellos are not seen. A kernel
-	// without the tracepoint leaves it off with a warning.
+	// of recent 6.x kernels, attached by the sensor while a Go tree is
+	// alive; other processes' sends return at the tree check). Without it
+	// handshakes carry no server name, address or wire alert, and other
+	// libraries' ClientHellos are not seen. A kernel without the tracepoint
+	// leaves it off with a warning.
 	NoSocket bool
 	Logger   *slog.Logger
 }
@@ -66,6 +67,7 @@ type Probe struct {
 	// Skipped lists the default binaries that were not probed.
 	Skipped []Skip
 
+	sensor   *bpf.Sensor // holds the socket program while trees live
 	once     sync.Once
 	closeErr error
 }
@@ -169,12 +171,13 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	}
 	p.LibSSL = probedLibs
 	// The socket program last: until now no handshake could be joined.
+	// Every TCP send on the machine runs through it, so the sensor attaches
+	// it only while a Go tree is alive (bpf.Config.Eager: always).
 	if socket {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.TlsTcpSendmsg})
-		if err != nil {
-			return fail(fmt.Errorf("TLS probes: attach tcp_sendmsg_locked: %w", err))
+		if err := s.AttachWhileTrees(p.objs.TlsTcpSendmsg); err != nil {
+			return fail(fmt.Errorf("TLS probes: %w", err))
 		}
-		p.links = append(p.links, l)
+		p.sensor = s
 	}
 	if err := s.AddExtension(p); err != nil {
 		return fail(fmt.Errorf("TLS probes: %w", err))
@@ -268,6 +271,11 @@ func (p *Probe) Programs() map[string]*ebpf.Program {
 func (p *Probe) Close() error {
 	p.once.Do(func() {
 		var errs []error
+		if p.sensor != nil {
+			if err := p.sensor.DetachWhileTrees(p.objs.TlsTcpSendmsg); err != nil {
+				errs = append(errs, fmt.Errorf("TLS probes: %w", err))
+			}
+		}
 		for i := len(p.links) - 1; i >= 0; i-- {
 			if err := p.links[i].Close(); err != nil {
 				errs = append(errs, fmt.Errorf("TLS probes: detach: %w", err))

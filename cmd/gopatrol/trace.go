@@ -35,6 +35,7 @@ type traceFlags struct {
 	noTLS       bool
 	syscalls    bool
 	bpfStats    bool
+	lazy        bool
 }
 
 func newTraceCmd() *cobra.Command {
@@ -64,6 +65,7 @@ what and exits 2. Stop it with Ctrl-C or --duration.`,
 	fl.IntVar(&f.ringSize, "ring-size", bpf.DefaultRingSize, "ring buffer size in bytes (a power of two)")
 	fl.BoolVar(&f.noTLS, "no-tls", false, "do not attach the TLS handshake probes")
 	fl.BoolVar(&f.syscalls, "syscalls", false, "see file failures of every process in a tree (gcc, git too) on the sys_exit tracepoint; every syscall on the machine then pays for it (docs/benchmarks.md)")
+	fl.BoolVar(&f.lazy, "lazy", false, "attach the connect and TLS-socket hooks only while a go command runs, as the agent does (a tree's first millisecond is then not seen)")
 	fl.BoolVar(&f.bpfStats, "bpf-stats", false, "turn on the kernel's BPF statistics for per-program run counts and times; every BPF program on the machine then pays two clock reads per run")
 	return cmd
 }
@@ -101,7 +103,7 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	s, err := bpf.Open(bpf.Config{
 		GoNames: f.goNames, Classes: classes, RingSize: f.ringSize,
 		SampleLimit: f.sampleLimit, Logger: log, Syscalls: f.syscalls,
-		RunTime: f.bpfStats, GoTools: tools,
+		RunTime: f.bpfStats, GoTools: tools, Eager: !f.lazy,
 	})
 	if err != nil {
 		if feature.IsMissing(err) {
