@@ -114,7 +114,7 @@ var (
 	}
 	SpecSensorProgramRunTime = Spec{
 		Name: "gopatrol.sensor.program.run_time", Kind: KindCounter, Unit: "s",
-		Description: "CPU time the kernel spent in an eBPF program (from its run-time statistics).",
+		Description: "CPU time the kernel spent in an eBPF program (from its run-time statistics, zero while they are off: bpf.Config.RunTime).",
 		Attributes:  []attribute.Key{AttrSensorProgram},
 	}
 	SpecProbeUp = Spec{
