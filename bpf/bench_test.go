@@ -306,7 +306,7 @@ func BenchmarkGoBuild(b *testing.B) {
 		}
 		cpu[side] += time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	}
-	build(b, false) // warm the page cache and GOCACHE's directories for both sides
+	build(b, false)  // warm the page cache and GOCACHE's directories for both sides
 	const builds = 5 // pairs per b.N
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
