@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,20 +50,13 @@ type GoTool struct {
 // the Go executable at path.
 func ResolveGoTool(path string) (*GoTool, error) {
 	refuse := func(format string, args ...any) error {
-		return fmt.Errorf("%w in %s: %s", ErrNotProbeable, path, fmt.Sprintf(format, args...))
+		return goelf.Refuse(ErrNotProbeable, path, format, args...)
 	}
-	f, err := goelf.Open(path)
+	f, v, err := goelf.OpenGo(path, ErrNotProbeable)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("%w: %w", ErrNotProbeable, err)
-		}
-		return nil, refuse("%v", err)
+		return nil, err
 	}
 	defer f.Close()
-	v, err := f.GoVersion()
-	if err != nil {
-		return nil, refuse("%v", err)
-	}
 	fns, err := f.Funcs(rawSyscallFuncs...)
 	if errors.Is(err, goelf.ErrNoSymbols) {
 		return nil, refuse("%v; its file failures are seen only with Config.Syscalls", err)

@@ -111,6 +111,26 @@ func failOpens() int {
 	return 0
 }
 
+// acceptor listens on 127.0.0.1 and closes every connection it accepts.
+func acceptor(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
+}
+
 // helperDir makes a directory every user can enter, removed at the end.
 func helperDir(tb testing.TB) string {
 	tb.Helper()

@@ -261,20 +261,7 @@ func testOnlyGoTrees(t *testing.T, cfg Config) {
 	if err := os.Mkdir(classDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := acceptor(t)
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -706,20 +693,7 @@ func TestProbeOnExec(t *testing.T) {
 func TestTreeScope(t *testing.T) {
 	base := helperDir(t)
 	bin := helperBinary(t, base, "go")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := acceptor(t)
 	const linger = 300 * time.Millisecond
 	s := openSensor(t, Config{GoTools: []string{bin}, Linger: linger})
 	c := collect(s)

@@ -10,6 +10,7 @@ import (
 	"debug/gosym"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 )
 
@@ -52,6 +53,30 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("machine is %v; the probes read amd64 registers only", f.Machine)
 	}
 	return &File{Path: path, osf: osf, elf: f}, nil
+}
+
+// OpenGo opens the Go executable at path and reads its Go version. Every
+// error wraps refused, the caller's reason not to probe: a missing or
+// unreadable file as it is, anything else through Refuse.
+func OpenGo(path string, refused error) (*File, string, error) {
+	f, err := Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return nil, "", fmt.Errorf("%w: %w", refused, err)
+		}
+		return nil, "", Refuse(refused, path, "%v", err)
+	}
+	v, err := f.GoVersion()
+	if err != nil {
+		f.Close()
+		return nil, "", Refuse(refused, path, "%v", err)
+	}
+	return f, v, nil
+}
+
+// Refuse is the error of a binary not probed: "<refused> in <path>: why".
+func Refuse(refused error, path, format string, args ...any) error {
+	return fmt.Errorf("%w in %s: %s", refused, path, fmt.Sprintf(format, args...))
 }
 
 // Close closes the file.

@@ -3,7 +3,6 @@ package tlsprobe
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 
@@ -69,20 +68,13 @@ func FindHandshakeRETs(path string) (entry uint64, rets []uint64, err error) {
 // ABI and a symbol table, and resolves the handshake function and its RETs.
 func ResolveGo(path string) (*GoBinary, error) {
 	refuse := func(format string, args ...any) error {
-		return fmt.Errorf("%w in %s: %s", ErrRefused, path, fmt.Sprintf(format, args...))
+		return goelf.Refuse(ErrRefused, path, format, args...)
 	}
-	f, err := goelf.Open(path)
+	f, v, err := goelf.OpenGo(path, ErrRefused)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
-		}
-		return nil, refuse("%v", err)
+		return nil, err
 	}
 	defer f.Close()
-	v, err := f.GoVersion()
-	if err != nil {
-		return nil, refuse("%v", err)
-	}
 	if err := checkGoVersion(v); err != nil {
 		return nil, refuse("%v", err)
 	}
