@@ -11,14 +11,15 @@
  * none hooks the syscall path by default. Any program on sys_enter/sys_exit,
  * even an empty one, makes the kernel set SYSCALL_TRACEPOINT work on every
  * task of the machine and route every syscall through its slow path (about
- * 1.13x on an openat+close loop here). Instead:
+ * 1.12x on an openat+close loop here). Instead:
  *  - exec, fork and exit come from the sched tracepoints, once per event;
  *  - file-access failures come from a uprobe on the error branch of the one
  *    function through which a Go program's syscall package enters the
  *    kernel, placed in the toolchain's own binaries (go, compile, link, ...):
  *    it traps only when a syscall of those binaries fails, and a uprobe lives
  *    in the probed file's pages, so no other process can hit it;
- *  - connects come from inet_sock_set_state: TCP state changes only.
+ *  - connects come from inet_sock_set_state: TCP state changes only, and
+ *    the loader attaches it only while a tree is alive (bpf/scope.go).
  * gp_sys_exit remains for Config.Syscalls, which also sees the failures of
  * C programs in a tree (gcc, git) at that machine-wide price.
  *
