@@ -112,8 +112,8 @@ type Sensor struct {
 	classDirs map[Class][]string
 	syscalls  bool
 	goNames   []string
-	tools     []*GoTool         // probed, in the order of their links
-	toolFiles map[fileID]string // every file tried, probed or refused
+	tools     []*GoTool       // probed, in the order of their links
+	toolFiles map[fileID]bool // every file tried, probed or refused
 	toolLinks []link.Link
 
 	// Tree-scoped programs (scope.go), under scopeMu: it may be taken
@@ -179,7 +179,7 @@ func Open(cfg Config) (*Sensor, error) {
 		log:       cfg.Logger,
 		syscalls:  cfg.Syscalls,
 		goNames:   cfg.GoNames,
-		toolFiles: map[fileID]string{},
+		toolFiles: map[fileID]bool{},
 
 		scopeLinks: map[*ebpf.Program]link.Link{},
 		roots:      map[uint32]struct{}{},
@@ -327,10 +327,10 @@ func (s *Sensor) resolveTool(path string) (*GoTool, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotProbeable, path, err)
 	}
 	id := fileID{st.Dev, st.Ino}
-	if _, ok := s.toolFiles[id]; ok {
+	if s.toolFiles[id] {
 		return nil, nil
 	}
-	s.toolFiles[id] = path
+	s.toolFiles[id] = true
 	return ResolveGoTool(path)
 }
 
@@ -403,16 +403,16 @@ func (s *Sensor) readLoop() {
 			if ev.PID == ev.RootPID {
 				s.treeStarted(ev.PID, ev.Time)
 			}
+			if !s.syscalls && isToolchainBinary(ev.Filename, s.goNames) {
+				var st unix.Stat_t
+				if unix.Stat(ev.Filename, &st) == nil && !seen[fileID{st.Dev, st.Ino}] {
+					seen[fileID{st.Dev, st.Ino}] = true
+					go s.probeOnExec(ev.Filename)
+				}
+			}
 		case *ExitEvent:
 			if ev.PID == ev.RootPID {
 				s.treeEnded(ev.PID)
-			}
-		}
-		if ex, ok := ev.(*ExecEvent); ok && !s.syscalls && isToolchainBinary(ex.Filename, s.goNames) {
-			var st unix.Stat_t
-			if unix.Stat(ex.Filename, &st) == nil && !seen[fileID{st.Dev, st.Ino}] {
-				seen[fileID{st.Dev, st.Ino}] = true
-				go s.probeOnExec(ex.Filename)
 			}
 		}
 		select {

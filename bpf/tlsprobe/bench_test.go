@@ -238,9 +238,11 @@ func BenchmarkGoHandshake(b *testing.B) {
 // the median of the pairs' ratios of the loop thread's CPU time (wall time
 // is reported too; bpf/bench_test.go says why CPU); the budget is the
 // issue's 2 %.
+// sendWrites is the number of writes in one chunk of BenchmarkSendOutsideTree.
+const sendWrites = 20000
+
 func BenchmarkSendOutsideTree(b *testing.B) {
 	bpftest.Require(b)
-	const writes = 20000
 	// Both ends in this thread, as blocking descriptors: each write is
 	// read back at once, so no scheduler or poller runs in the loop.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -285,7 +287,7 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 	}
 	loop := func() (wall, cpu time.Duration) {
 		start, cpuStart := time.Now(), cpuNow()
-		for range writes {
+		for range sendWrites {
 			if _, err := syscall.Write(fds[0], buf); err != nil {
 				b.Fatal(err)
 			}
@@ -307,7 +309,7 @@ func BenchmarkSendOutsideTree(b *testing.B) {
 }
 
 func sendOnOff(b *testing.B, eager bool, loop func() (wall, cpu time.Duration)) {
-	const writes, chunks = 20000, 10
+	const chunks = 10
 	// The thread's CPU clock must stay the loop's.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -351,7 +353,7 @@ func sendOnOff(b *testing.B, eager bool, loop func() (wall, cpu time.Duration)) 
 	}
 	b.StopTimer()
 	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-	n := float64(b.N * chunks * writes)
+	n := float64(b.N * chunks * sendWrites)
 	b.ReportMetric(float64(sum[0].Nanoseconds())/n, "ns/write-tls-off")
 	b.ReportMetric(float64(sum[1].Nanoseconds())/n, "ns/write-tls-on")
 	b.ReportMetric(median(wallRatios), "on/off")

@@ -110,18 +110,7 @@ func TestWritable(t *testing.T) {
 				tgt = asNobody(t, tgt)
 			}
 			p := tt.setup(t, dir)
-			err := Writable(context.Background(), tgt, p)
-			t.Logf("Writable(%s) = %v", p, err)
-			if tt.errno == "" {
-				if err != nil {
-					t.Fatalf("want writable, got %v", err)
-				}
-			} else {
-				var pe *Error
-				if !errors.As(err, &pe) || pe.Errno() != tt.errno || !strings.Contains(err.Error(), p) {
-					t.Fatalf("want a probe error with %s naming %s, got %v", tt.errno, p, err)
-				}
-			}
+			expectProbe(t, "Writable", p, Writable(context.Background(), tgt, p), tt.errno)
 			if _, serr := os.Stat(p); serr == nil {
 				empty(t, p)
 			}
@@ -190,18 +179,7 @@ func TestExecutable(t *testing.T) {
 				tgt = asNobody(t, tgt)
 			}
 			p := tt.setup(t, dir)
-			err := Executable(context.Background(), tgt, p)
-			t.Logf("Executable(%s) = %v", p, err)
-			if tt.errno == "" {
-				if err != nil {
-					t.Fatalf("want executable, got %v", err)
-				}
-			} else {
-				var pe *Error
-				if !errors.As(err, &pe) || pe.Errno() != tt.errno || !strings.Contains(err.Error(), p) {
-					t.Fatalf("want a probe error with %s naming %s, got %v", tt.errno, p, err)
-				}
-			}
+			expectProbe(t, "Executable", p, Executable(context.Background(), tgt, p), tt.errno)
 			empty(t, p)
 		})
 	}
@@ -254,4 +232,21 @@ func BenchmarkWritable(b *testing.B) {
 			}
 		}
 	})
+}
+
+// expectProbe checks the result of probe(p): nil when errno is "", else a
+// probe *Error with that errno naming p.
+func expectProbe(t *testing.T, probe, p string, err error, errno string) {
+	t.Helper()
+	t.Logf("%s(%s) = %v", probe, p, err)
+	if errno == "" {
+		if err != nil {
+			t.Fatalf("%s(%s): want success, got %v", probe, p, err)
+		}
+		return
+	}
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Errno() != errno || !strings.Contains(err.Error(), p) {
+		t.Fatalf("%s(%s): want a probe error with %s naming %s, got %v", probe, p, errno, p, err)
+	}
 }
