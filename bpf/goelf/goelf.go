@@ -1,15 +1,13 @@
-// Package goelf reads what a uprobe needs from an amd64 executable: the
-// bytes of a function found by its symbol, and the file offset the kernel
-// places the probe by. The TLS probes and the sensor's syscall-error probes
-// both disassemble Go functions with it.
 package goelf
 
 import (
+	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
 	"debug/gosym"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 )
@@ -21,7 +19,8 @@ var ErrNoSymbols = errors.New("no symbol table and no Go function table")
 // File is an open amd64 ELF executable.
 type File struct {
 	Path string
-	osf  *os.File
+	r    io.ReaderAt
+	c    io.Closer // nil for NewFile
 	elf  *elf.File
 	syms []elf.Symbol
 }
@@ -43,16 +42,26 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := elf.NewFile(osf)
+	f, err := NewFile(path, osf)
 	if err != nil {
 		osf.Close()
+		return nil, err
+	}
+	f.c = osf
+	return f, nil
+}
+
+// NewFile reads the executable named path from r, which must stay
+// readable until the File is no longer used; Close does not close it.
+func NewFile(path string, r io.ReaderAt) (*File, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
 		return nil, fmt.Errorf("not an ELF executable (%v)", err)
 	}
 	if f.Machine != elf.EM_X86_64 {
-		osf.Close()
 		return nil, fmt.Errorf("machine is %v; the probes read amd64 registers only", f.Machine)
 	}
-	return &File{Path: path, osf: osf, elf: f}, nil
+	return &File{Path: path, r: r, elf: f}, nil
 }
 
 // OpenGo opens the Go executable at path and reads its Go version. Every
@@ -79,13 +88,18 @@ func Refuse(refused error, path, format string, args ...any) error {
 	return fmt.Errorf("%w in %s: %s", refused, path, fmt.Sprintf(format, args...))
 }
 
-// Close closes the file.
-func (f *File) Close() error { return f.osf.Close() }
+// Close closes the file opened by Open.
+func (f *File) Close() error {
+	if f.c == nil {
+		return nil
+	}
+	return f.c.Close()
+}
 
 // GoVersion is the Go release the executable was built with, from its build
 // information; an error means it is not a Go executable.
 func (f *File) GoVersion() (string, error) {
-	info, err := buildinfo.Read(f.osf)
+	info, err := buildinfo.Read(f.r)
 	if err != nil {
 		return "", fmt.Errorf("no Go build information (%v); not a Go binary", err)
 	}
@@ -171,27 +185,43 @@ func (f *File) resolve(sym *elf.Symbol) (*Func, error) {
 	if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 {
 		return nil, fmt.Errorf("symbol %s is in non-code section %s", sym.Name, sec.Name)
 	}
-	if sym.Value < sec.Addr || sym.Value+sym.Size > sec.Addr+sec.Size {
+	if sym.Value < sec.Addr || sym.Value-sec.Addr > sec.Size || sym.Size > sec.Size-(sym.Value-sec.Addr) {
 		return nil, fmt.Errorf("symbol %s [%#x, +%#x) lies outside section %s", sym.Name, sym.Value, sym.Size, sec.Name)
 	}
-	code := make([]byte, sym.Size)
-	if _, err := sec.ReadAt(code, int64(sym.Value-sec.Addr)); err != nil {
-		return nil, fmt.Errorf("reading %s: %v", sym.Name, err)
+	if sym.Size > maxFuncSize {
+		return nil, fmt.Errorf("symbol %s is %d bytes, more than the %d a function may have here", sym.Name, sym.Size, maxFuncSize)
 	}
-	off, err := f.fileOffset(sym.Value)
+	off, err := f.fileOffset(sym.Value, sym.Size)
 	if err != nil {
 		return nil, fmt.Errorf("symbol %s: %v", sym.Name, err)
+	}
+	// The code is read where the kernel will place the probe, by file
+	// offset, and must be what the section holds: a file whose section
+	// and segment headers disagree would have the probe land on bytes
+	// that were never disassembled.
+	code := make([]byte, sym.Size)
+	if _, err := f.r.ReadAt(code, int64(off)); err != nil {
+		return nil, fmt.Errorf("reading %s at file offset %#x: %v", sym.Name, off, err)
+	}
+	inSec := make([]byte, sym.Size)
+	if _, err := sec.ReadAt(inSec, int64(sym.Value-sec.Addr)); err != nil || !bytes.Equal(code, inSec) {
+		return nil, fmt.Errorf("symbol %s: section %s and the executable segment disagree on its bytes", sym.Name, sec.Name)
 	}
 	return &Func{Name: sym.Name, Address: sym.Value, FileOffset: off, Code: code}, nil
 }
 
-// fileOffset maps a virtual address to its offset in the file through the
-// loadable segment that contains it, as the kernel does for uprobes.
-func (f *File) fileOffset(addr uint64) (uint64, error) {
+// maxFuncSize bounds the memory one symbol can make Funcs allocate: the
+// largest function of the go command is about 100 KiB.
+const maxFuncSize = 16 << 20
+
+// fileOffset maps the code [addr, addr+size) to its offset in the file
+// through the loadable executable segment whose file bytes hold all of it,
+// as the kernel maps uprobe offsets.
+func (f *File) fileOffset(addr, size uint64) (uint64, error) {
 	for _, p := range f.elf.Progs {
-		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr-p.Vaddr < p.Filesz && size <= p.Filesz-(addr-p.Vaddr) {
 			return addr - p.Vaddr + p.Off, nil
 		}
 	}
-	return 0, fmt.Errorf("address %#x is in no executable segment", addr)
+	return 0, fmt.Errorf("code [%#x, +%#x) is in no executable segment's file bytes", addr, size)
 }

@@ -6,8 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/arch/x86/x86asm"
-
+	"github.com/gopatrol/gopatrol/bpf/goasm"
 	"github.com/gopatrol/gopatrol/bpf/goelf"
 )
 
@@ -132,49 +131,17 @@ func checkGoVersion(v string) error {
 // the probes assume. With wantRets it disassembles the whole function and
 // collects its RET offsets.
 func resolveFunc(sym *goelf.Func, wantRets bool) (*GoFunc, error) {
-	code := sym.Code
-	fn := &GoFunc{Name: sym.Name, Address: sym.Address, FileOffset: sym.FileOffset, Size: uint64(len(code))}
-	if err := checkPrologue(code); err != nil {
+	fn := &GoFunc{Name: sym.Name, Address: sym.Address, FileOffset: sym.FileOffset, Size: uint64(len(sym.Code))}
+	if err := goasm.CheckRegABIPrologue(sym.Code); err != nil {
 		return nil, fmt.Errorf("%s does not look like a Go register-ABI function: %v", sym.Name, err)
 	}
 	if !wantRets {
 		return fn, nil
 	}
-	for pc := 0; pc < len(code); {
-		inst, err := x86asm.Decode(code[pc:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("disassembling %s at +%#x: %v", sym.Name, pc, err)
-		}
-		if inst.Op == x86asm.RET {
-			if code[pc] != 0xc3 || inst.Len != 1 {
-				return nil, fmt.Errorf("%s: unexpected return form % x at +%#x", sym.Name, code[pc:pc+inst.Len], pc)
-			}
-			fn.Rets = append(fn.Rets, uint64(pc))
-		}
-		pc += inst.Len
+	rets, err := goasm.Returns(sym.Code)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", sym.Name, err)
 	}
-	if len(fn.Rets) == 0 {
-		return nil, fmt.Errorf("%s has no RET instruction", sym.Name)
-	}
+	fn.Rets = rets
 	return fn, nil
-}
-
-// checkPrologue looks in the first instructions for the compare of the stack
-// pointer (or RSP-framesize in R12) with g.stackguard0 at 16(R14).
-func checkPrologue(code []byte) error {
-	for pc, i := 0, 0; i < 4 && pc < len(code); i++ {
-		inst, err := x86asm.Decode(code[pc:], 64)
-		if err != nil {
-			return fmt.Errorf("disassembling the prologue at +%#x: %v", pc, err)
-		}
-		if inst.Op == x86asm.CMP {
-			for _, a := range inst.Args {
-				if m, ok := a.(x86asm.Mem); ok && m.Base == x86asm.R14 && m.Disp == 16 {
-					return nil
-				}
-			}
-		}
-		pc += inst.Len
-	}
-	return errors.New("no stack-bound check against g in r14 in its prologue")
 }

@@ -200,24 +200,3 @@ func TestCheckGoVersion(t *testing.T) {
 		}
 	}
 }
-
-func TestCheckPrologue(t *testing.T) {
-	tests := []struct {
-		name string
-		code []byte
-		ok   bool
-	}{
-		// CMP RSP, 0x10(R14); JBE
-		{"small frame", []byte{0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0, 0, 0, 0}, true},
-		// LEA R12, -0x1f0(RSP); CMP R12, 0x10(R14)
-		{"big frame", []byte{0x4c, 0x8d, 0xa4, 0x24, 0x10, 0xfe, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x10}, true},
-		// PUSH RBP; MOV RBP, RSP: a C function
-		{"C prologue", []byte{0x55, 0x48, 0x89, 0xe5, 0xc3}, false},
-		{"garbage", []byte{0xff, 0xff}, false},
-	}
-	for _, tt := range tests {
-		if err := checkPrologue(tt.code); (err == nil) != tt.ok {
-			t.Errorf("%s: checkPrologue = %v, want ok=%v", tt.name, err, tt.ok)
-		}
-	}
-}
