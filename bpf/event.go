@@ -167,15 +167,36 @@ type ConnectEvent struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// Sizes of the C structs (sensor.bpf.c).
+// Layouts of the C records (c/sensor.bpf.c, c/gopatrol.h): offsets from
+// the start of the record. TestLayoutsMatchObject checks every one, and
+// every size, against the BTF of the committed object.
 const (
-	execEventSize    = HeaderSize + 48 + pathMax + argsMax
-	exitEventSize    = HeaderSize + 56
-	fileEventSize    = HeaderSize + 16 + pathMax
-	connectEventSize = HeaderSize + 32
-	pathMax          = 256
-	argsMax          = 1024
-	commLen          = 16
+	pathMax = 256
+	argsMax = 1024
+	commLen = 16
+
+	// struct gp_event_header
+	hdrType, hdrSize, hdrPID, hdrTID, hdrRootPID, hdrTime = 0, 2, 4, 8, 12, 16
+
+	// struct gp_exec_event
+	execPPID, execUID, execCgroupID, execStart      = HeaderSize, HeaderSize + 4, HeaderSize + 8, HeaderSize + 16
+	execNameLen, execArgsLen, execArgsTruncated     = HeaderSize + 24, HeaderSize + 26, HeaderSize + 28
+	execComm, execFilename, execArgs, execEventSize = HeaderSize + 32, execComm + commLen, execFilename + pathMax, execArgs + argsMax
+
+	// struct gp_exit_event
+	exitPPID, exitUID, exitCode                     = HeaderSize, HeaderSize + 4, HeaderSize + 8
+	exitCgroupID, exitStart, exitDuration, exitComm = HeaderSize + 16, HeaderSize + 24, HeaderSize + 32, HeaderSize + 40
+	exitEventSize                                   = exitComm + commLen
+
+	// struct gp_file_event
+	fileSyscall, fileErr, fileClass, filePathLen, filePath = HeaderSize, HeaderSize + 4, HeaderSize + 8, HeaderSize + 10, HeaderSize + 16
+	fileEventSize                                          = filePath + pathMax
+
+	// struct gp_connect_event
+	connectPeer, connectRet, connectDuration, connectEventSize = HeaderSize, HeaderSize + PeerSize, HeaderSize + 24, HeaderSize + 32
+
+	// struct gp_peer
+	peerFamily, peerPort, peerAddr = 0, 2, 4
 )
 
 var errShort = errors.New("record too short")
@@ -188,17 +209,17 @@ func Decode(raw []byte) (Event, error) {
 	}
 	le := binary.LittleEndian
 	h := Header{
-		Type:    EventType(le.Uint16(raw[0:])),
-		Size:    le.Uint16(raw[2:]),
-		PID:     le.Uint32(raw[4:]),
-		TID:     le.Uint32(raw[8:]),
-		RootPID: le.Uint32(raw[12:]),
-		Time:    time.Duration(le.Uint64(raw[16:])),
+		Type:    EventType(le.Uint16(raw[hdrType:])),
+		Size:    le.Uint16(raw[hdrSize:]),
+		PID:     le.Uint32(raw[hdrPID:]),
+		TID:     le.Uint32(raw[hdrTID:]),
+		RootPID: le.Uint32(raw[hdrRootPID:]),
+		Time:    time.Duration(le.Uint64(raw[hdrTime:])),
 	}
 	if int(h.Size) < HeaderSize || int(h.Size) > len(raw) {
 		return nil, fmt.Errorf("decode %s event: header size %d, record %d bytes", h.Type, h.Size, len(raw))
 	}
-	body := raw[HeaderSize:h.Size]
+	rec := raw[:h.Size]
 	need := map[EventType]int{
 		TypeExec:        execEventSize,
 		TypeExit:        exitEventSize,
@@ -210,30 +231,13 @@ func Decode(raw []byte) (Event, error) {
 	}
 	switch h.Type {
 	case TypeExec:
-		return decodeExec(h, body), nil
+		return decodeExec(h, rec), nil
 	case TypeExit:
-		return &ExitEvent{
-			Header:     h,
-			PPID:       le.Uint32(body[0:]),
-			UID:        le.Uint32(body[4:]),
-			WaitStatus: int32(le.Uint32(body[8:])),
-			CgroupID:   le.Uint64(body[16:]),
-			Start:      time.Duration(le.Uint64(body[24:])),
-			Duration:   time.Duration(le.Uint64(body[32:])),
-			Comm:       cString(body[40 : 40+commLen]),
-		}, nil
+		return decodeExit(h, rec), nil
 	case TypeFileFailure:
-		pathLen := int(le.Uint16(body[10:]))
-		return &FileFailureEvent{
-			Header:  h,
-			Syscall: syscallName(le.Uint32(body[0:])),
-			Errno:   syscall.Errno(le.Uint32(body[4:])),
-			Error:   ErrnoName(syscall.Errno(le.Uint32(body[4:]))),
-			Class:   Class(le.Uint16(body[8:])),
-			Path:    cString(body[16 : 16+min(pathLen, pathMax)]),
-		}, nil
+		return decodeFile(h, rec), nil
 	case TypeConnect:
-		return decodeConnect(h, body), nil
+		return decodeConnect(h, rec), nil
 	}
 	decodersMu.RLock()
 	ext, ok := decoders[h.Type]
@@ -241,7 +245,7 @@ func Decode(raw []byte) (Event, error) {
 	if !ok {
 		return nil, &UnknownTypeError{Type: h.Type}
 	}
-	return ext.decode(h, body)
+	return ext.decode(h, rec[HeaderSize:])
 }
 
 // UnknownTypeError is a record of a type no decoder is registered for.
@@ -251,38 +255,66 @@ func (e *UnknownTypeError) Error() string {
 	return fmt.Sprintf("decode event: unknown type %d", uint16(e.Type))
 }
 
-func decodeExec(h Header, body []byte) *ExecEvent {
+// The decoders below read a record of at least the type's size (Decode
+// checked it), at the offsets of the layout constants.
+
+func decodeExec(h Header, rec []byte) *ExecEvent {
 	le := binary.LittleEndian
-	nameLen := min(int(le.Uint16(body[24:])), pathMax)
-	argsLen := min(int(le.Uint16(body[26:])), argsMax)
-	const commOff, nameOff = 32, 32 + commLen
-	argsOff := nameOff + pathMax
+	nameLen := min(int(le.Uint16(rec[execNameLen:])), pathMax)
+	argsLen := min(int(le.Uint16(rec[execArgsLen:])), argsMax)
 	ev := &ExecEvent{
 		Header:        h,
-		PPID:          le.Uint32(body[0:]),
-		UID:           le.Uint32(body[4:]),
-		CgroupID:      le.Uint64(body[8:]),
-		Start:         time.Duration(le.Uint64(body[16:])),
-		ArgsTruncated: le.Uint16(body[28:]) != 0,
-		Comm:          cString(body[commOff : commOff+commLen]),
-		Filename:      cString(body[nameOff : nameOff+nameLen]),
+		PPID:          le.Uint32(rec[execPPID:]),
+		UID:           le.Uint32(rec[execUID:]),
+		CgroupID:      le.Uint64(rec[execCgroupID:]),
+		Start:         time.Duration(le.Uint64(rec[execStart:])),
+		ArgsTruncated: le.Uint16(rec[execArgsTruncated:]) != 0,
+		Comm:          cString(rec[execComm : execComm+commLen]),
+		Filename:      cString(rec[execFilename : execFilename+nameLen]),
 	}
-	args := body[argsOff : argsOff+argsLen]
-	args = bytes.TrimSuffix(args, []byte{0})
+	args := bytes.TrimSuffix(rec[execArgs:execArgs+argsLen], []byte{0})
 	if len(args) > 0 {
 		ev.Args = strings.Split(string(args), "\x00")
 	}
 	return ev
 }
 
-func decodeConnect(h Header, body []byte) *ConnectEvent {
+func decodeExit(h Header, rec []byte) *ExitEvent {
 	le := binary.LittleEndian
-	ev := &ConnectEvent{Header: h, Addr: DecodePeer(body[0:PeerSize])}
-	if ret := int32(le.Uint32(body[20:])); ret < 0 {
+	return &ExitEvent{
+		Header:     h,
+		PPID:       le.Uint32(rec[exitPPID:]),
+		UID:        le.Uint32(rec[exitUID:]),
+		WaitStatus: int32(le.Uint32(rec[exitCode:])),
+		CgroupID:   le.Uint64(rec[exitCgroupID:]),
+		Start:      time.Duration(le.Uint64(rec[exitStart:])),
+		Duration:   time.Duration(le.Uint64(rec[exitDuration:])),
+		Comm:       cString(rec[exitComm : exitComm+commLen]),
+	}
+}
+
+func decodeFile(h Header, rec []byte) *FileFailureEvent {
+	le := binary.LittleEndian
+	errno := syscall.Errno(le.Uint32(rec[fileErr:]))
+	pathLen := min(int(le.Uint16(rec[filePathLen:])), pathMax)
+	return &FileFailureEvent{
+		Header:  h,
+		Syscall: syscallName(le.Uint32(rec[fileSyscall:])),
+		Errno:   errno,
+		Error:   ErrnoName(errno),
+		Class:   Class(le.Uint16(rec[fileClass:])),
+		Path:    cString(rec[filePath : filePath+pathLen]),
+	}
+}
+
+func decodeConnect(h Header, rec []byte) *ConnectEvent {
+	le := binary.LittleEndian
+	ev := &ConnectEvent{Header: h, Addr: DecodePeer(rec[connectPeer : connectPeer+PeerSize])}
+	if ret := int32(le.Uint32(rec[connectRet:])); ret < 0 {
 		ev.Errno = syscall.Errno(-ret)
 		ev.Error = ErrnoName(ev.Errno)
 	}
-	ev.Duration = time.Duration(le.Uint64(body[24:]))
+	ev.Duration = time.Duration(le.Uint64(rec[connectDuration:]))
 	return ev
 }
 
@@ -293,12 +325,12 @@ const PeerSize = 20
 // is neither IPv4 nor IPv6.
 func DecodePeer(b []byte) netip.AddrPort {
 	le := binary.LittleEndian
-	port := le.Uint16(b[2:])
-	switch le.Uint16(b[0:]) {
+	port := le.Uint16(b[peerPort:])
+	switch le.Uint16(b[peerFamily:]) {
 	case syscall.AF_INET:
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[peerAddr:peerAddr+4])), port)
 	case syscall.AF_INET6:
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[4:20])).Unmap(), port)
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[peerAddr:peerAddr+16])).Unmap(), port)
 	}
 	return netip.AddrPort{}
 }

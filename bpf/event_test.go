@@ -10,93 +10,86 @@ import (
 	"time"
 )
 
-// record builds a raw ring-buffer record the way sensor.bpf.c lays it out.
-func record(typ EventType, size int, body func(b []byte)) []byte {
-	b := make([]byte, size)
-	le := binary.LittleEndian
-	le.PutUint16(b[0:], uint16(typ))
-	le.PutUint16(b[2:], uint16(size))
-	le.PutUint32(b[4:], 100)
-	le.PutUint32(b[8:], 101)
-	le.PutUint32(b[12:], 42)
-	le.PutUint64(b[16:], uint64(5*time.Second))
-	if body != nil {
-		body(b[HeaderSize:])
+// record builds a raw ring-buffer record of C struct name from the layout
+// in the committed object's BTF, not from the decoder's offsets: a header
+// for pid 100, tid 101, root 42 at 5 s, then fill's members.
+func record(tb testing.TB, typ EventType, name string, fill map[string]any) []byte {
+	tb.Helper()
+	s := objectStruct(tb, name)
+	b := s.Record()
+	for k, v := range map[string]any{
+		"hdr.type": uint16(typ), "hdr.size": uint16(len(b)), "hdr.pid": 100, "hdr.tid": 101,
+		"hdr.root_pid": 42, "hdr.ktime_ns": uint64(5 * time.Second),
+	} {
+		s.Put(b, k, v)
+	}
+	for k, v := range fill {
+		s.Put(b, k, v)
 	}
 	return b
 }
 
-func execRecord() []byte {
-	return record(TypeExec, execEventSize, func(b []byte) {
-		le := binary.LittleEndian
-		le.PutUint32(b[0:], 42)
-		le.PutUint32(b[4:], 65534)
-		le.PutUint64(b[8:], 7)
-		le.PutUint64(b[16:], uint64(4*time.Second))
-		name := "/usr/local/go/pkg/tool/linux_amd64/compile"
-		args := "compile\x00-p\x00example.com/m/a\x00"
-		le.PutUint16(b[24:], uint16(len(name)))
-		le.PutUint16(b[26:], uint16(len(args)))
-		copy(b[32:], "compile")
-		copy(b[48:], name)
-		copy(b[48+pathMax:], args)
+// rawRecord is a record of an arbitrary size: only the header is laid out.
+func rawRecord(typ EventType, size int, body string) []byte {
+	b := make([]byte, size)
+	le := binary.LittleEndian
+	le.PutUint16(b[0:], uint16(typ))
+	le.PutUint16(b[2:], uint16(size))
+	le.PutUint32(b[12:], 42)
+	copy(b[HeaderSize:], body)
+	return b
+}
+
+func execRecord(tb testing.TB) []byte {
+	name := "/usr/local/go/pkg/tool/linux_amd64/compile"
+	args := "compile\x00-p\x00example.com/m/a\x00"
+	return record(tb, TypeExec, "gp_exec_event", map[string]any{
+		"ppid": 42, "uid": 65534, "cgroup_id": uint64(7), "start_ns": uint64(4 * time.Second),
+		"filename_len": len(name), "args_len": len(args), "comm": "compile", "filename": name, "args": args,
 	})
 }
 
-func exitRecord() []byte {
-	return record(TypeExit, exitEventSize, func(b []byte) {
-		le := binary.LittleEndian
-		le.PutUint32(b[0:], 42)
-		le.PutUint32(b[8:], 2<<8)
-		le.PutUint64(b[32:], uint64(3*time.Millisecond))
-		copy(b[40:], "compile")
+func exitRecord(tb testing.TB) []byte {
+	return record(tb, TypeExit, "gp_exit_event", map[string]any{
+		"ppid": 42, "exit_code": 2 << 8, "duration_ns": uint64(3 * time.Millisecond), "comm": "compile",
 	})
 }
 
-func fileRecord() []byte {
-	return record(TypeFileFailure, fileEventSize, func(b []byte) {
-		le := binary.LittleEndian
-		le.PutUint32(b[0:], 258)
-		le.PutUint32(b[4:], uint32(syscall.EACCES))
-		le.PutUint16(b[8:], uint16(ClassGOCACHE))
-		p := "/root/.cache/go-build/00"
-		le.PutUint16(b[10:], uint16(len(p)))
-		copy(b[16:], p)
+func fileRecord(tb testing.TB) []byte {
+	p := "/root/.cache/go-build/00"
+	return record(tb, TypeFileFailure, "gp_file_event", map[string]any{
+		"syscall_nr": 258, "err": int(syscall.EACCES), "class_id": int(ClassGOCACHE), "path_len": len(p), "path": p,
 	})
 }
 
-func connectRecord() []byte {
-	return record(TypeConnect, connectEventSize, func(b []byte) {
-		le := binary.LittleEndian
-		le.PutUint16(b[0:], syscall.AF_INET6)
-		le.PutUint16(b[2:], 8443)
-		a := netip.MustParseAddr("::1").As16()
-		copy(b[4:], a[:])
-		ret := int32(-int32(syscall.ECONNREFUSED))
-		le.PutUint32(b[20:], uint32(ret))
-		le.PutUint64(b[24:], uint64(2*time.Millisecond))
+func connectRecord(tb testing.TB) []byte {
+	a := netip.MustParseAddr("::1").As16()
+	return record(tb, TypeConnect, "gp_connect_event", map[string]any{
+		"peer.family": syscall.AF_INET6, "peer.port": 8443, "peer.addr": a[:],
+		"ret": int32(-int32(syscall.ECONNREFUSED)), "duration_ns": uint64(2 * time.Millisecond),
 	})
 }
 
 func TestDecode(t *testing.T) {
-	ev, err := Decode(execRecord())
+	ev, err := Decode(execRecord(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := ev.(*ExecEvent)
-	if x.PID != 100 || x.TID != 101 || x.RootPID != 42 || x.UID != 65534 || x.Comm != "compile" ||
+	if x.PID != 100 || x.TID != 101 || x.RootPID != 42 || x.Time != 5*time.Second || x.PPID != 42 || x.UID != 65534 ||
+		x.CgroupID != 7 || x.Start != 4*time.Second || x.Comm != "compile" || x.ArgsTruncated ||
 		x.Filename != "/usr/local/go/pkg/tool/linux_amd64/compile" ||
 		!slices.Equal(x.Args, []string{"compile", "-p", "example.com/m/a"}) || x.Type != TypeExec {
 		t.Errorf("exec: %+v", x)
 	}
-	ev, err = Decode(exitRecord())
+	ev, err = Decode(exitRecord(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e := ev.(*ExitEvent); e.ExitCode() != 2 || e.Signal() != 0 || e.Duration != 3*time.Millisecond || e.Comm != "compile" {
 		t.Errorf("exit: %+v code %d", e, e.ExitCode())
 	}
-	ev, err = Decode(fileRecord())
+	ev, err = Decode(fileRecord(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +97,7 @@ func TestDecode(t *testing.T) {
 		f.Class != ClassGOCACHE || f.Path != "/root/.cache/go-build/00" {
 		t.Errorf("file failure: %+v", f)
 	}
-	ev, err = Decode(connectRecord())
+	ev, err = Decode(connectRecord(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +115,10 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil, "too short"},
 		{"short header", make([]byte, 10), "too short"},
-		{"size beyond record", execRecord()[:100], "header size"},
-		{"size below header", record(TypeExit, HeaderSize, nil)[:HeaderSize-1], "too short"},
-		{"truncated exit", record(TypeExit, HeaderSize+8, nil), "want 80"},
-		{"unknown type", record(EventType(30), HeaderSize, nil), "unknown type 30"},
+		{"size beyond record", execRecord(t)[:100], "header size"},
+		{"size below header", rawRecord(TypeExit, HeaderSize, "")[:HeaderSize-1], "too short"},
+		{"truncated exit", rawRecord(TypeExit, HeaderSize+8, ""), "want 80"},
+		{"unknown type", rawRecord(EventType(30), HeaderSize, ""), "unknown type 30"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +144,7 @@ func TestRegisterDecoder(t *testing.T) {
 		delete(decoders, typ)
 		decodersMu.Unlock()
 	}()
-	raw := record(typ, HeaderSize+9, func(b []byte) { copy(b, "proxy.lan") })
+	raw := rawRecord(typ, HeaderSize+9, "proxy.lan")
 	ev, err := Decode(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -172,8 +165,8 @@ func TestRegisterDecoder(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, seed := range [][]byte{execRecord(), exitRecord(), fileRecord(), connectRecord(),
-		execRecord()[:HeaderSize+40], record(EventType(17), HeaderSize+3, nil), {}} {
+	for _, seed := range [][]byte{execRecord(f), exitRecord(f), fileRecord(f), connectRecord(f),
+		execRecord(f)[:HeaderSize+40], rawRecord(EventType(17), HeaderSize+3, ""), {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -31,6 +31,10 @@ const (
 	sensorProgGpGoSyscallError = "gp_go_syscall_error"
 	sensorProgGpSockState      = "gp_sock_state"
 	sensorProgGpSysExit        = "gp_sys_exit"
+	sensorVarGpLayoutConnect   = "gp_layout_connect"
+	sensorVarGpLayoutExec      = "gp_layout_exec"
+	sensorVarGpLayoutExit      = "gp_layout_exit"
+	sensorVarGpLayoutFile      = "gp_layout_file"
 	sensorVarSampleLimit       = "sample_limit"
 )
 
@@ -103,7 +107,11 @@ type sensorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
-	SampleLimit *ebpf.VariableSpec `ebpf:"sample_limit"`
+	GpLayoutConnect *ebpf.VariableSpec `ebpf:"gp_layout_connect"`
+	GpLayoutExec    *ebpf.VariableSpec `ebpf:"gp_layout_exec"`
+	GpLayoutExit    *ebpf.VariableSpec `ebpf:"gp_layout_exit"`
+	GpLayoutFile    *ebpf.VariableSpec `ebpf:"gp_layout_file"`
+	SampleLimit     *ebpf.VariableSpec `ebpf:"sample_limit"`
 }
 
 // sensorObjects contains all objects after they have been loaded into the kernel.
@@ -155,7 +163,11 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
-	SampleLimit *ebpf.Variable `ebpf:"sample_limit"`
+	GpLayoutConnect *ebpf.Variable `ebpf:"gp_layout_connect"`
+	GpLayoutExec    *ebpf.Variable `ebpf:"gp_layout_exec"`
+	GpLayoutExit    *ebpf.Variable `ebpf:"gp_layout_exit"`
+	GpLayoutFile    *ebpf.Variable `ebpf:"gp_layout_file"`
+	SampleLimit     *ebpf.Variable `ebpf:"sample_limit"`
 }
 
 // sensorPrograms contains all programs after they have been loaded into the kernel.

@@ -141,6 +141,17 @@ struct gp_connect_event {
 	__u64 duration_ns; /* from SYN sent to established or closed */
 };
 
+/*
+ * Layout anchors, never read. A struct reaches the object's BTF only through
+ * a global or a prototype; there bpf/layout_test.go checks every offset and
+ * size the Go decoder (bpf/event.go) uses against these layouts. Constants
+ * in .rodata beside sample_limit, so they add no map.
+ */
+const struct gp_exec_event *const gp_layout_exec = 0;
+const struct gp_exit_event *const gp_layout_exit = 0;
+const struct gp_file_event *const gp_layout_file = 0;
+const struct gp_connect_event *const gp_layout_connect = 0;
+
 /* A TCP connect of a tree process in flight: recorded when the socket
  * enters SYN_SENT (in connect(), so in the caller's context), reported when
  * it leaves it (usually in softirq, where current is anybody). */

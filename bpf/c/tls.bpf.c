@@ -112,6 +112,16 @@ struct tls_alert_event {
 	__u16 pad;
 };
 
+/*
+ * Layout anchors, never read: they put the event records in the object's BTF,
+ * where bpf/tlsprobe/layout_test.go checks every offset and size the Go
+ * decoder (bpf/tlsprobe/event.go) uses. Constants in .rodata, which
+ * the loader does not load (bpf/tlsprobe/load_x86.go): no map.
+ */
+const struct tls_handshake_event *const tls_layout_handshake = 0;
+const struct tls_hello_event *const tls_layout_hello = 0;
+const struct tls_alert_event *const tls_layout_alert = 0;
+
 /* The Go decoder (bpf/tlsprobe/event.go) relies on these layouts. */
 _Static_assert(sizeof(struct tls_handshake_event) == 24 + 52 + HELLO_MAX + 4, "tls_handshake_event layout");
 _Static_assert(__builtin_offsetof(struct tls_handshake_event, hello) == 24 + 52, "tls_handshake_event layout");

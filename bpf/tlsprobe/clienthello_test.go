@@ -7,9 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,39 +145,14 @@ func FuzzParseClientHello(f *testing.F) {
 	})
 }
 
-// handshakeRecord builds a TLS_EV_HANDSHAKE record as tls.bpf.c lays it out.
-func handshakeRecord(lib, outcome, alertLevel, alertDesc, alertSource byte, sslErr int32, hello []byte) []byte {
-	b := make([]byte, bpf.HeaderSize+handshakeBodySize+4)
-	le := binary.LittleEndian
-	le.PutUint16(b[0:], uint16(TypeHandshake))
-	le.PutUint16(b[2:], uint16(len(b)))
-	le.PutUint32(b[4:], 4242)
-	le.PutUint32(b[12:], 4200)
-	body := b[bpf.HeaderSize:]
-	le.PutUint64(body[0:], uint64(15*time.Millisecond))
-	le.PutUint64(body[8:], 0xc000123456)
-	le.PutUint32(body[20:], uint32(sslErr))
-	body[24], body[25], body[26], body[27], body[28] = lib, outcome, alertLevel, alertDesc, alertSource
-	n := copy(body[52:52+helloMax], hello)
-	le.PutUint16(body[30:], uint16(n))
-	putPeer(body[32:], "192.0.2.7:443")
-	return b
-}
-
-// putPeer writes a struct gp_peer.
-func putPeer(b []byte, addr string) {
-	ap := netip.MustParseAddrPort(addr)
-	le := binary.LittleEndian
-	le.PutUint16(b[2:], ap.Port())
-	if ap.Addr().Is4() {
-		le.PutUint16(b[0:], syscall.AF_INET)
-		a := ap.Addr().As4()
-		copy(b[4:], a[:])
-		return
-	}
-	le.PutUint16(b[0:], syscall.AF_INET6)
-	a := ap.Addr().As16()
-	copy(b[4:], a[:])
+// handshakeRecord builds a TLS_EV_HANDSHAKE record as the object lays it out.
+func handshakeRecord(tb testing.TB, lib, outcome, alertLevel, alertDesc, alertSource byte, sslErr int32, hello []byte) []byte {
+	hello = hello[:min(len(hello), helloMax)]
+	return tlsRecord(tb, TypeHandshake, "tls_handshake_event", peerFields(map[string]any{
+		"duration_ns": uint64(15 * time.Millisecond), "conn_id": uint64(0xc000123456), "ssl_err": sslErr,
+		"library": lib, "outcome": outcome, "alert_level": alertLevel, "alert_desc": alertDesc,
+		"alert_source": alertSource, "hello_len": len(hello), "hello": hello,
+	}, "peer", "192.0.2.7:443"))
 }
 
 func TestDecodeHandshake(t *testing.T) {
@@ -191,11 +164,11 @@ func TestDecodeHandshake(t *testing.T) {
 		outcome                    Outcome
 		serverName, errType, alert string
 	}{
-		{"go ok", handshakeRecord(1, 1, 0, 0, 0, 0, hello), LibraryGo, OutcomeOK, "proxy.gopatrol.test", "", ""},
-		{"go bad cert", handshakeRecord(1, 2, 2, 42, 1, 0, hello), LibraryGo, OutcomeFailed, "proxy.gopatrol.test", "bad_certificate", "sent"},
-		{"libssl unknown ca on the wire", handshakeRecord(2, 2, 2, 48, 2, 1, nil), LibraryLibSSL, OutcomeFailed, "", "unknown_ca", "wire"},
-		{"libssl SSL error", handshakeRecord(2, 2, 0, 0, 0, 1, nil), LibraryLibSSL, OutcomeFailed, "", "SSL_ERROR_SSL", ""},
-		{"unknown cause", handshakeRecord(1, 2, 0, 0, 0, 0, []byte{1, 2, 3}), LibraryGo, OutcomeFailed, "", OtherError, ""},
+		{"go ok", handshakeRecord(t, 1, 1, 0, 0, 0, 0, hello), LibraryGo, OutcomeOK, "proxy.gopatrol.test", "", ""},
+		{"go bad cert", handshakeRecord(t, 1, 2, 2, 42, 1, 0, hello), LibraryGo, OutcomeFailed, "proxy.gopatrol.test", "bad_certificate", "sent"},
+		{"libssl unknown ca on the wire", handshakeRecord(t, 2, 2, 2, 48, 2, 1, nil), LibraryLibSSL, OutcomeFailed, "", "unknown_ca", "wire"},
+		{"libssl SSL error", handshakeRecord(t, 2, 2, 0, 0, 0, 1, nil), LibraryLibSSL, OutcomeFailed, "", "SSL_ERROR_SSL", ""},
+		{"unknown cause", handshakeRecord(t, 1, 2, 0, 0, 0, 0, []byte{1, 2, 3}), LibraryGo, OutcomeFailed, "", OtherError, ""},
 	}
 	for _, tt := range tests {
 		ev, err := bpf.Decode(tt.raw)
@@ -212,7 +185,7 @@ func TestDecodeHandshake(t *testing.T) {
 			t.Errorf("%s: %+v", tt.name, h)
 		}
 	}
-	bad := handshakeRecord(9, 1, 0, 0, 0, 0, nil)
+	bad := handshakeRecord(t, 9, 1, 0, 0, 0, 0, nil)
 	if _, err := bpf.Decode(bad); err == nil {
 		t.Error("library 9 decoded without error")
 	}
@@ -220,11 +193,9 @@ func TestDecodeHandshake(t *testing.T) {
 
 func FuzzDecodeTLSEvents(f *testing.F) {
 	hello := captureClientHello(f, &tls.Config{ServerName: "proxy.gopatrol.test"})
-	f.Add(uint16(TypeHandshake), handshakeRecord(1, 2, 2, 42, 1, 0, hello)[bpf.HeaderSize:])
-	peer := make([]byte, bpf.PeerSize)
-	putPeer(peer, "[2001:db8::1]:443")
-	f.Add(uint16(TypeClientHello), append(append(peer[:bpf.PeerSize:bpf.PeerSize], 0, 2, 0, 0), hello[:helloMax]...))
-	f.Add(uint16(TypeAlert), append(peer[:bpf.PeerSize:bpf.PeerSize], 2, 48, 0, 0))
+	f.Add(uint16(TypeHandshake), handshakeRecord(f, 1, 2, 2, 42, 1, 0, hello)[bpf.HeaderSize:])
+	f.Add(uint16(TypeClientHello), helloRecord(f, "[2001:db8::1]:443", helloMax, hello)[bpf.HeaderSize:])
+	f.Add(uint16(TypeAlert), alertRecord(f, "[2001:db8::1]:443", 2, 48)[bpf.HeaderSize:])
 	f.Add(uint16(TypeHandshake), []byte{1})
 	f.Fuzz(func(t *testing.T, typ uint16, body []byte) {
 		raw := make([]byte, bpf.HeaderSize+len(body))
@@ -238,44 +209,43 @@ func FuzzDecodeTLSEvents(f *testing.F) {
 	})
 }
 
+func helloRecord(tb testing.TB, peer string, n int, hello []byte) []byte {
+	return tlsRecord(tb, TypeClientHello, "tls_hello_event", peerFields(map[string]any{
+		"hello_len": n, "hello": hello,
+	}, "peer", peer))
+}
+
+func alertRecord(tb testing.TB, peer string, level, desc byte) []byte {
+	return tlsRecord(tb, TypeAlert, "tls_alert_event", peerFields(map[string]any{
+		"level": level, "desc": desc,
+	}, "peer", peer))
+}
+
 func TestDecodeHelloAndAlert(t *testing.T) {
 	hello := captureClientHello(t, &tls.Config{ServerName: "sum.gopatrol.test"})
-	le := binary.LittleEndian
-	rec := func(typ bpf.EventType, body []byte) []byte {
-		b := make([]byte, bpf.HeaderSize+len(body))
-		le.PutUint16(b[0:], uint16(typ))
-		le.PutUint16(b[2:], uint16(len(b)))
-		le.PutUint32(b[4:], 77)
-		copy(b[bpf.HeaderSize:], body)
-		return b
-	}
-	body := make([]byte, helloBodySize)
-	putPeer(body, "[2001:db8::1]:8443")
-	le.PutUint16(body[20:], helloMax)
-	copy(body[24:], hello)
-	ev, err := bpf.Decode(rec(TypeClientHello, body))
+	ev, err := bpf.Decode(helloRecord(t, "[2001:db8::1]:8443", helloMax, hello))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := ev.(*ClientHelloEvent); !ok || c.ServerName != "sum.gopatrol.test" || c.Peer.String() != "[2001:db8::1]:8443" || c.PID != 77 || c.Header.Type.String() != "tls_client_hello" {
+	if c, ok := ev.(*ClientHelloEvent); !ok || c.ServerName != "sum.gopatrol.test" || c.Peer.String() != "[2001:db8::1]:8443" || c.PID != 4242 || c.Header.Type.String() != "tls_client_hello" {
 		t.Errorf("ClientHello event: %+v", ev)
 	}
-	garbage := make([]byte, helloBodySize)
-	le.PutUint16(garbage[20:], 100)
-	if _, err := bpf.Decode(rec(TypeClientHello, garbage)); err == nil {
+	if _, err := bpf.Decode(helloRecord(t, "", 100, nil)); err == nil {
 		t.Error("a ClientHello event holding zeros decoded without error")
 	}
-	alert := make([]byte, alertBodySize) // peer unknown: family 0
-	alert[20], alert[21] = 2, 48
-	ev, err = bpf.Decode(rec(TypeAlert, alert))
+	ev, err = bpf.Decode(alertRecord(t, "", 2, 48)) // peer unknown: family 0
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a, ok := ev.(*AlertEvent); !ok || a.Name != "unknown_ca" || a.Level != 2 || a.Peer.IsValid() {
 		t.Errorf("alert event: %+v", ev)
 	}
+	le := binary.LittleEndian
 	for _, typ := range []bpf.EventType{TypeHandshake, TypeClientHello, TypeAlert} {
-		if _, err := bpf.Decode(rec(typ, []byte{1, 2, 3})); err == nil {
+		b := make([]byte, bpf.HeaderSize+3)
+		le.PutUint16(b[0:], uint16(typ))
+		le.PutUint16(b[2:], uint16(len(b)))
+		if _, err := bpf.Decode(b); err == nil {
 			t.Errorf("%s: 3-byte body decoded without error", typ)
 		}
 	}

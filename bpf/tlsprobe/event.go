@@ -88,12 +88,23 @@ type AlertEvent struct {
 	Name string `json:"name"`
 }
 
-// Body sizes of the C structs in tls.bpf.c (after the 24-byte header).
+// Layouts of the C records (c/tls.bpf.c) after the header: offsets in the
+// body a Decoder gets. TestLayoutsMatchObject checks every one, and every
+// size, against the BTF of the committed object.
 const (
-	helloMax          = 512
-	handshakeBodySize = 52 + helloMax // the record is padded to 592 bytes
-	helloBodySize     = 24 + helloMax
-	alertBodySize     = 24
+	helloMax = 512
+
+	// struct tls_handshake_event. ret is not decoded: outcome says the same.
+	hsDuration, hsConn, hsRet, hsSSLError                          = 0, 8, 16, 20
+	hsLibrary, hsOutcome, hsAlertLevel, hsAlertDesc, hsAlertSource = 24, 25, 26, 27, 28
+	hsHelloLen, hsPeer, hsHello                                    = 30, 32, 52
+	handshakeBodySize                                              = hsHello + helloMax + 4 // padded to 8 bytes
+
+	// struct tls_hello_event
+	helloPeer, helloLen, helloData, helloBodySize = 0, bpf.PeerSize, bpf.PeerSize + 4, helloData + helloMax
+
+	// struct tls_alert_event
+	alertPeer, alertLevel, alertDesc, alertBodySize = 0, bpf.PeerSize, bpf.PeerSize + 1, bpf.PeerSize + 4
 )
 
 var sslErrors = map[int32]string{
@@ -111,40 +122,40 @@ func decodeHandshake(h bpf.Header, b []byte) (bpf.Event, error) {
 	le := binary.LittleEndian
 	e := &Handshake{
 		Header:   h,
-		Duration: time.Duration(le.Uint64(b[0:])),
-		Conn:     le.Uint64(b[8:]),
-		SSLError: int(int32(le.Uint32(b[20:]))),
-		Peer:     bpf.DecodePeer(b[32:52]),
+		Duration: time.Duration(le.Uint64(b[hsDuration:])),
+		Conn:     le.Uint64(b[hsConn:]),
+		SSLError: int(int32(le.Uint32(b[hsSSLError:]))),
+		Peer:     bpf.DecodePeer(b[hsPeer : hsPeer+bpf.PeerSize]),
 	}
-	switch b[24] {
+	switch b[hsLibrary] {
 	case 1:
 		e.Library = LibraryGo
 	case 2:
 		e.Library = LibraryLibSSL
 	default:
-		return nil, fmt.Errorf("decode %s event: unknown library %d", h.Type, b[24])
+		return nil, fmt.Errorf("decode %s event: unknown library %d", h.Type, b[hsLibrary])
 	}
-	switch b[25] {
+	switch b[hsOutcome] {
 	case 1:
 		e.Outcome = OutcomeOK
 	case 2:
 		e.Outcome = OutcomeFailed
 	default:
-		return nil, fmt.Errorf("decode %s event: unknown outcome %d", h.Type, b[25])
+		return nil, fmt.Errorf("decode %s event: unknown outcome %d", h.Type, b[hsOutcome])
 	}
-	switch b[28] {
+	switch b[hsAlertSource] {
 	case 1:
 		e.AlertSource = "sent"
 	case 2:
 		e.AlertSource = "wire"
 	}
 	if e.AlertSource != "" {
-		e.Alert = &Alert{Level: b[26], Description: b[27]}
+		e.Alert = &Alert{Level: b[hsAlertLevel], Description: b[hsAlertDesc]}
 	}
-	if n := int(le.Uint16(b[30:])); n > 0 {
+	if n := int(le.Uint16(b[hsHelloLen:])); n > 0 {
 		// A ClientHello the parser rejects leaves the handshake without a
 		// server name; the handshake itself is still valid.
-		if ch, err := ParseClientHello(b[52 : 52+min(n, helloMax)]); err == nil {
+		if ch, err := ParseClientHello(b[hsHello : hsHello+min(n, helloMax)]); err == nil {
 			e.ClientHello = ch
 			e.ServerName = ch.ServerName
 		}
@@ -167,20 +178,20 @@ func decodeClientHello(h bpf.Header, b []byte) (bpf.Event, error) {
 		return nil, shortErr(h, len(b), helloBodySize)
 	}
 	le := binary.LittleEndian
-	n := min(int(le.Uint16(b[20:])), helloMax)
-	ch, err := ParseClientHello(b[24 : 24+n])
+	n := min(int(le.Uint16(b[helloLen:])), helloMax)
+	ch, err := ParseClientHello(b[helloData : helloData+n])
 	if err != nil {
 		return nil, fmt.Errorf("decode %s event: %w", h.Type, err)
 	}
-	return &ClientHelloEvent{Header: h, Peer: bpf.DecodePeer(b[0:20]), ClientHello: *ch}, nil
+	return &ClientHelloEvent{Header: h, Peer: bpf.DecodePeer(b[helloPeer : helloPeer+bpf.PeerSize]), ClientHello: *ch}, nil
 }
 
 func decodeAlert(h bpf.Header, b []byte) (bpf.Event, error) {
 	if len(b) < alertBodySize {
 		return nil, shortErr(h, len(b), alertBodySize)
 	}
-	a := Alert{Level: b[20], Description: b[21]}
-	return &AlertEvent{Header: h, Peer: bpf.DecodePeer(b[0:20]), Alert: a, Name: a.Name()}, nil
+	a := Alert{Level: b[alertLevel], Description: b[alertDesc]}
+	return &AlertEvent{Header: h, Peer: bpf.DecodePeer(b[alertPeer : alertPeer+bpf.PeerSize]), Alert: a, Name: a.Name()}, nil
 }
 
 // String is the one line `gopatrol trace` shows a person, e.g.

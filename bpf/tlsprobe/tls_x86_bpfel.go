@@ -31,6 +31,9 @@ const (
 	tlsProgSslHandshakeEntry   = "ssl_handshake_entry"
 	tlsProgSslHandshakeRet     = "ssl_handshake_ret"
 	tlsProgTlsTcpSendmsg       = "tls_tcp_sendmsg"
+	tlsVarTlsLayoutAlert       = "tls_layout_alert"
+	tlsVarTlsLayoutHandshake   = "tls_layout_handshake"
+	tlsVarTlsLayoutHello       = "tls_layout_hello"
 )
 
 // loadTls returns the embedded CollectionSpec for tls.
@@ -102,6 +105,9 @@ type tlsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsVariableSpecs struct {
+	TlsLayoutAlert     *ebpf.VariableSpec `ebpf:"tls_layout_alert"`
+	TlsLayoutHandshake *ebpf.VariableSpec `ebpf:"tls_layout_handshake"`
+	TlsLayoutHello     *ebpf.VariableSpec `ebpf:"tls_layout_hello"`
 }
 
 // tlsObjects contains all objects after they have been loaded into the kernel.
@@ -149,6 +155,9 @@ func (m *tlsMaps) Close() error {
 //
 // It can be passed to loadTlsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsVariables struct {
+	TlsLayoutAlert     *ebpf.Variable `ebpf:"tls_layout_alert"`
+	TlsLayoutHandshake *ebpf.Variable `ebpf:"tls_layout_handshake"`
+	TlsLayoutHello     *ebpf.Variable `ebpf:"tls_layout_hello"`
 }
 
 // tlsPrograms contains all programs after they have been loaded into the kernel.
