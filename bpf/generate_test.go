@@ -2,12 +2,14 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gopatrol/gopatrol/bpf/bpftest"
 	"github.com/gopatrol/gopatrol/bpf/internal/objstamp"
 )
 
@@ -30,7 +32,7 @@ func TestObjectsReproducible(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := objstamp.ClangMajor("clang"); got != st.ClangMajor {
-		t.Skipf("clang major %q here, objects were built with clang %s: bytes are only comparable with the same compiler", got, st.ClangMajor)
+		bpftest.Need(t, "clang "+st.ClangMajor+", the objects' compiler", fmt.Errorf("clang major here is %q; bytes are only comparable with the same compiler", got))
 	}
 	src, err := os.ReadFile("gen.go")
 	if err != nil {

@@ -87,9 +87,8 @@ func TestLayoutsMatchObject(t *testing.T) {
 			"ppid": {Offset: execPPID, Size: 4}, "uid": {Offset: execUID, Size: 4},
 			"cgroup_id": {Offset: execCgroupID, Size: 8}, "start_ns": {Offset: execStart, Size: 8},
 			"filename_len": {Offset: execNameLen, Size: 2}, "args_len": {Offset: execArgsLen, Size: 2},
-			"args_truncated": {Offset: execArgsTruncated, Size: 2},
-			"comm": {Offset: execComm, Size: commLen}, "filename": {Offset: execFilename, Size: pathMax},
-			"args": {Offset: execArgs, Size: argsMax},
+			"args_truncated": {Offset: execArgsTruncated, Size: 2}, "comm": {Offset: execComm, Size: commLen},
+			"filename": {Offset: execFilename, Size: pathMax}, "args": {Offset: execArgs, Size: argsMax},
 		})},
 		{"gp_exit_event", exitEventSize, merge(header("hdr."), fields{
 			"ppid": {Offset: exitPPID, Size: 4}, "uid": {Offset: exitUID, Size: 4},

@@ -175,7 +175,7 @@ func nobody(tb testing.TB) *syscall.Credential {
 	tb.Helper()
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		tb.Skipf("no user nobody: %v", err)
+		bpftest.Need(tb, "user nobody", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)

@@ -1,10 +1,3 @@
-// Package bpf loads gopatrol's eBPF sensors and turns what they see into
-// typed events: the Go toolchain's process trees (exec, exit), its
-// file-access failures under the toolchain directories, and its TCP
-// connects. No program sits on the syscall path unless Config.Syscalls asks
-// for it (see c/sensor.bpf.c for why and what it costs).
-// Add-on probe sets (bpf/tlsprobe) share the sensor's process-tree map and
-// ring buffer through ShareMaps, AddExtension and RegisterDecoder.
 package bpf
 
 import (

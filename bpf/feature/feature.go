@@ -1,6 +1,3 @@
-// Package feature says whether this process can load gopatrol's eBPF
-// sensors, and if not, exactly what is missing: privileges, kernel BTF or
-// ring buffer support.
 package feature
 
 import (

@@ -1,9 +1,3 @@
-// Package tlsprobe observes the TLS client handshakes of processes in Go
-// toolchain trees: Go's crypto/tls through uprobes at the entry and at every
-// RET of the handshake function, libssl through uprobes and uretprobes, and
-// the ClientHello and alert records on the socket for the server name and
-// the failure's alert. It runs next to the bpf sensor, sharing its process
-// trees and ring buffer, and decodes its own events (RegisterDecoder).
 package tlsprobe
 
 import (

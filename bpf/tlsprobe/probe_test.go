@@ -2,6 +2,7 @@ package tlsprobe_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -214,11 +215,9 @@ func TestGoModDownloadHandshake(t *testing.T) {
 	}
 	libssl := func(t *testing.T) {
 		t.Helper()
-		if curlErr != nil {
-			t.Skipf("curl not installed: %v", curlErr)
-		}
+		bpftest.Need(t, "curl", curlErr)
 		if len(p.LibSSL) == 0 {
-			t.Skipf("libssl not probed: %+v", p.Skipped)
+			bpftest.Need(t, "libssl.so.3 probed", fmt.Errorf("skipped: %+v", p.Skipped))
 		}
 	}
 	listURL := url + "/example.com/hello/@v/list"
@@ -272,9 +271,7 @@ func TestGoModDownloadHandshake(t *testing.T) {
 		// git's https helper uses GnuTLS on Debian: no handshake probe, but
 		// its ClientHello on the socket still names the server.
 		git, err := exec.LookPath("git")
-		if err != nil {
-			t.Skipf("git not installed: %v", err)
-		}
+		bpftest.Need(t, "git", err)
 		from := rec.len()
 		dir := t.TempDir()
 		gen := "package gen\n\n//go:generate env GIT_SSL_CAINFO=" + proxy.CAFile() + " GIT_TERMINAL_PROMPT=0 " + git + " ls-remote " + url + "/repo.git\n"
@@ -308,7 +305,7 @@ func TestGoModDownloadHandshake(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rec.waitForIn(time.Second, from, func(ev bpf.Event) bool { return int(ev.EventHeader().PID) == probe.Process.Pid }) != nil {
-			t.Skip("this test process is inside a Go toolchain tree")
+			bpftest.Need(t, "a test process outside every Go toolchain tree", errors.New("a child of this test was reported in a tree"))
 		}
 		cmd := exec.Command(curl, "-sS", "--fail", "-o", "/dev/null", "--cacert", proxy.CAFile(), listURL)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -410,9 +407,7 @@ func TestAttachRefusesNonGo(t *testing.T) {
 func TestAttachDefaults(t *testing.T) {
 	bpftest.Require(t)
 	goPath, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go on PATH: %v", err)
-	}
+	bpftest.Need(t, "go on PATH", err)
 	goPath, _ = filepath.EvalSymlinks(goPath)
 	s, err := bpf.Open(bpf.Config{})
 	if err != nil {

@@ -1,9 +1,3 @@
-// Package btflayout reads the layout of a C struct from the BTF of a
-// compiled BPF object: every member's offset and size, nested structs
-// flattened ("hdr.pid"). Tests use it to check a Go decoder's offsets
-// against what the kernel side really writes, and to build records the
-// way the object lays them out, so that a decoder and its tests cannot be
-// wrong together.
 package btflayout
 
 import (

@@ -1,7 +1,3 @@
-// Command stampgen writes the stamp of a BPF object after bpf2go built it
-// (see bpf/internal/objstamp). Run by `go generate` in bpf/.
-//
-//	stampgen -o sensor.stamp -obj sensor_x86_bpfel.o c/sensor.bpf.c c/include ...
 package main
 
 import (
