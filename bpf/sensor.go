@@ -136,12 +136,38 @@ func Open(cfg Config) (*Sensor, error) {
 	if err := feature.Check(); err != nil {
 		return nil, err
 	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := loadSensor()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[sensorMapGpEvents].MaxEntries = uint32(cfg.RingSize)
+	if err := spec.Variables[sensorVarSampleLimit].Set(cfg.SampleLimit); err != nil {
+		return nil, fmt.Errorf("eBPF sensors: set sample limit: %w", err)
+	}
+	s := newSensor(cfg)
+	// Resolve before loading anything: a refusal costs nothing.
+	if err := s.resolveTools(cfg.GoTools); err != nil {
+		return nil, err
+	}
+	if err := s.load(spec, cfg); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	return s, nil
+}
+
+// withDefaults fills the zero fields of cfg and checks the ring size.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RingSize == 0 {
 		cfg.RingSize = DefaultRingSize
 	}
 	page := os.Getpagesize()
 	if cfg.RingSize < page || cfg.RingSize&(cfg.RingSize-1) != 0 {
-		return nil, fmt.Errorf("eBPF sensors: ring size %d: must be a power of two of at least %d bytes", cfg.RingSize, page)
+		return cfg, fmt.Errorf("eBPF sensors: ring size %d: must be a power of two of at least %d bytes", cfg.RingSize, page)
 	}
 	if cfg.SampleLimit == 0 {
 		cfg.SampleLimit = DefaultSampleLimit
@@ -155,17 +181,15 @@ func Open(cfg Config) (*Sensor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-
-	spec, err := loadSensor()
-	if err != nil {
-		return nil, err
+	if cfg.Linger <= 0 {
+		cfg.Linger = DefaultLinger
 	}
-	spec.Maps[sensorMapGpEvents].MaxEntries = uint32(cfg.RingSize)
-	if err := spec.Variables[sensorVarSampleLimit].Set(cfg.SampleLimit); err != nil {
-		return nil, fmt.Errorf("eBPF sensors: set sample limit: %w", err)
-	}
+	return cfg, nil
+}
 
-	s := &Sensor{
+// newSensor is a sensor with nothing loaded yet.
+func newSensor(cfg Config) *Sensor {
+	return &Sensor{
 		events:    make(chan Event, cfg.EventBuffer),
 		done:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
@@ -180,30 +204,39 @@ func Open(cfg Config) (*Sensor, error) {
 		scopeOn:    cfg.Eager,
 		linger:     cfg.Linger,
 	}
-	if s.linger <= 0 {
-		s.linger = DefaultLinger
+}
+
+// resolveTools finds the syscall-error probe sites of the Go binaries to
+// probe (none with Config.Syscalls, which sees every failure anyway). A
+// listed binary that is refused is an error; a default one a warning.
+func (s *Sensor) resolveTools(listed []string) error {
+	if s.syscalls {
+		return nil
 	}
-	// Resolve before loading anything: a refusal costs nothing.
-	if !cfg.Syscalls {
-		explicit := len(cfg.GoTools) > 0
-		paths := cfg.GoTools
-		if !explicit {
-			paths = DefaultGoTools()
+	paths := listed
+	if len(listed) == 0 {
+		paths = DefaultGoTools()
+	}
+	for _, p := range paths {
+		t, err := s.resolveTool(p)
+		if err != nil {
+			if len(listed) > 0 {
+				return fmt.Errorf("eBPF sensors: %w", err)
+			}
+			s.log.Warn("eBPF sensors: Go binary not probed; its file failures are missed", "path", p, "err", err)
+			continue
 		}
-		for _, p := range paths {
-			t, err := s.resolveTool(p)
-			if err != nil {
-				if explicit {
-					return nil, fmt.Errorf("eBPF sensors: %w", err)
-				}
-				s.log.Warn("eBPF sensors: Go binary not probed; its file failures are missed", "path", p, "err", err)
-				continue
-			}
-			if t != nil {
-				s.tools = append(s.tools, t)
-			}
+		if t != nil {
+			s.tools = append(s.tools, t)
 		}
 	}
+	return nil
+}
+
+// load loads the programs and maps, fills the name and class maps,
+// attaches everything and starts reading the ring buffer. On error the
+// caller closes what was opened.
+func (s *Sensor) load(spec *ebpf.CollectionSpec, cfg Config) error {
 	// The kernel counts only while some process holds this fd.
 	if cfg.RunTime {
 		if c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
@@ -212,37 +245,34 @@ func Open(cfg Config) (*Sensor, error) {
 			s.statsFD = c
 		}
 	}
-	fail := func(err error) (*Sensor, error) {
-		s.closeAll()
-		return nil, err
-	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return fail(fmt.Errorf("eBPF sensors: load: %+v", ve))
+			return fmt.Errorf("eBPF sensors: load: %+v", ve)
 		}
-		return fail(fmt.Errorf("eBPF sensors: load: %w", err))
+		return fmt.Errorf("eBPF sensors: load: %w", err)
 	}
 	for _, name := range cfg.GoNames {
 		var key [commLen]byte
 		copy(key[:commLen-1], name) // comm is truncated to 15 bytes
 		if err := s.objs.GpNames.Put(key, uint8(1)); err != nil {
-			return fail(fmt.Errorf("eBPF sensors: go name %q: %w", name, err))
+			return fmt.Errorf("eBPF sensors: go name %q: %w", name, err)
 		}
 	}
 	if err := s.SetClasses(cfg.Classes); err != nil {
-		return fail(err)
+		return err
 	}
 	s.scoped = []*ebpf.Program{s.objs.GpSockState}
 	if err := s.attach(); err != nil {
-		return fail(err)
+		return err
 	}
-	s.reader, err = ringbuf.NewReader(s.objs.GpEvents)
+	r, err := ringbuf.NewReader(s.objs.GpEvents)
 	if err != nil {
-		return fail(fmt.Errorf("eBPF sensors: ring buffer reader: %w", err))
+		return fmt.Errorf("eBPF sensors: ring buffer reader: %w", err)
 	}
+	s.reader = r
 	go s.readLoop()
-	return s, nil
+	return nil
 }
 
 // attach attaches the programs, the tree-scoped ones if a tree is alive.

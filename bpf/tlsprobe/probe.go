@@ -79,40 +79,13 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Probe{}
-
 	// Resolve everything before loading anything: a refusal costs nothing.
-	goPaths, explicit := cfg.GoBinaries, len(cfg.GoBinaries) > 0
-	if !explicit {
-		goPaths = defaultGoBinaries()
+	if err := p.resolveGo(cfg.GoBinaries, log); err != nil {
+		return nil, err
 	}
-	// One attachment per file: the same inode probed twice would report
-	// every handshake twice.
-	for _, path := range dedupeFiles(goPaths) {
-		b, err := ResolveGo(path)
-		if err != nil {
-			if explicit {
-				return nil, fmt.Errorf("TLS probes: %w", err)
-			}
-			p.Skipped = append(p.Skipped, Skip{path, err.Error()})
-			log.Warn("TLS probes: Go binary not probed", "path", path, "err", err)
-			continue
-		}
-		p.GoBinaries = append(p.GoBinaries, b)
-	}
-	libExplicit := len(cfg.LibSSL) > 0
 	if !cfg.NoLibSSL {
-		libs := cfg.LibSSL
-		if !libExplicit {
-			if lib := findLibSSL(); lib != "" {
-				libs = []string{lib}
-			} else {
-				p.Skipped = append(p.Skipped, Skip{"libssl.so.3", "not found in the dynamic linker cache or /lib, /usr/lib"})
-				log.Info("TLS probes: libssl.so.3 not found; libssl handshakes are not probed")
-			}
-		}
-		p.LibSSL = dedupeFiles(libs)
+		p.chooseLibSSL(cfg.LibSSL, log)
 	}
-
 	// The socket program needs the tcp_sendmsg_locked tracepoint: without
 	// it the rest still loads, and handshakes lack the SNI.
 	socket := !cfg.NoSocket
@@ -123,28 +96,82 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 			log.Warn("TLS probes: no socket program; handshakes carry no server name or address", "err", err)
 		}
 	}
+	if err := p.load(s, socket); err != nil {
+		return nil, err
+	}
+	if err := p.attach(s, socket, len(cfg.LibSSL) > 0, log); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// resolveGo resolves the Go binaries to probe, each file once: the same
+// inode probed twice would report every handshake twice. A listed binary
+// that is refused is an error; a default one is skipped with the reason.
+func (p *Probe) resolveGo(listed []string, log *slog.Logger) error {
+	paths := listed
+	if len(listed) == 0 {
+		paths = defaultGoBinaries()
+	}
+	for _, path := range dedupeFiles(paths) {
+		b, err := ResolveGo(path)
+		if err != nil {
+			if len(listed) > 0 {
+				return fmt.Errorf("TLS probes: %w", err)
+			}
+			p.Skipped = append(p.Skipped, Skip{path, err.Error()})
+			log.Warn("TLS probes: Go binary not probed", "path", path, "err", err)
+			continue
+		}
+		p.GoBinaries = append(p.GoBinaries, b)
+	}
+	return nil
+}
+
+// chooseLibSSL sets the libssl files to probe: the listed ones, else the one
+// the dynamic linker would load, if any.
+func (p *Probe) chooseLibSSL(listed []string, log *slog.Logger) {
+	libs := listed
+	if len(listed) == 0 {
+		if lib := findLibSSL(); lib != "" {
+			libs = []string{lib}
+		} else {
+			p.Skipped = append(p.Skipped, Skip{"libssl.so.3", "not found in the dynamic linker cache or /lib, /usr/lib"})
+			log.Info("TLS probes: libssl.so.3 not found; libssl handshakes are not probed")
+		}
+	}
+	p.LibSSL = dedupeFiles(libs)
+}
+
+// load loads the programs with the sensor's shared maps, the socket
+// program only when socket is set.
+func (p *Probe) load(s *bpf.Sensor, socket bool) error {
 	spec, err := loadTls()
 	if err != nil {
-		return nil, fmt.Errorf("TLS probes: load spec: %w", err)
+		return fmt.Errorf("TLS probes: load spec: %w", err)
 	}
 	repl, err := s.ShareMaps(spec)
 	if err != nil {
-		return nil, fmt.Errorf("TLS probes: %w", err)
+		return fmt.Errorf("TLS probes: %w", err)
 	}
 	if err := loadObjects(spec, &ebpf.CollectionOptions{MapReplacements: repl}, socket, &p.objs); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("TLS probes: load: %+v", ve)
+			return fmt.Errorf("TLS probes: load: %+v", ve)
 		}
-		return nil, fmt.Errorf("TLS probes: load: %w", err)
+		return fmt.Errorf("TLS probes: load: %w", err)
 	}
-	fail := func(err error) (*Probe, error) {
-		p.Close()
-		return nil, err
-	}
+	return nil
+}
+
+// attach places the uprobes, hands the socket program to the sensor and
+// registers p with it. A listed libssl that cannot be probed is an error
+// (libExplicit); a found one is skipped with the reason.
+func (p *Probe) attach(s *bpf.Sensor, socket, libExplicit bool, log *slog.Logger) error {
 	for _, b := range p.GoBinaries {
 		if err := p.attachGo(b); err != nil {
-			return fail(err)
+			return err
 		}
 		log.Debug("TLS probes: Go binary probed", "path", b.Path, "go", b.GoVersion, "rets", len(b.Handshake.Rets))
 	}
@@ -152,7 +179,7 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	for _, lib := range p.LibSSL {
 		if err := p.attachLibSSL(lib); err != nil {
 			if libExplicit {
-				return fail(err)
+				return err
 			}
 			// A libssl found by looking around that lacks the symbols
 			// (another build, another library) only loses libssl
@@ -169,14 +196,14 @@ func Attach(s *bpf.Sensor, cfg Config) (*Probe, error) {
 	// it only while a Go tree is alive (bpf.Config.Eager: always).
 	if socket {
 		if err := s.AttachWhileTrees(p.objs.TlsTcpSendmsg); err != nil {
-			return fail(fmt.Errorf("TLS probes: %w", err))
+			return fmt.Errorf("TLS probes: %w", err)
 		}
 		p.sensor = s
 	}
 	if err := s.AddExtension(p); err != nil {
-		return fail(fmt.Errorf("TLS probes: %w", err))
+		return fmt.Errorf("TLS probes: %w", err)
 	}
-	return p, nil
+	return nil
 }
 
 func (p *Probe) attachGo(b *GoBinary) error {
