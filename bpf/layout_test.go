@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"sync"
 	"testing"
 	"unsafe"
 
@@ -10,37 +9,8 @@ import (
 
 // objectStruct is the layout of a struct in the BTF of the committed
 // sensor object (the one loadSensor embeds).
-func objectStruct(tb testing.TB, name string) *btflayout.Struct {
-	tb.Helper()
-	layouts.once.Do(func() {
-		spec, err := loadSensor()
-		if err != nil {
-			layouts.err = err
-			return
-		}
-		layouts.m = map[string]*btflayout.Struct{}
-		for _, n := range []string{"gp_exec_event", "gp_exit_event", "gp_file_event", "gp_connect_event", "gp_path_key"} {
-			if layouts.m[n], err = btflayout.Lookup(spec.Types, n); err != nil {
-				layouts.err = err
-				return
-			}
-		}
-	})
-	if layouts.err != nil {
-		tb.Fatal(layouts.err)
-	}
-	s := layouts.m[name]
-	if s == nil {
-		tb.Fatalf("struct %s not looked up", name)
-	}
-	return s
-}
-
-var layouts struct {
-	once sync.Once
-	m    map[string]*btflayout.Struct
-	err  error
-}
+var objectStruct = btflayout.Cache(loadSensor,
+	"gp_exec_event", "gp_exit_event", "gp_file_event", "gp_connect_event", "gp_path_key")
 
 type fields = map[string]btflayout.Field
 

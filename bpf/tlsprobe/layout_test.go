@@ -2,7 +2,6 @@ package tlsprobe
 
 import (
 	"net/netip"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -10,35 +9,9 @@ import (
 	"github.com/gopatrol/gopatrol/bpf/internal/btflayout"
 )
 
-var layouts struct {
-	once sync.Once
-	m    map[string]*btflayout.Struct
-	err  error
-}
-
 // objectStruct is the layout of a struct in the BTF of the committed TLS
 // object (the one loadTls embeds).
-func objectStruct(tb testing.TB, name string) *btflayout.Struct {
-	tb.Helper()
-	layouts.once.Do(func() {
-		spec, err := loadTls()
-		if err != nil {
-			layouts.err = err
-			return
-		}
-		layouts.m = map[string]*btflayout.Struct{}
-		for _, n := range []string{"tls_handshake_event", "tls_hello_event", "tls_alert_event"} {
-			if layouts.m[n], err = btflayout.Lookup(spec.Types, n); err != nil {
-				layouts.err = err
-				return
-			}
-		}
-	})
-	if layouts.err != nil {
-		tb.Fatal(layouts.err)
-	}
-	return layouts.m[name]
-}
+var objectStruct = btflayout.Cache(loadTls, "tls_handshake_event", "tls_hello_event", "tls_alert_event")
 
 type fields = map[string]btflayout.Field
 

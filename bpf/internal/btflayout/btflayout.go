@@ -4,9 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
 
@@ -22,6 +26,38 @@ type Struct struct {
 	Name   string
 	Size   int
 	Fields map[string]Field
+}
+
+// Cache returns a test helper that finds struct name in the BTF of the
+// collection load returns (a bpf2go loadX function): the object is read
+// and all of names looked up once, on first use, and a failure fails the
+// test.
+func Cache(load func() (*ebpf.CollectionSpec, error), names ...string) func(tb testing.TB, name string) *Struct {
+	var once sync.Once
+	var m map[string]*Struct
+	var err error
+	return func(tb testing.TB, name string) *Struct {
+		tb.Helper()
+		once.Do(func() {
+			var spec *ebpf.CollectionSpec
+			if spec, err = load(); err != nil {
+				return
+			}
+			m = map[string]*Struct{}
+			for _, n := range names {
+				if m[n], err = Lookup(spec.Types, n); err != nil {
+					return
+				}
+			}
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if m[name] == nil {
+			tb.Fatalf("btflayout: struct %s is not among %v", name, names)
+		}
+		return m[name]
+	}
 }
 
 // Lookup finds struct name in types (ebpf.CollectionSpec.Types).
@@ -130,21 +166,11 @@ func (s *Struct) Put(rec []byte, name string, v any) {
 		return
 	}
 	var u uint64
-	switch v := v.(type) {
-	case int:
-		u = uint64(v)
-	case int32:
-		u = uint64(v)
-	case int64:
-		u = uint64(v)
-	case uint8:
-		u = uint64(v)
-	case uint16:
-		u = uint64(v)
-	case uint32:
-		u = uint64(v)
-	case uint64:
-		u = v
+	switch rv := reflect.ValueOf(v); {
+	case rv.CanInt():
+		u = uint64(rv.Int())
+	case rv.CanUint():
+		u = rv.Uint()
 	default:
 		panic(fmt.Sprintf("btflayout: %s.%s: cannot put %T", s.Name, name, v))
 	}
