@@ -140,6 +140,7 @@ func realFuncs(tb testing.TB, names ...string) map[string]*goelf.Func {
 const (
 	syscall6  = "internal/runtime/syscall/linux.Syscall6"
 	handshake = "crypto/tls.(*Conn).clientHandshake"
+	alert     = "crypto/tls.(*Conn).sendAlertLocked"
 )
 
 // TestSyscallErrorSites: the real go command has one site, a NEG RAX
@@ -227,10 +228,14 @@ func FuzzErrorBranches(f *testing.F) {
 }
 
 // FuzzReturns: on any bytes, Returns and CheckRegABIPrologue neither panic
-// nor return an offset that is not a C3 on an instruction boundary. Seed:
-// the real go command's crypto/tls client handshake.
+// nor return an offset that is not a C3 on an instruction boundary. Seeds:
+// the real go command's crypto/tls alert function and the first KiB of its
+// client handshake (the whole of it, 10 KiB, makes each minimization of a
+// new input take a minute).
 func FuzzReturns(f *testing.F) {
-	f.Add(realFuncs(f, handshake)[handshake].Code)
+	fns := realFuncs(f, handshake, alert)
+	f.Add(fns[alert].Code)
+	f.Add(fns[handshake].Code[:1024])
 	f.Add([]byte("\x49\x3b\x66\x10\x48\x89\xd8\xc3\x31\xc0\xc3"))
 	f.Add([]byte("\xc2\x08\x00"))
 	f.Fuzz(func(t *testing.T, code []byte) {
