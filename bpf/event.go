@@ -199,6 +199,14 @@ const (
 	peerFamily, peerPort, peerAddr = 0, 2, 4
 )
 
+// recordSizes are the sizes of the sensor's own records.
+var recordSizes = map[EventType]int{
+	TypeExec:        execEventSize,
+	TypeExit:        exitEventSize,
+	TypeFileFailure: fileEventSize,
+	TypeConnect:     connectEventSize,
+}
+
 var errShort = errors.New("record too short")
 
 // Decode decodes one ring-buffer record. It never panics: a malformed
@@ -220,13 +228,7 @@ func Decode(raw []byte) (Event, error) {
 		return nil, fmt.Errorf("decode %s event: header size %d, record %d bytes", h.Type, h.Size, len(raw))
 	}
 	rec := raw[:h.Size]
-	need := map[EventType]int{
-		TypeExec:        execEventSize,
-		TypeExit:        exitEventSize,
-		TypeFileFailure: fileEventSize,
-		TypeConnect:     connectEventSize,
-	}
-	if n, ok := need[h.Type]; ok && int(h.Size) < n {
+	if n, ok := recordSizes[h.Type]; ok && int(h.Size) < n {
 		return nil, fmt.Errorf("decode %s event: %d bytes, want %d: %w", h.Type, h.Size, n, errShort)
 	}
 	switch h.Type {
