@@ -1,6 +1,8 @@
 package goelf
 
 import (
+	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,5 +78,51 @@ func TestOpenRefuses(t *testing.T) {
 	defer f.Close()
 	if _, err := f.GoVersion(); err == nil {
 		t.Error("/bin/sh has a Go version")
+	}
+}
+
+// TestFuncsRefusesInconsistentFiles: a file whose headers disagree about
+// where a function's bytes are is refused, never read one way and probed
+// the other. Each case corrupts one field of a small real executable.
+func TestFuncsRefusesInconsistentFiles(t *testing.T) {
+	goCmd := goCommandsOnPath(t)[0]
+	le := binary.LittleEndian
+	shOff := func(b []byte) int { return int(le.Uint64(b[0x28:])) }
+	const sectionSize, textIdx, symtabIdx = 64, 1, 3
+	tests := []struct {
+		name    string
+		corrupt func(b []byte)
+		want    string
+	}{
+		{"section offset off the segment's", func(b []byte) {
+			off := shOff(b) + textIdx*sectionSize + 24 // Section64.Off
+			le.PutUint64(b[off:], le.Uint64(b[off:])+16)
+		}, "disagree on its bytes"},
+		{"segment file size cut short", func(b []byte) {
+			le.PutUint64(b[64+32:], 0x100+8) // Prog64.Filesz: 8 bytes of code
+		}, "in no executable segment's file bytes"},
+		{"symbol size wraps around", func(b []byte) {
+			sym := int(le.Uint64(b[shOff(b)+symtabIdx*sectionSize+24:])) + 24 // first symbol after the null one
+			// Sym64.Size such that Value+Size wraps to 0x20: an end below
+			// the start, which a plain end check accepts.
+			le.PutUint64(b[sym+16:], -le.Uint64(b[sym+8:])+0x20)
+		}, "lies outside section"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := miniGoELF(t, goCmd)
+			if n := checkRead(t, b); n < 3 {
+				t.Fatalf("the intact copy reads %d functions", n)
+			}
+			tt.corrupt(b)
+			f, err := NewFile("corrupt", bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fns, err := f.Funcs(probedFuncs...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Funcs = %d functions, %v; want an error saying %q", len(fns), err, tt.want)
+			}
+		})
 	}
 }
