@@ -381,8 +381,14 @@ func tlsFromEnv(e env) (*tls.Config, error) {
 
 // parseKeyValues parses the W3C-baggage-like list of OTEL_EXPORTER_OTLP_HEADERS
 // and OTEL_RESOURCE_ATTRIBUTES: key=value pairs separated by commas,
-// values percent-encoded.
+// values percent-encoded. Errors show the headers redacted: their values
+// are credentials (authorization=Bearer ...).
 func parseKeyValues(name, v string) ([][2]string, error) {
+	show := func(s string) string { return s }
+	if strings.HasSuffix(name, "_HEADERS") {
+		show = redactValues
+	}
+	shown := show(v)
 	var out [][2]string
 	for _, member := range strings.Split(v, ",") {
 		member = strings.TrimSpace(member)
@@ -392,18 +398,32 @@ func parseKeyValues(name, v string) ([][2]string, error) {
 		key, value, ok := strings.Cut(member, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" {
-			return nil, envError(name, v, fmt.Sprintf("%q is not key=value; want key1=value1,key2=value2 with values percent-encoded", member))
+			return nil, envError(name, shown, fmt.Sprintf("%q is not key=value; want key1=value1,key2=value2 with values percent-encoded", show(member)))
 		}
 		if i := strings.IndexFunc(key, func(r rune) bool { return !isTokenRune(r) }); i >= 0 {
-			return nil, envError(name, v, fmt.Sprintf("key %q has the character %q", key, key[i]))
+			return nil, envError(name, shown, fmt.Sprintf("key %q has the character %q", key, key[i]))
 		}
 		decoded, err := url.PathUnescape(strings.TrimSpace(value))
 		if err != nil {
-			return nil, envError(name, v, fmt.Sprintf("value of %s is not percent-encoded: %v", key, err))
+			// The error quotes only the bad escape, at most 3 bytes.
+			return nil, envError(name, shown, fmt.Sprintf("value of %s is not percent-encoded: %v", key, err))
 		}
 		out = append(out, [2]string{key, decoded})
 	}
 	return out, nil
+}
+
+// redactValues replaces the value of every key=value member of a headers
+// list with ***, keeping the keys, so that an error can show which
+// member is wrong without the tokens of the others.
+func redactValues(v string) string {
+	members := strings.Split(v, ",")
+	for i, m := range members {
+		if k, _, ok := strings.Cut(m, "="); ok {
+			members[i] = k + "=***"
+		}
+	}
+	return strings.Join(members, ",")
 }
 
 // isTokenRune: RFC 7230 token characters, what an HTTP header name and a
