@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 func script(t *testing.T, path, body string) string {
@@ -21,9 +22,7 @@ func script(t *testing.T, path, body string) string {
 }
 
 func TestToolchain(t *testing.T) {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed (make deps installs it)")
-	}
+	testgate.Tool(t, "gcc", "gcc")
 	tests := []struct {
 		name   string
 		setup  func(t *testing.T, w *checktest.World) []string
