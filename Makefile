@@ -9,7 +9,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Debian packages the build, the generators and the tests use.
 DEB_PKGS := clang llvm libbpf-dev bpftool protobuf-compiler acl attr hyperfine \
             iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev \
-            git curl openssl procps
+            git curl
 
 # CI (CI=true) must run the eBPF tests: a missing kernel capability fails
 # them there instead of skipping. .ci/run sets GOPATROL_REQUIRE_BPF=1
