@@ -8,7 +8,9 @@
 # 1 if any target failed. A failing input is written by go test to the
 # package's testdata/fuzz/FuzzX/ (commit it: it becomes a regression test
 # of the plain `go test` run); the growing corpus stays in Go's cache
-# (go env GOCACHE)/fuzz. Nothing else is written.
+# (go env GOCACHE)/fuzz. The instrumented test binaries, one per package,
+# are built in a temporary directory removed at exit. Nothing else is
+# written.
 #
 # Environment: FUZZTIME (a go test -fuzztime value: 3s, 60s, 1000x),
 # FUZZPARALLEL (fuzzing workers, default all cores), FUZZ (a regexp:
@@ -21,7 +23,7 @@ FUZZTIME=${FUZZTIME:-3s}
 FUZZ=${FUZZ:-.}
 parallel=()
 if [[ -n ${FUZZPARALLEL:-} ]]; then
-	parallel=(-parallel "$FUZZPARALLEL")
+	parallel=(-test.parallel "$FUZZPARALLEL")
 fi
 
 # One "dir name" line per target, sorted. git ls-files keeps out what is
@@ -43,8 +45,8 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 	exit 1
 fi
 
-# A hard bound per target on top of -fuzztime: building the instrumented
-# test binary and gathering the corpus' baseline coverage come on top.
+# A hard bound per target on top of -fuzztime: gathering the baseline
+# coverage of a grown corpus comes on top.
 deadline=$(( $(sed -E 's/[^0-9].*//' <<<"$FUZZTIME" || echo 0) ))
 case $FUZZTIME in
 *m) deadline=$((deadline * 60)) ;;
@@ -53,22 +55,50 @@ case $FUZZTIME in
 esac
 deadline=$((deadline + 600))
 
+# Each package's instrumented test binary is built once (go test -c -fuzz)
+# and run once per target, from the package directory so that failing
+# inputs land in its testdata/fuzz/, with the corpus where go test keeps
+# it. The binaries live in a temporary directory removed on exit.
+bindir=$(mktemp -d)
+trap 'rm -rf "$bindir"' EXIT
+gocache=$("$GO" env GOCACHE)
+declare -A importpath
+while read -r ip d; do
+	importpath[$d]=$ip
+done < <("$GO" list -f '{{.ImportPath}} {{.Dir}}' $(printf './%s\n' "${targets[@]% *}" | sort -u))
+
 echo "fuzz: ${#targets[@]} targets, FUZZTIME=$FUZZTIME each"
 failed=()
 start=$SECONDS
+built=""
 for t in "${targets[@]}"; do
 	dir=${t% *} name=${t#* }
+	abs=$(cd "$dir" && pwd)
+	bin=$bindir/$(tr / _ <<<"$dir").test
+	log=$bindir/log
 	t0=$SECONDS
-	log=$(mktemp)
-	if timeout --kill-after=10s "$deadline" "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" \
-		${parallel[@]+"${parallel[@]}"} -timeout "$((deadline + 60))s" "./$dir" >"$log" 2>&1; then
+	if [[ $built != "$dir" ]]; then
+		built=$dir
+		if ! "$GO" test -c -fuzz . -o "$bin" "./$dir" >"$log" 2>&1; then
+			printf 'FAIL  %-40s %-28s %4ds (build)\n' "$dir" "$name" $((SECONDS - t0))
+			sed 's/^/      /' "$log"
+			failed+=("$dir (build)")
+			continue
+		fi
+	fi
+	if [[ ! -x $bin ]]; then
+		failed+=("$dir $name (not built)")
+		continue
+	fi
+	if (cd "$dir" && timeout --kill-after=10s "$deadline" "$bin" -test.run '^$' -test.fuzz "^${name}\$" \
+		-test.fuzztime "$FUZZTIME" -test.fuzzcachedir "$gocache/fuzz/${importpath[$abs]}" \
+		-test.paniconexit0 -test.timeout "$((deadline + 60))s" ${parallel[@]+"${parallel[@]}"}) >"$log" 2>&1; then
 		printf 'ok    %-40s %-28s %4ds\n' "$dir" "$name" $((SECONDS - t0))
 	else
 		printf 'FAIL  %-40s %-28s %4ds\n' "$dir" "$name" $((SECONDS - t0))
 		sed 's/^/      /' "$log"
 		failed+=("$dir $name")
 	fi
-	rm -f "$log"
 done
 echo "fuzz: ${#targets[@]} targets in $((SECONDS - start))s"
 if [[ ${#failed[@]} -gt 0 ]]; then
