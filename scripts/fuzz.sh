@@ -91,7 +91,7 @@ for t in "${targets[@]}"; do
 		continue
 	fi
 	if (cd "$dir" && timeout --kill-after=10s "$deadline" "$bin" -test.run '^$' -test.fuzz "^${name}\$" \
-		-test.fuzztime "$FUZZTIME" -test.fuzzcachedir "$gocache/fuzz/${importpath[$abs]}" \
+		-test.fuzztime "$FUZZTIME" -test.fuzzcachedir "$gocache/fuzz/${importpath[$abs]:-$dir}" \
 		-test.paniconexit0 -test.timeout "$((deadline + 60))s" ${parallel[@]+"${parallel[@]}"}) >"$log" 2>&1; then
 		printf 'ok    %-40s %-28s %4ds\n' "$dir" "$name" $((SECONDS - t0))
 	else
