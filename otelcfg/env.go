@@ -308,14 +308,15 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		*insecure = true
 		return v, nil
 	}
+	shown := withoutPassword(v)
 	if !strings.Contains(v, "://") {
 		// gRPC clients have long accepted host:port; its security then
 		// comes from OTEL_EXPORTER_OTLP_INSECURE.
 		if protocol != ProtocolGRPC {
-			return "", envError(name, v, "want a URL such as https://collector:4318")
+			return "", envError(name, shown, "want a URL such as https://collector:4318")
 		}
 		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
-			return "", envError(name, v, "want a URL such as https://collector:4317, or host:port")
+			return "", envError(name, shown, "want a URL such as https://collector:4317, or host:port")
 		}
 		scheme := "https://"
 		if *insecure {
@@ -325,17 +326,17 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 	}
 	u, err := url.Parse(v)
 	if err != nil {
-		return "", envError(name, v, "not a URL: "+strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(v)+": "))
+		return "", envError(name, shown, "not a URL: "+strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(v)+": "))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", envError(name, v, "want an http:// or https:// URL")
+		return "", envError(name, shown, "want an http:// or https:// URL")
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return "", envError(name, v, "the URL has no host")
+		return "", envError(name, shown, "the URL has no host")
 	}
 	if p := u.Port(); p != "" {
 		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
-			return "", envError(name, v, "bad port "+p)
+			return "", envError(name, shown, "bad port "+p)
 		}
 	}
 	*insecure = u.Scheme == "http"
@@ -343,6 +344,28 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + metricsPath
 	}
 	return u.String(), nil
+}
+
+// withoutPassword hides the password of a URL's user:password@, also in
+// a value url.Parse rejects, so that an error can show the rest.
+func withoutPassword(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return v
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return v
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return v
+	}
+	return scheme + "://" + user + ":***" + rest[at:]
 }
 
 // tlsFromEnv loads the CA and client certificate files now, so that a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func FuzzFromEnv(f *testing.F) {
 	} {
 		f.Add(e.protocol, e.endpoint, e.metricsEndpoint, e.insecure, e.headers, e.attrs)
 	}
-	const secret = "s3cr3t-T0KEN"
+	const secret, password = "s3cr3t-T0KEN", "pa55-W0RD"
 	f.Fuzz(func(t *testing.T, protocol, endpoint, metricsEndpoint, insecure, headers, attrs string) {
 		vars := map[string]string{
 			"OTEL_EXPORTER_OTLP_PROTOCOL":         protocol,
@@ -46,6 +47,15 @@ func FuzzFromEnv(f *testing.F) {
 			"OTEL_EXPORTER_OTLP_HEADERS":          headers + ",authorization=Bearer%20" + secret,
 			"OTEL_RESOURCE_ATTRIBUTES":            attrs,
 		}
+		// An endpoint's password never shows in an error either.
+		withPassword := maps.Clone(vars)
+		delete(withPassword, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+		withPassword["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://gopatrol:" + password + "@" + endpoint
+		if _, err := FromEnv(MapLookup(withPassword)); err != nil && strings.Contains(err.Error(), password) &&
+			!strings.Contains(endpoint+headers+attrs, password[:4]) {
+			t.Fatalf("error shows the endpoint's password: %q", err)
+		}
+
 		cfg, err := FromEnv(MapLookup(vars))
 		if err != nil {
 			msg := err.Error()

@@ -1,6 +1,7 @@
 package goenv
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -43,6 +44,24 @@ func FuzzGoEnvFile(f *testing.F) {
 		got := check.ReadGoEnvFile(path)
 		if !maps.Equal(got, want) {
 			t.Fatalf("ReadGoEnvFile(%q) = %q, cmd/go reads %q", data, got, want)
+		}
+
+		// env.config reports as ignored exactly the lines that are
+		// neither settings nor blank nor comments.
+		var wantIgnored []string
+		for n, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			line = strings.TrimSuffix(line, "\r") // as bufio.ScanLines
+			i := strings.IndexByte(line, '=')
+			if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") || i >= 0 && line[0] >= 'A' && line[0] <= 'Z' {
+				continue
+			}
+			wantIgnored = append(wantIgnored, fmt.Sprintf("line %d: %q", n+1, line))
+		}
+		ev := map[string]string{}
+		s := &settings{t: &check.Target{Root: "/"}, goenv: path}
+		checkGoEnvFile(s, ev, func(check.Status, string, string, ...any) {})
+		if got := ev["GOENV.ignored"]; got != strings.Join(wantIgnored, "; ") {
+			t.Fatalf("env.config reports ignored lines %q, want %q", got, strings.Join(wantIgnored, "; "))
 		}
 	})
 }
