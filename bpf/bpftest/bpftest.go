@@ -7,14 +7,14 @@
 package bpftest
 
 import (
+	"os"
 	"testing"
 
 	"github.com/gopatrol/gopatrol/bpf/feature"
-	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // RequireEnv is the environment variable that turns a skip into a failure.
-const RequireEnv = testgate.RequireEnv
+const RequireEnv = "GOPATROL_REQUIRE_BPF"
 
 // Require skips (or, with GOPATROL_REQUIRE_BPF=1, fails) t unless this
 // process can load and attach gopatrol's eBPF programs.
@@ -24,5 +24,8 @@ func Require(tb testing.TB) {
 	if err == nil {
 		return
 	}
-	testgate.Missing(tb, "%v", err)
+	if os.Getenv(RequireEnv) == "1" {
+		tb.Fatalf("%v (%s=1: eBPF tests must run here)", err, RequireEnv)
+	}
+	tb.Skipf("%v (set %s=1 to fail instead of skipping)", err, RequireEnv)
 }
