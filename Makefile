@@ -8,15 +8,21 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 # Debian packages the build, the generators and the tests use.
 DEB_PKGS := clang llvm libbpf-dev bpftool protobuf-compiler acl attr hyperfine \
-            iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev
+            iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev \
+            git curl
 
 # CI (CI=true) must run the eBPF tests: a missing kernel capability fails
-# them there instead of skipping.
+# them there instead of skipping. .ci/run sets GOPATROL_REQUIRE_BPF=1
+# itself; this covers other CI systems that run make test.
 ifeq ($(CI),true)
 export GOPATROL_REQUIRE_BPF ?= 1
 endif
 
-.PHONY: all deps build run test bench generate fmt vet clean
+# How long each fuzz target runs: a few seconds in `make test`, a minute
+# in `make fuzz` (override with FUZZTIME=10m, or FUZZ=otelcfg for a subset).
+FUZZTIME ?=
+
+.PHONY: all deps build run test fuzz bench generate fmt vet clean
 
 all: build
 
@@ -40,9 +46,17 @@ build:
 run: build
 	./$(BIN)/gopatrol check
 
+# The tests, then every fuzz target of the tree (scripts/fuzz.sh finds
+# them) for a few seconds each.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -p 2 -timeout 12m ./...
+	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),3s) scripts/fuzz.sh
+
+# Every fuzz target for a minute (FUZZTIME). Failing inputs land in the
+# package's testdata/fuzz/: fix the parser, commit them as regressions.
+fuzz: deps
+	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh
 
 # Every target of docs/benchmarks.md lives in a benchmark; the doctor's one
 # (BenchmarkDoctorVsSeed) runs hyperfine against ../shared/bench/seed-checks.sh.

@@ -308,14 +308,15 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		*insecure = true
 		return v, nil
 	}
+	shown := withoutPassword(v)
 	if !strings.Contains(v, "://") {
 		// gRPC clients have long accepted host:port; its security then
 		// comes from OTEL_EXPORTER_OTLP_INSECURE.
 		if protocol != ProtocolGRPC {
-			return "", envError(name, v, "want a URL such as https://collector:4318")
+			return "", envError(name, shown, "want a URL such as https://collector:4318")
 		}
 		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
-			return "", envError(name, v, "want a URL such as https://collector:4317, or host:port")
+			return "", envError(name, shown, "want a URL such as https://collector:4317, or host:port")
 		}
 		scheme := "https://"
 		if *insecure {
@@ -325,17 +326,17 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 	}
 	u, err := url.Parse(v)
 	if err != nil {
-		return "", envError(name, v, "not a URL: "+strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(v)+": "))
+		return "", envError(name, shown, "not a URL: "+strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(v)+": "))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", envError(name, v, "want an http:// or https:// URL")
+		return "", envError(name, shown, "want an http:// or https:// URL")
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return "", envError(name, v, "the URL has no host")
+		return "", envError(name, shown, "the URL has no host")
 	}
 	if p := u.Port(); p != "" {
 		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
-			return "", envError(name, v, "bad port "+p)
+			return "", envError(name, shown, "bad port "+p)
 		}
 	}
 	*insecure = u.Scheme == "http"
@@ -343,6 +344,28 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + metricsPath
 	}
 	return u.String(), nil
+}
+
+// withoutPassword hides the password of a URL's user:password@, also in
+// a value url.Parse rejects, so that an error can show the rest.
+func withoutPassword(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return v
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return v
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return v
+	}
+	return scheme + "://" + user + ":***" + rest[at:]
 }
 
 // tlsFromEnv loads the CA and client certificate files now, so that a
@@ -381,8 +404,14 @@ func tlsFromEnv(e env) (*tls.Config, error) {
 
 // parseKeyValues parses the W3C-baggage-like list of OTEL_EXPORTER_OTLP_HEADERS
 // and OTEL_RESOURCE_ATTRIBUTES: key=value pairs separated by commas,
-// values percent-encoded.
+// values percent-encoded. Errors show the headers redacted: their values
+// are credentials (authorization=Bearer ...).
 func parseKeyValues(name, v string) ([][2]string, error) {
+	show := func(s string) string { return s }
+	if strings.HasSuffix(name, "_HEADERS") {
+		show = redactValues
+	}
+	shown := show(v)
 	var out [][2]string
 	for _, member := range strings.Split(v, ",") {
 		member = strings.TrimSpace(member)
@@ -392,18 +421,32 @@ func parseKeyValues(name, v string) ([][2]string, error) {
 		key, value, ok := strings.Cut(member, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" {
-			return nil, envError(name, v, fmt.Sprintf("%q is not key=value; want key1=value1,key2=value2 with values percent-encoded", member))
+			return nil, envError(name, shown, fmt.Sprintf("%q is not key=value; want key1=value1,key2=value2 with values percent-encoded", show(member)))
 		}
 		if i := strings.IndexFunc(key, func(r rune) bool { return !isTokenRune(r) }); i >= 0 {
-			return nil, envError(name, v, fmt.Sprintf("key %q has the character %q", key, key[i]))
+			return nil, envError(name, shown, fmt.Sprintf("key %q has the character %q", key, key[i]))
 		}
 		decoded, err := url.PathUnescape(strings.TrimSpace(value))
 		if err != nil {
-			return nil, envError(name, v, fmt.Sprintf("value of %s is not percent-encoded: %v", key, err))
+			// The error quotes only the bad escape, at most 3 bytes.
+			return nil, envError(name, shown, fmt.Sprintf("value of %s is not percent-encoded: %v", key, err))
 		}
 		out = append(out, [2]string{key, decoded})
 	}
 	return out, nil
+}
+
+// redactValues replaces the value of every key=value member of a headers
+// list with ***, keeping the keys, so that an error can show which
+// member is wrong without the tokens of the others.
+func redactValues(v string) string {
+	members := strings.Split(v, ",")
+	for i, m := range members {
+		if k, _, ok := strings.Cut(m, "="); ok {
+			members[i] = k + "=***"
+		}
+	}
+	return strings.Join(members, ",")
 }
 
 // isTokenRune: RFC 7230 token characters, what an HTTP header name and a

@@ -19,7 +19,7 @@ func TestFromEnvRejectsMalformed(t *testing.T) {
 		value    string // and the value
 	}{
 		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "authorization"}, "OTEL_EXPORTER_OTLP_HEADERS", "authorization"},
-		{map[string]string{"OTEL_EXPORTER_OTLP_METRICS_HEADERS": "a=1,=2"}, "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "=2"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_METRICS_HEADERS": "a=1,=2"}, "OTEL_EXPORTER_OTLP_METRICS_HEADERS", `"=***" is not key=value`},
 		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "bad key=1"}, "OTEL_EXPORTER_OTLP_HEADERS", "bad key"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "k=%zz"}, "OTEL_EXPORTER_OTLP_HEADERS", "%zz"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"},

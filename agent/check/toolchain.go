@@ -1,12 +1,12 @@
 package check
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,28 +144,33 @@ func realSetting(t *Target, env map[string]string, key string) string {
 	return ""
 }
 
-// ReadGoEnvFile parses a go env file (the GOENV file or GOROOT/go.env):
-// KEY=VALUE lines, # comments. Malformed lines are left out; env.config
-// reports them.
+// ReadGoEnvFile parses a go env file (the GOENV file or GOROOT/go.env)
+// exactly as cmd/go's readEnvFile does: lines split at \n, a line counts
+// when it starts with A-Z and holds an =, the key is what precedes the
+// first = and the value what follows it, untrimmed; a later line wins.
+// Other lines are left out (env.config reports them). Only the first
+// maxGoEnvFile bytes are read: the go command's own files are tiny.
 func ReadGoEnvFile(path string) map[string]string {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxGoEnvFile))
+	if err != nil {
+		return nil
+	}
 	m := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok && k != "" {
-			m[strings.TrimSpace(k)] = v
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && line[0] >= 'A' && line[0] <= 'Z' {
+			m[k] = v
 		}
 	}
 	return m
 }
+
+// maxGoEnvFile bounds the read of a go env file.
+const maxGoEnvFile = 1 << 20
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

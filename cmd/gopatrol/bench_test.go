@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gopatrol/gopatrol/agent/check/proxy/proxytest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // seedScript is the baseline of the doctor: the seed document's own
@@ -54,9 +55,7 @@ var (
 // on a warm build cache, and holds the doctor to its targets: median at
 // most 0.5 s, at least 8 times faster than the seed's commands.
 func BenchmarkDoctorVsSeed(b *testing.B) {
-	if _, err := exec.LookPath("hyperfine"); err != nil {
-		b.Skip("hyperfine not installed (make deps installs it)")
-	}
+	testgate.Tool(b, "hyperfine", "hyperfine")
 	if _, err := os.Stat(seedScript); err != nil {
 		b.Skipf("baseline %s: %v", seedScript, err)
 	}

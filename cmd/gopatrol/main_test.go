@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // gopatrolBin is the real binary, built once: CLI tests run it as a user
@@ -109,18 +111,18 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
+		testgate.Missing(t, "no pseudo-terminal: %v", err)
 	}
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlock pty: %v", err)
+		testgate.Missing(t, "unlock pty: %v", err)
 	}
 	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 	if err != nil {
-		t.Skipf("pty number: %v", err)
+		testgate.Missing(t, "pty number: %v", err)
 	}
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("open pty: %v", err)
+		testgate.Missing(t, "open pty: %v", err)
 	}
 	t.Cleanup(func() { m.Close(); s.Close() })
 	return m, s

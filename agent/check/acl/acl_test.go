@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 const (
@@ -103,9 +105,7 @@ func setfacl(t *testing.T, args ...string) {
 func needTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"setfacl", "getfacl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make deps installs acl)", tool)
-		}
+		testgate.Tool(t, tool, "acl")
 	}
 }
 
@@ -170,12 +170,8 @@ func TestRealFiles(t *testing.T) {
 // access(2) to files whose ACLs setfacl wrote, run through setpriv.
 func TestKernelAgrees(t *testing.T) {
 	needTools(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to ask the kernel as nobody (CI runs as root)")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv not installed (util-linux)")
-	}
+	testgate.Root(t, "ask the kernel as nobody")
+	testgate.Tool(t, "setpriv", "util-linux")
 	// Not t.TempDir: its parent is 0700 and nobody could not reach the files.
 	dir, err := os.MkdirTemp("", "acltest-")
 	if err != nil {

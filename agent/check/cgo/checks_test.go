@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 func script(t *testing.T, path, body string) string {
@@ -21,9 +22,7 @@ func script(t *testing.T, path, body string) string {
 }
 
 func TestToolchain(t *testing.T) {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed (make deps installs it)")
-	}
+	testgate.Tool(t, "gcc", "gcc")
 	tests := []struct {
 		name   string
 		setup  func(t *testing.T, w *checktest.World) []string
@@ -97,12 +96,12 @@ func TestPidsLimit(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "tasks")); err != nil {
 		base = "/sys/fs/cgroup" // v2: pids must be enabled for children
 		if _, err := os.Stat(filepath.Join(base, "cgroup.controllers")); err != nil {
-			t.Skip("no pids cgroup controller")
+			testgate.Missing(t, "no pids cgroup controller")
 		}
 	}
 	cg := filepath.Join(base, "gopatrol-test-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup: %v", err)
+		testgate.Missing(t, "cannot create a cgroup: %v", err)
 	}
 	sleep := exec.Command("sleep", "30")
 	t.Cleanup(func() {
@@ -115,7 +114,7 @@ func TestPidsLimit(t *testing.T) {
 		}
 	})
 	if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte("40"), 0o644); err != nil {
-		t.Skipf("pids controller not enabled here: %v", err)
+		testgate.Missing(t, "pids controller not enabled here: %v", err)
 	}
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)

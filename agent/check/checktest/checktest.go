@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // World is a machine for one test: the real Go toolchain, a temporary HOME,
@@ -136,12 +137,11 @@ func (w *World) AsUser(name string) {
 	w.Target.User = u
 }
 
-// RequireRoot skips a test that needs root to build its world.
+// RequireRoot skips a test that needs root to build its world, or fails
+// it where root is required (testgate).
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to build this world (CI runs as root)")
-	}
+	testgate.Root(t, "build this world")
 }
 
 // Env resolves the world's toolchain, as `gopatrol check` does once a run.

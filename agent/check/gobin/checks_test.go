@@ -8,6 +8,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 func mkdir(t *testing.T, p string, mode os.FileMode) string {
@@ -23,9 +24,7 @@ func mkdir(t *testing.T, p string, mode os.FileMode) string {
 
 func setfacl(t *testing.T, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("setfacl"); err != nil {
-		t.Skip("setfacl not installed (make deps installs acl)")
-	}
+	testgate.Tool(t, "setfacl", "acl")
 	if out, err := exec.Command("setfacl", args...).CombinedOutput(); err != nil {
 		t.Fatalf("setfacl %v: %v: %s", args, err, out)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // world returns a target as the current user and a 0755 scratch directory
@@ -38,9 +39,7 @@ func world(t *testing.T) (*check.Target, string) {
 
 func asNobody(t *testing.T, tgt *check.Target) *check.Target {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to probe as nobody (CI runs as root)")
-	}
+	testgate.Root(t, "probe as nobody")
 	u, err := tgt.LookupUser("nobody")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +86,7 @@ func TestWritable(t *testing.T) {
 		{"ACL grants nobody", true, func(t *testing.T, dir string) string {
 			p := mkdir(t, filepath.Join(dir, "acl"), 0o700)
 			if out, err := exec.Command("setfacl", "-m", "u:nobody:rwx", p).CombinedOutput(); err != nil {
-				t.Skipf("setfacl: %v: %s", err, out)
+				testgate.Missing(t, "setfacl: %v: %s", err, out)
 			}
 			return p
 		}, ""},
@@ -95,9 +94,7 @@ func TestWritable(t *testing.T) {
 			return checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "ro,mode=1777")
 		}, "EROFS"},
 		{"full filesystem", false, func(t *testing.T, dir string) string {
-			if os.Geteuid() != 0 {
-				t.Skip("needs root to mount")
-			}
+			testgate.Root(t, "mount")
 			mnt := checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "size=4k")
 			os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, 4096), 0o644)
 			return mnt
