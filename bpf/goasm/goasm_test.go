@@ -219,9 +219,16 @@ func FuzzErrorBranches(f *testing.F) {
 			return
 		}
 		checkBoundaries(t, code, offs)
+		// The instructions before each site are SYSCALL; CMP; JBE, whatever
+		// their encoded lengths (a JBE may carry a REX prefix).
+		insts, pcs, err := decode(code, true)
+		if err != nil {
+			t.Fatalf("ErrorBranches accepted code that does not decode: %v", err)
+		}
 		for _, o := range offs {
-			if o < 10 || code[o-10] != 0x0f || code[o-9] != 0x05 {
-				t.Fatalf("site +%#x does not follow a SYSCALL; CMP; JBE: % x", o, code[max(0, int(o)-10):o])
+			i := slices.Index(pcs, int(o))
+			if i < 3 || insts[i-3].Op != x86asm.SYSCALL || insts[i-2].Op != x86asm.CMP || insts[i-1].Op != x86asm.JBE {
+				t.Fatalf("site +%#x does not follow a SYSCALL; CMP; JBE: % x", o, code[max(0, int(o)-16):o])
 			}
 		}
 	})
