@@ -1,27 +1,23 @@
 package bpftest
 
 import (
-	"os"
 	"testing"
 
 	"github.com/gopatrol/gopatrol/bpf/feature"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
-// RequireEnv is the environment variable that turns a skip into a failure.
-const RequireEnv = "GOPATROL_REQUIRE_BPF"
+// RequireEnv is the environment variable that turns a skip into a
+// failure: the one switch of internal/testgate.
+const RequireEnv = testgate.RequireEnv
 
 // Require skips (or, with GOPATROL_REQUIRE_BPF=1, fails) t unless this
 // process can load and attach gopatrol's eBPF programs.
 func Require(tb testing.TB) {
 	tb.Helper()
-	err := feature.Check()
-	if err == nil {
-		return
+	if err := feature.Check(); err != nil {
+		testgate.Missing(tb, "%v", err)
 	}
-	if os.Getenv(RequireEnv) == "1" {
-		tb.Fatalf("%v (%s=1: eBPF tests must run here)", err, RequireEnv)
-	}
-	tb.Skipf("%v (set %s=1 to fail instead of skipping)", err, RequireEnv)
 }
 
 // Need skips (or, with GOPATROL_REQUIRE_BPF=1, fails) tb when err is not
@@ -31,11 +27,7 @@ func Require(tb testing.TB) {
 // is a broken machine, not a reason to pass. what names the need.
 func Need(tb testing.TB, what string, err error) {
 	tb.Helper()
-	if err == nil {
-		return
+	if err != nil {
+		testgate.Missing(tb, "%s: %v (`make deps` installs what it needs)", what, err)
 	}
-	if os.Getenv(RequireEnv) == "1" {
-		tb.Fatalf("%s: %v (%s=1: this test must run here; `make deps` installs what it needs)", what, err, RequireEnv)
-	}
-	tb.Skipf("%s: %v (set %s=1 to fail instead of skipping)", what, err, RequireEnv)
 }
