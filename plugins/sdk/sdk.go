@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/gopatrol/gopatrol/plugins/sdk/probev1"
+	"github.com/gopatrol/gopatrol/plugins/internal/probev1"
 )
 
 // ProtocolVersion is the go-plugin protocol version of gopatrol.probe.v1.
