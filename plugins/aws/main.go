@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
-	"sync"
 	"time"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
@@ -30,11 +28,20 @@ const (
 var version = "v1.0.0"
 
 type probe struct {
-	md *metadata.Client
+	md     *metadata.Client
+	tokens *metadata.TokenSource
+}
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+func newProbe() *probe {
+	md := metadata.New(nil)
+	return &probe{md: md, tokens: &metadata.TokenSource{
+		Client: md, Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
+		Service: "EC2's IMDSv2",
+		// Something listens at the link-local address but does not
+		// speak IMDSv2: another cloud's metadata service.
+		NotThisCloud: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest},
+		Hint:         "is IMDS enabled with tokens allowed, and the hop limit high enough for containers?",
+	}}
 }
 
 func (p *probe) Info() sdk.Info {
@@ -92,7 +99,7 @@ func put(m map[string]string, k, v string) {
 // document fetches the identity document with a cached token; a 401 means
 // the token expired or was revoked early: drop it and retry once.
 func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte, error) {
-	tok, err := p.sessionToken(ctx, base.String())
+	tok, err := p.tokens.Token(ctx, base)
 	if err != nil {
 		return nil, err
 	}
@@ -104,46 +111,12 @@ func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte
 	case r.Status == http.StatusOK:
 		return r.Body, nil
 	case r.Status == http.StatusUnauthorized && retry:
-		p.mu.Lock()
-		p.token = ""
-		p.mu.Unlock()
+		p.tokens.Invalidate()
 		return p.document(ctx, base, false)
 	}
 	return nil, fmt.Errorf("GET %s: %s (IMDSv2 refused the session token)", docPath, http.StatusText(r.Status))
 }
 
-func (p *probe) sessionToken(ctx context.Context, base string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.token != "" && time.Now().Before(p.expires) {
-		return p.token, nil
-	}
-	r, err := p.md.Do(ctx, http.MethodPut, base+tokenPath, http.Header{ttlHeader: {strconv.Itoa(int(tokenTTL.Seconds()))}})
-	if err != nil {
-		return "", err
-	}
-	switch r.Status {
-	case http.StatusOK:
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
-		// Something listens at the link-local address but does not speak
-		// IMDSv2: another cloud's metadata service.
-		return "", sdk.NotThisCloudf("PUT %s%s answered %d: not EC2's IMDSv2", base, tokenPath, r.Status)
-	default:
-		return "", fmt.Errorf("PUT %s%s: %d %s (is IMDS enabled with tokens allowed, and the hop limit high enough for containers?)",
-			base, tokenPath, r.Status, http.StatusText(r.Status))
-	}
-	if len(r.Body) == 0 {
-		return "", fmt.Errorf("PUT %s%s: empty token", base, tokenPath)
-	}
-	ttl := tokenTTL
-	if s, err := strconv.Atoi(r.Header.Get(ttlHeader)); err == nil && s > 0 {
-		ttl = time.Duration(s) * time.Second
-	}
-	// Renew a little early so that a token never expires mid-request.
-	p.token, p.expires = string(r.Body), time.Now().Add(ttl-ttl/10)
-	return p.token, nil
-}
-
 func main() {
-	sdk.Serve(&probe{md: metadata.New(nil)})
+	sdk.Serve(newProbe())
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 

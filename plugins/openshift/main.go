@@ -17,7 +17,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
