@@ -13,8 +13,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
