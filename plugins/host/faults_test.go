@@ -52,8 +52,9 @@ func TestGrandchildHoldingStdout(t *testing.T) {
 	if len(kids) != 1 {
 		t.Fatalf("children after Open: %v, want the plugin", kids)
 	}
-	if fam := family(t, kids); len(fam) < 2 {
-		t.Fatalf("the plugin's group and descendants %v: want the plugin and its sleep", fam)
+	before := family(t, kids)
+	if len(before) < 2 {
+		t.Fatalf("the plugin's group and descendants %v: want the plugin and its sleep", before)
 	}
 	within(t, 30*time.Second, "Detect", func() {
 		if r := h.Detect(context.Background()); r.Attributes["a"] != "b" {
@@ -61,7 +62,7 @@ func TestGrandchildHoldingStdout(t *testing.T) {
 		}
 	})
 	within(t, 30*time.Second, "Close", h.Close)
-	if left := family(t, kids); len(left) != 0 {
+	if left := leftovers(t, kids, before); len(left) != 0 {
 		t.Fatalf("processes of the plugin's group or descendants left after Close: %v", left)
 	}
 }
