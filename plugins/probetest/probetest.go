@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,6 +143,11 @@ func Build(dir string, pkgs map[string]string) error {
 // sets *built to it, runs the tests and removes the directory. Tests then
 // lay out plugin directories from *built with Dir.
 func Main(m *testing.M, pkgs map[string]string, built *string) {
+	if fuzzWorker() {
+		// A fuzz worker runs only a Fuzz target, which needs no plugin
+		// binary: building them in every worker would cost seconds each.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "probebuilt")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probetest:", err)
@@ -156,6 +162,12 @@ func Main(m *testing.M, pkgs map[string]string, built *string) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// fuzzWorker reports whether this test binary is one of the worker
+// processes of `go test -fuzz`.
+func fuzzWorker() bool {
+	return slices.ContainsFunc(os.Args[1:], func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") })
 }
 
 // Dir returns a fresh plugin directory (0755, as root owns it) holding
