@@ -1,8 +1,3 @@
-// Package probetest is the test harness of the probe plugins: it moves a
-// test binary into its own network namespace, builds plugin binaries for
-// real and lays out a verified plugin directory. Its own tests run every
-// built-in probe through plugins/host against loopback servers that speak
-// each vendor's metadata protocol.
 package probetest
 
 import (

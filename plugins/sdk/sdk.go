@@ -1,7 +1,3 @@
-// Package sdk is what a probe plugin author imports: the Probe interface,
-// the protocol (gopatrol.probe.v1 over gRPC through hashicorp/go-plugin)
-// and Serve, which hides the handshake, the magic cookie and the gRPC
-// plumbing. See docs/plugins.md and plugins/example.
 package sdk
 
 import (
