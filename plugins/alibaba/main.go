@@ -39,15 +39,13 @@ var items = []item{
 	{"/latest/meta-data/instance/instance-type", sdk.HostType, true},
 }
 
-type probe struct {
-	md     *metadata.Client
-	tokens *metadata.TokenSource
-}
+// probe asks through its token source's client, so one keep-alive pool
+// carries the token and the data requests.
+type probe struct{ tokens *metadata.TokenSource }
 
 func newProbe() *probe {
-	md := metadata.New(nil)
-	return &probe{md: md, tokens: &metadata.TokenSource{
-		Client: md, Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
+	return &probe{tokens: &metadata.TokenSource{
+		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "ECS's metadata service", NotThisCloud: []int{http.StatusNotFound},
 	}}
 }
@@ -92,7 +90,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 }
 
 func (p *probe) get(ctx context.Context, base *url.URL, tok string, it item) (string, error) {
-	r, err := p.md.Do(ctx, http.MethodGet, base.String()+it.path, http.Header{tokenHeader: {tok}})
+	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+it.path, http.Header{tokenHeader: {tok}})
 	if err != nil {
 		return "", err
 	}

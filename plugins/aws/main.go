@@ -24,15 +24,13 @@ const (
 
 var version = "v1.0.0"
 
-type probe struct {
-	md     *metadata.Client
-	tokens *metadata.TokenSource
-}
+// probe asks through its token source's client, so one keep-alive pool
+// carries the token and the data requests.
+type probe struct{ tokens *metadata.TokenSource }
 
 func newProbe() *probe {
-	md := metadata.New(nil)
-	return &probe{md: md, tokens: &metadata.TokenSource{
-		Client: md, Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
+	return &probe{tokens: &metadata.TokenSource{
+		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "EC2's IMDSv2",
 		// Something listens at the link-local address but does not
 		// speak IMDSv2: another cloud's metadata service.
@@ -100,7 +98,7 @@ func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	r, err := p.md.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
+	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
 	if err != nil {
 		return nil, err
 	}
