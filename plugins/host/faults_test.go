@@ -88,6 +88,29 @@ func TestCrashBeforeHandshake(t *testing.T) {
 	}
 }
 
+// A plugin that never completes its handshake is given up at the start
+// timeout, with nothing of it left running.
+func TestStartTimeout(t *testing.T) {
+	dir := pluginDir(t, "stuck")
+	marker := filepath.Join(t.TempDir(), "stuck")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var h *host.Host
+	within(t, 30*time.Second, "Open of a plugin that never shakes hands", func() {
+		h = openConfig(t, host.Config{Dir: dir, StartTimeout: 500 * time.Millisecond, MinBackoff: time.Minute,
+			Env: []string{"TESTPROBE_SLOWSTART_stuck=" + marker}}, nil)
+	})
+	_, err := h.Plugins()[0].Info()
+	want := "gopatrol-probe-stuck: no go-plugin handshake within the start timeout (500ms)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Info() error = %v, want %q", err, want)
+	}
+	if kids := children(t); len(kids) != 0 {
+		t.Fatalf("children left after a start timeout: %v", kids)
+	}
+}
+
 // Info is asked under the call deadline: a plugin that never answers it
 // does not hold Open for longer.
 func TestInfoDeadline(t *testing.T) {

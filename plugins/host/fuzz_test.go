@@ -3,6 +3,7 @@ package host_test
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -38,13 +39,7 @@ func FuzzParseManifest(f *testing.F) {
 			return
 		}
 		var again strings.Builder
-		for _, name := range slices.Sorted(func(yield func(string) bool) {
-			for k := range sums {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, name := range slices.Sorted(maps.Keys(sums)) {
 			s := sums[name]
 			if _, err := hex.DecodeString(s); err != nil || len(s) != 64 || s != strings.ToLower(s) {
 				t.Fatalf("accepted sum %q for %q: want 64 lower-case hex digits", s, name)

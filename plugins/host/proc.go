@@ -94,7 +94,7 @@ func (p *Plugin) launch(ctx context.Context) (*proc, sdk.Info, error) {
 	if err != nil {
 		e := p.startError(err)
 		pr.stop(p.h.cfg.Logger, p.Name)
-		return pr, sdk.Info{}, pr.explain(p.Path, e, ctx.Err())
+		return pr, sdk.Info{}, pr.explain(p.Path, e, ctx.Err(), p.h.cfg.StartTimeout)
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
@@ -139,20 +139,20 @@ var errNoHandshake = errors.New("no handshake")
 // explain completes a start error once the process is stopped: a plugin
 // that died before its handshake is reported with its exit status and the
 // last lines of its stderr, a start cut short with the deadline.
-func (pr *proc) explain(path string, err, ctxErr error) error {
+func (pr *proc) explain(path string, err, ctxErr error, timeout time.Duration) error {
 	exit, last := pr.exit(), pr.stderr.String()
 	if last != "" {
 		last = "; the last lines of its stderr:\n" + last
 	}
 	switch {
+	case errors.Is(ctxErr, context.DeadlineExceeded), strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
+		return fmt.Errorf("plugin %s: no go-plugin handshake within the start timeout (%v) or the caller's deadline%s", path, timeout, last)
 	case ctxErr != nil:
-		return fmt.Errorf("plugin %s: no handshake before the start was cut short (%v)%s", path, ctxErr, last)
+		return fmt.Errorf("plugin %s: start cancelled before the go-plugin handshake (%v)%s", path, ctxErr, last)
 	case errors.Is(err, errNoHandshake) && exit != "":
 		return fmt.Errorf("plugin %s exited before the go-plugin handshake (%s)%s", path, exit, last)
 	case errors.Is(err, errNoHandshake):
 		return fmt.Errorf("plugin %s closed its stdout before the go-plugin handshake%s", path, last)
-	case strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
-		return fmt.Errorf("%w%s", err, last)
 	}
 	return err
 }
