@@ -94,9 +94,12 @@ func (p *probe) get(ctx context.Context, base *url.URL, tok string, it item) (st
 	if err != nil {
 		return "", err
 	}
+	v := strings.TrimSpace(string(r.Body))
 	switch {
+	case r.Status == http.StatusOK && v == "" && !it.optional:
+		return "", fmt.Errorf("GET %s: empty answer", it.path)
 	case r.Status == http.StatusOK:
-		return strings.TrimSpace(string(r.Body)), nil
+		return v, nil
 	case r.Status == http.StatusNotFound && it.optional:
 		return "", nil
 	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:

@@ -114,9 +114,12 @@ func (p *probe) get(ctx context.Context, base *url.URL, it item) (string, error)
 	if r.Header.Get("Metadata-Flavor") != "Google" {
 		return "", sdk.NotThisCloudf("%s answered without Metadata-Flavor: Google: not GCE's metadata server", base.Host)
 	}
+	v := strings.TrimSpace(string(r.Body))
 	switch {
+	case r.Status == http.StatusOK && v == "" && !it.optional:
+		return "", fmt.Errorf("GET %s%s: empty answer", prefix, it.path)
 	case r.Status == http.StatusOK:
-		return strings.TrimSpace(string(r.Body)), nil
+		return v, nil
 	case r.Status == http.StatusNotFound && it.optional:
 		return "", nil
 	}
