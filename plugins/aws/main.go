@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
@@ -70,7 +71,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 	if err := json.Unmarshal(doc, &id); err != nil {
 		return nil, fmt.Errorf("GET %s: instance identity document is not JSON: %w", docPath, err)
 	}
-	if id.Region == "" || id.InstanceID == "" {
+	if strings.TrimSpace(id.Region) == "" || strings.TrimSpace(id.InstanceID) == "" {
 		return nil, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
 	}
 	attrs := map[string]string{

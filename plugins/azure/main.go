@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
@@ -68,7 +69,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("GET %s: not JSON: %w", instancePath, err)
 	}
 	c := in.Compute
-	if c.VMID == "" || c.Location == "" {
+	if strings.TrimSpace(c.VMID) == "" || strings.TrimSpace(c.Location) == "" {
 		return nil, fmt.Errorf("GET %s: compute.vmId or compute.location missing", instancePath)
 	}
 	attrs := map[string]string{
