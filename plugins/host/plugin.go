@@ -236,6 +236,13 @@ func (p *Plugin) Collect(ctx context.Context) ([]sdk.Point, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.h.cfg.CallTimeout)
 	defer cancel()
 	pts, err := pr.probe.Collect(ctx)
+	if status.Code(err) == codes.Unavailable {
+		crash := fmt.Errorf("plugin %s crashed during Collect: %w", p.Name, err)
+		if exit := p.crashed(pr, crash); exit != "" {
+			return nil, fmt.Errorf("%w (%s)", crash, exit)
+		}
+		return nil, crash
+	}
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: Collect: %w", p.Name, err)
 	}
