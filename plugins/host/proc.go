@@ -77,11 +77,12 @@ func (p *Plugin) newProc() *proc {
 	return &proc{client: client, cmd: cmd, stderr: stderr, kill: kill}
 }
 
-// launch starts the plugin and asks for its Info, under ctx and the start
-// timeout (Info also under the call deadline). On failure the process is
-// stopped and the returned proc (possibly nil) only tells how it ended.
+// launch starts the plugin and asks for its Info, under ctx: the
+// handshake within the start timeout, Info within the call deadline. On
+// failure the process is stopped and the returned proc only tells how it
+// ended.
 func (p *Plugin) launch(ctx context.Context) (*proc, sdk.Info, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.h.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.h.cfg.StartTimeout+p.h.cfg.CallTimeout)
 	defer cancel()
 	pr := p.newProc()
 	// go-plugin's start knows no context: killing the group ends it.
