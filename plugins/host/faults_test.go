@@ -35,12 +35,21 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 // ever: go-plugin reads the output until EOF before it reaps the plugin.
 // The plugin's process group is killed as a whole, so Open, Detect and
 // Close return, and nothing of the group survives.
+//
+// A grandchild that let go of the output (a daemon) does not hold Close,
+// but is killed with the group all the same.
 func TestGrandchildHoldingStdout(t *testing.T) {
+	for _, fork := range []string{"1", "detached"} {
+		t.Run(fork, func(t *testing.T) { testGrandchild(t, fork) })
+	}
+}
+
+func testGrandchild(t *testing.T, fork string) {
 	dir := pluginDir(t, "forker")
 	var h *host.Host
 	within(t, 30*time.Second, "Open", func() {
 		var err error
-		h, err = host.Open(context.Background(), host.Config{Dir: dir, Env: []string{"TESTPROBE_FORK_forker=1", "TESTPROBE_ATTRS_forker=a=b"}})
+		h, err = host.Open(context.Background(), host.Config{Dir: dir, Env: []string{"TESTPROBE_FORK_forker=" + fork, "TESTPROBE_ATTRS_forker=a=b"}})
 		if err != nil {
 			t.Error(err)
 		}

@@ -170,6 +170,15 @@ func (pr *proc) stop(log *slog.Logger, name string) {
 	}()
 	select {
 	case <-done:
+		// The plugin exited by itself and was reaped: exec's Cancel no
+		// longer fires, but a child that let go of the output may still
+		// run in the group. While any member is left, the kernel keeps
+		// the group's id from being reused, so the kill hits only them.
+		if pr.cmd.Process != nil {
+			syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		pr.kill()
+		return
 	case <-time.After(killGrace):
 	}
 	pr.kill()

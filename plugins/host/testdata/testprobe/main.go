@@ -71,7 +71,9 @@ func main() {
 		// The bug of a plugin that runs a helper: the helper inherits
 		// stdout and outlives the plugin.
 		child := exec.Command("sleep", "600")
-		child.Stdout, child.Stderr = os.Stdout, os.Stderr
+		if p.env("FORK") != "detached" {
+			child.Stdout, child.Stderr = os.Stdout, os.Stderr
+		}
 		if err := child.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "testprobe: fork:", err)
 			os.Exit(1)
