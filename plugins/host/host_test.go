@@ -284,15 +284,22 @@ func childrenOf(t *testing.T, parent int) []int {
 // leftovers is what survives of before (a family taken while the plugins
 // ran: a grandchild is re-parented when its parent dies) and of the
 // groups and descendants of roots.
+// A SIGKILL takes effect asynchronously, so survivors get a few seconds
+// to die before they count.
 func leftovers(t *testing.T, roots, before []int) []int {
 	t.Helper()
-	left := family(t, roots)
-	for _, pid := range before {
-		if alive(pid) && !slices.Contains(left, pid) {
-			left = append(left, pid)
+	var left []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left = family(t, roots)
+		for _, pid := range before {
+			if alive(pid) && !slices.Contains(left, pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
 		}
 	}
-	return left
 }
 
 // family lists the live processes (zombies are dead) that belong to the
