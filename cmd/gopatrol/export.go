@@ -52,7 +52,7 @@ func prepareExport(ctx context.Context, enabled bool, root, pluginDir string) (*
 	}
 	rc := otelcfg.ResourceConfig{Root: root, ServiceVersion: Version()}
 	if pluginDir != "" {
-		h, err := host.Open(host.Config{Dir: pluginDir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		h, err := host.Open(ctx, host.Config{Dir: pluginDir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return nil, usageErr("--plugin-dir %s: %v", pluginDir, err)
 		}

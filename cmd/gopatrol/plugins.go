@@ -71,7 +71,7 @@ func (f pluginsFlags) open() (*host.Host, error) {
 	if f.timeout <= 0 {
 		return nil, usageErr("--timeout %v: want a positive duration such as 2s", f.timeout)
 	}
-	h, err := host.Open(host.Config{
+	h, err := host.Open(context.Background(), host.Config{
 		Dir: f.dir, Manifest: f.manifest, CallTimeout: f.timeout,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -169,7 +169,7 @@ func runPluginsDetect(ctx context.Context, w io.Writer, f pluginsFlags) error {
 		bad = bad || !c.Verified()
 	}
 	for _, res := range r.Results {
-		bad = bad || (res.Status != "detected" && res.Status != "not_this_cloud")
+		bad = bad || !res.Up()
 	}
 	if f.output == "json" {
 		var refused []pluginEntry

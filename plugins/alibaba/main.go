@@ -1,6 +1,3 @@
-// Command gopatrol-probe-alibaba detects an Alibaba Cloud ECS instance
-// through its metadata service in hardened (token) mode: PUT
-// /latest/api/token, then the meta-data items with the token header.
 package main
 
 import (
@@ -8,13 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -43,12 +39,15 @@ var items = []item{
 	{"/latest/meta-data/instance/instance-type", sdk.HostType, true},
 }
 
-type probe struct {
-	md *metadata.Client
+// probe asks through its token source's client, so one keep-alive pool
+// carries the token and the data requests.
+type probe struct{ tokens *metadata.TokenSource }
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+func newProbe() *probe {
+	return &probe{tokens: &metadata.TokenSource{
+		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
+		Service: "ECS's metadata service", NotThisCloud: []int{http.StatusNotFound},
+	}}
 }
 
 func (p *probe) Info() sdk.Info {
@@ -65,7 +64,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := p.sessionToken(ctx, base)
+	tok, err := p.tokens.Token(ctx, base)
 	if err != nil {
 		return nil, err
 	}
@@ -91,45 +90,24 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 }
 
 func (p *probe) get(ctx context.Context, base *url.URL, tok string, it item) (string, error) {
-	r, err := p.md.Do(ctx, http.MethodGet, base.String()+it.path, http.Header{tokenHeader: {tok}})
+	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+it.path, http.Header{tokenHeader: {tok}})
 	if err != nil {
 		return "", err
 	}
+	v := strings.TrimSpace(string(r.Body))
 	switch {
+	case r.Status == http.StatusOK && v == "" && !it.optional:
+		return "", fmt.Errorf("GET %s: empty answer", it.path)
 	case r.Status == http.StatusOK:
-		return strings.TrimSpace(string(r.Body)), nil
+		return v, nil
 	case r.Status == http.StatusNotFound && it.optional:
 		return "", nil
 	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
-		p.mu.Lock()
-		p.token = "" // fetch a new one next time
-		p.mu.Unlock()
+		p.tokens.Invalidate() // fetch a new one next time
 	}
 	return "", fmt.Errorf("GET %s: %d %s", it.path, r.Status, http.StatusText(r.Status))
 }
 
-func (p *probe) sessionToken(ctx context.Context, base *url.URL) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.token != "" && time.Now().Before(p.expires) {
-		return p.token, nil
-	}
-	r, err := p.md.Do(ctx, http.MethodPut, base.String()+tokenPath, http.Header{ttlHeader: {strconv.Itoa(int(tokenTTL.Seconds()))}})
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case r.Status == http.StatusNotFound:
-		return "", sdk.NotThisCloudf("PUT %s%s answered 404: not ECS's metadata service", base, tokenPath)
-	case r.Status != http.StatusOK:
-		return "", fmt.Errorf("PUT %s%s: %d %s", base, tokenPath, r.Status, http.StatusText(r.Status))
-	case len(r.Body) == 0:
-		return "", fmt.Errorf("PUT %s%s: empty token", base, tokenPath)
-	}
-	p.token, p.expires = strings.TrimSpace(string(r.Body)), time.Now().Add(tokenTTL-tokenTTL/10)
-	return p.token, nil
-}
-
 func main() {
-	sdk.Serve(&probe{md: metadata.New(nil)})
+	sdk.Serve(newProbe())
 }

@@ -1,6 +1,3 @@
-// Command gopatrol-probe-aws detects an EC2 instance through IMDSv2: a
-// session token (PUT /latest/api/token), then the instance identity
-// document, which carries the region (never derived from the zone name).
 package main
 
 import (
@@ -9,12 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
-	"sync"
+	"strings"
 	"time"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -29,12 +25,19 @@ const (
 
 var version = "v1.0.0"
 
-type probe struct {
-	md *metadata.Client
+// probe asks through its token source's client, so one keep-alive pool
+// carries the token and the data requests.
+type probe struct{ tokens *metadata.TokenSource }
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+func newProbe() *probe {
+	return &probe{tokens: &metadata.TokenSource{
+		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
+		Service: "EC2's IMDSv2",
+		// Something listens at the link-local address but does not
+		// speak IMDSv2: another cloud's metadata service.
+		NotThisCloud: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest},
+		Hint:         "is IMDS enabled with tokens allowed, and the hop limit high enough for containers?",
+	}}
 }
 
 func (p *probe) Info() sdk.Info {
@@ -68,7 +71,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 	if err := json.Unmarshal(doc, &id); err != nil {
 		return nil, fmt.Errorf("GET %s: instance identity document is not JSON: %w", docPath, err)
 	}
-	if id.Region == "" || id.InstanceID == "" {
+	if strings.TrimSpace(id.Region) == "" || strings.TrimSpace(id.InstanceID) == "" {
 		return nil, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
 	}
 	attrs := map[string]string{
@@ -92,11 +95,11 @@ func put(m map[string]string, k, v string) {
 // document fetches the identity document with a cached token; a 401 means
 // the token expired or was revoked early: drop it and retry once.
 func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte, error) {
-	tok, err := p.sessionToken(ctx, base.String())
+	tok, err := p.tokens.Token(ctx, base)
 	if err != nil {
 		return nil, err
 	}
-	r, err := p.md.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
+	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
 	if err != nil {
 		return nil, err
 	}
@@ -104,46 +107,12 @@ func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte
 	case r.Status == http.StatusOK:
 		return r.Body, nil
 	case r.Status == http.StatusUnauthorized && retry:
-		p.mu.Lock()
-		p.token = ""
-		p.mu.Unlock()
+		p.tokens.Invalidate()
 		return p.document(ctx, base, false)
 	}
 	return nil, fmt.Errorf("GET %s: %s (IMDSv2 refused the session token)", docPath, http.StatusText(r.Status))
 }
 
-func (p *probe) sessionToken(ctx context.Context, base string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.token != "" && time.Now().Before(p.expires) {
-		return p.token, nil
-	}
-	r, err := p.md.Do(ctx, http.MethodPut, base+tokenPath, http.Header{ttlHeader: {strconv.Itoa(int(tokenTTL.Seconds()))}})
-	if err != nil {
-		return "", err
-	}
-	switch r.Status {
-	case http.StatusOK:
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
-		// Something listens at the link-local address but does not speak
-		// IMDSv2: another cloud's metadata service.
-		return "", sdk.NotThisCloudf("PUT %s%s answered %d: not EC2's IMDSv2", base, tokenPath, r.Status)
-	default:
-		return "", fmt.Errorf("PUT %s%s: %d %s (is IMDS enabled with tokens allowed, and the hop limit high enough for containers?)",
-			base, tokenPath, r.Status, http.StatusText(r.Status))
-	}
-	if len(r.Body) == 0 {
-		return "", fmt.Errorf("PUT %s%s: empty token", base, tokenPath)
-	}
-	ttl := tokenTTL
-	if s, err := strconv.Atoi(r.Header.Get(ttlHeader)); err == nil && s > 0 {
-		ttl = time.Duration(s) * time.Second
-	}
-	// Renew a little early so that a token never expires mid-request.
-	p.token, p.expires = string(r.Body), time.Now().Add(ttl-ttl/10)
-	return p.token, nil
-}
-
 func main() {
-	sdk.Serve(&probe{md: metadata.New(nil)})
+	sdk.Serve(newProbe())
 }

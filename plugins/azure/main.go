@@ -1,6 +1,3 @@
-// Command gopatrol-probe-azure detects an Azure virtual machine through
-// the Instance Metadata Service (IMDS): GET /metadata/instance with
-// "Metadata: true" and an api-version.
 package main
 
 import (
@@ -8,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -71,7 +69,7 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("GET %s: not JSON: %w", instancePath, err)
 	}
 	c := in.Compute
-	if c.VMID == "" || c.Location == "" {
+	if strings.TrimSpace(c.VMID) == "" || strings.TrimSpace(c.Location) == "" {
 		return nil, fmt.Errorf("GET %s: compute.vmId or compute.location missing", instancePath)
 	}
 	attrs := map[string]string{

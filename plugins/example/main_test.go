@@ -3,29 +3,28 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/gopatrol/gopatrol/plugins/host"
+	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
-// TestThroughHost builds the plugin for real, installs it in a plugin
-// directory with a manifest, and runs it through gopatrol's host: the
-// handshake, AutoMTLS, gRPC and the verdicts, as in production.
-func TestThroughHost(t *testing.T) {
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755) // the host refuses directories others can write
-	bin := filepath.Join(dir, host.Prefix+"example")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	if err := host.WriteManifest(dir); err != nil {
-		t.Fatal(err)
-	}
+// built holds gopatrol-probe-example, compiled once.
+var built string
 
+func TestMain(m *testing.M) {
+	probetest.Main(m, map[string]string{"example": "github.com/gopatrol/gopatrol/plugins/example"}, &built)
+}
+
+// TestThroughHost runs the built plugin from a plugin directory with a
+// manifest through gopatrol's host: the handshake, AutoMTLS, gRPC and the
+// verdicts, as in production.
+func TestThroughHost(t *testing.T) {
+	dir := probetest.Dir(t, built, "example")
 	identity := filepath.Join(t.TempDir(), "identity.json")
-	h, err := host.Open(host.Config{Dir: dir, Env: []string{identityEnv + "=" + identity}})
+	h, err := host.Open(context.Background(), host.Config{Dir: dir, Env: []string{identityEnv + "=" + identity}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,21 +35,25 @@ func TestThroughHost(t *testing.T) {
 	}
 
 	tests := []struct {
-		name, file, status, attr string
+		name, file string
+		status     sdk.Status
+		region     string
 	}{
-		{"not this cloud", "", "not_this_cloud", ""},
-		{"detected", `{"region": "north-1", "zone": "north-1b", "instance": "vm-42"}`, "detected", "north-1"},
-		{"broken metadata", `{"zone": "north-1b"}`, "error", ""},
+		{"not this cloud", "", sdk.NotThisCloud, ""},
+		{"detected", `{"region": "north-1", "zone": "north-1b", "instance": "vm-42"}`, sdk.Detected, "north-1"},
+		{"broken metadata", `{"zone": "north-1b"}`, sdk.Failed, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			os.Remove(identity)
 			if tt.file != "" {
-				os.WriteFile(identity, []byte(tt.file), 0o644)
+				if err := os.WriteFile(identity, []byte(tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			r := p.Detect(context.Background())
-			if r.Status != tt.status || r.Attributes["cloud.region"] != tt.attr {
-				t.Fatalf("Detect = %+v; want %s with cloud.region %q", r, tt.status, tt.attr)
+			if r.Status != tt.status || r.Attributes[sdk.CloudRegion] != tt.region {
+				t.Fatalf("Detect = %+v; want %s with cloud.region %q", r, tt.status, tt.region)
 			}
 		})
 	}

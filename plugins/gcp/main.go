@@ -1,7 +1,3 @@
-// Command gopatrol-probe-gcp detects a Google Compute Engine instance (and
-// a GKE node) through the metadata server, which answers only requests
-// carrying "Metadata-Flavor: Google" and signs its answers with the same
-// header.
 package main
 
 import (
@@ -13,8 +9,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -118,9 +114,12 @@ func (p *probe) get(ctx context.Context, base *url.URL, it item) (string, error)
 	if r.Header.Get("Metadata-Flavor") != "Google" {
 		return "", sdk.NotThisCloudf("%s answered without Metadata-Flavor: Google: not GCE's metadata server", base.Host)
 	}
+	v := strings.TrimSpace(string(r.Body))
 	switch {
+	case r.Status == http.StatusOK && v == "" && !it.optional:
+		return "", fmt.Errorf("GET %s%s: empty answer", prefix, it.path)
 	case r.Status == http.StatusOK:
-		return strings.TrimSpace(string(r.Body)), nil
+		return v, nil
 	case r.Status == http.StatusNotFound && it.optional:
 		return "", nil
 	}

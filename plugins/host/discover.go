@@ -1,14 +1,3 @@
-// Package host finds, verifies, launches and supervises gopatrol's probe
-// plugins (hashicorp/go-plugin over gRPC), and merges their attributes.
-//
-// Trust model: a plugin runs with the agent's privileges, so the host only
-// runs a binary that (1) sits in a plugin directory and is itself a regular
-// file, not a symlink; (2) neither the directory, the binary nor the
-// manifest is writable by group or others; (3) all three are owned by root
-// or by the user the agent runs as; (4) its sha256 is listed in the
-// directory's manifest (SHA256SUMS, `sha256sum` format), checked again by
-// go-plugin right before every exec, so a binary swapped after discovery is
-// refused too.
 package host
 
 import (
@@ -20,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -86,6 +75,9 @@ func discover(dir, manifest string, owners []int, hash bool) ([]Candidate, error
 	if err := safe(dir, fi, owners); err != nil {
 		return nil, err
 	}
+	if err := safeParents(dir, owners); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("plugin directory: %w", err)
@@ -100,8 +92,26 @@ func discover(dir, manifest string, owners []int, hash bool) ([]Candidate, error
 		c.Err = verify(&c, sums, manErr, owners, hash)
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	out = append(out, missing(dir, sums)...)
+	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// missing reports every manifest entry whose file is not in dir: a
+// plugin that was meant to be installed and is not, or a stale manifest.
+func missing(dir string, sums map[string]string) []Candidate {
+	var out []Candidate
+	for _, name := range slices.Sorted(maps.Keys(sums)) {
+		path := filepath.Join(dir, name)
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		out = append(out, Candidate{
+			Name: strings.TrimPrefix(name, Prefix), Path: path, Expected: sums[name],
+			Err: refuse("%s is listed in the manifest but does not exist: install it or remove its line", path),
+		})
+	}
+	return out
 }
 
 func verify(c *Candidate, sums map[string]string, manErr error, owners []int, hash bool) error {
@@ -156,6 +166,39 @@ func safe(path string, fi fs.FileInfo, owners []int) error {
 	return nil
 }
 
+// safeParents refuses a plugin directory that another user could replace
+// through one of its parents: a parent writable by group or others
+// without the sticky bit (with it, as on /tmp, others cannot rename or
+// remove what they do not own), or owned by an untrusted user. The real
+// path is checked, symlinks resolved.
+func safeParents(dir string, owners []int) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("plugin directory: %w", err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return fmt.Errorf("plugin directory: %w", err)
+	}
+	for p := filepath.Dir(real); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("plugin directory %s: parent: %w", dir, err)
+		}
+		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+			return refuse("%s, a parent of the plugin directory %s, is writable by group or others without the sticky bit (mode %v): whoever can write there can replace the plugins; chmod go-w %s or move the plugin directory",
+				p, dir, fi.Mode(), p)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && !slices.Contains(owners, int(st.Uid)) {
+			return refuse("%s, a parent of the plugin directory %s, is owned by uid %d, not root or the agent's user (%v): its owner can replace the plugins",
+				p, dir, st.Uid, owners)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
 // DefaultOwners are the users a plugin, its directory and the manifest may
 // belong to: root, and the user the agent runs as.
 func DefaultOwners() []int {
@@ -195,16 +238,23 @@ func ParseManifest(b []byte, name string) (map[string]string, error) {
 		if _, err := hex.DecodeString(sum); !ok || err != nil || len(sum) != 64 || file == "" {
 			return nil, refuse("%s:%d: want \"<sha256 hex>  <file name>\", got %q", name, n, line)
 		}
-		sums[filepath.Base(file)] = strings.ToLower(sum)
+		base, sum := filepath.Base(file), strings.ToLower(sum)
+		if old, dup := sums[base]; dup && old != sum {
+			return nil, refuse("%s:%d: %s is listed twice with different sums", name, n, base)
+		}
+		sums[base] = sum
 	}
 	return sums, sc.Err()
 }
 
-// WriteManifest writes dir's manifest for every gopatrol-probe-* in it.
+// WriteManifest writes dir's manifest for every gopatrol-probe-* in it,
+// atomically: a temporary file in dir renamed over the manifest, so that
+// a host reading it concurrently sees the old manifest or the new one,
+// never half of one.
 func WriteManifest(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("writing the manifest: %w", err)
 	}
 	var buf bytes.Buffer
 	for _, e := range entries {
@@ -217,7 +267,35 @@ func WriteManifest(dir string) error {
 		}
 		fmt.Fprintf(&buf, "%s  %s\n", sum, e.Name())
 	}
-	return os.WriteFile(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644)
+	return writeAtomic(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644)
+}
+
+// writeAtomic replaces path with b through a synced temporary file in the
+// same directory (rename is atomic only within one file system).
+func writeAtomic(path string, b []byte, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/plugins/host"
 	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 // built holds gopatrol-probe-testprobe, compiled once for the package.
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("HOSTTEST_HOST_DIR"); dir != "" {
 		// A host process for TestPluginDiesWithHost: open, say so, wait
 		// to be killed.
-		h, err := host.Open(host.Config{Dir: dir})
+		h, err := host.Open(context.Background(), host.Config{Dir: dir})
 		if err != nil {
 			fmt.Println(err)
 			os.Exit(1)
@@ -34,20 +36,7 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Minute)
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "hosttest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := probetest.Build(dir, map[string]string{"testprobe": "github.com/gopatrol/gopatrol/plugins/host/testdata/testprobe"}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	built = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	probetest.Main(m, map[string]string{"testprobe": "github.com/gopatrol/gopatrol/plugins/host/testdata/testprobe"}, &built)
 }
 
 // pluginDir lays out copies of the test probe under names, with a manifest.
@@ -70,11 +59,16 @@ func pluginDir(t *testing.T, names ...string) string {
 
 func open(t *testing.T, dir string, log *bytes.Buffer, env ...string) *host.Host {
 	t.Helper()
-	cfg := host.Config{Dir: dir, Env: env, PluginLog: os.Stderr}
+	return openConfig(t, host.Config{Dir: dir, Env: env}, log)
+}
+
+func openConfig(t *testing.T, cfg host.Config, log *bytes.Buffer) *host.Host {
+	t.Helper()
+	cfg.PluginLog = os.Stderr
 	if log != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
-	h, err := host.Open(cfg)
+	h, err := host.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +104,7 @@ func TestDiscoverRefuses(t *testing.T) {
 		}, "gopatrol-probe-aws is writable by group or others (mode -rwxr-xrwx)"},
 		{"binary owned by nobody", func(t *testing.T, dir, bin string) {
 			if os.Geteuid() != 0 {
-				t.Skip("needs root to chown")
+				probetest.Skip(t, "needs root to chown")
 			}
 			if err := os.Chown(bin, 65534, 65534); err != nil {
 				t.Fatal(err)
@@ -181,7 +175,7 @@ func TestDetectMergesByPrecedence(t *testing.T) {
 	}
 	var order []string
 	for _, res := range r.Results {
-		order = append(order, res.Plugin+":"+res.Status)
+		order = append(order, res.Plugin+":"+string(res.Status))
 	}
 	if got := strings.Join(order, " "); got != "openshift:detected aws:detected quiet:not_this_cloud zzz:detected" {
 		t.Errorf("results %s", got)
@@ -199,7 +193,7 @@ func TestCrashedPluginIsRestarted(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "panicked")
 	h := open(t, dir, nil, "TESTPROBE_ATTRS_panicky=cloud.region=r1", "TESTPROBE_PANIC_panicky="+marker)
 	p := h.Plugins()[0]
-	if r := p.Detect(context.Background()); r.Status != "detected" {
+	if r := p.Detect(context.Background()); r.Status != sdk.Detected {
 		t.Fatalf("first Detect = %+v, want detected", r)
 	}
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
@@ -214,11 +208,11 @@ func TestCrashedPluginIsRestarted(t *testing.T) {
 	}
 	var r host.Result
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if r = p.Detect(context.Background()); r.Status == "detected" {
+		if r = p.Detect(context.Background()); r.Status == sdk.Detected {
 			break
 		}
 	}
-	if r.Status != "detected" || r.Attributes["cloud.region"] != "r1" {
+	if r.Status != sdk.Detected || r.Attributes["cloud.region"] != "r1" {
 		t.Fatalf("after restart Detect = %+v, want detected with cloud.region=r1", r)
 	}
 	if n := p.Restarts(); n != 1 {
@@ -234,21 +228,24 @@ func TestStdoutBeforeHandshake(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Info() error = %v, want it to contain %q", err, want)
 	}
-	if r := h.Plugins()[0].Detect(context.Background()); r.Status != "error" || !strings.Contains(r.Reason, "to stdout before the go-plugin handshake") {
+	if r := h.Plugins()[0].Detect(context.Background()); r.Status != sdk.Failed || !strings.Contains(r.Reason, "to stdout before the go-plugin handshake") {
 		t.Errorf("Detect of a plugin that never started = %+v, want an error with the reason", r)
 	}
 }
 
-// children lists the pids whose parent is this test process.
-func children(t *testing.T) []int { return childrenOf(t, os.Getpid()) }
+// proc is a line of /proc/PID/stat: what the shutdown tests look at.
+type proc struct {
+	pid, ppid, pgid int
+	state           string
+}
 
-func childrenOf(t *testing.T, parent int) []int {
+func procs(t *testing.T) map[int]proc {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int
+	out := map[int]proc{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -258,10 +255,71 @@ func childrenOf(t *testing.T, parent int) []int {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, cut after ')'.
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, cut after ')'.
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(parent) {
-			out = append(out, pid)
+		if len(f) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		pgid, _ := strconv.Atoi(f[2])
+		out[pid] = proc{pid: pid, ppid: ppid, pgid: pgid, state: f[0]}
+	}
+	return out
+}
+
+// children lists the live pids whose parent is this test process.
+func children(t *testing.T) []int { return childrenOf(t, os.Getpid()) }
+
+func childrenOf(t *testing.T, parent int) []int {
+	t.Helper()
+	var out []int
+	for _, p := range procs(t) {
+		if p.ppid == parent && p.state != "Z" {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// leftovers is what survives of before (a family taken while the plugins
+// ran: a grandchild is re-parented when its parent dies) and of the
+// groups and descendants of roots.
+// A SIGKILL takes effect asynchronously, so survivors get a few seconds
+// to die before they count.
+func leftovers(t *testing.T, roots, before []int) []int {
+	t.Helper()
+	var left []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left = family(t, roots)
+		for _, pid := range before {
+			if alive(pid) && !slices.Contains(left, pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+	}
+}
+
+// family lists the live processes (zombies are dead) that belong to the
+// process group of one of roots or descend from one of roots: what a
+// plugin and everything it started would leave behind.
+func family(t *testing.T, roots []int) []int {
+	t.Helper()
+	table := procs(t)
+	var out []int
+	for _, p := range table {
+		if p.state == "Z" {
+			continue
+		}
+		in := slices.Contains(roots, p.pgid)
+		for q, seen := p, 0; !in && q.ppid > 1 && seen < 64; seen++ {
+			in = slices.Contains(roots, q.ppid)
+			q = table[q.ppid]
+		}
+		if in || slices.Contains(roots, p.pid) {
+			out = append(out, p.pid)
 		}
 	}
 	return out
@@ -269,16 +327,18 @@ func childrenOf(t *testing.T, parent int) []int {
 
 func TestCloseLeavesNoChild(t *testing.T) {
 	dir := pluginDir(t, "a", "b", "c")
-	h, err := host.Open(host.Config{Dir: dir})
+	h, err := host.Open(context.Background(), host.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(children(t)); n < 3 {
-		t.Fatalf("%d children after Open, want the 3 plugins", n)
+	kids := children(t)
+	if len(kids) < 3 {
+		t.Fatalf("%d children after Open, want the 3 plugins", len(kids))
 	}
+	before := family(t, kids)
 	h.Close()
-	if kids := children(t); len(kids) != 0 {
-		t.Fatalf("children left after Close: %v", kids)
+	if left := leftovers(t, kids, before); len(left) != 0 {
+		t.Fatalf("processes of the plugins' groups or their descendants left after Close: %v", left)
 	}
 }
 
@@ -301,7 +361,7 @@ func TestSwappedBinaryRefusedOnRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := h.Plugins()[0]
-	if r := p.Detect(context.Background()); r.Status != "detected" {
+	if r := p.Detect(context.Background()); r.Status != sdk.Detected {
 		t.Fatalf("first Detect = %+v, want detected", r)
 	}
 	os.WriteFile(marker, nil, 0o600)

@@ -2,9 +2,12 @@ package host
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 // Precedence is the fixed order in which probes' attributes are merged:
@@ -56,10 +59,10 @@ func rank(name string) int {
 func (h *Host) merge(results []Result) Report {
 	r := Report{Attributes: map[string]string{}, Sources: map[string]string{}, Results: results}
 	for _, res := range results {
-		if res.Status != "detected" && res.Status != StatusStale {
+		if res.Status != sdk.Detected && res.Status != StatusStale {
 			continue
 		}
-		for _, k := range sortedKeys(res.Attributes) {
+		for _, k := range slices.Sorted(maps.Keys(res.Attributes)) {
 			v := res.Attributes[k]
 			if old, ok := r.Attributes[k]; ok {
 				if old != v {
@@ -72,13 +75,4 @@ func (h *Host) merge(results []Result) Report {
 		}
 	}
 	return r
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,7 +1,3 @@
-// Command gopatrol-probe-openshift reads the cluster's platform from
-// OpenShift's infrastructures.config.openshift.io/cluster and, on any
-// Kubernetes node, the node's topology labels, through the in-cluster API
-// with the pod's service-account token and CA.
 package main
 
 import (
@@ -17,8 +13,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -109,11 +105,11 @@ func (probe) Detect(ctx context.Context) (map[string]string, error) {
 			attrs[sdk.CloudProvider], attrs[sdk.CloudPlatform] = p[0], p[1]
 		}
 		for _, r := range []string{ps.AWS.Region, ps.GCP.Region, ps.AlibabaCloud.Region} {
-			if r != "" {
+			if r = strings.TrimSpace(r); r != "" {
 				attrs[sdk.CloudRegion] = r
 			}
 		}
-		if n := infra.Status.InfrastructureName; n != "" {
+		if n := strings.TrimSpace(infra.Status.InfrastructureName); n != "" {
 			attrs[sdk.K8sClusterName] = n
 		}
 	}
@@ -130,10 +126,10 @@ func (probe) Detect(ctx context.Context) (map[string]string, error) {
 		attrs[sdk.K8sNodeName] = name
 		// The kubelet's labels come from the cloud provider: they win
 		// over the cluster-wide region.
-		if r := n.Metadata.Labels[regionLabel]; r != "" {
+		if r := strings.TrimSpace(n.Metadata.Labels[regionLabel]); r != "" {
 			attrs[sdk.CloudRegion] = r
 		}
-		if z := n.Metadata.Labels[zoneLabel]; z != "" {
+		if z := strings.TrimSpace(n.Metadata.Labels[zoneLabel]); z != "" {
 			attrs[sdk.CloudAvailabilityZone] = z
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 var all = []string{"aws", "alibaba", "gcp", "azure", "openshift"}
@@ -21,7 +22,7 @@ func TestAllOffCloud(t *testing.T) {
 	t.Run("refused", func(t *testing.T) { allOffCloud(t, nil) })
 	t.Run("silent", func(t *testing.T) {
 		if !probetest.HaveSilent() {
-			t.Skip("no silent address (needs root, the network namespace and tun)")
+			probetest.Skip(t, "no silent address (needs root, the network namespace and tun)")
 		}
 		allOffCloud(t, silentEnv())
 	})
@@ -41,7 +42,7 @@ func allOffCloud(t *testing.T, env []string) {
 		t.Fatalf("%d results, want 5", len(r.Results))
 	}
 	for _, res := range r.Results {
-		if res.Status != "not_this_cloud" {
+		if res.Status != sdk.NotThisCloud {
 			t.Errorf("%s: %s (%s), want not_this_cloud", res.Plugin, res.Status, res.Reason)
 		}
 	}
@@ -83,7 +84,7 @@ func onCloudEnv(t testing.TB) []string {
 // reached directly while HTTP_PROXY points at a recording proxy.
 func TestProxyNeverUsed(t *testing.T) {
 	if os.Getenv("GOPATROL_TEST_NETNS") == "" {
-		t.Skip("needs the private network namespace (root) for its non-loopback address")
+		probetest.Skip(t, "needs the private network namespace (root) for its non-loopback address")
 	}
 	l, err := net.Listen("tcp", probetest.TestNetAddr+":0")
 	if err != nil {

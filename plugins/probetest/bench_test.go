@@ -9,20 +9,21 @@ import (
 
 	"github.com/gopatrol/gopatrol/plugins/host"
 	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 // benchDetect measures what `gopatrol plugins detect` does with the five
 // probes: discover and verify (sha256 of each binary), start them all with
 // AutoMTLS, one parallel Detect, shut them down. It reports the median
 // wall time per run (budget: 400 ms off-cloud, 150 ms on a loopback cloud).
-func benchDetect(b *testing.B, env []string, want string, budget time.Duration) {
+func benchDetect(b *testing.B, env []string, want sdk.Status, budget time.Duration) {
 	dir := probetest.Dir(b, built, all...)
 	env = append(offCloud(b), env...)
 	var runs []time.Duration
 	cpu0 := cpuTime()
 	for b.Loop() {
 		start := time.Now()
-		h, err := host.Open(host.Config{Dir: dir, Env: env})
+		h, err := host.Open(context.Background(), host.Config{Dir: dir, Env: env})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -30,7 +31,7 @@ func benchDetect(b *testing.B, env []string, want string, budget time.Duration) 
 		h.Close()
 		runs = append(runs, time.Since(start))
 		for _, res := range r.Results {
-			if want == "detected" && res.Plugin != "aws" && res.Plugin != "openshift" {
+			if want == sdk.Detected && res.Plugin != "aws" && res.Plugin != "openshift" {
 				continue
 			}
 			if res.Status != want {
@@ -60,17 +61,17 @@ func cpuTime() time.Duration {
 
 // Off-cloud with the metadata ports refused (nothing listens).
 func BenchmarkDetectOffCloud(b *testing.B) {
-	benchDetect(b, nil, "not_this_cloud", 400*time.Millisecond)
+	benchDetect(b, nil, sdk.NotThisCloud, 400*time.Millisecond)
 }
 
 // Off-cloud with SYNs dropped: the worst case, bounded by the 150 ms dial.
 func BenchmarkDetectOffCloudSilent(b *testing.B) {
 	if !probetest.HaveSilent() {
-		b.Skip("no silent address (needs root, the network namespace and tun)")
+		probetest.Skip(b, "no silent address (needs root, the network namespace and tun)")
 	}
-	benchDetect(b, silentEnv(), "not_this_cloud", 400*time.Millisecond)
+	benchDetect(b, silentEnv(), sdk.NotThisCloud, 400*time.Millisecond)
 }
 
 func BenchmarkDetectLoopbackCloud(b *testing.B) {
-	benchDetect(b, onCloudEnv(b), "detected", 150*time.Millisecond)
+	benchDetect(b, onCloudEnv(b), sdk.Detected, 150*time.Millisecond)
 }

@@ -18,13 +18,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 // As root the tests run in their own network namespace: only lo, and
 // silent0, a tap device without carrier that can send nothing anywhere.
 func TestRunsInPrivateNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("not root: no private network namespace")
+		probetest.Skip(t, "not root: no private network namespace")
 	}
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -93,16 +96,16 @@ func TestGCPErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.Handler
-		status  string
+		status  sdk.Status
 		reason  string
 	}{
-		{"required field 404", noZone, "error", "instance/zone: 404"},
-		{"oversized value", big, "error", "response body too large"},
-		{"not Google's server", http.NotFoundHandler(), "not_this_cloud", "without Metadata-Flavor: Google"},
+		{"required field 404", noZone, sdk.Failed, "instance/zone: 404"},
+		{"oversized value", big, sdk.Failed, "response body too large"},
+		{"not Google's server", http.NotFoundHandler(), sdk.NotThisCloud, "without Metadata-Flavor: Google"},
 		{"slower than the deadline", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Metadata-Flavor", "Google")
 			slowHandler(10*time.Second)(w, r)
-		}), "error", "deadline exceeded"},
+		}), sdk.Failed, "deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,19 +160,19 @@ func TestAzureErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.Handler
-		status  string
+		status  sdk.Status
 		reason  string
 	}{
 		{"IMDS error", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusTooManyRequests)
 			fmt.Fprint(w, `{"error": "Too many requests"}`)
-		}), "error", "429: Too many requests"},
+		}), sdk.Failed, "429: Too many requests"},
 		{"EC2 at the same address", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		}), "not_this_cloud", "without an IMDS error: not Azure"},
-		{"oversized", azureIMDS{body: `{"compute": {"name": "` + strings.Repeat("n", 300<<10) + `"}}`}, "error", "response body too large"},
-		{"no vmId", azureIMDS{body: `{"compute": {"location": "westeurope"}}`}, "error", "compute.vmId or compute.location missing"},
-		{"slower than the deadline", slowHandler(10 * time.Second), "error", "deadline exceeded"},
+		}), sdk.NotThisCloud, "without an IMDS error: not Azure"},
+		{"oversized", azureIMDS{body: `{"compute": {"name": "` + strings.Repeat("n", 300<<10) + `"}}`}, sdk.Failed, "response body too large"},
+		{"no vmId", azureIMDS{body: `{"compute": {"location": "westeurope"}}`}, sdk.Failed, "compute.vmId or compute.location missing"},
+		{"slower than the deadline", slowHandler(10 * time.Second), sdk.Failed, "deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,21 +276,21 @@ func TestKubernetesNodeFromK8sNodeName(t *testing.T) {
 func TestOpenShiftErrors(t *testing.T) {
 	api := kubeAPI{token: "sa-token", nodes: euLabels}
 	t.Run("not in a pod", func(t *testing.T) {
-		wantStatus(t, detect(t, "openshift", nil), "not_this_cloud", "KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT not set")
+		wantStatus(t, detect(t, "openshift", nil), sdk.NotThisCloud, "KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT not set")
 	})
 	t.Run("wrong token", func(t *testing.T) {
-		wantStatus(t, detect(t, "openshift", kubeEnv(t, api, "stale-token")), "error", "401 Unauthorized")
+		wantStatus(t, detect(t, "openshift", kubeEnv(t, api, "stale-token")), sdk.Failed, "401 Unauthorized")
 	})
 	t.Run("unknown node", func(t *testing.T) {
 		env := append(kubeEnv(t, api, "sa-token"), "NODE_NAME=node-9")
-		wantStatus(t, detect(t, "openshift", env), "error", `node "node-9" (NODE_NAME or K8S_NODE_NAME): no such node`)
+		wantStatus(t, detect(t, "openshift", env), sdk.Failed, `node "node-9" (NODE_NAME or K8S_NODE_NAME): no such node`)
 	})
 	t.Run("API server signed by another CA", func(t *testing.T) {
 		env := kubeEnv(t, api, "sa-token")
 		other := filepath.Join(t.TempDir(), "other-ca.crt")
 		os.WriteFile(other, otherCA(t), 0o644)
 		env = append(env, "GOPATROL_K8S_CA_FILE="+other)
-		wantStatus(t, detect(t, "openshift", env), "error", "certificate signed by unknown authority")
+		wantStatus(t, detect(t, "openshift", env), sdk.Failed, "certificate signed by unknown authority")
 	})
 }
 

@@ -6,13 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/host"
 	"github.com/gopatrol/gopatrol/plugins/probetest"
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 var vendors = map[string]string{
@@ -28,20 +28,7 @@ var built string
 
 func TestMain(m *testing.M) {
 	probetest.InNetns()
-	dir, err := os.MkdirTemp("", "probetest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := probetest.Build(dir, vendors); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	built = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	probetest.Main(m, vendors, &built)
 }
 
 // offCloud points every probe at a closed loopback port, and unsets the
@@ -83,7 +70,7 @@ func openHost(t testing.TB, names []string, env []string, opts ...hostOpt) *host
 	for _, o := range opts {
 		o(&cfg)
 	}
-	h, err := host.Open(cfg)
+	h, err := host.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +92,7 @@ func detect(t *testing.T, name string, env []string, opts ...hostOpt) host.Resul
 
 func wantAttrs(t *testing.T, r host.Result, want map[string]string) {
 	t.Helper()
-	if r.Status != "detected" {
+	if r.Status != sdk.Detected {
 		t.Fatalf("%s: status %s (%s), want detected", r.Plugin, r.Status, r.Reason)
 	}
 	if fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
@@ -113,7 +100,7 @@ func wantAttrs(t *testing.T, r host.Result, want map[string]string) {
 	}
 }
 
-func wantStatus(t *testing.T, r host.Result, status, reason string) {
+func wantStatus(t *testing.T, r host.Result, status sdk.Status, reason string) {
 	t.Helper()
 	if r.Status != status || !strings.Contains(r.Reason, reason) {
 		t.Fatalf("%s: status %s, reason %q; want %s with %q", r.Plugin, r.Status, r.Reason, status, reason)

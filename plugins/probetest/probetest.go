@@ -1,8 +1,3 @@
-// Package probetest is the test harness of the probe plugins: it moves a
-// test binary into its own network namespace, builds plugin binaries for
-// real and lays out a verified plugin directory. Its own tests run every
-// built-in probe through plugins/host against loopback servers that speak
-// each vendor's metadata protocol.
 package probetest
 
 import (
@@ -12,6 +7,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,6 +35,23 @@ func HaveSilent() bool {
 	return err == nil
 }
 
+// Required reports whether a missing capability (root, network
+// namespaces, tun) must fail the tests instead of skipping them: on CI
+// (CI=true) and wherever GOPATROL_REQUIRE_BPF=1 says the machine has all.
+func Required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("GOPATROL_REQUIRE_BPF") == "1"
+}
+
+// Skip skips t for reason, or fails it when Required: no silent skip on a
+// machine that is meant to run everything.
+func Skip(t testing.TB, reason string) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("%s (a failure, not a skip: GOPATROL_REQUIRE_BPF=1 or CI=true)", reason)
+	}
+	t.Skip(reason)
+}
+
 // envNetns marks a test binary already re-executed in a new namespace.
 const envNetns = "GOPATROL_TEST_NETNS"
 
@@ -47,15 +60,15 @@ const envNetns = "GOPATROL_TEST_NETNS"
 // request, even to a mistyped or default metadata address, can leave the
 // machine: 169.254.169.254 and 100.100.100.200 are unreachable there.
 // Without root (or where unshare is not allowed) it returns and the tests
-// rely on their 127.0.0.1 overrides alone; under CI=true it then refuses
+// rely on their 127.0.0.1 overrides alone; when Required it then refuses
 // to run instead.
 func InNetns() {
 	if os.Getenv(envNetns) != "" {
 		return
 	}
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintln(os.Stderr, "probetest: CI runs as root: cannot run probe tests outside a network namespace")
+		if Required() {
+			fmt.Fprintln(os.Stderr, "probetest: not root, and GOPATROL_REQUIRE_BPF=1 or CI=true: cannot run probe tests outside a network namespace")
 			os.Exit(1)
 		}
 		fmt.Fprintln(os.Stderr, "probetest: not root: running without a private network namespace (endpoints are overridden to 127.0.0.1)")
@@ -70,7 +83,7 @@ func InNetns() {
 	// rather than failing inside sh.
 	if out, err := exec.Command(unshare, "--net", "--", "sh", "-c", "ip link set lo up").CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("probetest: cannot make a network namespace (unshare -n, ip from iproute2): %v: %s", err, strings.TrimSpace(string(out)))
-		if os.Getenv("CI") == "true" {
+		if Required() {
 			fmt.Fprintln(os.Stderr, msg)
 			os.Exit(1)
 		}
@@ -118,6 +131,38 @@ func Build(dir string, pkgs map[string]string) error {
 		}
 	}
 	return host.WriteManifest(dir)
+}
+
+// Main is the TestMain of every package whose tests run plugin binaries:
+// it builds pkgs (name to import path) once into a temporary directory,
+// sets *built to it, runs the tests and removes the directory. Tests then
+// lay out plugin directories from *built with Dir.
+func Main(m *testing.M, pkgs map[string]string, built *string) {
+	if fuzzWorker() {
+		// A fuzz worker runs only a Fuzz target, which needs no plugin
+		// binary: building them in every worker would cost seconds each.
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "probebuilt")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probetest:", err)
+		os.Exit(1)
+	}
+	if err := Build(dir, pkgs); err != nil {
+		fmt.Fprintln(os.Stderr, "probetest:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	*built = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fuzzWorker reports whether this test binary is one of the worker
+// processes of `go test -fuzz`.
+func fuzzWorker() bool {
+	return slices.ContainsFunc(os.Args[1:], func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") })
 }
 
 // Dir returns a fresh plugin directory (0755, as root owns it) holding

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
 // tokenIMDS is a metadata service in token mode, as EC2's IMDSv2 and
@@ -126,25 +128,25 @@ func TestAWS(t *testing.T) {
 
 	// A service that refuses every token is an error on this cloud.
 	imds.refuse = true
-	wantStatus(t, p.Detect(context.Background()), "error", "IMDSv2 refused the session token")
+	wantStatus(t, p.Detect(context.Background()), sdk.Failed, "IMDSv2 refused the session token")
 }
 
 func TestAWSErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.Handler
-		status  string
+		status  sdk.Status
 		reason  string
 	}{
 		{"region never cut from the zone", newAWS(strings.Replace(awsDoc, `"region": "eu-central-1",`, "", 1)),
-			"error", "identity document lacks region"},
+			sdk.Failed, "identity document lacks region"},
 		{"oversized document", newAWS(`{"pad": "` + strings.Repeat("x", 300<<10) + `"}`),
-			"error", "response body too large"},
-		{"another cloud's service", http.NotFoundHandler(), "not_this_cloud", "not EC2's IMDSv2"},
+			sdk.Failed, "response body too large"},
+		{"another cloud's service", http.NotFoundHandler(), sdk.NotThisCloud, "not EC2's IMDSv2"},
 		{"token forbidden", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "", http.StatusForbidden)
-		}), "error", "403 Forbidden"},
-		{"slower than the deadline", slowHandler(10 * time.Second), "error", "deadline exceeded"},
+		}), sdk.Failed, "403 Forbidden"},
+		{"slower than the deadline", slowHandler(10 * time.Second), sdk.Failed, "deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,11 +200,11 @@ func TestAlibaba(t *testing.T) {
 
 	// A required one is an error that names it.
 	delete(md.files, "/latest/meta-data/zone-id")
-	wantStatus(t, p.Detect(context.Background()), "error", "/latest/meta-data/zone-id: 404")
+	wantStatus(t, p.Detect(context.Background()), sdk.Failed, "/latest/meta-data/zone-id: 404")
 
 	// Tokens refused: 401 is an error, never a silent token-less retry.
 	md.refuse = true
-	wantStatus(t, p.Detect(context.Background()), "error", "401 Unauthorized")
+	wantStatus(t, p.Detect(context.Background()), sdk.Failed, "401 Unauthorized")
 }
 
 func TestAlibabaErrors(t *testing.T) {
@@ -213,12 +215,12 @@ func TestAlibabaErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.Handler
-		status  string
+		status  sdk.Status
 		reason  string
 	}{
-		{"oversized item", big, "error", "response body too large"},
-		{"slower than the deadline", slow, "error", "deadline exceeded"},
-		{"not ECS", http.NotFoundHandler(), "not_this_cloud", "not ECS's metadata service"},
+		{"oversized item", big, sdk.Failed, "response body too large"},
+		{"slower than the deadline", slow, sdk.Failed, "deadline exceeded"},
+		{"not ECS", http.NotFoundHandler(), sdk.NotThisCloud, "not ECS's metadata service"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

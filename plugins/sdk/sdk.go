@@ -1,7 +1,3 @@
-// Package sdk is what a probe plugin author imports: the Probe interface,
-// the protocol (gopatrol.probe.v1 over gRPC through hashicorp/go-plugin)
-// and Serve, which hides the handshake, the magic cookie and the gRPC
-// plumbing. See docs/plugins.md and plugins/example.
 package sdk
 
 import (
@@ -9,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/gopatrol/gopatrol/plugins/sdk/probev1"
+	"github.com/gopatrol/gopatrol/plugins/internal/probev1"
 )
 
 // ProtocolVersion is the go-plugin protocol version of gopatrol.probe.v1.
@@ -109,7 +107,27 @@ type server struct {
 
 func (s *server) Info(context.Context, *probev1.InfoRequest) (*probev1.InfoResponse, error) {
 	i := s.impl.Info()
-	return &probev1.InfoResponse{Name: i.Name, Version: i.Version, Description: i.Description, AttributeKeys: i.AttributeKeys}, nil
+	keys := make([]string, len(i.AttributeKeys))
+	for n, k := range i.AttributeKeys {
+		keys[n] = text(k)
+	}
+	return &probev1.InfoResponse{Name: text(i.Name), Version: text(i.Version), Description: text(i.Description), AttributeKeys: keys}, nil
+}
+
+// text makes s fit a protobuf string, which must be UTF-8: a probe's
+// messages quote what metadata services answer, which may be anything.
+func text(s string) string { return strings.ToValidUTF8(s, "\ufffd") }
+
+// checkAttrs refuses attributes that are not UTF-8: the metadata service
+// answered garbage, which is "broken", not "detected", and protobuf could
+// not carry it anyway.
+func checkAttrs(attrs map[string]string) error {
+	for k, v := range attrs {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("attribute %q=%q is not valid UTF-8: the metadata service answered garbage", k, v)
+		}
+	}
+	return nil
 }
 
 // Margin is how much earlier than the host's deadline a probe's context
@@ -130,11 +148,17 @@ func (s *server) Detect(ctx context.Context, _ *probev1.DetectRequest) (*probev1
 	ctx, cancel := withMargin(ctx)
 	defer cancel()
 	attrs, err := s.impl.Detect(ctx)
+	if err == nil {
+		err = checkAttrs(attrs)
+	}
 	switch {
 	case errors.Is(err, ErrNotThisCloud):
-		return &probev1.DetectResponse{Status: probev1.DetectStatus_DETECT_STATUS_NOT_THIS_CLOUD, Reason: err.Error()}, nil
+		return &probev1.DetectResponse{Status: probev1.DetectStatus_DETECT_STATUS_NOT_THIS_CLOUD, Reason: text(err.Error())}, nil
 	case err != nil:
-		return &probev1.DetectResponse{Status: probev1.DetectStatus_DETECT_STATUS_ERROR, Reason: err.Error(), Attributes: attrs}, nil
+		if checkAttrs(attrs) != nil {
+			attrs = nil
+		}
+		return &probev1.DetectResponse{Status: probev1.DetectStatus_DETECT_STATUS_ERROR, Reason: text(err.Error()), Attributes: attrs}, nil
 	}
 	return &probev1.DetectResponse{Status: probev1.DetectStatus_DETECT_STATUS_DETECTED, Attributes: attrs}, nil
 }
@@ -152,7 +176,10 @@ func (s *server) Collect(ctx context.Context, _ *probev1.CollectRequest) (*probe
 	}
 	resp := &probev1.CollectResponse{}
 	for _, p := range pts {
-		resp.Points = append(resp.Points, &probev1.Point{Name: p.Name, Value: p.Value, Unit: p.Unit, Attributes: p.Attributes, TimeUnixNano: p.TimeUnixNano})
+		if err := checkAttrs(p.Attributes); err != nil {
+			return nil, fmt.Errorf("point %q: %w", text(p.Name), err)
+		}
+		resp.Points = append(resp.Points, &probev1.Point{Name: text(p.Name), Value: p.Value, Unit: text(p.Unit), Attributes: p.Attributes, TimeUnixNano: p.TimeUnixNano})
 	}
 	return resp, nil
 }

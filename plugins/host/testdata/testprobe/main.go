@@ -1,27 +1,30 @@
-// Command testprobe is a scripted probe for plugins/host's tests. Copies
-// of it run under several names; each reads its behaviour from variables
-// suffixed with its name (gopatrol-probe-NAME):
-//
-//	TESTPROBE_ATTRS_NAME=k=v,k=v   attributes Detect returns
-//	TESTPROBE_PANIC_NAME=FILE      panic in Detect if FILE exists (and remove it)
-//	TESTPROBE_STDOUT_NAME=TEXT     print TEXT on stdout before Serve (the bug)
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
-type probe struct{ name string }
+type probe struct {
+	name  string
+	infos *atomic.Int32
+}
 
 func (p probe) env(k string) string { return os.Getenv("TESTPROBE_" + k + "_" + p.name) }
 
 func (p probe) Info() sdk.Info {
+	if d, err := time.ParseDuration(p.env("INFOSLEEP")); err == nil && p.infos.Add(1) > 1 {
+		time.Sleep(d)
+	}
 	return sdk.Info{Name: p.name, Version: "v0.0.1-test", Description: "scripted test probe"}
 }
 
@@ -56,9 +59,31 @@ func (p probe) Collect(context.Context) ([]sdk.Point, error) {
 }
 
 func main() {
-	p := probe{name: strings.TrimPrefix(filepath.Base(os.Args[0]), "gopatrol-probe-")}
+	p := probe{name: strings.TrimPrefix(filepath.Base(os.Args[0]), "gopatrol-probe-"), infos: new(atomic.Int32)}
 	if s := p.env("STDOUT"); s != "" {
 		fmt.Println(s)
+	}
+	if code, err := strconv.Atoi(p.env("EXIT")); err == nil {
+		fmt.Fprintf(os.Stderr, "testprobe %s: cannot read its configuration, exiting with %d\n", p.name, code)
+		os.Exit(code)
+	}
+	if p.env("FORK") != "" {
+		// The bug of a plugin that runs a helper: the helper inherits
+		// stdout and outlives the plugin.
+		child := exec.Command("sleep", "600")
+		if p.env("FORK") != "detached" {
+			child.Stdout, child.Stderr = os.Stdout, os.Stderr
+		}
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testprobe: fork:", err)
+			os.Exit(1)
+		}
+	}
+	if marker := p.env("SLOWSTART"); marker != "" {
+		if _, err := os.Stat(marker); err == nil {
+			os.WriteFile(marker+".seen", nil, 0o600)
+			time.Sleep(time.Minute)
+		}
 	}
 	sdk.Serve(p)
 }

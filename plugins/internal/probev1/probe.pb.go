@@ -489,7 +489,7 @@ const file_gopatrol_probe_v1_probe_proto_rawDesc = "" +
 	"\x05Probe\x12G\n" +
 	"\x04Info\x12\x1e.gopatrol.probe.v1.InfoRequest\x1a\x1f.gopatrol.probe.v1.InfoResponse\x12M\n" +
 	"\x06Detect\x12 .gopatrol.probe.v1.DetectRequest\x1a!.gopatrol.probe.v1.DetectResponse\x12P\n" +
-	"\aCollect\x12!.gopatrol.probe.v1.CollectRequest\x1a\".gopatrol.probe.v1.CollectResponseB2Z0github.com/gopatrol/gopatrol/plugins/sdk/probev1b\x06proto3"
+	"\aCollect\x12!.gopatrol.probe.v1.CollectRequest\x1a\".gopatrol.probe.v1.CollectResponseB7Z5github.com/gopatrol/gopatrol/plugins/internal/probev1b\x06proto3"
 
 var (
 	file_gopatrol_probe_v1_probe_proto_rawDescOnce sync.Once

@@ -1,7 +1,3 @@
-// Package metadata is the HTTP client cloud probes use to talk to a
-// metadata service: no proxy (link-local addresses must never go through
-// HTTP_PROXY), one short dial that tells "not this cloud" from "broken",
-// and capped response bodies.
 package metadata
 
 import (

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gopatrol/gopatrol/plugins/metadata"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 func TestEndpoint(t *testing.T) {

@@ -1,0 +1,4 @@
+// Command gopatrol-probe-aws detects an EC2 instance through IMDSv2: a
+// session token (PUT /latest/api/token), then the instance identity
+// document, which carries the region (never derived from the zone name).
+package main

@@ -1,0 +1,3 @@
+package probev1
+
+//go:generate sh gen.sh .

@@ -1,0 +1,5 @@
+// Command gopatrol-probe-openshift reads the cluster's platform from
+// OpenShift's infrastructures.config.openshift.io/cluster and, on any
+// Kubernetes node, the node's topology labels, through the in-cluster API
+// with the pod's service-account token and CA.
+package main
