@@ -137,6 +137,9 @@ func TestTraceJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("not one JSON object per line: %q: %v", line, err)
 		}
+		if what := fmt.Sprintf("trace.%s", ev["type"]); goldenFields[what].always != nil {
+			checkFields(t, what, ev)
+		}
 		switch ev["type"] {
 		case "exec":
 			if ev["pid"] == float64(pid) {
