@@ -149,3 +149,35 @@ func TestUseColor(t *testing.T) {
 		}
 	}
 }
+
+// --log-format and --log-level are the root's, for every command; a bad
+// value is exit 2 naming it, and json gives one object per record.
+func TestLogFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "yaml", "version"}, `log format "yaml"`},
+		{[]string{"check", "--log-level", "loud", "--list"}, `log level "loud"`},
+		{[]string{"plugins", "list", "--log-level", "chatty"}, `log level "chatty"`},
+	} {
+		_, stderr, code := gopatrol(t, nil, tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, code, stderr, tt.want)
+		}
+	}
+	// Overriding service.name is logged at debug by otelcfg, through the
+	// one logger: here as JSON.
+	_, stderr, _ := gopatrol(t, []string{"OTEL_METRICS_EXPORTER=none", "OTEL_RESOURCE_ATTRIBUTES=service.name=other"},
+		"--log-format", "json", "--log-level", "debug", "check", "--export", "--only", "go.binary")
+	sawJSON := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "DEBUG" && rec["msg"] != nil {
+			sawJSON = true
+		}
+	}
+	if !sawJSON {
+		t.Errorf("--log-format json --log-level debug: no JSON log record on stderr:\n%s", stderr)
+	}
+}
