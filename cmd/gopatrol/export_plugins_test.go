@@ -13,11 +13,12 @@ import (
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
-// The probe plugins' answer becomes the exported resource: a real plugin
-// binary, verified against its manifest, run by the real CLI, received by a
-// real OTLP receiver.
-func TestCheckExportCloudFromPlugins(t *testing.T) {
-	dir := t.TempDir()
+// examplePluginExport puts the example plugin, built for real, in dir with
+// dir's manifest (after any plugin already there), and returns a running
+// OTLP receiver and the environment that exports to it with the example
+// cloud's identity (region moon-1).
+func examplePluginExport(t *testing.T, dir string) (*otlptest.Receiver, []string) {
+	t.Helper()
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gopatrol-probe-example"), "../../plugins/example").CombinedOutput(); err != nil {
 		t.Fatalf("build the example plugin: %v\n%s", err, out)
 	}
@@ -26,10 +27,17 @@ func TestCheckExportCloudFromPlugins(t *testing.T) {
 	}
 	identity := filepath.Join(t.TempDir(), "identity.json")
 	os.WriteFile(identity, []byte(`{"Region": "moon-1", "Zone": "moon-1a", "Instance": "i-42"}`), 0o644)
-
 	recv := otlptest.Start(t, otlptest.Options{})
-	env := []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.GRPCEndpoint,
+	return recv, []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.GRPCEndpoint,
 		"EXAMPLE_CLOUD_IDENTITY_FILE=" + identity}
+}
+
+// The probe plugins' answer becomes the exported resource: a real plugin
+// binary, verified against its manifest, run by the real CLI, received by a
+// real OTLP receiver.
+func TestCheckExportCloudFromPlugins(t *testing.T) {
+	dir := t.TempDir()
+	recv, env := examplePluginExport(t, dir)
 	_, stderr, code := gopatrol(t, env, "check", "--export", "--plugin-dir", dir, "--only", "go.binary")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -61,9 +69,6 @@ func TestCheckExportCloudFromPlugins(t *testing.T) {
 // plugin that answered.
 func TestCheckExportProbeDown(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gopatrol-probe-example"), "../../plugins/example").CombinedOutput(); err != nil {
-		t.Fatalf("build the example plugin: %v\n%s", err, out)
-	}
 	// A real binary that dies before the go-plugin handshake.
 	src := filepath.Join(t.TempDir(), "broken.go")
 	os.WriteFile(src, []byte("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Fprintln(os.Stderr, \"broken probe: no credentials\")\n\tos.Exit(3)\n}\n"), 0o644)
@@ -72,15 +77,7 @@ func TestCheckExportProbeDown(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the broken plugin: %v\n%s", err, out)
 	}
-	if err := host.WriteManifest(dir); err != nil {
-		t.Fatal(err)
-	}
-	identity := filepath.Join(t.TempDir(), "identity.json")
-	os.WriteFile(identity, []byte(`{"Region": "moon-1", "Zone": "moon-1a", "Instance": "i-42"}`), 0o644)
-
-	recv := otlptest.Start(t, otlptest.Options{})
-	env := []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.GRPCEndpoint,
-		"EXAMPLE_CLOUD_IDENTITY_FILE=" + identity}
+	recv, env := examplePluginExport(t, dir)
 	_, stderr, code := gopatrol(t, env, "check", "--export", "--plugin-dir", dir, "--only", "go.binary")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0 (a probe down is reported, not a check failure): %s", code, stderr)
