@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,9 +43,12 @@ func newCheckCmd() *cobra.Command {
 		Long: `check runs the doctor: every check of docs/checks.md against the Go
 toolchain on this machine, concurrently, each with its own timeout.
 
-Exit codes: 0 no check failed; 1 at least one failed (or warned, with
---fail-on warn); 2 bad invocation or configuration; 3 the checks passed
-but --export failed (docs/otel.md).`,
+Exit codes (docs/checks.md): 0 every check that ran passed, warned or
+skipped; 1 at least one failed (or warned, with --fail-on warn); 2 bad
+invocation or configuration; 3 the checks passed but --export failed
+(docs/otel.md); 4 the doctor could not finish: a check in status error
+(could not run, timed out) or the run was interrupted. The report is
+printed in every case but 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCheck(cmd.Context(), cmd.OutOrStdout(), f)
@@ -67,8 +71,8 @@ but --export failed (docs/otel.md).`,
 }
 
 func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return usageErr("-o %q: unknown output format, want text or json", f.output)
+	if err := validOutput(f.output); err != nil {
+		return err
 	}
 	if f.failOn != "fail" && f.failOn != "warn" {
 		return usageErr("--fail-on %q: want fail or warn", f.failOn)
@@ -123,6 +127,8 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	}
 	env := &check.Env{Target: target, Toolchain: tc}
 	results := check.Runner{Timeout: f.timeout}.Run(ctx, env, checks)
+	// Ctrl-C or SIGTERM while the checks ran: what is printed is partial.
+	interrupted := ctx.Err() != nil
 	rep := check.NewReport(tc, results)
 
 	if f.output == "json" {
@@ -134,7 +140,7 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	} else {
 		writeText(stdout, rep, time.Since(start), useColor(stdout))
 	}
-	if code := exp.exitCode(ctx, rep, rep.ExitCode(f.failOn == "warn")); code != 0 {
+	if code := exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)); code != 0 {
 		return silentExit(code)
 	}
 	return nil
@@ -213,7 +219,7 @@ func writeText(w io.Writer, rep check.Report, elapsed time.Duration, color bool)
 		if r.Status == check.Pass {
 			continue
 		}
-		for _, k := range sortedKeys(r.Evidence) {
+		for _, k := range slices.Sorted(maps.Keys(r.Evidence)) {
 			v := strings.ReplaceAll(r.Evidence[k], "\n", "\n      ")
 			fmt.Fprintf(w, "    • %s: %s\n", k, v)
 		}
@@ -235,13 +241,4 @@ func writeText(w io.Writer, rep check.Report, elapsed time.Duration, color bool)
 
 var statusWord = map[check.Status]string{
 	check.Pass: "passed", check.Warn: "warned", check.Fail: "failed", check.Skip: "skipped", check.Error: "could not run",
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,13 +1,15 @@
-// Command gopatrol keeps Go toolchains healthy: `gopatrol check` is a doctor
-// for one machine; the other commands watch and export what it finds.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gopatrol/gopatrol/agent/logging"
 )
 
 // exitError carries a process exit code out of a command.
@@ -39,16 +41,44 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
-	root.AddCommand(newCheckCmd(), newVersionCmd())
-	for _, add := range extraCommands {
-		root.AddCommand(add())
+	// One logger for every command, on stderr (stdout is the report):
+	// slog.Default, so the plugin host and otelcfg log through it too.
+	var logFormat, logLevel string
+	pf := root.PersistentFlags()
+	pf.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.StringVar(&logLevel, "log-level", "warn", "lowest level logged: debug, info, warn or error")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		opts, err := logging.Parse(logFormat, logLevel)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		slog.SetDefault(logging.New(cmd.ErrOrStderr(), opts))
+		return nil
 	}
+	// Every command, in the order of `gopatrol --help`.
+	root.AddCommand(
+		newCheckCmd(),
+		newTraceCmd(),
+		newPluginsCmd(),
+		newVersionCmd(),
+	)
 	return root
 }
 
-// extraCommands are added by the files that define them (trace, plugins),
-// so that each command stays in its own file.
-var extraCommands []func() *cobra.Command
+// validOutput accepts the output formats every command shares.
+func validOutput(format string) error {
+	if format != "text" && format != "json" {
+		return usageErr("-o %q: unknown output format, want text or json", format)
+	}
+	return nil
+}
+
+func init() {
+	// A subcommand's own PersistentPreRunE (plugins validates its flags
+	// there) runs after the root's, which sets the logger up, instead of
+	// replacing it.
+	cobra.EnableTraverseRunHooks = true
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -57,7 +87,7 @@ func main() {
 func run(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return 0
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,10 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
-
-func init() { extraCommands = append(extraCommands, newPluginsCmd) }
 
 type pluginsFlags struct {
 	dir      string
@@ -39,6 +37,8 @@ root or the one running gopatrol.
 
 Exit codes: 0 all plugins verified (and, for detect, answered); 1 a plugin
 was refused, failed or is down; 2 bad invocation or plugin directory.`,
+		// Flags shared by every subcommand are validated once, here.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return f.validate() },
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.dir, "plugin-dir", host.DefaultDir, "the plugin directory")
@@ -51,7 +51,7 @@ was refused, failed or is down; 2 bad invocation or plugin directory.`,
 		Short: "List the plugins found, whether they are verified, and their versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runPluginsList(cmd.OutOrStdout(), f)
+			return runPluginsList(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}, &cobra.Command{
 		Use:   "detect",
@@ -64,16 +64,20 @@ was refused, failed or is down; 2 bad invocation or plugin directory.`,
 	return cmd
 }
 
-func (f pluginsFlags) open() (*host.Host, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, usageErr("-o %q: unknown output format, want text or json", f.output)
+func (f pluginsFlags) validate() error {
+	if err := validOutput(f.output); err != nil {
+		return err
 	}
 	if f.timeout <= 0 {
-		return nil, usageErr("--timeout %v: want a positive duration such as 2s", f.timeout)
+		return usageErr("--timeout %v: want a positive duration such as 2s", f.timeout)
 	}
-	h, err := host.Open(context.Background(), host.Config{
+	return nil
+}
+
+func (f pluginsFlags) open(ctx context.Context) (*host.Host, error) {
+	h, err := host.Open(ctx, host.Config{
 		Dir: f.dir, Manifest: f.manifest, CallTimeout: f.timeout,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.Default(),
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)
@@ -91,15 +95,12 @@ type pluginEntry struct {
 	Error       string `json:"error,omitempty"`
 }
 
-func runPluginsList(w io.Writer, f pluginsFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return usageErr("-o %q: unknown output format, want text or json", f.output)
-	}
+func runPluginsList(ctx context.Context, w io.Writer, f pluginsFlags) error {
 	found, err := host.Discover(f.dir, f.manifest, nil)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	h, err := f.open()
+	h, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -154,22 +155,16 @@ func runPluginsList(w io.Writer, f pluginsFlags) error {
 
 func runPluginsDetect(ctx context.Context, w io.Writer, f pluginsFlags) error {
 	start := time.Now()
-	h, err := f.open()
+	h, err := f.open(ctx)
 	if err != nil {
 		return err
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	r := h.Detect(ctx)
 	h.Close()
 	total := time.Since(start)
 	bad := false
-	for _, c := range h.Found() {
-		bad = bad || !c.Verified()
-	}
-	for _, res := range r.Results {
-		bad = bad || !res.Up()
+	for _, s := range record.ProbeStates(h.Found(), r) {
+		bad = bad || !s.Up
 	}
 	if f.output == "json" {
 		var refused []pluginEntry

@@ -137,6 +137,9 @@ func TestTraceJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("not one JSON object per line: %q: %v", line, err)
 		}
+		if what := fmt.Sprintf("trace.%s", ev["type"]); goldenFields[what].always != nil {
+			checkFields(t, what, ev)
+		}
 		switch ev["type"] {
 		case "exec":
 			if ev["pid"] == float64(pid) {
@@ -161,4 +164,76 @@ func TestTraceJSON(t *testing.T) {
 		t.Errorf("exec of go env %s (pid %d) %v, its exit %v, stats line %v, EACCES on %s %v in:\n%s",
 			token, pid, sawExec, sawExit, sawStats, goenv, sawFailure, stdout.String())
 	}
+}
+
+// hangingGo writes a go wrapper script that never answers: its child
+// keeps stdout open too, so waiting for the pipe alone would hang. It
+// returns the script and the file where it writes the child's pid.
+func hangingGo(t *testing.T) (script, pidFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	pidFile = filepath.Join(dir, "sleeper.pid")
+	script = filepath.Join(dir, "go")
+	body := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, pidFile
+}
+
+// TestTraceHangingDefaultGo: the go first on PATH hangs: trace says so
+// once the deadline passes and traces anyway, unclassified.
+func TestTraceHangingDefaultGo(t *testing.T) {
+	bpftest.Require(t)
+	script, _ := hangingGo(t)
+	path := "PATH=" + filepath.Dir(script) + ":" + os.Getenv("PATH")
+	_, stderr, code := gopatrol(t, []string{path}, "trace", "--duration", "1s", "--no-tls")
+	if code != 0 || !strings.Contains(stderr, "did not answer within") || !strings.Contains(stderr, "will not be classified") {
+		t.Errorf("trace with a hanging go first on PATH: exit %d, stderr %q; want 0 and the warning", code, stderr)
+	}
+}
+
+// TestTraceHangingGo: `trace --go` through a wrapper script that never
+// answers (its child keeps stdout open too) ends within the go env
+// deadline with an error naming the script, and leaves no process behind.
+func TestTraceHangingGo(t *testing.T) {
+	script, pidFile := hangingGo(t)
+	start := time.Now()
+	_, stderr, code := gopatrol(t, nil, "trace", "--go", script, "--duration", "1s")
+	elapsed := time.Since(start)
+	if code != 2 || !strings.Contains(stderr, "did not answer within") || !strings.Contains(stderr, script) {
+		t.Errorf("trace --go %s: exit %d, stderr %q; want 2 and an error naming the script and the deadline", script, code, stderr)
+	}
+	if elapsed > goEnvTimeout+10*time.Second {
+		t.Errorf("trace took %v, the go env deadline is %v", elapsed, goEnvTimeout)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the script did not run: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The process group was killed: the grandchild is gone, or a zombie
+	// waiting for a reaper that is not ours.
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d outlived trace", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive: pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
