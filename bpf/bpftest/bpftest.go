@@ -1,9 +1,3 @@
-// Package bpftest gates tests that load real eBPF programs.
-//
-// Where the machine cannot load them (not root, no BTF, no ring buffer) the
-// test is skipped with the reason, except when GOPATROL_REQUIRE_BPF=1 (CI
-// sets it): then the same reason fails the test, so CI never passes by
-// skipping the sensors.
 package bpftest
 
 import (
@@ -28,4 +22,20 @@ func Require(tb testing.TB) {
 		tb.Fatalf("%v (%s=1: eBPF tests must run here)", err, RequireEnv)
 	}
 	tb.Skipf("%v (set %s=1 to fail instead of skipping)", err, RequireEnv)
+}
+
+// Need skips (or, with GOPATROL_REQUIRE_BPF=1, fails) tb when err is not
+// nil: something an eBPF test needs besides the capability is missing (a
+// tool on PATH, a library, a user, the compiler the objects were built
+// with). `make deps` installs all of them, so on a CI machine a missing one
+// is a broken machine, not a reason to pass. what names the need.
+func Need(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv(RequireEnv) == "1" {
+		tb.Fatalf("%s: %v (%s=1: this test must run here; `make deps` installs what it needs)", what, err, RequireEnv)
+	}
+	tb.Skipf("%s: %v (set %s=1 to fail instead of skipping)", what, err, RequireEnv)
 }

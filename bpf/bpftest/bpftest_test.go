@@ -1,6 +1,7 @@
 package bpftest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,7 +18,7 @@ func TestRequireUnprivileged(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop privileges for the child")
+		Need(t, "root, to drop privileges for the child", errors.New("not root"))
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -51,9 +52,42 @@ func TestRequireUnprivileged(t *testing.T) {
 	}
 }
 
-func TestRequireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("not root")
+// TestRequireHere: on a machine that can load the sensors this passes; on
+// one that cannot it skips, or fails loudly in CI.
+func TestRequireHere(t *testing.T) {
+	Require(t)
+}
+
+// TestNeed runs Need in a child process: nothing happens without an
+// error; with one it skips by default and fails under
+// GOPATROL_REQUIRE_BPF=1, naming what is missing.
+func TestNeed(t *testing.T) {
+	if os.Getenv("BPFTEST_CHILD") == "need" {
+		Need(t, "nothing", nil)
+		t.Log("NOTHING-PASSED")
+		Need(t, "curl on PATH", errors.New("exec: \"curl\": executable file not found in $PATH"))
+		t.Log("NEED-PASSED")
+		return
 	}
-	Require(t) // as root on a BTF kernel this must pass, or fail loudly in CI
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		require  string
+		wantFail bool
+		want     string
+	}{
+		{"", false, "--- SKIP"},
+		{"1", true, "--- FAIL"},
+	} {
+		cmd := exec.Command(exe, "-test.run=^TestNeed$", "-test.v")
+		cmd.Env = append(os.Environ(), "BPFTEST_CHILD=need", RequireEnv+"="+tt.require)
+		out, err := cmd.CombinedOutput()
+		s := string(out)
+		if (err != nil) != tt.wantFail || !strings.Contains(s, tt.want) || !strings.Contains(s, "curl on PATH") ||
+			!strings.Contains(s, "NOTHING-PASSED") || strings.Contains(s, "NEED-PASSED") {
+			t.Errorf("%s=%q: err = %v, want failure %v and %q naming curl:\n%s", RequireEnv, tt.require, err, tt.wantFail, tt.want, s)
+		}
+	}
 }
