@@ -131,10 +131,12 @@ func (s *Server) Log() string {
 // startTimeout passes; then it fails tb with the server's log.
 func (s *Server) waitFor(tb testing.TB, ready func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(startTimeout)
+	begin := time.Now()
+	deadline := begin.Add(startTimeout)
 	for {
 		err := ready()
 		if err == nil {
+			tb.Logf("%s ready on %s after %s", s.name, s.Addr, time.Since(begin).Round(time.Millisecond))
 			return
 		}
 		select {
@@ -177,9 +179,11 @@ func run(tb testing.TB, env []string, argv ...string) string {
 	cmd.WaitDelay = 5 * time.Second
 	var out boundedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	begin := time.Now()
 	if err := cmd.Run(); err != nil {
 		tb.Fatalf("%v: %v\n%s", argv, err, out.String())
 	}
+	tb.Logf("%s took %s", filepath.Base(argv[0]), time.Since(begin).Round(time.Millisecond))
 	return out.String()
 }
 
