@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 # Debian packages the build, the generators and the tests use.
 DEB_PKGS := clang llvm libbpf-dev bpftool protobuf-compiler acl attr hyperfine \
-            iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev
+            iproute2 util-linux libssl-dev ca-certificates gcc libc6-dev prometheus-alertmanager prometheus mariadb-server postgresql
 
 # CI (CI=true) must run the eBPF tests: a missing kernel capability fails
 # them there instead of skipping.

@@ -54,7 +54,7 @@ func MariaDB(tb testing.TB) *DB {
 	needRoot(tb, "to run mariadbd with --user=root")
 	installDB := need(tb, "mariadb-install-db", "mariadb-server")
 	mariadbd := need(tb, "mariadbd", "mariadb-server")
-	client := need(tb, "mariadb", "mariadb-client")
+	client := need(tb, "mariadb", "mariadb-server, through mariadb-client-core")
 	dir := tempDir(tb, "mariadb")
 	data := filepath.Join(dir, "data")
 	sock := filepath.Join(dir, "mysqld.sock")
@@ -109,7 +109,7 @@ func Postgres(tb testing.TB) *DB {
 	if _, err := os.Stat(postgres); err != nil {
 		postgres = postgresBin(tb, "postgres")
 	}
-	psql := need(tb, "psql", "postgresql-client")
+	psql := need(tb, "psql", "postgresql, through postgresql-client")
 	dir := tempDir(tb, "postgres")
 	adminPW := password()
 	writeFile(tb, filepath.Join(dir, "pwfile"), adminPW+"\n")

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gopatrol/gopatrol/bpf/bpftest"
 )
 
 // TestCleanupStops starts Alertmanager in a subtest and checks that when
@@ -36,5 +40,36 @@ func TestCleanupStops(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("data directory %s not removed: %v", s.Dir, err)
+	}
+}
+
+// TestMissingBinary runs Alertmanager in a child whose PATH has no
+// servers: it skips naming the package, and fails under
+// GOPATROL_REQUIRE_BPF=1.
+func TestMissingBinary(t *testing.T) {
+	if os.Getenv("SERVERTEST_CHILD") == "1" {
+		Alertmanager(t)
+		t.Log("STARTED")
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		require  string
+		wantFail bool
+		want     string
+	}{
+		{"", false, "--- SKIP"},
+		{"1", true, "--- FAIL"},
+	} {
+		cmd := exec.Command(exe, "-test.run=^TestMissingBinary$", "-test.v")
+		cmd.Env = append(os.Environ(), "SERVERTEST_CHILD=1", "PATH="+t.TempDir(), bpftest.RequireEnv+"="+tt.require)
+		out, err := cmd.CombinedOutput()
+		s := string(out)
+		if (err != nil) != tt.wantFail || !strings.Contains(s, tt.want) || !strings.Contains(s, "Debian package prometheus-alertmanager") || strings.Contains(s, "STARTED") {
+			t.Errorf("%s=%q: err = %v, want failure %v and %q naming the package:\n%s", bpftest.RequireEnv, tt.require, err, tt.wantFail, tt.want, s)
+		}
 	}
 }
