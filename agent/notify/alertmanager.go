@@ -142,14 +142,11 @@ func (a *alertmanager) silence(ctx context.Context, s Silence) (string, error) {
 		body.Matchers = append(body.Matchers, amMatcher{Name: labelName(k), Value: s.Matchers[k], IsEqual: true})
 	}
 	u := a.url("/api/v2/silences")
-	data, err := call(ctx, a.client, http.MethodPost, u, nil, body)
-	if err != nil {
-		return "", err
-	}
 	var ans struct {
 		SilenceID string `json:"silenceID"`
 	}
-	if err := decode("POST "+redactURL(u), data, &ans); err != nil {
+	data, err := callJSON(ctx, a.client, u, nil, body, &ans)
+	if err != nil {
 		return "", err
 	}
 	if ans.SilenceID == "" {

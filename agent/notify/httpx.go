@@ -111,10 +111,16 @@ func snippet(b []byte) string {
 	return s
 }
 
-// decode parses a JSON answer, naming the target when it is garbage.
-func decode(where string, data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: answer is not the expected JSON (%v): %s", where, err, snippet(data))
+// callJSON is call for a JSON answer: it decodes the answer into out and
+// returns the raw answer too, for error messages. Garbage is an error that
+// names the target.
+func callJSON(ctx context.Context, client *http.Client, rawURL string, hdr http.Header, body, out any) ([]byte, error) {
+	data, err := call(ctx, client, http.MethodPost, rawURL, hdr, body)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("POST %s: answer is not the expected JSON (%v): %s", redactURL(rawURL), err, snippet(data))
+	}
+	return data, nil
 }

@@ -75,15 +75,12 @@ func (j *jira) Deliver(ctx context.Context, m *Message) (string, error) {
 		IssueType:   jiraName{issueType},
 		Labels:      []string{"gopatrol", labelName(m.Rule)},
 	}}
-	data, err := call(ctx, j.client, http.MethodPost, base, hdr, issue)
-	if err != nil {
-		return "", err
-	}
 	var ans struct {
 		ID  string `json:"id"`
 		Key string `json:"key"`
 	}
-	if err := decode("POST "+redactURL(base), data, &ans); err != nil {
+	data, err := callJSON(ctx, j.client, base, hdr, issue, &ans)
+	if err != nil {
 		return "", err
 	}
 	if ans.Key == "" {
