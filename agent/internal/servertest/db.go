@@ -69,7 +69,7 @@ func MariaDB(tb testing.TB) *DB {
 		"--datadir="+data, "--socket="+sock, "--pid-file="+filepath.Join(dir, "mysqld.pid"),
 		"--bind-address=127.0.0.1", "--port="+port(addr), "--user=root",
 		"--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
-		"--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0", "--log-error=")
+		"--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0")
 	s.waitFor(tb, cmdReady(nil, client, "--no-defaults", "--socket="+sock, "--user=root", "-e", "SELECT 1"))
 	db := &DB{Server: s, User: "patrol", Password: password(), Database: "patrol"}
 	run(tb, nil, client, "--no-defaults", "--socket="+sock, "--user=root", "-e", fmt.Sprintf(
