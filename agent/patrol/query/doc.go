@@ -4,7 +4,8 @@
 // PostgreSQL). Each constructor returns a value whose
 // Query(ctx) (float64, error) the patrol engine calls on every evaluation;
 // the engine defines that one-method interface, so this package does not
-// import it.
+// import it. A Registry builds them from the agent's configuration of
+// named servers (Servers), a rule's target naming one.
 //
 // Errors are named (ErrNoData, ErrManyValues, ErrNotNumber, ...) so that
 // the engine can tell "nothing to compare" from "the source is down".

@@ -58,6 +58,20 @@ func TestPromQLRealPrometheus(t *testing.T) {
 	waitValue(`max(gopatrol_test_queue_depth)`, 7)
 	waitValue(`scalar(up) * 2`, 2)
 
+	reg, err := NewRegistry(Servers{Prometheus: map[string]PrometheusServer{"fleet": {URL: prom.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"fleet", ""} {
+		p, err := reg.PromQL(target, "max(gopatrol_test_queue_depth)", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := p.Query(context.Background()); err != nil || v != 7 {
+			t.Errorf("registry target %q: %v, %v; want 7", target, v, err)
+		}
+	}
+
 	for _, tt := range []struct {
 		query string
 		want  error

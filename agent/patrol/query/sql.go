@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -35,51 +34,74 @@ type SQLConfig struct {
 
 // SQL runs one query per evaluation over a small connection pool.
 type SQL struct {
-	cfg    SQLConfig
-	driver string // the database/sql driver name
-	redact *strings.Replacer
+	pool    *pool
+	query   string
+	timeout time.Duration
+	owned   bool // Close closes the pool (NewSQL); a Registry's pools are shared
+}
 
-	mu sync.Mutex
-	db *sql.DB
+// pool is one database: its connection pool and the redaction of its DSN.
+type pool struct {
+	db     *sql.DB
+	redact *strings.Replacer
 }
 
 // NewSQL reads the DSN, checks that it parses for the driver, and returns
 // the source. It does not connect: the first Query does.
 func NewSQL(cfg SQLConfig) (*SQL, error) {
+	p, err := openPool(cfg.Driver, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.source(cfg.Query, cfg.Timeout)
+	if err != nil {
+		p.db.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// source is a query on p.
+func (p *pool) source(query string, timeout time.Duration) (*SQL, error) {
+	if strings.TrimSpace(query) == "" {
+		return nil, errors.New("sql: empty query")
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &SQL{pool: p, query: query, timeout: timeout}, nil
+}
+
+// openPool checks the driver, reads and parses the DSN and opens a pool
+// (without connecting).
+func openPool(driverName string, dsnSource secret.Source) (*pool, error) {
 	var driver string
-	switch strings.ToLower(cfg.Driver) {
+	switch strings.ToLower(driverName) {
 	case "mysql", "mariadb":
 		driver = "mysql"
 	case "postgres", "postgresql", "pgx":
 		driver = "pgx"
 	default:
-		return nil, fmt.Errorf("sql: driver %q: use mysql (MySQL, MariaDB) or postgres", cfg.Driver)
+		return nil, fmt.Errorf("sql: driver %q: use mysql (MySQL, MariaDB) or postgres", driverName)
 	}
-	if strings.TrimSpace(cfg.Query) == "" {
-		return nil, errors.New("sql: empty query")
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	dsn, err := cfg.DSN.Load()
+	dsn, err := dsnSource.Load()
 	if err != nil {
 		return nil, fmt.Errorf("sql dsn: %w", err)
 	}
 	pw, err := dsnPassword(driver, dsn)
 	if err != nil {
 		// The parser's message may quote the DSN: it is withheld.
-		return nil, fmt.Errorf("sql: the DSN from %s does not parse for driver %s (the parser's message is withheld, it may quote the password); %s", cfg.DSN, cfg.Driver, dsnForm(driver))
+		return nil, fmt.Errorf("sql: the DSN from %s does not parse for driver %s (the parser's message is withheld, it may quote the password); %s", dsnSource, driverName, dsnForm(driver))
 	}
-	s := &SQL{cfg: cfg, driver: driver, redact: redactor(dsn, pw)}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sql: %s", s.redact.Replace(err.Error()))
+	p := &pool{redact: redactor(dsn, pw)}
+	if p.db, err = sql.Open(driver, dsn); err != nil {
+		return nil, fmt.Errorf("sql: %s", p.redact.Replace(err.Error()))
 	}
-	db.SetMaxOpenConns(2)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	s.db = db
-	return s, nil
+	p.db.SetMaxOpenConns(2)
+	p.db.SetMaxIdleConns(1)
+	p.db.SetConnMaxIdleTime(5 * time.Minute)
+	return p, nil
 }
 
 func dsnForm(driver string) string {
@@ -117,16 +139,20 @@ func redactor(dsn, pw string) *strings.Replacer {
 	return strings.NewReplacer(old...)
 }
 
-// Close closes the connection pool.
+// Close closes the connection pool of a source from NewSQL; a Registry's
+// sources share their pool, which Registry.Close closes.
 func (s *SQL) Close() error {
-	return s.db.Close()
+	if !s.owned {
+		return nil
+	}
+	return s.pool.db.Close()
 }
 
 // Query runs the query and returns its one value.
 func (s *SQL) Query(ctx context.Context) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.cfg.Query)
+	rows, err := s.pool.db.QueryContext(ctx, s.query)
 	if err != nil {
 		return 0, s.fail(err)
 	}
@@ -205,7 +231,7 @@ func (s *SQL) fail(err error) error {
 	case errors.As(err, &pg) && (strings.HasPrefix(pg.Code, "42") || pg.Code == "22P02"):
 		kind = ErrBadQuery // syntax error or access rule violation, bad text representation
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("sql: %w: no answer within %s", ErrUnavailable, s.cfg.Timeout)
+		return fmt.Errorf("sql: %w: no answer within %s", ErrUnavailable, s.timeout)
 	}
-	return fmt.Errorf("sql: %w: %s", kind, s.redact.Replace(err.Error()))
+	return fmt.Errorf("sql: %w: %s", kind, s.pool.redact.Replace(err.Error()))
 }

@@ -112,8 +112,32 @@ func TestSQLRealServers(t *testing.T) {
 				t.Errorf("DSN from env: %v, %v", got, err)
 			}
 
+			// The agent's way: a Registry of named databases, rules naming
+			// one as target, sharing its pool.
+			reg, err := NewRegistry(Servers{Databases: map[string]Database{"mysql-primary": {Driver: driver, DSN: fromFile}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { reg.Close() })
+			count, err1 := reg.SQL("mysql-primary", "SELECT COUNT(*) FROM replica_host_status", 5*time.Second)
+			maxDelay, err2 := reg.SQL("", "SELECT MAX(seconds_behind_master) FROM replica_host_status", 5*time.Second)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if count.pool != maxDelay.pool {
+				t.Error("two sources of one database do not share its pool")
+			}
+			for src, want := range map[*SQL]float64{count: 3, maxDelay: 75.4} {
+				if got, err := src.Query(context.Background()); err != nil || got != want {
+					t.Errorf("registry source %q = %v, %v; want %v", src.query, got, err, want)
+				}
+			}
+			if _, err := reg.SQL("mysql-replica", "SELECT 1", 0); err == nil || !strings.Contains(err.Error(), "use one of mysql-primary") {
+				t.Errorf("unknown target: err = %v", err)
+			}
+
 			start := time.Now()
-			_, err := w.source(t, fromFile, w.sleep, 300*time.Millisecond).Query(context.Background())
+			_, err = w.source(t, fromFile, w.sleep, 300*time.Millisecond).Query(context.Background())
 			if !errors.Is(err, ErrUnavailable) || time.Since(start) > 3*time.Second {
 				t.Errorf("slow query: err = %v after %s, want ErrUnavailable at the 300ms deadline", err, time.Since(start))
 			}
