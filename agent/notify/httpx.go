@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // maxResponse bounds what is read of an answer: a target that answers
@@ -101,10 +102,7 @@ func snippet(b []byte) string {
 		}
 		return ' '
 	}, string(b))
-	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
+	s = truncate(strings.TrimSpace(s), 200)
 	if s == "" {
 		return "(empty answer)"
 	}
@@ -123,4 +121,12 @@ func callJSON(ctx context.Context, client *http.Client, rawURL string, hdr http.
 		return nil, fmt.Errorf("POST %s: answer is not the expected JSON (%v): %s", redactURL(rawURL), err, snippet(data))
 	}
 	return data, nil
+}
+
+// truncate cuts s to at most n runes, marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
 }

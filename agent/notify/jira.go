@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,8 +46,7 @@ func (j *jira) Deliver(ctx context.Context, m *Message) (string, error) {
 	}
 	hdr := http.Header{}
 	if j.cfg.User != "" {
-		req := http.Request{Header: hdr}
-		req.SetBasicAuth(j.cfg.User, token)
+		hdr.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(j.cfg.User+":"+token)))
 	} else {
 		hdr.Set("Authorization", "Bearer "+token)
 	}
@@ -64,10 +64,7 @@ func (j *jira) Deliver(ctx context.Context, m *Message) (string, error) {
 	if issueType == "" {
 		issueType = "Task"
 	}
-	summary := m.title()
-	if len(summary) > 250 { // Jira caps summary at 255 characters
-		summary = summary[:250] + "…"
-	}
+	summary := truncate(m.title(), 250) // Jira caps summary at 255 characters
 	issue := jiraIssue{Fields: jiraFields{
 		Project:     jiraKey{j.project},
 		Summary:     summary,

@@ -74,6 +74,11 @@ func (n *Notifier) Notify(ev Event) (int, error) {
 	if ev.Rule == "" {
 		return 0, errors.New("notify: event without a rule name")
 	}
+	if ev.Stage == "shadow" {
+		// Shadow rules are evaluated and recorded, never announced: an
+		// Event for one is a bug in the caller, said loudly.
+		return 0, fmt.Errorf("notify: rule %s is in stage shadow, which never notifies", ev.Rule)
+	}
 	if ev.Key == "" {
 		ev.Key = EpisodeKey(ev.Rule, ev.Group, ev.Labels, ev.StartsAt)
 	}

@@ -210,6 +210,11 @@ func TestNotifyRefuses(t *testing.T) {
 	if _, err := r.Notify(Event{Kind: Firing}); err == nil {
 		t.Error("accepted an event without rule")
 	}
+	shadow := event("x")
+	shadow.Stage = "shadow"
+	if _, err := r.Notify(shadow); err == nil || !strings.Contains(err.Error(), "shadow") {
+		t.Errorf("a shadow rule's event: %v", err)
+	}
 	_, err := r.Notify(event("x", "webhook:nope"))
 	if err == nil || !strings.Contains(err.Error(), "rule x") || !strings.Contains(err.Error(), `no webhook "nope"`) {
 		t.Errorf("Notify to an unconfigured target: %v", err)
