@@ -51,6 +51,12 @@ type running struct {
 // that no secret reached them.
 func start(t *testing.T, cfg Config, dir string) *running {
 	t.Helper()
+	return startWith(t, cfg, dir, nil)
+}
+
+// startWith is start with a set-up of the Notifier before Run.
+func startWith(t *testing.T, cfg Config, dir string, setup func(*Notifier)) *running {
+	t.Helper()
 	if cfg.Retry == (RetryConfig{}) {
 		cfg.Retry = fastRetry
 	}
@@ -58,6 +64,9 @@ func start(t *testing.T, cfg Config, dir string) *running {
 	n, err := New(cfg, dir, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

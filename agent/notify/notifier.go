@@ -28,6 +28,8 @@ type Notifier struct {
 	now    func() time.Time
 	wake   chan struct{}
 
+	onDelivery func(Delivery)
+
 	mu      sync.Mutex
 	workers map[string]bool // target directories with a running worker
 	wg      sync.WaitGroup
@@ -58,6 +60,26 @@ func New(cfg Config, dir string, log *slog.Logger) (*Notifier, error) {
 		wake:    make(chan struct{}, 1),
 		workers: map[string]bool{},
 	}, nil
+}
+
+// Delivery reports the fate of one message, for the audit log: Ref is
+// what the target answered (a Jira issue key), Err is set when the
+// message was refused for good and moved to failed/.
+type Delivery struct {
+	Message Message
+	Ref     string
+	Err     error
+}
+
+// OnDelivery sets f to be called (from the delivery workers, one call at a
+// time per target) after each message is delivered or refused for good.
+// Call it before Run.
+func (n *Notifier) OnDelivery(f func(Delivery)) { n.onDelivery = f }
+
+func (n *Notifier) report(d Delivery) {
+	if n.onDelivery != nil {
+		n.onDelivery(d)
+	}
 }
 
 // Outbox is the Notifier's outbox.
@@ -235,7 +257,9 @@ func (n *Notifier) work(ctx context.Context, td string) {
 			if ferr := n.box.fail(e); ferr != nil {
 				n.log.Error("outbox", "err", ferr)
 				n.sleep(ctx, n.retry.Max)
+				continue
 			}
+			n.report(Delivery{Message: e.Msg, Err: err})
 			continue
 		}
 		if ctx.Err() != nil {
@@ -269,6 +293,7 @@ func (n *Notifier) deliver(ctx context.Context, e *Entry) error {
 		return nil
 	}
 	n.log.Info("notification delivered", "target", m.Target, "id", m.ID, "rule", m.Rule, "kind", m.Kind, "ref", ref)
+	n.report(Delivery{Message: *m, Ref: ref})
 	return nil
 }
 

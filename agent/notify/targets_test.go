@@ -213,9 +213,12 @@ func TestJira(t *testing.T) {
 		{"basic", "bot@example.org", "Basic " + base64.StdEncoding.EncodeToString([]byte("bot@example.org:"+token))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			deliveries := make(chan Delivery, 2)
 			js := newJiraServer(t, tt.auth)
 			cfg := Config{Jira: &JiraConfig{URL: js.URL, User: tt.user, Token: secretFile(t, token)}}
-			r := start(t, cfg, t.TempDir())
+			r := startWith(t, cfg, t.TempDir(), func(n *Notifier) {
+				n.OnDelivery(func(d Delivery) { deliveries <- d })
+			})
 			ev := event("mysql-replication-delay", "jira:OPS")
 			ev.Details = "score history: 82 64 58 51\ndiagnosis: go.version-skew fail"
 			ev.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -251,6 +254,12 @@ func TestJira(t *testing.T) {
 			decodeJSON(t, reqs[1].Body, &comment)
 			if !strings.Contains(comment.Body, "[RESOLVED]") {
 				t.Errorf("comment = %q", comment.Body)
+			}
+			for _, kind := range []Kind{Firing, Resolved} {
+				d := <-deliveries
+				if d.Message.Kind != kind || d.Ref != "OPS-1" || d.Err != nil || d.Message.Target != "jira:OPS" {
+					t.Errorf("delivery report = %+v, want %s with ref OPS-1", d, kind)
+				}
 			}
 			noSecrets(t, r, token)
 		})
