@@ -136,7 +136,7 @@ func (o *Outbox) Pending() ([]Entry, error) {
 	}
 	var out []Entry
 	for _, td := range tds {
-		es, err := o.list(td)
+		es, err := o.list(td, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,9 @@ func (o *Outbox) Pending() ([]Entry, error) {
 	return out, nil
 }
 
-func (o *Outbox) list(td string) ([]Entry, error) {
+// list reads the pending messages of a target directory, oldest first;
+// limit > 0 stops after that many.
+func (o *Outbox) list(td string, limit int) ([]Entry, error) {
 	dir := filepath.Join(o.dir, "pending", td)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -161,7 +163,7 @@ func (o *Outbox) list(td string) ([]Entry, error) {
 		}
 	}
 	slices.Sort(names) // the zero-padded enqueue time orders them
-	out := make([]Entry, 0, len(names))
+	var out []Entry
 	for _, n := range names {
 		p := filepath.Join(dir, n)
 		data, err := os.ReadFile(p)
@@ -175,13 +177,17 @@ func (o *Outbox) list(td string) ([]Entry, error) {
 			continue
 		}
 		out = append(out, Entry{Path: p, Msg: m})
+		if limit > 0 && len(out) == limit {
+			break
+		}
 	}
 	return out, nil
 }
 
-// head is the oldest pending message of a target directory.
+// head is the oldest pending message of a target directory: one file is
+// read, however long the backlog.
 func (o *Outbox) head(td string) (Entry, bool, error) {
-	es, err := o.list(td)
+	es, err := o.list(td, 1)
 	if err != nil || len(es) == 0 {
 		return Entry{}, false, err
 	}

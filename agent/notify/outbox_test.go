@@ -117,6 +117,11 @@ func TestOutboxRestart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tdir, ".tmp-123"), []byte(`{"trunc`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A pending file that does not parse (written by hand, or a disk
+	// error): set aside in failed/, not retried, not blocking the queue.
+	if err := os.WriteFile(filepath.Join(tdir, "00000000000000000001-bad.json"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	hook.up(t)
 	second := start(t, hook.config(t), dir)
@@ -125,6 +130,9 @@ func TestOutboxRestart(t *testing.T) {
 		t.Errorf("delivered %s then %s, want the queue order", a, b)
 	}
 	waitUntil(t, 2*time.Second, "an empty outbox", func() bool { return pending(t, second.Outbox()) == 0 })
+	if _, err := os.Stat(filepath.Join(dir, "failed", "00000000000000000001-bad.json")); err != nil {
+		t.Errorf("the unreadable pending file is not in failed/: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(tdir, ".tmp-123")); !os.IsNotExist(err) {
 		t.Errorf("the crash's temporary file was not cleaned: %v", err)
 	}
