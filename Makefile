@@ -26,6 +26,9 @@ FUZZTIME ?=
 
 all: build
 
+# The real servers that agent/internal/servertest starts for the notify and query tests.
+DEB_PKGS += prometheus-alertmanager prometheus mariadb-server postgresql
+
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
