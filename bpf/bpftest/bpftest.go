@@ -31,19 +31,3 @@ func Need(tb testing.TB, what string, err error) {
 		testgate.Missing(tb, "%s: %v (`make deps` installs what it needs)", what, err)
 	}
 }
-
-// Need skips (or, with GOPATROL_REQUIRE_BPF=1, fails) tb when err is not
-// nil: something an eBPF test needs besides the capability is missing (a
-// tool on PATH, a library, a user, the compiler the objects were built
-// with). `make deps` installs all of them, so on a CI machine a missing one
-// is a broken machine, not a reason to pass. what names the need.
-func Need(tb testing.TB, what string, err error) {
-	tb.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv(RequireEnv) == "1" {
-		tb.Fatalf("%s: %v (%s=1: this test must run here; `make deps` installs what it needs)", what, err, RequireEnv)
-	}
-	tb.Skipf("%s: %v (set %s=1 to fail instead of skipping)", what, err, RequireEnv)
-}
