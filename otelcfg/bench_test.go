@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
 )
 
@@ -28,15 +29,15 @@ func BenchmarkExport10k(b *testing.B) {
 			p := newProvider(b, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": bc.protocol, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": bc.endpoint,
 				"OTEL_EXPORTER_OTLP_COMPRESSION": bc.compression, "OTEL_EXPORTER_OTLP_TIMEOUT": "30000"}, res)
 			defer shutdown(p)
-			in, err := NewInstruments(p.Meter())
+			in, err := metricdef.NewInstruments(p.Meter())
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
 			for i := range checks {
-				id := AttrCheckID.String(fmt.Sprintf("bench.check-%04d", i))
+				id := metricdef.AttrCheckID.String(fmt.Sprintf("bench.check-%04d", i))
 				for j, s := range statuses {
-					in.CheckResult.Record(ctx, int64(j%2), metric.WithAttributes(id, AttrCheckStatus.String(s)))
+					in.CheckResult.Record(ctx, int64(j%2), metric.WithAttributes(id, metricdef.AttrCheckStatus.String(s)))
 				}
 			}
 			// Gauges keep their last value: every flush exports all points.

@@ -1,7 +1,7 @@
 // Package otelcfg turns configuration and the standard OTEL_* environment
 // into what gopatrol exports with: the resource that labels every metric
-// (service, host, k8s.*, cloud.*), a MeterProvider with its exporters, and the
-// catalogue of every instrument of the product.
+// (service, host, k8s.*, cloud.*) and a MeterProvider with its exporters. The
+// instruments themselves are catalogued in package metricdef.
 //
 // The OTLP exporters of the Go SDK read OTEL_* themselves but silently ignore
 // values they cannot parse; FromEnv validates every variable first so that a

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
 )
 
@@ -38,16 +39,16 @@ func testResource(t testing.TB) *resource.Resource {
 // record writes one sample of the doctor's metrics and one of a counter.
 func record(t testing.TB, p *Provider) {
 	t.Helper()
-	in, err := NewInstruments(p.Meter())
+	in, err := metricdef.NewInstruments(p.Meter())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	in.CheckResult.Record(ctx, 1, metric.WithAttributes(AttrCheckID.String("go.binary"), AttrCheckStatus.String("fail")))
-	in.CheckResult.Record(ctx, 0, metric.WithAttributes(AttrCheckID.String("go.binary"), AttrCheckStatus.String("pass")))
-	in.CheckDuration.Record(ctx, 0.25, metric.WithAttributes(AttrCheckID.String("go.binary"), AttrCheckStatus.String("fail")))
+	in.CheckResult.Record(ctx, 1, metric.WithAttributes(metricdef.AttrCheckID.String("go.binary"), metricdef.AttrCheckStatus.String("fail")))
+	in.CheckResult.Record(ctx, 0, metric.WithAttributes(metricdef.AttrCheckID.String("go.binary"), metricdef.AttrCheckStatus.String("pass")))
+	in.CheckDuration.Record(ctx, 0.25, metric.WithAttributes(metricdef.AttrCheckID.String("go.binary"), metricdef.AttrCheckStatus.String("fail")))
 	in.HealthScore.Record(ctx, 0.5)
-	in.ToolchainExecs.Add(ctx, 3, metric.WithAttributes(AttrExecutableName.String("compile")))
+	in.ToolchainExecs.Add(ctx, 3, metric.WithAttributes(metricdef.AttrExecutableName.String("compile")))
 }
 
 // newProvider builds a Provider from environment variables, as a user

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/logging"
+	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
@@ -26,6 +26,9 @@ const ExitExport = 3
 type exporter struct {
 	p      *otelcfg.Provider
 	stderr io.Writer
+	// probes are the plugins' states from --plugin-dir, recorded as
+	// gopatrol.probe.up beside the report.
+	probes []record.ProbeState
 }
 
 // prepareExport reads and validates OTEL_* before any check runs, so a
@@ -50,16 +53,14 @@ func prepareExport(ctx context.Context, enabled bool, root, pluginDir string) (*
 	if slices.Contains(cfg.Exporters, otelcfg.ExporterPrometheus) {
 		return nil, usageErr("--export: OTEL_METRICS_EXPORTER=prometheus is a pull endpoint, which a one-shot check cannot serve: use otlp or console (the agent serves prometheus)")
 	}
+	e := &exporter{stderr: os.Stderr}
 	rc := otelcfg.ResourceConfig{Root: root, ServiceVersion: Version()}
 	if pluginDir != "" {
-		h, err := host.Open(host.Config{Dir: pluginDir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		attrs, err := e.detect(ctx, pluginDir)
 		if err != nil {
-			return nil, usageErr("--plugin-dir %s: %v", pluginDir, err)
+			return nil, err
 		}
-		// The probes run once, while the resource is built; no plugin
-		// outlives this function.
-		defer h.Close()
-		rc.Detectors = append(rc.Detectors, probeDetector{h})
+		rc.Detectors = append(rc.Detectors, otelcfg.StaticDetector{Source: "probe plugins", Attrs: attrs})
 	}
 	res, err := otelcfg.NewResource(ctx, rc)
 	if err != nil {
@@ -67,11 +68,30 @@ func prepareExport(ctx context.Context, enabled bool, root, pluginDir string) (*
 	}
 	// The console exporter writes to stderr: stdout is the report, which
 	// scripts parse with -o json.
-	p, err := otelcfg.New(ctx, cfg, res, otelcfg.Options{Console: os.Stderr, Version: Version()})
+	e.p, err = otelcfg.New(ctx, cfg, res, otelcfg.Options{Console: os.Stderr, Version: Version()})
 	if err != nil {
 		return nil, usageErr("--export: %v", err)
 	}
-	return &exporter{p: p, stderr: os.Stderr}, nil
+	return e, nil
+}
+
+// detect runs the probe plugins of dir once, says on stderr which of them
+// failed, and returns their merged cloud.* attributes. No plugin outlives
+// it.
+func (e *exporter) detect(ctx context.Context, dir string) ([]attribute.KeyValue, error) {
+	h, err := host.Open(host.Config{Dir: dir, Logger: logging.New(e.stderr, logging.Options{Level: slog.LevelWarn})})
+	if err != nil {
+		return nil, usageErr("--plugin-dir %s: %v", dir, err)
+	}
+	defer h.Close()
+	rep := h.Detect(ctx)
+	e.probes = record.ProbeStates(h.Found(), rep)
+	for _, s := range e.probes {
+		if !s.Up {
+			fmt.Fprintf(e.stderr, "gopatrol: probe %s is down (gopatrol.probe.up 0): %s\n", s.Plugin, s.Reason)
+		}
+	}
+	return record.ProbeAttributes(rep), nil
 }
 
 // exitCode exports rep and returns the process exit code: the checks' code,
@@ -95,57 +115,12 @@ func (e *exporter) send(ctx context.Context, rep check.Report) error {
 	// An interrupt after the report still gets the export its timeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.p.Timeout())
 	defer cancel()
-	in, err := otelcfg.NewInstruments(e.p.Meter())
+	r, err := record.New(e.p.Meter())
 	if err != nil {
 		e.p.Shutdown(ctx)
 		return err
 	}
-	recordReport(ctx, in, rep)
+	r.Report(ctx, rep)
+	r.Probes(ctx, e.probes)
 	return e.p.Shutdown(ctx)
-}
-
-// recordReport maps a report onto the catalogue (docs/metrics.md, "The
-// doctor's metrics").
-func recordReport(ctx context.Context, in *otelcfg.Instruments, rep check.Report) {
-	for _, r := range rep.Results {
-		id := otelcfg.AttrCheckID.String(r.ID)
-		for _, s := range check.Statuses {
-			v := int64(0)
-			if s == r.Status {
-				v = 1
-			}
-			in.CheckResult.Record(ctx, v, metric.WithAttributes(id, otelcfg.AttrCheckStatus.String(string(s))))
-		}
-		in.CheckDuration.Record(ctx, r.Duration.Seconds(),
-			metric.WithAttributes(id, otelcfg.AttrCheckStatus.String(string(r.Status))))
-	}
-	if score, ok := healthScore(rep.Summary); ok {
-		in.HealthScore.Record(ctx, score)
-	}
-}
-
-// healthScore is (passes + half the warnings) over the checks that did not
-// skip; undefined when all skipped.
-func healthScore(summary map[check.Status]int) (float64, bool) {
-	counted := summary[check.Pass] + summary[check.Warn] + summary[check.Fail] + summary[check.Error]
-	if counted == 0 {
-		return 0, false
-	}
-	return (float64(summary[check.Pass]) + 0.5*float64(summary[check.Warn])) / float64(counted), true
-}
-
-// probeDetector turns the probe plugins' merged answer into cloud.*
-// resource attributes. It lives here, not in plugins/host, so that the
-// plugin host knows nothing of OpenTelemetry.
-type probeDetector struct{ h *host.Host }
-
-func (probeDetector) Name() string { return "probe plugins" }
-
-func (d probeDetector) Detect(ctx context.Context) ([]attribute.KeyValue, error) {
-	r := d.h.Detect(ctx)
-	kv := make([]attribute.KeyValue, 0, len(r.Attributes))
-	for _, k := range slices.Sorted(maps.Keys(r.Attributes)) {
-		kv = append(kv, attribute.String(k, r.Attributes[k]))
-	}
-	return kv, nil
 }

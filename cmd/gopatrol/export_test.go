@@ -210,22 +210,3 @@ func TestCheckExportBadConfig(t *testing.T) {
 		t.Errorf("without --export: exit %d %s", code, stderr)
 	}
 }
-
-func TestHealthScore(t *testing.T) {
-	tests := []struct {
-		summary map[check.Status]int
-		want    float64
-		ok      bool
-	}{
-		{map[check.Status]int{check.Pass: 4}, 1, true},
-		{map[check.Status]int{check.Pass: 2, check.Warn: 2}, 0.75, true},
-		{map[check.Status]int{check.Pass: 1, check.Fail: 1, check.Error: 1, check.Warn: 1, check.Skip: 10}, 0.375, true},
-		{map[check.Status]int{check.Skip: 3}, 0, false},
-	}
-	for _, tt := range tests {
-		got, ok := healthScore(tt.summary)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("healthScore(%v) = %v, %v; want %v, %v", tt.summary, got, ok, tt.want, tt.ok)
-		}
-	}
-}

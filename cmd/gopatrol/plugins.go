@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
@@ -73,7 +74,7 @@ func (f pluginsFlags) open() (*host.Host, error) {
 	}
 	h, err := host.Open(host.Config{
 		Dir: f.dir, Manifest: f.manifest, CallTimeout: f.timeout,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: logging.New(os.Stderr, logging.Options{Level: slog.LevelWarn}),
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/bpf/feature"
 	"github.com/gopatrol/gopatrol/bpf/tlsprobe"
@@ -88,7 +89,7 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	if err := feature.Check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := logging.New(stderr, logging.Options{Level: slog.LevelWarn})
 
 	classes, err := toolchainClasses(ctx, f.goBin)
 	if err != nil {

@@ -1,4 +1,4 @@
-package otelcfg
+package metricdef
 
 import (
 	"fmt"
@@ -7,11 +7,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
-
-// This file is the catalogue: every instrument gopatrol records. Names are
-// gopatrol.*, units UCUM, durations seconds as histograms; attributes use the
-// semantic conventions' names where one exists. docs/metrics.md lists the
-// same entries and TestMetricsDocInStepWithCatalogue keeps it so.
 
 // Attribute keys of gopatrol's own (no semantic convention covers them).
 const (

@@ -1,4 +1,4 @@
-package otelcfg
+package metricdef
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	in, err := NewInstruments(mp.Meter(ScopeName))
+	in, err := NewInstruments(mp.Meter("metricdef_test"))
 	if err != nil {
 		t.Fatal(err)
 	}
