@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/catalog"
+	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/bpf"
 )
 
@@ -100,8 +102,9 @@ type PluginsConfig struct {
 	ProbeDeadline time.Duration `yaml:"probe_deadline"`
 }
 
-// K8sConfig names the Downward API sources. Each file, when set, wins over
-// the matching environment variable.
+// K8sConfig names the Downward API sources: files, for what the
+// environment variables (K8S_NODE_NAME, K8S_POD_NAME, K8S_NAMESPACE_NAME,
+// K8S_POD_UID) do not set.
 type K8sConfig struct {
 	ClusterName   string `yaml:"cluster_name"`
 	NodeNameFile  string `yaml:"node_name_file"`
@@ -326,8 +329,11 @@ func (c Config) Validate() error {
 			return bad(key, "%q: want an absolute path", p)
 		}
 	}
-	if _, err := ParseLevel(c.Log.Level); err != nil {
-		return bad("log.level", "%v", err)
+	if _, err := logging.Parse("json", c.Log.Level); err != nil {
+		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if _, err := check.Select(catalog.All(), nil, c.Checks.Skip, true); err != nil {
+		return bad("checks.skip", "%v", err)
 	}
 	if c.Checks.Every < time.Second {
 		return bad("checks.every", "%v: want a duration of at least 1s", c.Checks.Every)
@@ -380,19 +386,4 @@ func (c Config) Validate() error {
 		return bad("metrics.cardinality_limit", "%d: want from 1 to 100000 attribute sets per instrument", c.Metrics.CardinalityLimit)
 	}
 	return nil
-}
-
-// ParseLevel reads a log level name: debug, info, warn or error.
-func ParseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
 }
