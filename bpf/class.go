@@ -25,11 +25,11 @@ const (
 
 var classNames = map[Class]string{
 	ClassOther:      "other",
-	ClassGOROOT:     "GOROOT",
-	ClassGOMODCACHE: "GOMODCACHE",
-	ClassGOCACHE:    "GOCACHE",
-	ClassGOBIN:      "GOBIN",
-	ClassGOTMPDIR:   "GOTMPDIR",
+	ClassGOROOT:     "goroot",
+	ClassGOMODCACHE: "gomodcache",
+	ClassGOCACHE:    "gocache",
+	ClassGOBIN:      "gobin",
+	ClassGOTMPDIR:   "gotmpdir",
 	ClassRelative:   "relative",
 }
 

@@ -20,6 +20,12 @@ const (
 	AttrProbePlugin   = attribute.Key("gopatrol.probe.plugin")
 )
 
+// FileClasses are the values of AttrFileClass: the toolchain directory a
+// failing path is under (the go env variable, lower-case), relative for a
+// path the kernel could not resolve, other for none. They are exactly what
+// the sensor emits (bpf.Class.String), which a test keeps so.
+var FileClasses = []string{"goroot", "gomodcache", "gocache", "gobin", "gotmpdir", "relative", "other"}
+
 // Semantic-convention keys the catalogue uses.
 const (
 	AttrErrorType      = semconv.ErrorTypeKey             // error.type: errno name (EACCES) or Go error class
@@ -83,7 +89,7 @@ var (
 	}
 	SpecFileAccessFailures = Spec{
 		Name: "gopatrol.file_access.failures", Kind: KindCounter, Unit: "{failure}",
-		Description: "Failed opens and accesses by toolchain processes, by the class of the path (goroot, gocache, modcache, gopath, tmp, other) and errno.",
+		Description: "Failed opens and accesses by toolchain processes, by the class of the path (goroot, gomodcache, gocache, gobin, gotmpdir, relative, other) and errno.",
 		Attributes:  []attribute.Key{AttrFileClass, AttrErrorType},
 	}
 	SpecConnects = Spec{

@@ -67,8 +67,8 @@ but --export failed (docs/otel.md).`,
 }
 
 func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return usageErr("-o %q: unknown output format, want text or json", f.output)
+	if err := validOutput(f.output); err != nil {
+		return err
 	}
 	if f.failOn != "fail" && f.failOn != "warn" {
 		return usageErr("--fail-on %q: want fail or warn", f.failOn)

@@ -1,8 +1,7 @@
-// Command gopatrol keeps Go toolchains healthy: `gopatrol check` is a doctor
-// for one machine; the other commands watch and export what it finds.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -39,16 +38,23 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
-	root.AddCommand(newCheckCmd(), newVersionCmd())
-	for _, add := range extraCommands {
-		root.AddCommand(add())
-	}
+	// Every command, in the order of `gopatrol --help`.
+	root.AddCommand(
+		newCheckCmd(),
+		newTraceCmd(),
+		newPluginsCmd(),
+		newVersionCmd(),
+	)
 	return root
 }
 
-// extraCommands are added by the files that define them (trace, plugins),
-// so that each command stays in its own file.
-var extraCommands []func() *cobra.Command
+// validOutput accepts the output formats every command shares.
+func validOutput(format string) error {
+	if format != "text" && format != "json" {
+		return usageErr("-o %q: unknown output format, want text or json", format)
+	}
+	return nil
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -57,7 +63,7 @@ func main() {
 func run(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return 0
 	}

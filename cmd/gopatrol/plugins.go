@@ -15,10 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gopatrol/gopatrol/agent/logging"
+	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
-
-func init() { extraCommands = append(extraCommands, newPluginsCmd) }
 
 type pluginsFlags struct {
 	dir      string
@@ -40,6 +39,8 @@ root or the one running gopatrol.
 
 Exit codes: 0 all plugins verified (and, for detect, answered); 1 a plugin
 was refused, failed or is down; 2 bad invocation or plugin directory.`,
+		// Flags shared by every subcommand are validated once, here.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return f.validate() },
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.dir, "plugin-dir", host.DefaultDir, "the plugin directory")
@@ -65,13 +66,17 @@ was refused, failed or is down; 2 bad invocation or plugin directory.`,
 	return cmd
 }
 
-func (f pluginsFlags) open() (*host.Host, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, usageErr("-o %q: unknown output format, want text or json", f.output)
+func (f pluginsFlags) validate() error {
+	if err := validOutput(f.output); err != nil {
+		return err
 	}
 	if f.timeout <= 0 {
-		return nil, usageErr("--timeout %v: want a positive duration such as 2s", f.timeout)
+		return usageErr("--timeout %v: want a positive duration such as 2s", f.timeout)
 	}
+	return nil
+}
+
+func (f pluginsFlags) open() (*host.Host, error) {
 	h, err := host.Open(host.Config{
 		Dir: f.dir, Manifest: f.manifest, CallTimeout: f.timeout,
 		Logger: logging.New(os.Stderr, logging.Options{Level: slog.LevelWarn}),
@@ -93,9 +98,6 @@ type pluginEntry struct {
 }
 
 func runPluginsList(w io.Writer, f pluginsFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return usageErr("-o %q: unknown output format, want text or json", f.output)
-	}
 	found, err := host.Discover(f.dir, f.manifest, nil)
 	if err != nil {
 		return usageErr("%v", err)
@@ -159,18 +161,12 @@ func runPluginsDetect(ctx context.Context, w io.Writer, f pluginsFlags) error {
 	if err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	r := h.Detect(ctx)
 	h.Close()
 	total := time.Since(start)
 	bad := false
-	for _, c := range h.Found() {
-		bad = bad || !c.Verified()
-	}
-	for _, res := range r.Results {
-		bad = bad || (res.Status != "detected" && res.Status != "not_this_cloud")
+	for _, s := range record.ProbeStates(h.Found(), r) {
+		bad = bad || !s.Up
 	}
 	if f.output == "json" {
 		var refused []pluginEntry

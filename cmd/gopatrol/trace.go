@@ -18,13 +18,13 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/fileclass"
 	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/bpf/feature"
 	"github.com/gopatrol/gopatrol/bpf/tlsprobe"
 )
-
-func init() { extraCommands = append(extraCommands, newTraceCmd) }
 
 type traceFlags struct {
 	output      string
@@ -61,7 +61,7 @@ what and exits 2. Stop it with Ctrl-C or --duration.`,
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text (grouped live view) or json (one event per line)")
 	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (default: until interrupted)")
 	fl.StringSliceVar(&f.goNames, "go-name", []string{"go"}, "executable names that start a toolchain tree")
-	fl.StringVar(&f.goBin, "go", "go", "the go binary whose `go env` directories classify file failures")
+	fl.StringVar(&f.goBin, "go", "", "the go binary whose `go env` directories classify file failures (default: the first go on PATH)")
 	fl.Uint32Var(&f.sampleLimit, "samples", bpf.DefaultSampleLimit, "file failures streamed with their path per (directory, errno); all are counted")
 	fl.IntVar(&f.ringSize, "ring-size", bpf.DefaultRingSize, "ring buffer size in bytes (a power of two)")
 	fl.BoolVar(&f.noTLS, "no-tls", false, "do not attach the TLS handshake probes")
@@ -72,8 +72,8 @@ what and exits 2. Stop it with Ctrl-C or --duration.`,
 }
 
 func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return usageErr("-o %q: unknown output format, want text or json", f.output)
+	if err := validOutput(f.output); err != nil {
+		return err
 	}
 	if f.duration < 0 {
 		return usageErr("--duration %v: must not be negative", f.duration)
@@ -86,20 +86,24 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 			return usageErr("--go-name %q: want an executable name, without directory", n)
 		}
 	}
+	tc, err := traceToolchain(ctx, f.goBin)
+	if err != nil {
+		return err
+	}
 	if err := feature.Check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	log := logging.New(stderr, logging.Options{Level: slog.LevelWarn})
 
-	classes, err := toolchainClasses(ctx, f.goBin)
-	if err != nil {
-		log.Warn("file failures will not be classified", "err", err)
+	if tc.Err != nil {
+		log.Warn("file failures will not be classified", "err", tc.Err)
 	}
+	classes := fileclass.Of(tc)
 	// The go command named by --go and its GOROOT's tools get the
 	// syscall-error probes; others are probed when a tree first runs them.
 	var tools []string
-	if goPath, err := exec.LookPath(f.goBin); err == nil {
-		tools = bpf.ToolchainBinaries(goPath)
+	if tc.Err == nil {
+		tools = bpf.ToolchainBinaries(tc.Go)
 	}
 	s, err := bpf.Open(bpf.Config{
 		GoNames: f.goNames, Classes: classes, RingSize: f.ringSize,
@@ -173,35 +177,50 @@ loop:
 	return out.stats(st, stderr)
 }
 
-// toolchainClasses resolves the directories of `go env`, the ones whose
-// failures are classified in the kernel.
-func toolchainClasses(ctx context.Context, goBin string) (map[bpf.Class][]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "env", "-json", "GOROOT", "GOMODCACHE", "GOCACHE", "GOBIN", "GOTMPDIR", "GOPATH")
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=")
-	out, err := cmd.Output()
+// goEnvTimeout bounds the one `go env` of trace: a go on PATH that hangs
+// (a wrapper script waiting on something) must not stop trace from
+// starting, nor leave it waiting forever.
+const goEnvTimeout = 10 * time.Second
+
+// traceToolchain resolves the toolchain whose directories classify file
+// failures, the doctor's way (check.ResolveToolchain: its go env runs in
+// its own process group, killed at the deadline). An explicit --go that
+// does not answer is an error; the default go's failure is only recorded.
+func traceToolchain(ctx context.Context, goBin string) (*check.Toolchain, error) {
+	target, err := check.LocalTarget()
 	if err != nil {
-		return nil, fmt.Errorf("%s env: %w", goBin, err)
+		return nil, usageErr("%v", err)
 	}
-	var env map[string]string
-	if err := json.Unmarshal(out, &env); err != nil {
-		return nil, fmt.Errorf("%s env -json: %w", goBin, err)
+	if goBin != "" && !strings.Contains(goBin, "/") {
+		// A bare name (go1.22) is looked up on PATH, as a shell would.
+		p, err := exec.LookPath(goBin)
+		if err != nil {
+			return nil, usageErr("--go %s: %v", goBin, err)
+		}
+		goBin = p
 	}
-	if env["GOBIN"] == "" && env["GOPATH"] != "" {
-		env["GOBIN"] = filepath.Join(filepath.SplitList(env["GOPATH"])[0], "bin")
-	}
-	classes := map[bpf.Class][]string{}
-	for c, name := range map[bpf.Class]string{
-		bpf.ClassGOROOT: "GOROOT", bpf.ClassGOMODCACHE: "GOMODCACHE", bpf.ClassGOCACHE: "GOCACHE",
-		bpf.ClassGOBIN: "GOBIN", bpf.ClassGOTMPDIR: "GOTMPDIR",
-	} {
-		// An empty GOTMPDIR means the system temp dir: not the toolchain's.
-		if d := env[name]; filepath.IsAbs(d) {
-			classes[c] = []string{d}
+	ctx, cancel := context.WithTimeout(ctx, goEnvTimeout)
+	defer cancel()
+	tc, err := check.ResolveToolchain(ctx, target, goBin)
+	if ctx.Err() == context.DeadlineExceeded {
+		// Whatever ResolveToolchain made of the killed process, the cause
+		// is the deadline: say so, and name the binary.
+		name := goBin
+		if tc != nil && tc.Go != "" {
+			name = tc.Go
+		}
+		if name == "" {
+			name = "the first go on PATH"
+		}
+		err = fmt.Errorf("`go env` did not answer within %v: %s hangs (a wrapper script waiting on something?); name a working toolchain with --go", goEnvTimeout, name)
+		if goBin == "" {
+			return &check.Toolchain{Err: err}, nil
 		}
 	}
-	return classes, nil
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return tc, nil
 }
 
 type traceOutput interface {

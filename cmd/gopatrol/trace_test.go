@@ -162,3 +162,55 @@ func TestTraceJSON(t *testing.T) {
 			token, pid, sawExec, sawExit, sawStats, goenv, sawFailure, stdout.String())
 	}
 }
+
+// TestTraceHangingGo: `trace --go` through a wrapper script that never
+// answers (its child keeps stdout open too) ends within the go env
+// deadline with an error naming the script, and leaves no process behind.
+func TestTraceHangingGo(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "sleeper.pid")
+	script := filepath.Join(dir, "go")
+	// The grandchild holds stdout: waiting for the pipe alone would hang.
+	body := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, stderr, code := gopatrol(t, nil, "trace", "--go", script, "--duration", "1s")
+	elapsed := time.Since(start)
+	if code != 2 || !strings.Contains(stderr, "did not answer within") || !strings.Contains(stderr, script) {
+		t.Errorf("trace --go %s: exit %d, stderr %q; want 2 and an error naming the script and the deadline", script, code, stderr)
+	}
+	if elapsed > goEnvTimeout+10*time.Second {
+		t.Errorf("trace took %v, the go env deadline is %v", elapsed, goEnvTimeout)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the script did not run: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The process group was killed: the grandchild is gone, or a zombie
+	// waiting for a reaper that is not ours.
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d outlived trace", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive: pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
