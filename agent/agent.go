@@ -22,6 +22,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/fileclass"
 	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/agent/sense"
@@ -366,7 +367,7 @@ func (a *agent) startSensors() error {
 		return nil
 	}
 	bc := bpf.Config{
-		GoNames: cfg.Sensors.GoNames, Classes: sensorClasses(a.plan.toolchain, a.log),
+		GoNames: cfg.Sensors.GoNames, Classes: fileclass.Of(a.plan.toolchain),
 		RingSize: cfg.Sensors.RingSize, RunTime: cfg.Sensors.RunTime, Logger: a.log,
 	}
 	if cfg.HostRoot != "/" && a.plan.toolchain.Err == nil {

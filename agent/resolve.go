@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/catalog"
-	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/otelcfg"
 )
 
@@ -94,28 +92,4 @@ func hostTarget(cfg Config) (*check.Target, error) {
 		return nil, &ConfigError{File: cfg.File, Key: "checks.as_user", Msg: fmt.Sprintf("%s: %v", cfg.Checks.AsUser, err)}
 	}
 	return t, nil
-}
-
-// sensorClasses are the toolchain directories whose file failures the
-// kernel classifies, as the host's processes name them.
-func sensorClasses(tc *check.Toolchain, log *slog.Logger) map[bpf.Class][]string {
-	if tc == nil || tc.Err != nil {
-		log.Warn("file failures will not be classified: no toolchain")
-		return nil
-	}
-	gobin := tc.Get("GOBIN")
-	if gobin == "" && tc.Get("GOPATH") != "" {
-		gobin = filepath.Join(filepath.SplitList(tc.Get("GOPATH"))[0], "bin")
-	}
-	classes := map[bpf.Class][]string{}
-	for c, dir := range map[bpf.Class]string{
-		bpf.ClassGOROOT: tc.Get("GOROOT"), bpf.ClassGOMODCACHE: tc.Get("GOMODCACHE"),
-		bpf.ClassGOCACHE: tc.Get("GOCACHE"), bpf.ClassGOBIN: gobin, bpf.ClassGOTMPDIR: tc.Get("GOTMPDIR"),
-	} {
-		// An empty GOTMPDIR means the system temp dir: not the toolchain's.
-		if filepath.IsAbs(dir) {
-			classes[c] = []string{dir}
-		}
-	}
-	return classes
 }

@@ -114,6 +114,19 @@ func (w *schedWorld) expectSkip(t *testing.T, want CheckSet) {
 	}
 }
 
+// finish releases the running patrol and waits until the scheduler saw it
+// end.
+func (w *schedWorld) finish(t *testing.T) {
+	t.Helper()
+	w.release <- struct{}{}
+	for deadline := time.Now().Add(5 * time.Second); w.sc.Status().Running != ""; {
+		if time.Now().After(deadline) {
+			t.Fatal("patrol never ended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // advance moves the clock once the loop waits on it again.
 func (w *schedWorld) advance(t *testing.T, d time.Duration) {
 	t.Helper()
@@ -131,10 +144,10 @@ func TestSchedulerSkipsOverlapAndCounts(t *testing.T) {
 	w.expectStart(t, SetDefault) // due at once
 	w.advance(t, 5*time.Minute)  // the first is still running
 	w.expectSkip(t, SetDefault)
-	w.release <- struct{}{}
+	w.finish(t)
 	w.advance(t, 5*time.Minute)
 	w.expectStart(t, SetDefault)
-	w.release <- struct{}{}
+	w.finish(t)
 	st := w.sc.Status()
 	if st.Runs[SetDefault] != 2 || st.Skipped[SetDefault] != 1 {
 		t.Errorf("runs %v skipped %v; want 2 runs, 1 skip", st.Runs, st.Skipped)
@@ -156,7 +169,7 @@ func TestSchedulerFullWaitsForRunningDefault(t *testing.T) {
 	}
 	w.release <- struct{}{} // default ends; the pending full starts
 	w.expectStart(t, SetFull)
-	w.release <- struct{}{}
+	w.finish(t)
 	if nf := w.sc.Status().NextFull; nf == nil || !nf.Equal(start.Add(24*time.Hour+time.Minute)) {
 		t.Errorf("next full %v, want tomorrow 02:00", nf)
 	}

@@ -189,7 +189,7 @@ func (a *Aggregator) Counters(ctx context.Context, st bpf.Stats) {
 	for _, f := range st.FileFailures {
 		k := [2]uint64{uint64(f.Class), uint64(f.Errno)}
 		if d := f.Count - a.prev.failures[k]; f.Count > a.prev.failures[k] {
-			class := ClassName(f.Class)
+			class := f.Class.String()
 			errno := bpf.ErrnoName(f.Errno)
 			a.in.FileAccessFailures.Add(ctx, int64(d), metric.WithAttributes(
 				metricdef.AttrFileClass.String(class), metricdef.AttrErrorType.String(errno)))
@@ -234,10 +234,6 @@ func copyMap(m map[string]uint64) map[string]uint64 {
 	}
 	return c
 }
-
-// ClassName is the metric value of a directory class: lower-case, as
-// docs/metrics.md lists them.
-func ClassName(c bpf.Class) string { return strings.ToLower(c.String()) }
 
 // ConnectResult buckets a connect's errno into the catalogue's results.
 func ConnectResult(errno syscall.Errno) string {

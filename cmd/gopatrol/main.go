@@ -43,6 +43,7 @@ func newRoot() *cobra.Command {
 		newCheckCmd(),
 		newTraceCmd(),
 		newPluginsCmd(),
+		newAgentCmd(),
 		newVersionCmd(),
 	)
 	return root
