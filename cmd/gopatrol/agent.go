@@ -62,8 +62,10 @@ failed.`,
 				return usageErr("%v", err)
 			case errors.As(err, &ee):
 				return &exitError{code: ee.Code, err: ee.Err}
+			case err != nil:
+				return &exitError{code: 1, err: err}
 			}
-			return err
+			return nil
 		},
 	}
 	fl := cmd.Flags()

@@ -1,0 +1,489 @@
+package agent_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/gopatrol/gopatrol/bpf/bpftest"
+	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
+)
+
+// binary is a real gopatrol, built once for the tests that signal it.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gopatrol-agent-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "gopatrol")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", binary, "github.com/gopatrol/gopatrol/cmd/gopatrol").CombinedOutput()
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build gopatrol: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `gopatrol agent`.
+type proc struct {
+	cmd  *exec.Cmd
+	cfg  string
+	addr string
+	done chan struct{}
+	err  error
+
+	mu    sync.Mutex
+	lines []string
+}
+
+// maxLines bounds what a test keeps of the agent's stderr.
+const maxLines = 20000
+
+// agentOpts shape one agent process.
+type agentOpts struct {
+	config string
+	env    []string
+	args   []string
+	// wrap runs the agent under another command (setpriv ...).
+	wrap []string
+}
+
+func startAgent(t *testing.T, o agentOpts) *proc {
+	t.Helper()
+	p := &proc{cfg: filepath.Join(t.TempDir(), "agent.yaml"), done: make(chan struct{})}
+	if err := os.WriteFile(p.cfg, []byte(o.config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	argv := append(append(append([]string{}, o.wrap...), binary, "agent", "--config", p.cfg, "--listen", "127.0.0.1:0"), o.args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Env = append(os.Environ(), o.env...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			if len(p.lines) < maxLines {
+				p.lines = append(p.lines, sc.Text())
+			}
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", strings.Join(p.log(), "\n"))
+		}
+	})
+	line := p.waitLog(t, "endpoints listening", 60*time.Second)
+	var rec struct{ Addr string }
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Addr == "" {
+		t.Fatalf("no address in %q: %v", line, err)
+	}
+	p.addr = rec.Addr
+	return p
+}
+
+func (p *proc) log() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// waitLog returns the first log line containing s.
+func (p *proc) waitLog(t *testing.T, s string, timeout time.Duration) string {
+	t.Helper()
+	var found string
+	waitFor(t, timeout, "log line "+s, func() bool {
+		for _, l := range p.log() {
+			if strings.Contains(l, s) {
+				found = l
+				return true
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("agent exited (%v) before logging %q", p.err, s)
+		default:
+		}
+		return false
+	})
+	return found
+}
+
+func (p *proc) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return resp.StatusCode, string(b)
+}
+
+func (p *proc) waitReady(t *testing.T) string {
+	t.Helper()
+	var body string
+	waitFor(t, 3*time.Minute, "/readyz 200", func() bool {
+		var code int
+		code, body = p.get(t, "/readyz")
+		return code == http.StatusOK
+	})
+	return body
+}
+
+// stop sends sig and waits for the exit, bounded.
+func (p *proc) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) error {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("agent still running %v after %v", timeout, sig)
+		return nil
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// quietConfig runs no sensors and one patrol per hour: the tests that
+// are not about them start fast.
+const quietConfig = `
+checks:
+  every: 1h
+  full_at: ""
+  skip: [build.race-pprof, build.cacheverify]
+sensors:
+  enabled: false
+`
+
+func otlpEnv(r *otlptest.Receiver, interval time.Duration) []string {
+	return []string{
+		"OTEL_METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.GRPCEndpoint,
+		fmt.Sprintf("OTEL_METRIC_EXPORT_INTERVAL=%d", interval.Milliseconds()),
+	}
+}
+
+// latest adds the latest cumulative value of metric name over the points
+// whose attributes include want.
+func latest(reqs []otlptest.Request, name string, want map[string]string) (float64, uint64) {
+	var v float64
+	var n uint64
+	// Cumulative points: the last export holds the totals.
+	for i := len(reqs) - 1; i >= 0; i-- {
+		found := false
+		v, n = 0, 0
+		for _, p := range otlptest.Points(reqs[i : i+1]) {
+			if p.Metric != name || !contains(p.Attrs, want) {
+				continue
+			}
+			found = true
+			v += p.Value
+			n += p.Count
+		}
+		if found {
+			return v, n
+		}
+	}
+	return 0, 0
+}
+
+func contains(attrs, want map[string]string) bool {
+	for k, v := range want {
+		if attrs[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// A go build of a fresh module while the agent runs reaches the receiver:
+// gopatrol.toolchain.execs of compile counts the compiles that
+// `go build -x` printed (plus the tool-ID query it does not print), and an invocation of subcommand build. The build
+// runs through a link named gopatrolgo, the only tree name the agent
+// watches here, so that the agent's own patrols and other builds on the
+// machine do not count.
+func TestGoBuildReachesReceiverAsExecs(t *testing.T) {
+	bpftest.Require(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	r := otlptest.Start(t, otlptest.Options{})
+	p := startAgent(t, agentOpts{
+		config: strings.Replace(quietConfig, "enabled: false", "enabled: true\n  go_names: [gopatrolgo]", 1),
+		env:    otlpEnv(r, time.Second),
+	})
+	if body := p.waitReady(t); !strings.Contains(body, "sensors attached") {
+		t.Fatalf("/readyz: %s", body)
+	}
+
+	dir := t.TempDir()
+	link := filepath.Join(dir, "gopatrolgo")
+	if err := os.Symlink(goBin, link); err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(dir, "m")
+	os.MkdirAll(filepath.Join(mod, "inner"), 0o755)
+	stamp := time.Now().UnixNano() // a new constant: nothing cached
+	files := map[string]string{
+		"go.mod":         "module example.com/m\n\ngo 1.22\n",
+		"main.go":        fmt.Sprintf("package main\n\nimport \"example.com/m/inner\"\n\nfunc main() { println(inner.V, %d) }\n", stamp),
+		"inner/inner.go": fmt.Sprintf("package inner\n\nconst V = %d\n", stamp),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(mod, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, link, "build", "-x", "-o", filepath.Join(dir, "m.bin"), ".")
+	build.Dir = mod
+	build.Env = append(os.Environ(), "GOFLAGS=", "GOTOOLCHAIN=local", "GOWORK=off")
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	compiles := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && filepath.Base(f[0]) == "compile" {
+			compiles++
+		}
+	}
+	if compiles == 0 {
+		t.Fatalf("go build -x printed no compile:\n%s", out)
+	}
+	// SIGTERM flushes the last points.
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("agent exit after SIGTERM: %v", err)
+	}
+	reqs := r.Requests()
+	// cmd/go also runs `compile -V=full` once to learn the compiler's
+	// tool ID for its cache keys; -x does not print that one.
+	got, _ := latest(reqs, "gopatrol.toolchain.execs", map[string]string{"process.executable.name": "compile"})
+	if want := compiles + 1; int(got) != want {
+		t.Errorf("gopatrol.toolchain.execs{process.executable.name=compile} = %v, want %d (the %d compiles go build -x printed, and its compile -V=full)", got, want, compiles)
+	}
+	if _, n := latest(reqs, "gopatrol.toolchain.invocation.duration", map[string]string{"gopatrol.go.subcommand": "build"}); n != 1 {
+		t.Errorf("gopatrol.toolchain.invocation.duration{subcommand=build} count = %d, want 1", n)
+	}
+}
+
+// SIGTERM delivers the last points: with an export interval far longer
+// than the test, the patrol's results arrive only through the final flush.
+func TestSIGTERMDeliversLastPoints(t *testing.T) {
+	r := otlptest.Start(t, otlptest.Options{})
+	p := startAgent(t, agentOpts{config: quietConfig, env: otlpEnv(r, time.Hour)})
+	p.waitReady(t)
+	before := r.Count()
+	start := time.Now()
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	t.Logf("SIGTERM to exit: %v", time.Since(start))
+	reqs := r.Requests()
+	if len(reqs) <= before {
+		t.Fatal("no export after SIGTERM")
+	}
+	if v, _ := latest(reqs[before:], "gopatrol.check.result", map[string]string{"gopatrol.check.id": "go.binary", "gopatrol.check.status": "pass"}); v != 1 {
+		t.Errorf("go.binary pass = %v in the final flush, want 1", v)
+	}
+	if !strings.Contains(strings.Join(p.log(), "\n"), `"msg":"stopped"`) {
+		t.Error(`no "stopped" log line`)
+	}
+}
+
+// SIGHUP with a broken config keeps the agent on the old one; a good one
+// is taken.
+func TestSIGHUPBrokenConfigKeepsOld(t *testing.T) {
+	p := startAgent(t, agentOpts{config: quietConfig})
+	p.waitReady(t)
+	if err := os.WriteFile(p.cfg, []byte("checks:\n  evry: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	line := p.waitLog(t, "reload refused", 30*time.Second)
+	if !strings.Contains(line, "checks.evry") || !strings.Contains(line, p.cfg) {
+		t.Errorf("refusal does not name the key and file: %s", line)
+	}
+	if code, body := p.get(t, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz after a broken reload: %d %s", code, body)
+	}
+	// The old schedule stays: one patrol per hour.
+	var st struct {
+		Reloads  map[string]int
+		Schedule struct {
+			NextDefault time.Time `json:"next_default"`
+		}
+	}
+	_, body := p.get(t, "/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Reloads["failed"] != 1 {
+		t.Errorf("reloads %v, want one failed", st.Reloads)
+	}
+	if until := time.Until(st.Schedule.NextDefault); until < 50*time.Minute {
+		t.Errorf("next default patrol in %v: the old every: 1h is gone", until)
+	}
+	// A good config is taken as a whole.
+	good := strings.Replace(quietConfig, "every: 1h", "every: 2h", 1)
+	if err := os.WriteFile(p.cfg, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "config reloaded", 30*time.Second)
+	_, body = p.get(t, "/status")
+	json.Unmarshal([]byte(body), &st)
+	if st.Reloads["ok"] != 1 || time.Until(st.Schedule.NextDefault) < 110*time.Minute {
+		t.Errorf("after a good reload: reloads %v, next default in %v; want ok 1 and about 2h", st.Reloads, time.Until(st.Schedule.NextDefault))
+	}
+}
+
+// progIDs are the BPF programs the process holds open, from its fdinfo.
+func progIDs(t *testing.T, pid int) []ebpf.ProgramID {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fdinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ebpf.ProgramID
+	for _, fd := range fds {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			var id uint32
+			if _, err := fmt.Sscanf(l, "prog_id:\t%d", &id); err == nil {
+				ids = append(ids, ebpf.ProgramID(id))
+			}
+		}
+	}
+	return ids
+}
+
+// After kill -9 the kernel holds no BPF program of the agent: nothing is
+// pinned, so the programs die with the process's descriptors.
+func TestKill9LeavesNoBPFProgram(t *testing.T) {
+	bpftest.Require(t)
+	p := startAgent(t, agentOpts{config: strings.Replace(quietConfig, "enabled: false", "enabled: true", 1)})
+	p.waitLog(t, "sensors attached", 2*time.Minute)
+	ids := progIDs(t, p.cmd.Process.Pid)
+	if len(ids) == 0 {
+		t.Fatal("the agent holds no BPF program after attaching its sensors")
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	waitFor(t, 30*time.Second, "the agent's BPF programs to leave the kernel", func() bool {
+		for _, id := range ids {
+			if prog, err := ebpf.NewProgramFromID(id); err == nil {
+				prog.Close()
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Without CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN the agent runs degraded:
+// the doctor still patrols, /readyz and a log line say "sensors off" and
+// why; --require-sensors makes it fatal instead.
+func TestDegradedWithoutBPF(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed: cannot drop capabilities")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("dropping capabilities from the bounding set needs root")
+	}
+	wrap := []string{setpriv, "--bounding-set=-bpf,-perfmon,-sys_admin", "--"}
+	cfg := strings.Replace(quietConfig, "enabled: false", "enabled: true", 1)
+	p := startAgent(t, agentOpts{config: cfg, wrap: wrap})
+	line := p.waitLog(t, "sensors off", 60*time.Second)
+	if !strings.Contains(line, "CAP_BPF") {
+		t.Errorf("the log does not say why: %s", line)
+	}
+	if body := p.waitReady(t); !strings.Contains(body, "sensors off") || !strings.Contains(body, "CAP_BPF") {
+		t.Errorf("/readyz: %q, want sensors off and why", body)
+	}
+
+	q := exec.Command(wrap[0], append(wrap[1:], binary, "agent", "--config", p.cfg, "--listen", "127.0.0.1:0", "--require-sensors")...)
+	q.Env = os.Environ()
+	done := make(chan struct{})
+	var out []byte
+	go func() { out, err = q.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		q.Process.Kill()
+		t.Fatal("--require-sensors without BPF did not exit")
+	}
+	if q.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "sensors required") {
+		t.Errorf("--require-sensors: exit %d, output %s; want exit 1 saying sensors required", q.ProcessState.ExitCode(), out)
+	}
+}
+
+// A config error is exit 2 naming the file and the key, before anything
+// starts.
+func TestBadConfigExit2(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(cfg, []byte("sensors:\n  ring_size: 3\n"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "agent", "--config", cfg)
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	for _, want := range []string{cfg, "sensors.ring_size", "power of two"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output %q does not name %q", out, want)
+		}
+	}
+}
