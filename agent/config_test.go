@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,34 @@ func TestLoadMissingFileNamesIt(t *testing.T) {
 	_, err := Load(p, nil)
 	if err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// docs/agent.md has a row for every key of Config, so the reference
+// cannot drift from the code.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/agent.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var collect func(reflect.Type, string)
+	collect = func(typ reflect.Type, prefix string) {
+		for k, f := range yamlKeys(typ) {
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+				collect(f.Type, prefix+k+".")
+				continue
+			}
+			keys = append(keys, prefix+k)
+		}
+	}
+	collect(reflect.TypeOf(Config{}), "")
+	if len(keys) < 20 {
+		t.Fatalf("only %d keys found: %v", len(keys), keys)
+	}
+	for _, k := range keys {
+		if !strings.Contains(string(doc), "| `"+k+"` |") {
+			t.Errorf("docs/agent.md has no row for %s", k)
+		}
 	}
 }
