@@ -167,7 +167,7 @@ func (a *agent) startExport(ctx context.Context) error {
 		rep := h.Detect(dctx)
 		cancel()
 		a.setProbes(h.Found(), rep)
-		detectors = append(detectors, otelcfg.StaticDetector{Source: "probe plugins", Attrs: record.ProbeAttributes(rep)})
+		detectors = append(detectors, otelcfg.StaticDetector{Source: "probe plugins", Attrs: nonEmpty(record.ProbeAttributes(rep))})
 	}
 	k8s, err := readK8s(cfg.K8s, a.opts.Lookup)
 	if err != nil {
@@ -213,6 +213,18 @@ func (a *agent) startExport(ctx context.Context) error {
 func (a *agent) setLevel(cfg Config) {
 	o, _ := logging.Parse("json", cfg.Log.Level)
 	a.level.Set(o.Level)
+}
+
+// nonEmpty drops attributes a probe left empty, so that a later source
+// (the node's topology labels) may still give them.
+func nonEmpty(kvs []attribute.KeyValue) []attribute.KeyValue {
+	out := kvs[:0:0]
+	for _, kv := range kvs {
+		if kv.Value.Emit() != "" {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // interval is the export loop's period (OTEL_METRIC_EXPORT_INTERVAL).

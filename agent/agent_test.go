@@ -487,3 +487,57 @@ func TestBadConfigExit2(t *testing.T) {
 		}
 	}
 }
+
+// --once is one cycle: the probe plugins' cloud.* on the resource (a real
+// plugin binary, verified against its manifest), the Downward API's pod
+// UID and the node's topology labels for what no probe said, one patrol,
+// one export, and the exit code `gopatrol check` gives the same checks.
+func TestOnceResourceAndExitCode(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "gopatrol-probe-example"), "../plugins/example").CombinedOutput(); err != nil {
+		t.Fatalf("build the example plugin: %v\n%s", err, out)
+	}
+	manifest := exec.CommandContext(ctx, "sh", "-c", "sha256sum gopatrol-probe-example > SHA256SUMS")
+	manifest.Dir = dir
+	if out, err := manifest.CombinedOutput(); err != nil {
+		t.Fatalf("manifest: %v %s", err, out)
+	}
+	tmp := t.TempDir()
+	identity := filepath.Join(tmp, "identity.json")
+	os.WriteFile(identity, []byte(`{"Region": "moon-1", "Instance": "i-42"}`), 0o644)
+	labels := filepath.Join(tmp, "labels")
+	os.WriteFile(labels, []byte("topology.kubernetes.io/region=\"earth-9\"\ntopology.kubernetes.io/zone=\"moon-1z\"\n"), 0o644)
+	cfg := filepath.Join(tmp, "agent.yaml")
+	os.WriteFile(cfg, []byte(quietConfig+"plugins:\n  dir: "+dir+"\nkubernetes:\n  node_labels_file: "+labels+"\n"), 0o644)
+
+	r := otlptest.Start(t, otlptest.Options{})
+	cmd := exec.CommandContext(ctx, binary, "agent", "--once", "--config", cfg)
+	cmd.Env = append(os.Environ(), append(otlpEnv(r, time.Hour), "EXAMPLE_CLOUD_IDENTITY_FILE="+identity, "K8S_POD_UID=0b5e-uid")...)
+	out, _ := cmd.CombinedOutput()
+	code := cmd.ProcessState.ExitCode()
+
+	doctor := exec.CommandContext(ctx, binary, "check", "--skip", "build.race-pprof,build.cacheverify")
+	doctor.Run()
+	if want := doctor.ProcessState.ExitCode(); code != want {
+		t.Errorf("agent --once exit %d, gopatrol check exit %d\n%s", code, want, out)
+	}
+	reqs := r.Wait(t, 1, 10*time.Second)
+	res, _ := otlptest.Resource(reqs)
+	for k, want := range map[string]string{
+		"cloud.provider": "example_cloud", "cloud.region": "moon-1", // the probe wins over the labels
+		"cloud.availability_zone": "moon-1z", // the labels fill what it did not say
+		"k8s.pod.uid":             "0b5e-uid",
+	} {
+		if res[k] != want {
+			t.Errorf("resource %s = %q, want %q", k, res[k], want)
+		}
+	}
+	if v, _ := latest(reqs, "gopatrol.probe.up", map[string]string{"gopatrol.probe.plugin": "example"}); v != 1 {
+		t.Errorf("gopatrol.probe.up{example} = %v, want 1\n%s", v, out)
+	}
+	if v, _ := latest(reqs, "gopatrol.check.result", map[string]string{"gopatrol.check.id": "go.binary", "gopatrol.check.status": "pass"}); v != 1 {
+		t.Errorf("go.binary pass = %v, want 1", v)
+	}
+}
