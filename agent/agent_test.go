@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -539,5 +540,88 @@ func TestOnceResourceAndExitCode(t *testing.T) {
 	}
 	if v, _ := latest(reqs, "gopatrol.check.result", map[string]string{"gopatrol.check.id": "go.binary", "gopatrol.check.status": "pass"}); v != 1 {
 		t.Errorf("go.binary pass = %v, want 1", v)
+	}
+}
+
+// sensorConfig watches only trees started through a link named
+// gopatrolgo, and runs no check that builds, so that neither the agent's
+// patrols nor other builds on the machine count.
+const sensorConfig = `
+checks:
+  every: 1h
+  full_at: ""
+  skip: [env.functional, cgo.toolchain, build.race-pprof, build.cacheverify, build.pie-aslr, tls.session-reuse, module.verify, module.vendor]
+sensors:
+  go_names: [gopatrolgo]
+`
+
+// A build whose GOCACHE its user cannot write reaches the receiver as a
+// file-access failure of the gocache class with EACCES; a go mod download
+// through a loopback proxy whose certificate nobody trusts, as a failed TLS
+// handshake.
+func TestFileFailureAndTLSReachReceiver(t *testing.T) {
+	bpftest.Require(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	world, err := os.MkdirTemp("", "gopatrol-agent-world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(world) })
+	os.Chmod(world, 0o755)
+	gocache := filepath.Join(world, "gocache") // root's, 0755: nobody cannot write it
+	os.Mkdir(gocache, 0o755)
+	link := filepath.Join(world, "gopatrolgo")
+	if err := os.Symlink(goBin, link); err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(world, "m")
+	os.Mkdir(mod, 0o755)
+	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/m\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(mod, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+
+	r := otlptest.Start(t, otlptest.Options{})
+	// The agent's toolchain (and so its gocache class) is the GOCACHE of
+	// its environment.
+	p := startAgent(t, agentOpts{config: sensorConfig, env: append(otlpEnv(r, time.Second), "GOCACHE="+gocache)})
+	if body := p.waitReady(t); !strings.Contains(body, "sensors attached") {
+		t.Fatalf("/readyz: %s", body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", link, "build", "-o", os.DevNull, ".")
+	build.Dir = mod
+	build.Env = append(os.Environ(), "GOCACHE="+gocache, "HOME="+world, "GOFLAGS=", "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err == nil || !strings.Contains(string(out), "permission denied") {
+		t.Fatalf("a build with an unwritable GOCACHE: err %v, output %s", err, out)
+	}
+
+	srv := httptest.NewTLSServer(http.NotFoundHandler()) // its own CA, trusted by no one
+	defer srv.Close()
+	dl := exec.CommandContext(ctx, link, "mod", "download", "-x", "example.com/dep@v1.0.0")
+	dl.Dir = mod
+	dl.Env = append(os.Environ(), "GOPROXY="+srv.URL, "GONOSUMDB=*", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local",
+		"GOMODCACHE="+filepath.Join(world, "modcache"), "GOCACHE="+t.TempDir())
+	if out, err := dl.CombinedOutput(); err == nil || !strings.Contains(string(out), "certificate") {
+		t.Fatalf("go mod download through an untrusted proxy: err %v, output %s", err, out)
+	}
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	reqs := r.Requests()
+	if v, _ := latest(reqs, "gopatrol.file_access.failures", map[string]string{"gopatrol.file.class": "gocache", "error.type": "EACCES"}); v < 1 {
+		t.Errorf("gopatrol.file_access.failures{gocache, EACCES} = %v, want at least 1", v)
+	}
+	if v, _ := latest(reqs, "gopatrol.tls.handshakes", map[string]string{"gopatrol.tls.outcome": "failed", "server.address": "127.0.0.1"}); v < 1 {
+		var seen []string
+		for _, pt := range otlptest.Points(reqs) {
+			if pt.Metric == "gopatrol.tls.handshakes" {
+				seen = append(seen, fmt.Sprint(pt.Attrs))
+			}
+		}
+		t.Errorf("gopatrol.tls.handshakes{failed, 127.0.0.1} = %v, want at least 1; seen %v", v, seen)
 	}
 }
