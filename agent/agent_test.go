@@ -69,7 +69,7 @@ type agentOpts struct {
 	wrap []string
 }
 
-func startAgent(t *testing.T, o agentOpts) *proc {
+func startAgent(t testing.TB, o agentOpts) *proc {
 	t.Helper()
 	p := &proc{cfg: filepath.Join(t.TempDir(), "agent.yaml"), done: make(chan struct{})}
 	if err := os.WriteFile(p.cfg, []byte(o.config), 0o644); err != nil {
@@ -122,7 +122,7 @@ func (p *proc) log() []string {
 }
 
 // waitLog returns the first log line containing s.
-func (p *proc) waitLog(t *testing.T, s string, timeout time.Duration) string {
+func (p *proc) waitLog(t testing.TB, s string, timeout time.Duration) string {
 	t.Helper()
 	var found string
 	waitFor(t, timeout, "log line "+s, func() bool {
@@ -142,7 +142,7 @@ func (p *proc) waitLog(t *testing.T, s string, timeout time.Duration) string {
 	return found
 }
 
-func (p *proc) get(t *testing.T, path string) (int, string) {
+func (p *proc) get(t testing.TB, path string) (int, string) {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + p.addr + path)
@@ -154,7 +154,7 @@ func (p *proc) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (p *proc) waitReady(t *testing.T) string {
+func (p *proc) waitReady(t testing.TB) string {
 	t.Helper()
 	var body string
 	waitFor(t, 3*time.Minute, "/readyz 200", func() bool {
@@ -166,7 +166,7 @@ func (p *proc) waitReady(t *testing.T) string {
 }
 
 // stop sends sig and waits for the exit, bounded.
-func (p *proc) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) error {
+func (p *proc) stop(t testing.TB, sig syscall.Signal, timeout time.Duration) error {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
@@ -178,7 +178,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) err
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
