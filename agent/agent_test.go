@@ -243,31 +243,19 @@ func contains(attrs, want map[string]string) bool {
 
 // A go build of a fresh module while the agent runs reaches the receiver:
 // gopatrol.toolchain.execs of compile counts the compiles that
-// `go build -x` printed (plus the tool-ID query it does not print), and an invocation of subcommand build. The build
-// runs through a link named gopatrolgo, the only tree name the agent
-// watches here, so that the agent's own patrols and other builds on the
-// machine do not count.
+// `go build -x` printed (plus the tool-ID query it does not print), and
+// an invocation of subcommand build is timed. The build runs through
+// goLink (sensorConfig).
 func TestGoBuildReachesReceiverAsExecs(t *testing.T) {
 	bpftest.Require(t)
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	goBin, _ = filepath.EvalSymlinks(goBin)
 	r := otlptest.Start(t, otlptest.Options{})
-	p := startAgent(t, agentOpts{
-		config: strings.Replace(quietConfig, "enabled: false", "enabled: true\n  go_names: [gopatrolgo]", 1),
-		env:    otlpEnv(r, time.Second),
-	})
+	p := startAgent(t, agentOpts{config: sensorConfig, env: otlpEnv(r, time.Second)})
 	if body := p.waitReady(t); !strings.Contains(body, "sensors attached") {
 		t.Fatalf("/readyz: %s", body)
 	}
 
 	dir := t.TempDir()
-	link := filepath.Join(dir, "gopatrolgo")
-	if err := os.Symlink(goBin, link); err != nil {
-		t.Fatal(err)
-	}
+	link := goLink(t, dir)
 	mod := filepath.Join(dir, "m")
 	os.MkdirAll(filepath.Join(mod, "inner"), 0o755)
 	stamp := time.Now().UnixNano() // a new constant: nothing cached
@@ -555,17 +543,31 @@ sensors:
   go_names: [gopatrolgo]
 `
 
+// goLink makes dir/gopatrolgo, a link to the real go: its trees are the
+// only ones sensorConfig watches.
+func goLink(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, err = filepath.EvalSymlinks(goBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "gopatrolgo")
+	if err := os.Symlink(goBin, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
 // A build whose GOCACHE its user cannot write reaches the receiver as a
 // file-access failure of the gocache class with EACCES; a go mod download
 // through a loopback proxy whose certificate nobody trusts, as a failed TLS
 // handshake.
 func TestFileFailureAndTLSReachReceiver(t *testing.T) {
 	bpftest.Require(t)
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	goBin, _ = filepath.EvalSymlinks(goBin)
 	world, err := os.MkdirTemp("", "gopatrol-agent-world")
 	if err != nil {
 		t.Fatal(err)
@@ -574,10 +576,7 @@ func TestFileFailureAndTLSReachReceiver(t *testing.T) {
 	os.Chmod(world, 0o755)
 	gocache := filepath.Join(world, "gocache") // root's, 0755: nobody cannot write it
 	os.Mkdir(gocache, 0o755)
-	link := filepath.Join(world, "gopatrolgo")
-	if err := os.Symlink(goBin, link); err != nil {
-		t.Fatal(err)
-	}
+	link := goLink(t, world)
 	mod := filepath.Join(world, "m")
 	os.Mkdir(mod, 0o755)
 	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/m\n\ngo 1.22\n"), 0o644)

@@ -92,25 +92,23 @@ func newSchedWorld(t *testing.T, s Schedule, now time.Time) *schedWorld {
 
 func (w *schedWorld) expectStart(t *testing.T, want CheckSet) {
 	t.Helper()
-	select {
-	case got := <-w.started:
-		if got != want {
-			t.Fatalf("started %s, want %s", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s patrol did not start", want)
-	}
+	expect(t, w.started, want, "started")
 }
 
 func (w *schedWorld) expectSkip(t *testing.T, want CheckSet) {
 	t.Helper()
+	expect(t, w.skips, want, "skipped")
+}
+
+func expect(t *testing.T, ch <-chan CheckSet, want CheckSet, what string) {
+	t.Helper()
 	select {
-	case got := <-w.skips:
+	case got := <-ch:
 		if got != want {
-			t.Fatalf("skipped %s, want %s", got, want)
+			t.Fatalf("%s %s, want %s", what, got, want)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("no %s slot skipped", want)
+		t.Fatalf("no %s patrol %s", want, what)
 	}
 }
 
