@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -622,5 +623,45 @@ func TestFileFailureAndTLSReachReceiver(t *testing.T) {
 			}
 		}
 		t.Errorf("gopatrol.tls.handshakes{failed, 127.0.0.1} = %v, want at least 1; seen %v", v, seen)
+	}
+}
+
+// With the Prometheus exporter on, /metrics on the agent's own address
+// serves the catalogue, the agent's self-telemetry and the Go runtime's;
+// a dead OTLP collector beside it is counted and shown, and stops nothing.
+func TestMetricsEndpointAndDeadCollector(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	p := startAgent(t, agentOpts{config: quietConfig, env: []string{
+		"OTEL_METRICS_EXPORTER=otlp,prometheus", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + dead, "OTEL_EXPORTER_OTLP_TIMEOUT=500",
+		"OTEL_METRIC_EXPORT_INTERVAL=1000", "OTEL_EXPORTER_PROMETHEUS_HOST=127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_PORT=0",
+	}})
+	p.waitReady(t)
+	var body string
+	waitFor(t, 60*time.Second, "export failures on /metrics", func() bool {
+		_, body = p.get(t, "/metrics")
+		return strings.Contains(body, "gopatrol_agent_export_failures")
+	})
+	for _, want := range []string{`gopatrol_check_result`, `gopatrol_check_id="go.binary"`, "go_memory_used", "go_goroutine_count"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s:\n%.3000s", want, body)
+		}
+	}
+	var st struct {
+		Export struct {
+			LastError string `json:"last_error"`
+		}
+	}
+	_, sb := p.get(t, "/status")
+	if err := json.Unmarshal([]byte(sb), &st); err != nil || !strings.Contains(st.Export.LastError, dead) {
+		t.Errorf("/status export.last_error = %q (%v), want it to name %s", st.Export.LastError, err, dead)
+	}
+	if code, hb := p.get(t, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with a dead collector: %d %s", code, hb)
 	}
 }
