@@ -90,6 +90,10 @@ type agent struct {
 
 	sensorsOff string // why the sensors are off, "" when attached
 
+	// up is set once every part above is in place; the endpoints read
+	// those fields only after it (they serve from the start).
+	up atomic.Bool
+
 	mu         sync.Mutex
 	lastReport *check.Report
 	lastSet    CheckSet
@@ -310,6 +314,7 @@ func (a *agent) serve(ctx context.Context) error {
 	defer stopSched()
 	var loops sync.WaitGroup
 	loops.Add(2)
+	a.up.Store(true)
 	go func() { defer loops.Done(); a.sched.Loop(schedCtx, runCtx) }()
 	go func() { defer loops.Done(); a.exportLoop(schedCtx) }()
 

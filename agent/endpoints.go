@@ -49,9 +49,15 @@ func (a *agent) loops() []loopHealth {
 
 func (a *agent) mux() *http.ServeMux {
 	mux := http.NewServeMux()
+	starting := func(w http.ResponseWriter) bool {
+		if a.up.Load() {
+			return false
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return true
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if a.sched == nil {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+		if starting(w) {
 			return
 		}
 		if bad := stalled(a.clock.Now(), a.loops()); len(bad) > 0 {
@@ -61,6 +67,9 @@ func (a *agent) mux() *http.ServeMux {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if starting(w) {
+			return
+		}
 		a.mu.Lock()
 		ready := a.ready
 		a.mu.Unlock()
@@ -75,13 +84,19 @@ func (a *agent) mux() *http.ServeMux {
 		fmt.Fprintln(w, "ready; sensors attached")
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		if starting(w) {
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(a.status())
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		if a.provider == nil || a.provider.PrometheusHandler() == nil {
+		if starting(w) {
+			return
+		}
+		if a.provider.PrometheusHandler() == nil {
 			http.Error(w, "the Prometheus exporter is off (OTEL_METRICS_EXPORTER=prometheus turns it on)", http.StatusNotFound)
 			return
 		}
@@ -134,16 +149,12 @@ func (a *agent) status() Status {
 		st.LastPatrol = &PatrolStatus{Set: a.lastSet, At: a.lastRun, Report: *a.lastReport}
 	}
 	a.mu.Unlock()
-	if a.provider != nil {
-		st.Export.Endpoint = a.provider.Endpoint()
-	}
+	st.Export.Endpoint = a.provider.Endpoint()
 	if a.agg != nil {
 		s := a.agg.Snapshot()
 		st.Sensors = &s
 	}
-	if a.sched != nil {
-		s := a.sched.Status()
-		st.Schedule = &s
-	}
+	sched := a.sched.Status()
+	st.Schedule = &sched
 	return st
 }

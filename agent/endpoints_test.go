@@ -26,6 +26,7 @@ func TestHealthzStalledScheduler(t *testing.T) {
 	done := make(chan struct{})
 	go func() { a.sched.Loop(ctx, ctx); close(done) }()
 	defer func() { cancel(); <-done; a.sched.Wait() }()
+	a.up.Store(true)
 	srv := httptest.NewServer(a.mux())
 	defer srv.Close()
 
@@ -69,9 +70,9 @@ func TestHealthzStalledScheduler(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
+			t.Fatal("condition not reached in a minute")
 		}
 	}
 }
