@@ -158,51 +158,37 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 		in   Instruments
 		errs []error
 	)
-	keep := func(s Spec, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("instrument %s: %w", s.Name, err))
-		}
-	}
-	i64gauge := func(s Spec) metric.Int64Gauge {
-		g, err := m.Int64Gauge(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
-		keep(s, err)
-		return g
-	}
-	f64gauge := func(s Spec) metric.Float64Gauge {
-		g, err := m.Float64Gauge(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
-		keep(s, err)
-		return g
-	}
-	i64counter := func(s Spec) metric.Int64Counter {
-		c, err := m.Int64Counter(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
-		keep(s, err)
-		return c
-	}
-	f64counter := func(s Spec) metric.Float64Counter {
-		c, err := m.Float64Counter(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description))
-		keep(s, err)
-		return c
-	}
-	histogram := func(s Spec) metric.Float64Histogram {
-		h, err := m.Float64Histogram(s.Name, metric.WithUnit(s.Unit), metric.WithDescription(s.Description),
-			metric.WithExplicitBucketBoundaries(s.Buckets...))
-		keep(s, err)
-		return h
-	}
-	in.CheckResult = i64gauge(SpecCheckResult)
-	in.CheckDuration = histogram(SpecCheckDuration)
-	in.HealthScore = f64gauge(SpecHealthScore)
-	in.ToolchainExecs = i64counter(SpecToolchainExecs)
-	in.ToolchainInvocationDuration = histogram(SpecToolchainInvocationDuration)
-	in.FileAccessFailures = i64counter(SpecFileAccessFailures)
-	in.Connects = i64counter(SpecConnects)
-	in.TLSHandshakes = i64counter(SpecTLSHandshakes)
-	in.TLSHandshakeDuration = histogram(SpecTLSHandshakeDuration)
-	in.SensorLostEvents = i64counter(SpecSensorLostEvents)
-	in.SensorProgramRunTime = f64counter(SpecSensorProgramRunTime)
-	in.ProbeUp = i64gauge(SpecProbeUp)
+	in.CheckResult = create(&errs, SpecCheckResult, m.Int64Gauge)
+	in.CheckDuration = create(&errs, SpecCheckDuration, m.Float64Histogram)
+	in.HealthScore = create(&errs, SpecHealthScore, m.Float64Gauge)
+	in.ToolchainExecs = create(&errs, SpecToolchainExecs, m.Int64Counter)
+	in.ToolchainInvocationDuration = create(&errs, SpecToolchainInvocationDuration, m.Float64Histogram)
+	in.FileAccessFailures = create(&errs, SpecFileAccessFailures, m.Int64Counter)
+	in.Connects = create(&errs, SpecConnects, m.Int64Counter)
+	in.TLSHandshakes = create(&errs, SpecTLSHandshakes, m.Int64Counter)
+	in.TLSHandshakeDuration = create(&errs, SpecTLSHandshakeDuration, m.Float64Histogram)
+	in.SensorLostEvents = create(&errs, SpecSensorLostEvents, m.Int64Counter)
+	in.SensorProgramRunTime = create(&errs, SpecSensorProgramRunTime, m.Float64Counter)
+	in.ProbeUp = create(&errs, SpecProbeUp, m.Int64Gauge)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)
 	}
 	return &in, nil
+}
+
+// create makes the instrument of s with newInst (m.Int64Gauge,
+// m.Float64Histogram, ...) and keeps its error in errs. Each kind has its
+// own option interface, and the API's generic options (unit, description,
+// buckets) implement all of them, which the conversion to O relies on;
+// only histograms have Buckets (TestInstrumentsMatchCatalogue).
+func create[I any, O any](errs *[]error, s Spec, newInst func(string, ...O) (I, error)) I {
+	opts := []O{any(metric.WithUnit(s.Unit)).(O), any(metric.WithDescription(s.Description)).(O)}
+	if len(s.Buckets) > 0 {
+		opts = append(opts, any(metric.WithExplicitBucketBoundaries(s.Buckets...)).(O))
+	}
+	inst, err := newInst(s.Name, opts...)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("instrument %s: %w", s.Name, err))
+	}
+	return inst
 }

@@ -1,11 +1,3 @@
-// Package otelcfg turns configuration and the standard OTEL_* environment
-// into what gopatrol exports with: the resource that labels every metric
-// (service, host, k8s.*, cloud.*) and a MeterProvider with its exporters. The
-// instruments themselves are catalogued in package metricdef.
-//
-// The OTLP exporters of the Go SDK read OTEL_* themselves but silently ignore
-// values they cannot parse; FromEnv validates every variable first so that a
-// typo is an error naming the variable, not metrics quietly sent elsewhere.
 package otelcfg
 
 import (

@@ -22,11 +22,18 @@ const (
 type Options struct {
 	Format Format
 	Level  slog.Level
+	// Leveler, when set, replaces Level: a *slog.LevelVar lets a daemon
+	// change the level on reload (SIGHUP) and keep its logger.
+	Leveler slog.Leveler
 }
 
 // New returns a logger writing to w as opts say.
 func New(w io.Writer, opts Options) *slog.Logger {
-	ho := &slog.HandlerOptions{Level: opts.Level}
+	var level slog.Leveler = opts.Level
+	if opts.Leveler != nil {
+		level = opts.Leveler
+	}
+	ho := &slog.HandlerOptions{Level: level}
 	if opts.Format == JSON {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}

@@ -55,3 +55,20 @@ func TestNew(t *testing.T) {
 		t.Errorf("text record %q", got)
 	}
 }
+
+// A LevelVar given as Leveler changes the level of a live logger.
+func TestNewLeveler(t *testing.T) {
+	var buf bytes.Buffer
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelError)
+	log := logging.New(&buf, logging.Options{Format: logging.JSON, Level: slog.LevelDebug, Leveler: level})
+	log.Warn("dropped")
+	if buf.Len() != 0 {
+		t.Errorf("warn logged at level error: %q", buf.String())
+	}
+	level.Set(slog.LevelWarn)
+	log.Warn("kept")
+	if !strings.Contains(buf.String(), `"msg":"kept"`) {
+		t.Errorf("after the level changed to warn: %q", buf.String())
+	}
+}

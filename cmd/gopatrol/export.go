@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/gopatrol/gopatrol/agent/check"
-	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
@@ -79,7 +78,7 @@ func prepareExport(ctx context.Context, enabled bool, root, pluginDir string) (*
 // failed, and returns their merged cloud.* attributes. No plugin outlives
 // it.
 func (e *exporter) detect(ctx context.Context, dir string) ([]attribute.KeyValue, error) {
-	h, err := host.Open(host.Config{Dir: dir, Logger: logging.New(e.stderr, logging.Options{Level: slog.LevelWarn})})
+	h, err := host.Open(host.Config{Dir: dir, Logger: slog.Default()})
 	if err != nil {
 		return nil, usageErr("--plugin-dir %s: %v", dir, err)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gopatrol/gopatrol/agent/logging"
 )
 
 // exitError carries a process exit code out of a command.
@@ -38,6 +41,20 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
+	// One logger for every command, on stderr (stdout is the report):
+	// slog.Default, so the plugin host and otelcfg log through it too.
+	var logFormat, logLevel string
+	pf := root.PersistentFlags()
+	pf.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.StringVar(&logLevel, "log-level", "warn", "lowest level logged: debug, info, warn or error")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		opts, err := logging.Parse(logFormat, logLevel)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		slog.SetDefault(logging.New(cmd.ErrOrStderr(), opts))
+		return nil
+	}
 	// Every command, in the order of `gopatrol --help`.
 	root.AddCommand(
 		newCheckCmd(),
@@ -55,6 +72,13 @@ func validOutput(format string) error {
 		return usageErr("-o %q: unknown output format, want text or json", format)
 	}
 	return nil
+}
+
+func init() {
+	// A subcommand's own PersistentPreRunE (plugins validates its flags
+	// there) runs after the root's, which sets the logger up, instead of
+	// replacing it.
+	cobra.EnableTraverseRunHooks = true
 }
 
 func main() {

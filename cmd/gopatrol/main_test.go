@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +39,12 @@ func TestMain(m *testing.M) {
 // gopatrol runs the binary and returns stdout, stderr and the exit code.
 func gopatrol(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(gopatrolBin, args...)
+	// No test waits forever on the binary: the longest run (a slow check
+	// interrupted, a probe that hangs) ends well within this.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gopatrolBin, args...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -147,5 +154,37 @@ func TestUseColor(t *testing.T) {
 		if got := useColor(tt.w); got != tt.want {
 			t.Errorf("%s: useColor = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// --log-format and --log-level are the root's, for every command; a bad
+// value is exit 2 naming it, and json gives one object per record.
+func TestLogFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "yaml", "version"}, `log format "yaml"`},
+		{[]string{"check", "--log-level", "loud", "--list"}, `log level "loud"`},
+		{[]string{"plugins", "list", "--log-level", "chatty"}, `log level "chatty"`},
+	} {
+		_, stderr, code := gopatrol(t, nil, tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, code, stderr, tt.want)
+		}
+	}
+	// Overriding service.name is logged at debug by otelcfg, through the
+	// one logger: here as JSON.
+	_, stderr, _ := gopatrol(t, []string{"OTEL_METRICS_EXPORTER=none", "OTEL_RESOURCE_ATTRIBUTES=service.name=other"},
+		"--log-format", "json", "--log-level", "debug", "check", "--export", "--only", "go.binary")
+	sawJSON := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "DEBUG" && rec["msg"] != nil {
+			sawJSON = true
+		}
+	}
+	if !sawJSON {
+		t.Errorf("--log-format json --log-level debug: no JSON log record on stderr:\n%s", stderr)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
@@ -79,7 +77,7 @@ func (f pluginsFlags) validate() error {
 func (f pluginsFlags) open() (*host.Host, error) {
 	h, err := host.Open(host.Config{
 		Dir: f.dir, Manifest: f.manifest, CallTimeout: f.timeout,
-		Logger: logging.New(os.Stderr, logging.Options{Level: slog.LevelWarn}),
+		Logger: slog.Default(),
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)

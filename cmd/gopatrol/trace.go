@@ -20,7 +20,6 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/fileclass"
-	"github.com/gopatrol/gopatrol/agent/logging"
 	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/bpf/feature"
 	"github.com/gopatrol/gopatrol/bpf/tlsprobe"
@@ -93,7 +92,7 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	if err := feature.Check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log := logging.New(stderr, logging.Options{Level: slog.LevelWarn})
+	log := slog.Default()
 
 	if tc.Err != nil {
 		log.Warn("file failures will not be classified", "err", tc.Err)

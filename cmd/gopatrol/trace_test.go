@@ -137,6 +137,9 @@ func TestTraceJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("not one JSON object per line: %q: %v", line, err)
 		}
+		if what := fmt.Sprintf("trace.%s", ev["type"]); goldenFields[what].always != nil {
+			checkFields(t, what, ev)
+		}
 		switch ev["type"] {
 		case "exec":
 			if ev["pid"] == float64(pid) {
@@ -163,18 +166,38 @@ func TestTraceJSON(t *testing.T) {
 	}
 }
 
-// TestTraceHangingGo: `trace --go` through a wrapper script that never
-// answers (its child keeps stdout open too) ends within the go env
-// deadline with an error naming the script, and leaves no process behind.
-func TestTraceHangingGo(t *testing.T) {
+// hangingGo writes a go wrapper script that never answers: its child
+// keeps stdout open too, so waiting for the pipe alone would hang. It
+// returns the script and the file where it writes the child's pid.
+func hangingGo(t *testing.T) (script, pidFile string) {
+	t.Helper()
 	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "sleeper.pid")
-	script := filepath.Join(dir, "go")
-	// The grandchild holds stdout: waiting for the pipe alone would hang.
+	pidFile = filepath.Join(dir, "sleeper.pid")
+	script = filepath.Join(dir, "go")
 	body := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return script, pidFile
+}
+
+// TestTraceHangingDefaultGo: the go first on PATH hangs: trace says so
+// once the deadline passes and traces anyway, unclassified.
+func TestTraceHangingDefaultGo(t *testing.T) {
+	bpftest.Require(t)
+	script, _ := hangingGo(t)
+	path := "PATH=" + filepath.Dir(script) + ":" + os.Getenv("PATH")
+	_, stderr, code := gopatrol(t, []string{path}, "trace", "--duration", "1s", "--no-tls")
+	if code != 0 || !strings.Contains(stderr, "did not answer within") || !strings.Contains(stderr, "will not be classified") {
+		t.Errorf("trace with a hanging go first on PATH: exit %d, stderr %q; want 0 and the warning", code, stderr)
+	}
+}
+
+// TestTraceHangingGo: `trace --go` through a wrapper script that never
+// answers (its child keeps stdout open too) ends within the go env
+// deadline with an error naming the script, and leaves no process behind.
+func TestTraceHangingGo(t *testing.T) {
+	script, pidFile := hangingGo(t)
 	start := time.Now()
 	_, stderr, code := gopatrol(t, nil, "trace", "--go", script, "--duration", "1s")
 	elapsed := time.Since(start)

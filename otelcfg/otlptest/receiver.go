@@ -1,6 +1,3 @@
-// Package otlptest is a real OTLP metrics receiver for tests: the
-// collector's gRPC MetricsService and the HTTP /v1/metrics handler, on
-// 127.0.0.1, optionally over TLS with a CA made in the test.
 package otlptest
 
 import (
