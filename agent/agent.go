@@ -136,8 +136,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	a := &agent{opts: opts, clock: opts.Clock, level: new(slog.LevelVar), reloads: map[string]int{}, started: opts.Clock.Now()}
 	a.setLevel(cfg)
-	// A LevelVar, not logging.New's fixed level: SIGHUP may change it.
-	a.log = slog.New(slog.NewJSONHandler(opts.Stderr, &slog.HandlerOptions{Level: a.level}))
+	// A LevelVar: SIGHUP may change the level.
+	a.log = logging.New(opts.Stderr, logging.Options{Format: logging.JSON, Leveler: a.level})
 	a.cfg.Store(&cfg)
 
 	p, err := resolve(ctx, cfg, opts.Lookup)
