@@ -665,3 +665,32 @@ func TestMetricsEndpointAndDeadCollector(t *testing.T) {
 		t.Errorf("/healthz with a dead collector: %d %s", code, hb)
 	}
 }
+
+// --host-root points every check at another root: one with users but no
+// Go toolchain fails go.binary there, whatever this machine has.
+func TestHostRootIsWhatTheChecksSee(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "etc"), 0o755)
+	for _, f := range []string{"passwd", "group"} {
+		b, err := os.ReadFile("/etc/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(root, "etc", f), b, 0o644)
+	}
+	r := otlptest.Start(t, otlptest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(cfg, []byte(quietConfig), 0o644)
+	cmd := exec.CommandContext(ctx, binary, "agent", "--once", "--config", cfg, "--host-root", root)
+	cmd.Env = append(os.Environ(), otlpEnv(r, time.Hour)...)
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1 (go.binary fails in an empty root)\n%s", code, out)
+	}
+	reqs := r.Wait(t, 1, 10*time.Second)
+	if v, _ := latest(reqs, "gopatrol.check.result", map[string]string{"gopatrol.check.id": "go.binary", "gopatrol.check.status": "fail"}); v != 1 {
+		t.Errorf("go.binary fail = %v in the host root, want 1\n%s", v, out)
+	}
+}
