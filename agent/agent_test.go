@@ -694,3 +694,58 @@ func TestHostRootIsWhatTheChecksSee(t *testing.T) {
 		t.Errorf("go.binary fail = %v in the host root, want 1\n%s", v, out)
 	}
 }
+
+// A plugin that crashes while the agent runs is reported down by
+// gopatrol.probe.up, restarted by the plugin host, and up again; the
+// agent stays healthy throughout.
+func TestCrashingPluginIsSupervised(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "gopatrol-probe-panicky"), "../plugins/host/testdata/testprobe").CombinedOutput(); err != nil {
+		t.Fatalf("build the test plugin: %v\n%s", err, out)
+	}
+	manifest := exec.CommandContext(ctx, "sh", "-c", "sha256sum gopatrol-probe-panicky > SHA256SUMS")
+	manifest.Dir = dir
+	if out, err := manifest.CombinedOutput(); err != nil {
+		t.Fatalf("manifest: %v %s", err, out)
+	}
+	marker := filepath.Join(t.TempDir(), "panic")
+	r := otlptest.Start(t, otlptest.Options{})
+	p := startAgent(t, agentOpts{
+		config: quietConfig + "plugins:\n  dir: " + dir + "\n",
+		env:    append(otlpEnv(r, 500*time.Millisecond), "TESTPROBE_ATTRS_panicky=cloud.region=r1", "TESTPROBE_PANIC_panicky="+marker),
+	})
+	p.waitReady(t)
+	up := func(from int) (sawDown, sawUpAfter bool) {
+		for _, req := range r.Requests()[from:] {
+			v, _ := latest([]otlptest.Request{req}, "gopatrol.probe.up", map[string]string{"gopatrol.probe.plugin": "panicky"})
+			if v == 0 && !sawDown && hasMetric(req, "gopatrol.probe.up") {
+				sawDown = true
+			} else if v == 1 && sawDown {
+				sawUpAfter = true
+			}
+		}
+		return
+	}
+	from := r.Count()
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "probe.up 0 then 1 for the crashing plugin", func() bool {
+		down, back := up(from)
+		return down && back
+	})
+	if code, body := p.get(t, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz after a plugin crash: %d %s", code, body)
+	}
+}
+
+func hasMetric(req otlptest.Request, name string) bool {
+	for _, pt := range otlptest.Points([]otlptest.Request{req}) {
+		if pt.Metric == name {
+			return true
+		}
+	}
+	return false
+}
