@@ -22,6 +22,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/bpf/bpftest"
 	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
+	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
 // binary is a real gopatrol, built once for the tests that signal it.
@@ -478,22 +479,30 @@ func TestBadConfigExit2(t *testing.T) {
 	}
 }
 
+// pluginDir builds pkg as the probe plugin name in a new directory, with
+// the SHA256SUMS manifest the plugin host verifies it against.
+func pluginDir(t *testing.T, name, pkg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "gopatrol-probe-"+name), pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build the plugin %s: %v\n%s", pkg, err, out)
+	}
+	if err := host.WriteManifest(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // --once is one cycle: the probe plugins' cloud.* on the resource (a real
 // plugin binary, verified against its manifest), the Downward API's pod
 // UID and the node's topology labels for what no probe said, one patrol,
 // one export, and the exit code `gopatrol check` gives the same checks.
 func TestOnceResourceAndExitCode(t *testing.T) {
-	dir := t.TempDir()
+	dir := pluginDir(t, "example", "../plugins/example")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "gopatrol-probe-example"), "../plugins/example").CombinedOutput(); err != nil {
-		t.Fatalf("build the example plugin: %v\n%s", err, out)
-	}
-	manifest := exec.CommandContext(ctx, "sh", "-c", "sha256sum gopatrol-probe-example > SHA256SUMS")
-	manifest.Dir = dir
-	if out, err := manifest.CombinedOutput(); err != nil {
-		t.Fatalf("manifest: %v %s", err, out)
-	}
 	tmp := t.TempDir()
 	identity := filepath.Join(tmp, "identity.json")
 	os.WriteFile(identity, []byte(`{"Region": "moon-1", "Instance": "i-42"}`), 0o644)
@@ -699,17 +708,7 @@ func TestHostRootIsWhatTheChecksSee(t *testing.T) {
 // gopatrol.probe.up, restarted by the plugin host, and up again; the
 // agent stays healthy throughout.
 func TestCrashingPluginIsSupervised(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "gopatrol-probe-panicky"), "../plugins/host/testdata/testprobe").CombinedOutput(); err != nil {
-		t.Fatalf("build the test plugin: %v\n%s", err, out)
-	}
-	manifest := exec.CommandContext(ctx, "sh", "-c", "sha256sum gopatrol-probe-panicky > SHA256SUMS")
-	manifest.Dir = dir
-	if out, err := manifest.CombinedOutput(); err != nil {
-		t.Fatalf("manifest: %v %s", err, out)
-	}
+	dir := pluginDir(t, "panicky", "../plugins/host/testdata/testprobe")
 	marker := filepath.Join(t.TempDir(), "panic")
 	r := otlptest.Start(t, otlptest.Options{})
 	p := startAgent(t, agentOpts{
