@@ -426,12 +426,18 @@ func TestKill9LeavesNoBPFProgram(t *testing.T) {
 // the doctor still patrols, /readyz and a log line say "sensors off" and
 // why; --require-sensors makes it fatal instead.
 func TestDegradedWithoutBPF(t *testing.T) {
+	// Where BPF is required (CI), this test must run too: it is the
+	// other half of the sensors' contract.
+	skip := t.Skip
+	if os.Getenv(bpftest.RequireEnv) == "1" {
+		skip = t.Fatal
+	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		t.Skip("setpriv not installed: cannot drop capabilities")
+		skip("setpriv not installed: cannot drop capabilities")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("dropping capabilities from the bounding set needs root")
+		skip("dropping capabilities from the bounding set needs root")
 	}
 	wrap := []string{setpriv, "--bounding-set=-bpf,-perfmon,-sys_admin", "--"}
 	cfg := strings.Replace(quietConfig, "enabled: false", "enabled: true", 1)
@@ -747,4 +753,23 @@ func hasMetric(req otlptest.Request, name string) bool {
 		}
 	}
 	return false
+}
+
+// SIGTERM during a patrol lets it run for checks.grace, then cancels it:
+// the agent does not wait for a slow check.
+func TestSIGTERMDuringPatrolHonoursGrace(t *testing.T) {
+	cfg := strings.Replace(quietConfig, "every: 1h", "every: 1h\n  grace: 200ms", 1)
+	cfg = strings.Replace(cfg, "skip: [build.race-pprof, build.cacheverify]", "skip: []", 1)
+	p := startAgent(t, agentOpts{config: cfg, env: []string{"OTEL_METRICS_EXPORTER=none"}})
+	waitFor(t, time.Minute, "the first patrol to run", func() bool {
+		_, body := p.get(t, "/status")
+		return strings.Contains(body, `"running": "default"`)
+	})
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	log := strings.Join(p.log(), "\n")
+	if !strings.Contains(log, "running checks cancelled after the grace period") {
+		t.Errorf("no cancellation logged:\n%s", log)
+	}
 }
