@@ -37,8 +37,9 @@ failed.`,
 				if fl.Changed("host-root") {
 					c.HostRoot = over.HostRoot
 				}
+				// The root's --log-level, when given, overrides log.level.
 				if fl.Changed("log-level") {
-					c.Log.Level = over.Log.Level
+					c.Log.Level, _ = fl.GetString("log-level")
 				}
 				if fl.Changed("plugin-dir") {
 					c.Plugins.Dir = over.Plugins.Dir
@@ -73,7 +74,6 @@ failed.`,
 	fl.BoolVar(&once, "once", false, "run one cycle (detect, one patrol, one export) and exit with the doctor's exit code")
 	fl.StringVar(&over.Listen, "listen", "", "address of /healthz, /readyz, /status, /metrics (config: listen)")
 	fl.StringVar(&over.HostRoot, "host-root", "", "the host's filesystem root, e.g. /host in a DaemonSet (config: host_root)")
-	fl.StringVar(&over.Log.Level, "log-level", "", "debug, info, warn or error (config: log.level)")
 	fl.StringVar(&over.Plugins.Dir, "plugin-dir", "", "directory of the cloud probe plugins (config: plugins.dir)")
 	fl.StringVar(&over.Go, "go", "", "the go binary the checks use (config: go)")
 	fl.BoolVar(&over.Sensors.Require, "require-sensors", false, "exit instead of running without the eBPF sensors (config: sensors.require)")
