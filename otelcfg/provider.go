@@ -60,7 +60,10 @@ type Provider struct {
 	timeout   time.Duration
 	version   string
 	promAddr  string
-	log       *slog.Logger
+	// promHandler serves the Prometheus exporter's registry, also on the
+	// agent's own listener.
+	promHandler http.Handler
+	log         *slog.Logger
 
 	mu      sync.Mutex
 	handled []error // errors the SDK reported through otel.Handle
@@ -73,6 +76,9 @@ type Options struct {
 	// Version is the instrumentation scope's version.
 	Version string
 	Logger  *slog.Logger
+	// MeterOptions are added to the MeterProvider's own (the agent's
+	// cardinality limit, views).
+	MeterOptions []sdkmetric.Option
 }
 
 // New builds the MeterProvider of cfg, with res on every metric. Nothing is
@@ -104,7 +110,7 @@ func New(ctx context.Context, cfg Config, res *resource.Resource, opts Options) 
 	if timeout == 0 {
 		timeout = defaultExportTimeout
 	}
-	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	mpOpts := append([]sdkmetric.Option{sdkmetric.WithResource(res)}, opts.MeterOptions...)
 	var endpoints []string
 	for _, name := range cfg.Exporters {
 		switch name {
@@ -149,6 +155,10 @@ func New(ctx context.Context, cfg Config, res *resource.Resource, opts Options) 
 	p.register()
 	return p, nil
 }
+
+// PrometheusHandler serves /metrics of the Prometheus exporter; nil when it
+// is off.
+func (p *Provider) PrometheusHandler() http.Handler { return p.promHandler }
 
 // MeterProvider is the provider itself, for code that takes the interface.
 func (p *Provider) MeterProvider() metric.MeterProvider { return p.mp }
@@ -408,7 +418,8 @@ func (p *Provider) servePrometheus(addr string) (sdkmetric.Reader, error) {
 	}
 	p.promAddr = ln.Addr().String()
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}}))
+	p.promHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}})
+	mux.Handle("/metrics", p.promHandler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

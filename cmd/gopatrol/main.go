@@ -60,6 +60,7 @@ func newRoot() *cobra.Command {
 		newCheckCmd(),
 		newTraceCmd(),
 		newPluginsCmd(),
+		newAgentCmd(),
 		newVersionCmd(),
 	)
 	return root

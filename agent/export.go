@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/runtime"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/gopatrol/gopatrol/agent/record"
+	"github.com/gopatrol/gopatrol/otelcfg"
+	"github.com/gopatrol/gopatrol/plugins/host"
+)
+
+// selfInstruments are the agent's own counters; the runtime
+// instrumentation adds the process's CPU, memory and Go runtime.
+type selfInstruments struct {
+	exportFailures metric.Int64Counter
+	reloads        metric.Int64Counter
+	skipped        metric.Int64Counter
+}
+
+// Self-telemetry instruments of the agent (docs/agent.md).
+const (
+	MetricExportFailures = "gopatrol.agent.export.failures"
+	MetricReloads        = "gopatrol.agent.reloads"
+	MetricPatrolsSkipped = "gopatrol.agent.patrols.skipped"
+)
+
+// startExport detects the node through the plugins (bounded by the probe
+// deadline), builds the resource and the meter provider. The provider
+// comes after the plugins because a resource cannot change once the SDK
+// has it, and the first export must carry cloud.*.
+func (a *agent) startExport(ctx context.Context) error {
+	cfg := a.plan.cfg
+	var detectors []otelcfg.Detector
+	if cfg.Plugins.Dir != "" {
+		h, err := host.Open(host.Config{Dir: cfg.Plugins.Dir, Logger: a.log, PluginLog: a.opts.Stderr})
+		if err != nil {
+			return &ConfigError{File: cfg.File, Key: "plugins.dir", Msg: err.Error()}
+		}
+		a.plugins = h
+		dctx, cancel := context.WithTimeout(ctx, cfg.Plugins.ProbeDeadline)
+		rep := h.Detect(dctx)
+		cancel()
+		a.setProbes(h.Found(), rep)
+		detectors = append(detectors, otelcfg.StaticDetector{Source: "probe plugins", Attrs: nonEmpty(record.ProbeAttributes(rep))})
+	}
+	k8s, err := readK8s(cfg.K8s, a.opts.Lookup)
+	if err != nil {
+		return err
+	}
+	detectors = append(detectors, k8s...)
+	res, err := otelcfg.NewResource(ctx, otelcfg.ResourceConfig{
+		Root: cfg.HostRoot, ServiceVersion: a.opts.Version, ClusterName: cfg.K8s.ClusterName,
+		Detectors: detectors, Lookup: a.opts.Lookup, Logger: a.log,
+	})
+	if err != nil {
+		return &ConfigError{Key: "environment", Msg: err.Error()}
+	}
+	oc := a.plan.otel
+	// The agent's export loop flushes every interval (and so knows when
+	// an export failed); the SDK's periodic reader is only a backstop.
+	oc.Interval = 24 * time.Hour
+	a.provider, err = otelcfg.New(ctx, oc, res, otelcfg.Options{
+		Console: a.opts.Stderr, Version: a.opts.Version, Logger: a.log,
+		MeterOptions: []sdkmetric.Option{sdkmetric.WithCardinalityLimit(cfg.Metrics.CardinalityLimit)},
+	})
+	if err != nil {
+		return &ConfigError{Key: "environment", Msg: err.Error()}
+	}
+	if a.rec, err = record.New(a.provider.Meter()); err != nil {
+		return err
+	}
+	m := a.provider.Meter()
+	a.self.exportFailures, _ = m.Int64Counter(MetricExportFailures, metric.WithUnit("{export}"),
+		metric.WithDescription("Exports of the agent's metrics that failed."))
+	a.self.reloads, _ = m.Int64Counter(MetricReloads, metric.WithUnit("{reload}"),
+		metric.WithDescription("Config reloads on SIGHUP, by result (ok, failed)."))
+	a.self.skipped, _ = m.Int64Counter(MetricPatrolsSkipped, metric.WithUnit("{patrol}"),
+		metric.WithDescription("Scheduled patrols skipped because another was still running, by check set."))
+	if err := runtime.Start(runtime.WithMeterProvider(a.provider.MeterProvider())); err != nil {
+		a.log.Warn("runtime metrics off", "err", err)
+	}
+	a.log.Info("export ready", "endpoint", a.provider.Endpoint(), "interval", a.interval().String())
+	return nil
+}
+
+// nonEmpty drops attributes a probe left empty, so that a later source
+// (the node's topology labels) may still give them.
+func nonEmpty(kvs []attribute.KeyValue) []attribute.KeyValue {
+	out := kvs[:0:0]
+	for _, kv := range kvs {
+		if kv.Value.Emit() != "" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// interval is the export loop's period (OTEL_METRIC_EXPORT_INTERVAL).
+func (a *agent) interval() time.Duration {
+	if d := a.plan.otel.Interval; d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+func (a *agent) setProbes(found []host.Candidate, rep host.Report) {
+	states := record.ProbeStates(found, rep)
+	a.mu.Lock()
+	a.probes, a.detection = states, &rep
+	a.mu.Unlock()
+	for _, s := range states {
+		if !s.Up {
+			a.log.Warn("probe down", "plugin", s.Plugin, "reason", s.Reason)
+		}
+	}
+}
+
+func (a *agent) shutdownExport(ctx context.Context) error {
+	if a.provider == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.provider.Timeout())
+	defer cancel()
+	return a.provider.Shutdown(ctx)
+}
+
+// exportLoop records what is sampled (sensor counters, probe health) and
+// flushes, every export interval.
+func (a *agent) exportLoop(ctx context.Context) {
+	for {
+		a.exportOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.clock.After(a.interval()):
+		}
+	}
+}
+
+func (a *agent) exportOnce(ctx context.Context) {
+	a.mu.Lock()
+	a.exportTick = a.clock.Now()
+	a.mu.Unlock()
+	if a.sensor != nil {
+		if st, err := a.sensor.Stats(); err == nil {
+			a.agg.Counters(ctx, st)
+			a.sensor.ResetSamples()
+		}
+	}
+	if a.plugins != nil {
+		rep := a.plugins.Detect(ctx)
+		a.setProbes(a.plugins.Found(), rep)
+	}
+	a.recordProbes(ctx)
+	fctx, cancel := context.WithTimeout(ctx, a.provider.Timeout())
+	defer cancel()
+	err := a.provider.ForceFlush(fctx)
+	a.mu.Lock()
+	a.exportErr = ""
+	if err != nil {
+		a.exportErr = err.Error()
+	}
+	a.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		a.self.exportFailures.Add(ctx, 1, metric.WithAttributes(semconv.ErrorTypeKey.String(exportErrorType(err))))
+		a.log.Warn("export failed", "endpoint", a.provider.Endpoint(), "err", err)
+	}
+}
+
+func exportErrorType(err error) string {
+	var ee *otelcfg.ExportError
+	if errors.As(err, &ee) {
+		return "export"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "_OTHER"
+}
+
+func (a *agent) recordProbes(ctx context.Context) {
+	a.mu.Lock()
+	states := a.probes
+	a.mu.Unlock()
+	if a.rec != nil {
+		a.rec.Probes(ctx, states)
+	}
+}

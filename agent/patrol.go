@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// schedule is cfg's schedule with this node's splay.
+func (a *agent) schedule(cfg Config) Schedule {
+	return Schedule{Every: cfg.Checks.Every, FullAt: cfg.Checks.FullAt, Splay: Splay(a.hostID(), cfg.Checks.FullSplay)}
+}
+
+// hostID is the identity the splay hashes: the machine-id of the host
+// root, else the host name.
+func (a *agent) hostID() string {
+	if b, err := os.ReadFile(a.plan.target.Path("/etc/machine-id")); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// patrol runs one check set and records it.
+func (a *agent) patrol(ctx context.Context, set CheckSet) check.Report {
+	cfg := a.cfg.Load()
+	start := time.Now()
+	env := &check.Env{Target: a.plan.target, Toolchain: a.plan.toolchain}
+	results := check.Runner{Timeout: cfg.Checks.Timeout}.Run(ctx, env, a.checks(set, cfg))
+	rep := check.NewReport(a.plan.toolchain, results)
+	a.rec.Report(context.WithoutCancel(ctx), rep)
+	a.mu.Lock()
+	a.lastReport, a.lastSet, a.lastRun = &rep, set, a.clock.Now()
+	a.ready = true
+	a.mu.Unlock()
+	a.log.Info("patrol done", "set", string(set), "duration", time.Since(start).Round(time.Millisecond).String(),
+		"pass", rep.Summary[check.Pass], "warn", rep.Summary[check.Warn], "fail", rep.Summary[check.Fail],
+		"error", rep.Summary[check.Error], "skip", rep.Summary[check.Skip])
+	return rep
+}
+
+// checks are the set's checks under the current config's skip list.
+func (a *agent) checks(set CheckSet, cfg *Config) []check.Check {
+	var out []check.Check
+	for _, c := range a.plan.sets[set] {
+		skip := false
+		for _, id := range cfg.Checks.Skip {
+			skip = skip || id == c.ID
+		}
+		if !skip {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/gopatrol/gopatrol/agent/logging"
+)
+
+// setLevel applies cfg's (validated) log level.
+func (a *agent) setLevel(cfg Config) {
+	o, _ := logging.Parse("json", cfg.Log.Level)
+	a.level.Set(o.Level)
+}
+
+// reload re-reads the config file on SIGHUP. The new config replaces the
+// old one as a whole or not at all; keys that only take effect at start
+// are reported as needing a restart.
+func (a *agent) reload() {
+	old := a.cfg.Load()
+	next, err := Load(old.File, a.opts.Flags)
+	result := "ok"
+	if err != nil {
+		result = "failed"
+		a.log.Error("reload refused; the running config stays", "err", err)
+	} else {
+		if restart := restartKeys(*old, next); len(restart) > 0 {
+			a.log.Warn("reload: these keys take effect at the next start", "keys", restart)
+		}
+		a.setLevel(next)
+		a.cfg.Store(&next)
+		a.sched.SetSchedule(a.schedule(next))
+		a.log.Info("config reloaded", "config", next.File)
+	}
+	a.mu.Lock()
+	a.reloads[result]++
+	a.mu.Unlock()
+	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.reload.result", result)))
+}
+
+// restartKeys names the keys that differ and are read only at start.
+func restartKeys(old, next Config) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(old.Listen != next.Listen, "listen")
+	add(old.HostRoot != next.HostRoot, "host_root")
+	add(old.Go != next.Go, "go")
+	add(old.Checks.Dir != next.Checks.Dir || old.Checks.AsUser != next.Checks.AsUser, "checks.dir/as_user")
+	add(fmt.Sprint(old.Sensors) != fmt.Sprint(next.Sensors), "sensors")
+	add(old.Plugins != next.Plugins, "plugins")
+	add(old.K8s != next.K8s, "kubernetes")
+	add(old.Metrics != next.Metrics, "metrics")
+	return keys
+}
