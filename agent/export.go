@@ -39,7 +39,7 @@ func (a *agent) startExport(ctx context.Context) error {
 	cfg := a.plan.cfg
 	var detectors []otelcfg.Detector
 	if cfg.Plugins.Dir != "" {
-		h, err := host.Open(host.Config{Dir: cfg.Plugins.Dir, Logger: a.log, PluginLog: a.opts.Stderr})
+		h, err := host.Open(ctx, host.Config{Dir: cfg.Plugins.Dir, Logger: a.log, PluginLog: a.opts.Stderr})
 		if err != nil {
 			return &ConfigError{File: cfg.File, Key: "plugins.dir", Msg: err.Error()}
 		}
