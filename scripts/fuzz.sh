@@ -13,6 +13,7 @@
 # written.
 #
 # Environment: FUZZTIME (a go test -fuzztime value: 3s, 60s, 1000x),
+# FUZZMINIMIZETIME (how long one new input is minimized, default 3s),
 # FUZZPARALLEL (fuzzing workers, default all cores), FUZZ (a regexp:
 # run only the targets whose package/Name matches), GO (the go command).
 set -euo pipefail
@@ -21,6 +22,9 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-3s}
 FUZZ=${FUZZ:-.}
+# Go minimizes every new interesting input for up to a minute by default;
+# with multi-KB seeds (goasm, goelf) that stalls a 3-second run.
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-3s}
 parallel=()
 if [[ -n ${FUZZPARALLEL:-} ]]; then
 	parallel=(-test.parallel "$FUZZPARALLEL")
@@ -91,7 +95,7 @@ for t in "${targets[@]}"; do
 		continue
 	fi
 	if (cd "$dir" && timeout --kill-after=10s "$deadline" "$bin" -test.run '^$' -test.fuzz "^${name}\$" \
-		-test.fuzztime "$FUZZTIME" -test.fuzzcachedir "$gocache/fuzz/${importpath[$abs]:-$dir}" \
+		-test.fuzztime "$FUZZTIME" -test.fuzzminimizetime "$FUZZMINIMIZETIME" -test.fuzzcachedir "$gocache/fuzz/${importpath[$abs]:-$dir}" \
 		-test.paniconexit0 -test.timeout "$((deadline + 60))s" ${parallel[@]+"${parallel[@]}"}) >"$log" 2>&1; then
 		printf 'ok    %-40s %-28s %4ds\n' "$dir" "$name" $((SECONDS - t0))
 	else
