@@ -121,7 +121,7 @@ func TestSelect(t *testing.T) {
 func TestReportJSONContract(t *testing.T) {
 	tc := &check.Toolchain{Go: "/usr/local/go/bin/go", Env: map[string]string{"GOROOT": "/usr/local/go", "GOVERSION": "go1.26.8"}}
 	results := []check.Result{
-		{ID: "a", Title: "A", Seed: "1", Status: check.Pass, Summary: "ok", Duration: 1500 * time.Microsecond},
+		{ID: "a", Title: "A", Source: "1", Status: check.Pass, Summary: "ok", Duration: 1500 * time.Microsecond},
 		check.Failf("broken").With("path", "/x").WithFix("fix it"),
 	}
 	rep := check.NewReport(tc, results)

@@ -195,3 +195,14 @@ func ReadGoEnvFile(path string) map[string]string {
 	}
 	return m
 }
+
+// FirstGOPATH is the first non-empty element of a GOPATH list: where the
+// go command puts GOPATH/bin and the default module cache.
+func FirstGOPATH(gopath string) string {
+	for _, p := range filepath.SplitList(gopath) {
+		if p != "" {
+			return p
+		}
+	}
+	return ""
+}

@@ -36,11 +36,11 @@ func main() { println("gopatrol cacheverify") }
 
 func cacheVerifyCheck() check.Check {
 	return check.Check{
-		ID:    "build.cacheverify",
-		Title: "the build cache is reproducible (gocacheverify=1) and its newest entries hash to their output IDs",
-		Seed:  "4.2",
-		Slow:  true,
-		Run:   runCacheVerify,
+		ID:     "build.cacheverify",
+		Title:  "the build cache is reproducible (gocacheverify=1) and its newest entries hash to their output IDs",
+		Source: "4.2",
+		Slow:   true,
+		Run:    runCacheVerify,
 	}
 }
 

@@ -82,9 +82,9 @@ const randomizeVASpace = "/proc/sys/kernel/randomize_va_space"
 // "pie"; tests pass "exe" to see the check fail on a real non-PIE binary.
 func pieCheck(buildmode string) check.Check {
 	return check.Check{
-		ID:    "build.pie-aslr",
-		Title: "-buildmode=pie builds are ELF ET_DYN and the kernel randomizes them",
-		Seed:  "4.3",
+		ID:     "build.pie-aslr",
+		Title:  "-buildmode=pie builds are ELF ET_DYN and the kernel randomizes them",
+		Source: "4.3",
 		Run: func(ctx context.Context, env *check.Env) check.Result {
 			return runPIE(ctx, env, buildmode)
 		},

@@ -75,10 +75,10 @@ func TestHTTPServer(t *testing.T) {
 
 func racePprofCheck(testSource string) check.Check {
 	return check.Check{
-		ID:    "build.race-pprof",
-		Title: "go test -race of an HTTP server test runs clean and gives a heap baseline",
-		Seed:  "4.1",
-		Slow:  true,
+		ID:     "build.race-pprof",
+		Title:  "go test -race of an HTTP server test runs clean and gives a heap baseline",
+		Source: "4.1",
+		Slow:   true,
 		Run: func(ctx context.Context, env *check.Env) check.Result {
 			return runRacePprof(ctx, env, testSource)
 		},

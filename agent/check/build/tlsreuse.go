@@ -35,9 +35,9 @@ const (
 
 func sessionReuseCheck() check.Check {
 	return check.Check{
-		ID:    "tls.session-reuse",
-		Title: "an HTTP/1.1-only Go TLS server resumes TLS 1.2 sessions across reconnects",
-		Seed:  "4.4",
+		ID:     "tls.session-reuse",
+		Title:  "an HTTP/1.1-only Go TLS server resumes TLS 1.2 sessions across reconnects",
+		Source: "4.4",
 		// In-process: no toolchain needed.
 		NoToolchain: true,
 		Run:         runSessionReuse,

@@ -18,9 +18,9 @@ import (
 )
 
 var envFunctional = check.Check{
-	ID:    "env.functional",
-	Title: "go run builds and runs a program; the standard library lists",
-	Seed:  "1",
+	ID:     "env.functional",
+	Title:  "go run builds and runs a program; the standard library lists",
+	Source: "1",
 	// A cold build cache compiles the runtime first; a warm one takes
 	// tens of milliseconds.
 	Timeout: time.Minute,

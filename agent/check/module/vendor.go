@@ -21,9 +21,9 @@ import (
 )
 
 var vendorCheck = check.Check{
-	ID:    "module.vendor",
-	Title: "the vendor tree is consistent with go.mod",
-	Seed:  "3.1",
+	ID:     "module.vendor",
+	Title:  "the vendor tree is consistent with go.mod",
+	Source: "3.1",
 	// Two loads of the whole import graph of a large module.
 	Timeout: time.Minute,
 	Run:     runVendor,

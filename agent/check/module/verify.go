@@ -17,9 +17,9 @@ import (
 )
 
 var verifyCheck = check.Check{
-	ID:    "module.verify",
-	Title: "modules in the module cache are as they were downloaded (go mod verify)",
-	Seed:  "3.1",
+	ID:     "module.verify",
+	Title:  "modules in the module cache are as they were downloaded (go mod verify)",
+	Source: "3.1",
 	// Hashing every dependency of a large module takes seconds.
 	Timeout: time.Minute,
 	Run:     runVerify,

@@ -31,7 +31,7 @@ const ProbeModuleEnv = "GOPATROL_PROBE_MODULE"
 var protocolCheck = check.Check{
 	ID:      "proxy.protocol",
 	Title:   "each GOPROXY entry answers the module proxy protocol",
-	Seed:    "3.2",
+	Source:  "3.2",
 	Timeout: 3 * requestTimeout,
 	Run:     runProtocol,
 }

@@ -24,7 +24,7 @@ const expiryWarn = 14 * 24 * time.Hour
 var tlsCheck = check.Check{
 	ID:      "proxy.tls",
 	Title:   "GOPROXY and GOSUMDB hosts present certificates the system roots trust",
-	Seed:    "3.2",
+	Source:  "3.2",
 	Timeout: 3 * requestTimeout,
 	Run:     runTLS,
 }

@@ -20,10 +20,10 @@ import (
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{{
-		ID:    "gocache.selinux",
-		Title: "GOCACHE and GOMODCACHE carry SELinux labels that builds can write",
-		Seed:  "3.3",
-		Run:   runSELinux,
+		ID:     "gocache.selinux",
+		Title:  "GOCACHE and GOMODCACHE carry SELinux labels that builds can write",
+		Source: "3.3",
+		Run:    runSELinux,
 	}}
 }
 

@@ -11,10 +11,10 @@ import (
 )
 
 var gorootGOOS = check.Check{
-	ID:    "goroot.goos",
-	Title: "the go binary's GOOS/GOARCH match GOROOT's source",
-	Seed:  "2.2",
-	Run:   runGorootGOOS,
+	ID:     "goroot.goos",
+	Title:  "the go binary's GOOS/GOARCH match GOROOT's source",
+	Source: "2.2",
+	Run:    runGorootGOOS,
 }
 
 // The generated constants of internal/goos and internal/goarch, e.g.

@@ -14,10 +14,10 @@ import (
 )
 
 var moduleToolchain = check.Check{
-	ID:    "module.toolchain",
-	Title: "the module's go and toolchain lines can be met",
-	Seed:  "1",
-	Run:   runModuleToolchain,
+	ID:     "module.toolchain",
+	Title:  "the module's go and toolchain lines can be met",
+	Source: "1",
+	Run:    runModuleToolchain,
 }
 
 // toolchainSetting is GOTOOLCHAIN as cmd/go's toolchain.Select reads it:
