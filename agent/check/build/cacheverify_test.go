@@ -125,7 +125,7 @@ func TestReadIndexEntryMalformed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, id+"-a")
-			writeFile(t, p, tc.content)
+			checktest.WriteFile(t, p, tc.content, 0o644)
 			_, size, err := readIndexEntry(p)
 			switch {
 			case tc.want == "" && (err != nil || size != 12):
@@ -175,7 +175,7 @@ func TestCacheVerifyCheck(t *testing.T) {
 		b, _ := os.ReadFile(a)
 		other := strings.Repeat("0", 64)
 		copy(b[3+hashHex+1:], other)
-		writeFile(t, a, string(b))
+		checktest.WriteFile(t, a, string(b), 0o644)
 		relabelled = a
 	}
 	if flipped == "" || relabelled == "" {

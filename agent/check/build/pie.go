@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -20,7 +19,6 @@ import (
 const pieProgram = `package main
 
 import (
-	"os"
 	"strconv"
 	"unsafe"
 )
@@ -92,7 +90,7 @@ func pieCheck(buildmode string) check.Check {
 }
 
 func runPIE(ctx context.Context, env *check.Env, buildmode string) check.Result {
-	aslr, aslrErr := os.ReadFile(env.Target.Path(randomizeVASpace))
+	aslr, aslrErr := env.Target.ReadFile(randomizeVASpace)
 	s, err := newScratch(env, "gopatrol-pie-")
 	if err != nil {
 		return check.Errorf("%v", err)

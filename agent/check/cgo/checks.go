@@ -124,14 +124,13 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 
 	// `$CC --version` as the build user: it exists, but does it run?
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	cmd := t.Command(vctx, path, "--version")
-	out, err := cmd.CombinedOutput()
+	out, err := check.CombinedOutput(t.Command(vctx, path, "--version"))
 	cancel()
 	if err != nil {
 		return result(check.Failf("C compiler %s does not run: %v", path, err).With("output", lastLines(string(out), 5)).
 			WithFix("reinstall the C compiler (apt-get install --reinstall gcc) or point CC at a working one"))
 	}
-	ev["CC version"] = firstLine(string(out))
+	ev["CC version"] = check.FirstLine(string(out))
 
 	var warn check.Result
 	if lim, err := pidsLimit(t, "/proc/self/cgroup"); err == nil && lim.limited() {
@@ -201,7 +200,7 @@ func build(ctx context.Context, env *check.Env, ccWords []string) (time.Duration
 	go func() {
 		args := append(slices.Clone(ccWords[1:]), strings.Fields(env.Toolchain.Get("GOGCCFLAGS"))...)
 		args = append(args, "-o", filepath.Join(dir, "link.out"), filepath.Join(dir, "link.c"))
-		if out, err := in.Command(ctx, ccWords[0], args...).CombinedOutput(); err != nil {
+		if out, err := check.CombinedOutput(in.Command(ctx, ccWords[0], args...)); err != nil {
 			linked <- fmt.Errorf("%s cannot link a C program: %w: %s", ccWords[0], err, lastLines(string(out), 12))
 			return
 		}
@@ -320,7 +319,7 @@ func hasController(list, name string) bool {
 
 // readInt reads a cgroup value; "max" is -1.
 func readInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
+	b, err := check.ReadFile(path, 64)
 	if err != nil {
 		return 0, err
 	}
@@ -336,11 +335,6 @@ func firstWord(s string) string {
 		return strings.Trim(fs[0], `'"`)
 	}
 	return ""
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
 }
 
 func lastLines(s string, n int) string {

@@ -132,7 +132,7 @@ func scanPath(t *check.Target) (found []pathEntry, relative []string) {
 // readVersionFile returns the first line of $GOROOT/VERSION ("go1.26.8"),
 // which is what a release root says it is.
 func readVersionFile(t *check.Target, goroot string) (string, error) {
-	b, err := os.ReadFile(t.Path(filepath.Join(goroot, "VERSION")))
+	b, err := t.ReadFile(filepath.Join(goroot, "VERSION"))
 	if err != nil {
 		return "", err
 	}

@@ -95,7 +95,7 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 	if gomod == "" {
 		return check.Skipf("no go.mod in %s or above (use -C to point at a module)", t.Dir)
 	}
-	data, err := os.ReadFile(t.Path(gomod))
+	data, err := t.ReadFile(gomod)
 	if err != nil {
 		return check.Errorf("read %s: %v", gomod, err)
 	}

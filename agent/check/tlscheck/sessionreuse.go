@@ -1,4 +1,4 @@
-package build
+package tlscheck
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -64,7 +63,7 @@ func runSessionReuse(ctx context.Context, env *check.Env) check.Result {
 		}
 		serverName = host
 		if caFile := env.Target.Getenv(reuseCAEnv); caFile != "" {
-			pem, err := os.ReadFile(env.Target.Path(caFile))
+			pem, err := env.Target.ReadFile(caFile)
 			if err != nil {
 				return check.Errorf("read %s: %v", reuseCAEnv, err).WithFix("set %s to a readable PEM file of the server's CA", reuseCAEnv)
 			}
