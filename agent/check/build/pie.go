@@ -19,6 +19,7 @@ import (
 const pieProgram = `package main
 
 import (
+	"os"
 	"strconv"
 	"unsafe"
 )
