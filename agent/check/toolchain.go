@@ -102,8 +102,11 @@ var goEnvVars = []string{
 // PATH is what the doctor exists to diagnose, so it must not hang the doctor.
 const GoEnvTimeout = 10 * time.Second
 
+// goEnvTimeout is GoEnvTimeout, shortened by tests.
+var goEnvTimeout = GoEnvTimeout
+
 func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, error) {
-	limit := GoEnvTimeout
+	limit := goEnvTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
 		limit = time.Until(d)
 	}

@@ -1,9 +1,11 @@
 package build
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -134,6 +136,30 @@ func TestReadIndexEntryMalformed(t *testing.T) {
 				t.Errorf("err %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An index entry is a 75-byte file; a huge file in its place is refused
+// by its size, before anything is read.
+func TestReadIndexEntryChecksSizeFirst(t *testing.T) {
+	p := filepath.Join(t.TempDir(), strings.Repeat("ab", 32)+"-a")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(256 << 20); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = readIndexEntry(p)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, check.ErrTooLarge) {
+		t.Errorf("err %v, want ErrTooLarge", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("reading a 256 MiB entry allocated %d bytes: it was read before its size was checked", grew)
 	}
 }
 
