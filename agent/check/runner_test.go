@@ -231,7 +231,9 @@ func TestRunnerTimeoutBoundsChecksWithTheirOwn(t *testing.T) {
 		}
 	}}
 	done := make(chan check.Result, 1)
-	go func() { done <- check.Runner{Timeout: 50 * time.Millisecond}.Run(context.Background(), env(t), []check.Check{c})[0] }()
+	go func() {
+		done <- check.Runner{Timeout: 50 * time.Millisecond}.Run(context.Background(), env(t), []check.Check{c})[0]
+	}()
 	select {
 	case res := <-done:
 		if res.Status != check.Error || !strings.Contains(res.Summary, "50ms") {

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,15 +179,13 @@ func realSetting(t *Target, env map[string]string, key string) string {
 // KEY=VALUE lines, # comments. Malformed lines are left out; env.config
 // reports them.
 func ReadGoEnvFile(path string) map[string]string {
-	f, err := os.Open(path)
+	data, err := ReadFile(path, MaxOutput)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	m := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

@@ -55,7 +55,7 @@ func Executable(ctx context.Context, t *check.Target, dir string) error {
 		// directory; that is not what is asked here.
 		cmd.Dir = "/"
 		cmd.Env = []string{}
-		err = cmd.Run()
+		_, err = check.Run(cmd)
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee) && ee.ExitCode() == exitCode:
