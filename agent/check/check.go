@@ -1,9 +1,3 @@
-// Package check is gopatrol's doctor engine: the Check type, the Target a
-// check looks at, the toolchain resolved once per run, and the Runner that
-// runs checks concurrently and turns a panic or a hang into status error.
-//
-// The checks themselves live in the sub-packages (toolchain, goenv, cache,
-// module, proxy, build); catalog lists them all in a stable order.
 package check
 
 import (

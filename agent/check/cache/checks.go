@@ -1,7 +1,3 @@
-// Package cache checks the go command's two caches: the module cache
-// (GOMODCACHE: links and writability) and the build cache (GOCACHE:
-// resolvable, absolute, writable, on a sane filesystem). Writability is
-// probed by doing, as the build user (package probe).
 package cache
 
 import (

@@ -1,4 +1,3 @@
-// Package catalog lists every check of gopatrol in the order of DESIGN.md.
 package catalog
 
 import (

@@ -1,5 +1,3 @@
-// Package seclabel holds gocache.selinux: the SELinux labels of the build
-// and module caches, and the mounts they live on (seed section 3.3).
 package seclabel
 
 import (
@@ -38,7 +36,7 @@ var (
 		"xdg_cache_t": true, "container_file_t": true, "svirt_sandbox_file_t": true,
 		"tmp_t": true, "user_tmp_t": true, "container_var_lib_t": true,
 	}
-	// deniedTypes are types they may not write: tmpfs_t is the seed's
+	// deniedTypes are types they may not write: tmpfs_t is the source's
 	// case (a GOCACHE on /dev/shm), the others are system files.
 	deniedTypes = map[string]string{
 		"tmpfs_t":     "the generic type of tmpfs mounts such as /dev/shm",

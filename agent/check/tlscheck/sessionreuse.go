@@ -156,7 +156,7 @@ type tlsServer struct {
 
 func (s *tlsServer) Close() { _ = s.srv.Close() }
 
-// startHTTP1Server starts the seed's server: Go's net/http over TLS with
+// startHTTP1Server starts the source document's server: Go's net/http over TLS with
 // HTTP/2 switched off (an empty TLSNextProto is what
 // GODEBUG=http2server=0 amounts to), default session tickets, and a
 // certificate for 127.0.0.1 signed by a CA made for this run.
