@@ -81,8 +81,8 @@ func TestResolveToolchainHungGoIsADiagnosis(t *testing.T) {
 			t.Errorf("diagnosis %q does not say %q", tc.Err, want)
 		}
 	}
-	if !errors.Is(tc.Err, check.ErrNotGo) {
-		t.Errorf("diagnosis %v is not ErrNotGo", tc.Err)
+	if !errors.Is(tc.Err, check.ErrNotGo) || !errors.Is(tc.Err, check.ErrNoAnswer) {
+		t.Errorf("diagnosis %v is not ErrNotGo and ErrNoAnswer", tc.Err)
 	}
 	waitGone(t, pidFile, 5*time.Second)
 }

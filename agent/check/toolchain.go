@@ -40,6 +40,10 @@ func (tc *Toolchain) Version() string { return tc.Env["GOVERSION"] }
 // ErrNotGo says a binary did not answer like the go command.
 var ErrNotGo = errors.New("not a Go toolchain binary")
 
+// ErrNoAnswer says the go command did not answer within its deadline;
+// running it again would only wait again.
+var ErrNoAnswer = errors.New("no answer")
+
 // ResolveToolchain finds the go binary (goBin, or the first go on the
 // target's PATH) and runs `go env -json` once. An error for an explicit goBin
 // that is not a Go binary is returned; any other failure is recorded in
@@ -135,7 +139,7 @@ func hungGoEnv(t *Target, goBin string, limit time.Duration) error {
 			what = "is an ELF binary that did not exit; run `" + goBin + " env` by hand"
 		}
 	}
-	return fmt.Errorf("%w: `go env` did not answer within %s: %s %s", ErrNotGo, limit.Round(time.Millisecond), goBin, what)
+	return fmt.Errorf("%w (%w): `go env` did not answer within %s: %s %s", ErrNotGo, ErrNoAnswer, limit.Round(time.Millisecond), goBin, what)
 }
 
 func goEnvJSON(ctx context.Context, t *Target, goBin string, vars ...string) (map[string]string, error) {

@@ -40,8 +40,11 @@ func withEnv(run func(ctx context.Context, env *check.Env, goenv map[string]stri
 		if tc.Err == nil {
 			return run(ctx, env, tc.Env)
 		}
-		if tc.Go == "" {
+		switch {
+		case tc.Go == "":
 			return check.Skipf("no go binary, see go.binary").With("error", tc.Err.Error())
+		case errors.Is(tc.Err, check.ErrNoAnswer):
+			return check.Skipf("the go command does not answer, see go.binary").With("error", tc.Err.Error())
 		}
 		cmd := env.Target.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, tc.Go, append([]string{"env", "-json"}, goenvKeys...)...)
 		out, err := check.Run(cmd)
