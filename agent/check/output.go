@@ -170,7 +170,7 @@ func (t *Target) HostPath(p string) (string, error) {
 	if err := r.Err(); err != nil {
 		return "", fmt.Errorf("open %s: %w", p, err)
 	}
-	return t.Path(r.Real), nil
+	return t.join(r.Real), nil
 }
 
 // FirstLines keeps the first n lines of s, trimmed, joined by sep, and

@@ -33,6 +33,8 @@ type Resolution struct {
 	Dangling *Link
 	// Missing is the first path that does not exist.
 	Missing string
+	// rest is what of the path was left to walk below Missing.
+	rest string
 }
 
 // DanglingError is a path that leads through a link whose destination
@@ -85,7 +87,8 @@ func (t *Target) resolveFrom(base, p string, n *int) (Resolution, error) {
 	if filepath.IsAbs(p) {
 		cur = "/"
 	}
-	for _, name := range strings.Split(p, "/") {
+	names := strings.Split(p, "/")
+	for i, name := range names {
 		switch name {
 		case "", ".":
 			continue
@@ -94,9 +97,9 @@ func (t *Target) resolveFrom(base, p string, n *int) (Resolution, error) {
 			continue
 		}
 		next := filepath.Join(cur, name)
-		fi, err := os.Lstat(t.Path(next))
+		fi, err := os.Lstat(t.join(next))
 		if errors.Is(err, fs.ErrNotExist) {
-			r.Missing = next
+			r.Missing, r.rest = next, filepath.Join(names[i+1:]...)
 			return r, nil
 		}
 		if err != nil {
@@ -109,7 +112,7 @@ func (t *Target) resolveFrom(base, p string, n *int) (Resolution, error) {
 		if *n++; *n > maxLinks {
 			return r, fmt.Errorf("resolve %s: too many levels of symbolic links", p)
 		}
-		dest, err := os.Readlink(t.Path(next))
+		dest, err := os.Readlink(t.join(next))
 		if err != nil {
 			return r, fmt.Errorf("resolve %s: %w", p, err)
 		}
@@ -121,7 +124,7 @@ func (t *Target) resolveFrom(base, p string, n *int) (Resolution, error) {
 			return r, err
 		}
 		if sub.Real == "" {
-			r.Missing = sub.Missing
+			r.Missing, r.rest = sub.Missing, filepath.Join(append([]string{sub.rest}, names[i+1:]...)...)
 			r.Dangling = sub.Dangling
 			if r.Dangling == nil {
 				r.Dangling = &l
@@ -134,17 +137,57 @@ func (t *Target) resolveFrom(base, p string, n *int) (Resolution, error) {
 	return r, nil
 }
 
+// join places p, a path of the target whose links are already resolved,
+// under Root.
+func (t *Target) join(p string) string {
+	if t.Root == "" || t.Root == "/" {
+		return p
+	}
+	return filepath.Join(t.Root, p)
+}
+
+// Path turns a path of the target into a path this process can open. With
+// a Root other than "/", p's links are resolved inside Root first, so that
+// opening the result never leaves the target through an absolute link (a
+// path that does not exist yet keeps its missing part, for creating it).
+// With Root "/" the kernel resolves them alike, and p is returned as is.
+func (t *Target) Path(p string) string {
+	if t.Root == "" || t.Root == "/" {
+		return p
+	}
+	if !filepath.IsAbs(p) {
+		p = "/" + p
+	}
+	r, err := t.Resolve(p)
+	switch {
+	case err != nil:
+		return t.join(p) // the open fails the way the kernel would say
+	case r.Real != "":
+		return t.join(r.Real)
+	}
+	return t.join(filepath.Join(r.Missing, r.rest))
+}
+
+// LinkPath is Path for an operation that must not follow p's last
+// component (Lstat, Readlink): only its directory is resolved.
+func (t *Target) LinkPath(p string) string {
+	if t.Root == "" || t.Root == "/" {
+		return p
+	}
+	return filepath.Join(t.Path(filepath.Dir(p)), filepath.Base(p))
+}
+
 // StatN renders p like `stat -c %N`: the link and its destination, or the
 // path alone, or that it does not exist.
 func (t *Target) StatN(p string) string {
-	fi, err := os.Lstat(t.Path(p))
+	fi, err := os.Lstat(t.LinkPath(p))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Sprintf("'%s' (does not exist)", p)
 	case err != nil:
 		return fmt.Sprintf("'%s' (%v)", p, err)
 	case fi.Mode()&fs.ModeSymlink != 0:
-		dest, err := os.Readlink(t.Path(p))
+		dest, err := os.Readlink(t.LinkPath(p))
 		if err != nil {
 			return fmt.Sprintf("'%s' -> ? (%v)", p, err)
 		}

@@ -156,3 +156,33 @@ func TestUserName(t *testing.T) {
 		t.Errorf("UserName without a user = %q, want the euid", got)
 	}
 }
+
+// Path and LinkPath under a mounted root never leave it: links are
+// resolved inside the root, a missing tail is kept for creating it, and
+// LinkPath leaves the last component alone for Lstat and Readlink.
+func TestPathStaysInRoot(t *testing.T) {
+	_, host := hostWorld(t)
+	target := &check.Target{Root: host}
+	for _, tt := range []struct{ path, want string }{
+		{"/mod", "/ssd/modcache"},
+		{"/mod/new/dir", "/ssd/modcache/new/dir"},
+		{"/usr/bin/go", "/usr/local/go1.22.5/bin/go"},
+		{"/dangling/file", "/gone/away/file"},
+		{"/nope/a/b", "/nope/a/b"},
+		{"/", "/"},
+	} {
+		if got := target.Path(tt.path); got != filepath.Join(host, tt.want) {
+			t.Errorf("Path(%s) = %s, want %s under the root", tt.path, got, tt.want)
+		}
+	}
+	if got := target.LinkPath("/usr/local/go"); got != filepath.Join(host, "usr/local/go") {
+		t.Errorf("LinkPath = %s", got)
+	}
+	if got := target.LinkPath("/mod/x"); got != filepath.Join(host, "ssd/modcache/x") {
+		t.Errorf("LinkPath through a linked directory = %s", got)
+	}
+	local := &check.Target{Root: "/"}
+	if got := local.Path("/mod/x"); got != "/mod/x" {
+		t.Errorf("Path with Root / = %s, want it unchanged", got)
+	}
+}

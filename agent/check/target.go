@@ -64,14 +64,6 @@ func LocalTarget() (*Target, error) {
 	return t, nil
 }
 
-// Path turns a path of the target into a path this process can open.
-func (t *Target) Path(p string) string {
-	if t.Root == "" || t.Root == "/" {
-		return p
-	}
-	return filepath.Join(t.Root, p)
-}
-
 // Getenv returns the value of key in the target's environment.
 func (t *Target) Getenv(key string) string {
 	v, _ := t.LookupEnv(key)

@@ -67,7 +67,13 @@ const maxScan = 20000
 func scan(t *check.Target, root string, budget *int) (dangling []check.Link, truncated bool) {
 	var walk func(dir string, depth int)
 	walk = func(dir string, depth int) {
-		ents, err := os.ReadDir(t.Path(dir))
+		// Read through the target's root: dir may lead through a link
+		// that is absolute in the target's namespace.
+		hdir, err := t.HostPath(dir)
+		if err != nil {
+			return
+		}
+		ents, err := os.ReadDir(hdir)
 		if err != nil {
 			return
 		}
@@ -81,7 +87,7 @@ func scan(t *check.Target, root string, budget *int) (dangling []check.Link, tru
 			switch {
 			case e.Type()&fs.ModeSymlink != 0:
 				if r, err := t.Resolve(p); err == nil && (r.Dangling != nil || r.Missing != "") {
-					dest, _ := os.Readlink(t.Path(p))
+					dest, _ := os.Readlink(filepath.Join(hdir, e.Name()))
 					dangling = append(dangling, check.Link{Path: p, Dest: dest})
 				}
 			case e.IsDir() && depth < 2:
@@ -147,7 +153,7 @@ func links(ctx context.Context, env *check.Env, goenv map[string]string) check.R
 			case dr.Dangling != nil:
 				dangling = append(dangling, *dr.Dangling)
 			case dr.Real != "" && dr.Real != res.Real:
-				if ents, err := os.ReadDir(t.Path(defaultMod)); err == nil && len(ents) > 0 {
+				if ents, err := os.ReadDir(t.Path(dr.Real)); err == nil && len(ents) > 0 {
 					leftover = defaultMod
 					ev["leftover"] = fmt.Sprintf("%s holds %d entries but GOMODCACHE is %s", defaultMod, len(ents), modcache)
 				}

@@ -104,7 +104,7 @@ func scanPath(t *check.Target) (found []pathEntry, relative []string) {
 			continue
 		}
 		seen[p] = true
-		if _, err := os.Lstat(t.Path(p)); err != nil {
+		if _, err := os.Lstat(t.LinkPath(p)); err != nil {
 			continue
 		}
 		e := pathEntry{Dir: dir, Path: p}

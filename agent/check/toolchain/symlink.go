@@ -83,8 +83,8 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	pathRoot := filepath.Dir(filepath.Dir(start))
 	if versionedDir.MatchString(filepath.Base(pathRoot)) {
 		link := filepath.Join(filepath.Dir(pathRoot), "go")
-		if fi, err := os.Lstat(t.Path(link)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			target, _ := os.Readlink(t.Path(link))
+		if fi, err := os.Lstat(t.LinkPath(link)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(t.LinkPath(link))
 			if lr, err := t.Resolve(link); err == nil && lr.Real != "" && !sameDir(t, lr.Real, pathRoot) {
 				ev["link"] = check.Link{Path: link, Dest: target}.String()
 				fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target), Fix: fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
