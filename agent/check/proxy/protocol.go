@@ -132,7 +132,7 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 		outcome, status = fmt.Sprintf("no GOPROXY entry serves %s: the go command cannot download it", mod), check.Fail
 	}
 
-	r := combine(findings, fmt.Sprintf("%d proxy(ies) answer the module proxy protocol for %s", len(probed), mod))
+	r := entriesResult(findings, fmt.Sprintf("%d proxy(ies) answer the module proxy protocol for %s", len(probed), mod))
 	if outcome == "ok" && r.Status == check.Fail {
 		// The module comes from an earlier entry; the broken one is
 		// only a fallback.

@@ -68,7 +68,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	if len(dial) == 0 {
-		return combine(findings, "")
+		return entriesResult(findings, "")
 	}
 	rs := targetRoots(t)
 	client := newClient(t, rs)
@@ -81,7 +81,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 	wg.Wait()
 	findings = append(findings, dialled...)
 
-	r := combine(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
+	r := entriesResult(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
 	r = r.With("roots", rs.Describe())
 	if pc := proxyConfig(t); pc.HTTPSProxy != "" {
 		r = r.With("HTTPS_PROXY", fmt.Sprintf("%s (NO_PROXY=%q): the go command tunnels https through it, and so does this check", pc.HTTPSProxy, pc.NoProxy))
@@ -268,9 +268,9 @@ func certNames(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-// combine turns per-entry findings into one result with check.Combine,
+// entriesResult turns per-entry findings into one result with check.Combine,
 // every entry as evidence.
-func combine(findings []finding, passSummary string) check.Result {
+func entriesResult(findings []finding, passSummary string) check.Result {
 	fs := make([]check.Finding, len(findings))
 	ev := make(map[string]string, len(findings))
 	for i, f := range findings {
