@@ -163,30 +163,19 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 // on timeout too (the go command's process group is killed first).
 func build(ctx context.Context, env *check.Env, ccWords []string) (time.Duration, string, error) {
 	t := env.Target
-	tmp := t.Getenv("TMPDIR")
-	if tmp == "" || !filepath.IsAbs(tmp) {
-		tmp = "/tmp"
-	}
-	hostDir, err := os.MkdirTemp(t.Path(tmp), "gopatrol-cgo-")
+	scratch, err := t.NewScratch("", "gopatrol-cgo-")
 	if err != nil {
-		return 0, "", fmt.Errorf("make a build directory in %s: %w", tmp, err)
+		return 0, "", fmt.Errorf("make a build directory: %w", err)
 	}
-	defer os.RemoveAll(hostDir)
-	dir := filepath.Join(tmp, filepath.Base(hostDir))
-	for name, data := range map[string]string{
+	defer scratch.Remove()
+	if err := scratch.Write(map[string]string{
 		"go.mod":   "module gopatrol.invalid/cgoprobe\n\ngo 1.20\n",
 		"probe.go": program,
 		"link.c":   linkProgram,
-	} {
-		if err := os.WriteFile(filepath.Join(hostDir, name), []byte(data), 0o644); err != nil {
-			return 0, "", err
-		}
+	}); err != nil {
+		return 0, "", err
 	}
-	if t.AsOther() {
-		if err := os.Chown(hostDir, int(t.User.UID), int(t.User.GID)); err != nil {
-			return 0, "", fmt.Errorf("hand %s to user %s: %w", dir, t.User.Name, err)
-		}
-	}
+	dir := scratch.Dir
 	in := *t
 	in.Dir = dir
 	benv := &check.Env{Target: &in, Toolchain: env.Toolchain}
