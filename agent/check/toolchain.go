@@ -139,8 +139,17 @@ func hungGoEnv(t *Target, goBin string, limit time.Duration) error {
 			what = "is an ELF binary that did not exit; run `" + goBin + " env` by hand"
 		}
 	}
-	return fmt.Errorf("%w (%w): `go env` did not answer within %s: %s %s", ErrNotGo, ErrNoAnswer, limit.Round(time.Millisecond), goBin, what)
+	return &noAnswerError{fmt.Sprintf("`go env` did not answer within %s: %s %s", limit.Round(time.Millisecond), goBin, what)}
 }
+
+// noAnswerError is a go binary that hung: both ErrNotGo (it did not act
+// like the go command) and ErrNoAnswer, with a message that says only what
+// happened.
+type noAnswerError struct{ msg string }
+
+func (e *noAnswerError) Error() string { return e.msg }
+
+func (e *noAnswerError) Is(target error) bool { return target == ErrNotGo || target == ErrNoAnswer }
 
 func goEnvJSON(ctx context.Context, t *Target, goBin string, vars ...string) (map[string]string, error) {
 	cmd := t.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, goBin, append([]string{"env", "-json"}, vars...)...)
