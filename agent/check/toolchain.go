@@ -119,7 +119,10 @@ func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, err
 	if err == nil {
 		return env, nil
 	}
-	if ctx.Err() != nil {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return nil, fmt.Errorf("`%s env` interrupted: %w", goBin, ctx.Err())
+	case ctx.Err() != nil:
 		return nil, hungGoEnv(t, goBin, limit)
 	}
 	if env, err2 := goEnvJSON(ctx, t, goBin, goEnvVars...); err2 == nil {
