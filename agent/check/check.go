@@ -1,9 +1,3 @@
-// Package check is gopatrol's doctor engine: the Check type, the Target a
-// check looks at, the toolchain resolved once per run, and the Runner that
-// runs checks concurrently and turns a panic or a hang into status error.
-//
-// The checks themselves live in the sub-packages (toolchain, goenv, cache,
-// module, proxy, build); catalog lists them all in a stable order.
 package check
 
 import (
@@ -30,11 +24,18 @@ const (
 // Statuses lists every status in report order.
 var Statuses = []Status{Pass, Warn, Fail, Skip, Error}
 
-// Check is one verification of the seed document.
+// Check is one verification that the source document asks for.
+//
+// The source document is the design brief gopatrol was built from
+// (seed/000_b419d643cb1908c3.txt, see DESIGN.md): a Chinese guide to
+// diagnosing Go toolchains, whose chapters 1-4 are the checks. Source
+// names the section a check implements, so that a reader can go and read
+// why the check exists; in the JSON report it is the field "seed", a
+// contract that does not change.
 type Check struct {
-	ID    string // stable, e.g. "goroot.valid"
-	Title string // one line for humans
-	Seed  string // section of the seed document, e.g. "2.1"
+	ID     string // stable, e.g. "goroot.valid"
+	Title  string // one line for humans
+	Source string // section of the source document, e.g. "2.1"
 
 	// Slow checks (real builds, race detector) only run with --slow or when
 	// named with --only.
@@ -56,11 +57,11 @@ type Env struct {
 }
 
 // Result is what a check saw. Checks fill Status, Summary, Evidence and Fix;
-// the runner fills ID, Title, Seed and Duration.
+// the runner fills ID, Title, Source and Duration.
 type Result struct {
 	ID       string
 	Title    string
-	Seed     string
+	Source   string // the check's section of the source document
 	Status   Status
 	Summary  string
 	Evidence map[string]string

@@ -84,7 +84,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		ev = map[string]string{}
 	}
 	ms := math.Round(float64(r.Duration.Microseconds())/10) / 100
-	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, ms, r.Seed})
+	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, ms, r.Source})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -93,7 +93,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*r = Result{ID: j.ID, Title: j.Title, Status: j.Status, Summary: j.Summary, Evidence: j.Evidence, Fix: j.Fix, Seed: j.Seed}
+	*r = Result{ID: j.ID, Title: j.Title, Status: j.Status, Summary: j.Summary, Evidence: j.Evidence, Fix: j.Fix, Source: j.Seed}
 	r.Duration = time.Duration(j.DurationMS * float64(time.Millisecond))
 	return nil
 }

@@ -21,12 +21,25 @@ const (
 
 // Runner runs checks concurrently.
 type Runner struct {
-	// Timeout is the per-check timeout (DefaultTimeout when zero); a
-	// check's own Timeout wins.
+	// Timeout is the timeout of every check (--timeout), its own
+	// included; when zero, each check gets its own Timeout, else
+	// DefaultTimeout (DefaultSlowTimeout for slow checks). Validate
+	// rejects a negative one.
 	Timeout time.Duration
 	// Grace is how long a check that ignores its cancelled context gets
 	// before the runner gives up on it (1s when zero).
 	Grace time.Duration
+}
+
+// Validate reports a runner setting that cannot work, naming the value.
+func (r Runner) Validate() error {
+	if r.Timeout < 0 {
+		return fmt.Errorf("--timeout %s: a timeout cannot be negative; give a positive duration such as 30s, or 0 for each check's default", r.Timeout)
+	}
+	if r.Grace < 0 {
+		return fmt.Errorf("grace %s: cannot be negative", r.Grace)
+	}
+	return nil
 }
 
 // Run runs the checks and returns their results in the order given. A check
@@ -44,11 +57,11 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 
 func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 	start := time.Now()
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = r.Timeout
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = c.Timeout
 	}
-	if timeout == 0 {
+	if timeout <= 0 {
 		timeout = DefaultTimeout
 		if c.Slow {
 			timeout = DefaultSlowTimeout
@@ -93,7 +106,7 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 		}
 		cancel()
 	}
-	res.ID, res.Title, res.Seed = c.ID, c.Title, c.Seed
+	res.ID, res.Title, res.Source = c.ID, c.Title, c.Source
 	res.Duration = time.Since(start)
 	if res.Status == "" {
 		res.Status = Error

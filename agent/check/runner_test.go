@@ -121,7 +121,7 @@ func TestSelect(t *testing.T) {
 func TestReportJSONContract(t *testing.T) {
 	tc := &check.Toolchain{Go: "/usr/local/go/bin/go", Env: map[string]string{"GOROOT": "/usr/local/go", "GOVERSION": "go1.26.8"}}
 	results := []check.Result{
-		{ID: "a", Title: "A", Seed: "1", Status: check.Pass, Summary: "ok", Duration: 1500 * time.Microsecond},
+		{ID: "a", Title: "A", Source: "1", Status: check.Pass, Summary: "ok", Duration: 1500 * time.Microsecond},
 		check.Failf("broken").With("path", "/x").WithFix("fix it"),
 	}
 	rep := check.NewReport(tc, results)
@@ -195,5 +195,51 @@ func TestRunnerInterrupted(t *testing.T) {
 	res := check.Runner{}.Run(ctx, env(t), checks)[0]
 	if res.Status != check.Error || res.Summary != "interrupted" {
 		t.Errorf("result = %s %q, want error \"interrupted\"", res.Status, res.Summary)
+	}
+}
+
+func TestRunnerValidateRejectsNegativeTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		timeout time.Duration
+		ok      bool
+	}{
+		{-time.Second, false},
+		{-1, false},
+		{0, true},
+		{30 * time.Second, true},
+	} {
+		err := check.Runner{Timeout: tt.timeout}.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("Validate(%s) = %v, want ok %v", tt.timeout, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.timeout.String()) {
+			t.Errorf("error %q does not name %s", err, tt.timeout)
+		}
+	}
+}
+
+// --timeout bounds every check, those with a timeout of their own too.
+func TestRunnerTimeoutBoundsChecksWithTheirOwn(t *testing.T) {
+	released := make(chan struct{})
+	t.Cleanup(func() { close(released) })
+	c := check.Check{ID: "own-timeout", Timeout: time.Hour, Run: func(ctx context.Context, _ *check.Env) check.Result {
+		select {
+		case <-ctx.Done():
+			return check.Passf("stopped")
+		case <-released:
+			return check.Passf("not bounded")
+		}
+	}}
+	done := make(chan check.Result, 1)
+	go func() {
+		done <- check.Runner{Timeout: 50 * time.Millisecond}.Run(context.Background(), env(t), []check.Check{c})[0]
+	}()
+	select {
+	case res := <-done:
+		if res.Status != check.Error || !strings.Contains(res.Summary, "50ms") {
+			t.Errorf("result %s: %s, want error naming the 50ms timeout", res.Status, res.Summary)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runner's timeout did not bound a check with its own timeout")
 	}
 }

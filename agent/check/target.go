@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,14 +62,6 @@ func LocalTarget() (*Target, error) {
 	}
 	t.User = u
 	return t, nil
-}
-
-// Path turns a path of the target into a path this process can open.
-func (t *Target) Path(p string) string {
-	if t.Root == "" || t.Root == "/" {
-		return p
-	}
-	return filepath.Join(t.Root, p)
 }
 
 // Getenv returns the value of key in the target's environment.
@@ -150,6 +143,35 @@ func (t *Target) LookPath(name string) []string {
 		found = append(found, p)
 	}
 	return found
+}
+
+// UserName names the build user for messages: its name, else the uid
+// this process runs as.
+func (t *Target) UserName() string {
+	if t.User == nil {
+		return strconv.Itoa(os.Geteuid())
+	}
+	return t.User.Name
+}
+
+// ReadHead reads at most n bytes from the start of p, a file of the
+// target, for telling a script from a binary.
+func (t *Target) ReadHead(p string, n int) ([]byte, error) {
+	hp, err := t.HostPath(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(hp)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b[:k], err
 }
 
 // ErrUnknownUser is returned by LookupUser for a name the target lacks.

@@ -1,16 +1,15 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Toolchain is the Go toolchain of the target, resolved once per run so that
@@ -40,6 +39,10 @@ func (tc *Toolchain) Version() string { return tc.Env["GOVERSION"] }
 
 // ErrNotGo says a binary did not answer like the go command.
 var ErrNotGo = errors.New("not a Go toolchain binary")
+
+// ErrNoAnswer says the go command did not answer within its deadline;
+// running it again would only wait again.
+var ErrNoAnswer = errors.New("no answer")
 
 // ResolveToolchain finds the go binary (goBin, or the first go on the
 // target's PATH) and runs `go env -json` once. An error for an explicit goBin
@@ -97,10 +100,30 @@ var goEnvVars = []string{
 	"GOTMPDIR", "GOTOOLCHAIN", "GOTOOLDIR", "GOVCS", "GOVERSION", "GOWORK",
 }
 
+// GoEnvTimeout bounds each `go env -json` that ResolveToolchain runs when
+// its context has no earlier deadline: a wrapper script that hangs first on
+// PATH is what the doctor exists to diagnose, so it must not hang the doctor.
+const GoEnvTimeout = 10 * time.Second
+
+// goEnvTimeout is GoEnvTimeout, shortened by tests.
+var goEnvTimeout = GoEnvTimeout
+
 func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, error) {
+	limit := goEnvTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
+		limit = time.Until(d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	env, err := goEnvJSON(ctx, t, goBin)
 	if err == nil {
 		return env, nil
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return nil, fmt.Errorf("`%s env` interrupted: %w", goBin, ctx.Err())
+	case ctx.Err() != nil:
+		return nil, hungGoEnv(t, goBin, limit)
 	}
 	if env, err2 := goEnvJSON(ctx, t, goBin, goEnvVars...); err2 == nil {
 		return env, nil
@@ -108,20 +131,44 @@ func goEnv(ctx context.Context, t *Target, goBin string) (map[string]string, err
 	return nil, err
 }
 
+// hungGoEnv is the diagnosis of a `go env` that did not answer: the go on
+// PATH is often a wrapper script, and its first line says which.
+func hungGoEnv(t *Target, goBin string, limit time.Duration) error {
+	what := "did not exit"
+	if head, err := t.ReadHead(goBin, 128); err == nil {
+		if line, ok := strings.CutPrefix(FirstLine(string(head)), "#!"); ok {
+			what = fmt.Sprintf("is a script (#!%s) that did not exit; run it by hand to see where it waits", strings.TrimSpace(line))
+		} else if strings.HasPrefix(string(head), "\x7fELF") {
+			what = "is an ELF binary that did not exit; run `" + goBin + " env` by hand"
+		}
+	}
+	return &noAnswerError{fmt.Sprintf("`go env` did not answer within %s: %s %s", limit.Round(time.Millisecond), goBin, what)}
+}
+
+// noAnswerError is a go binary that hung: both ErrNotGo (it did not act
+// like the go command) and ErrNoAnswer, with a message that says only what
+// happened.
+type noAnswerError struct{ msg string }
+
+func (e *noAnswerError) Error() string { return e.msg }
+
+func (e *noAnswerError) Is(target error) bool { return target == ErrNotGo || target == ErrNoAnswer }
+
 func goEnvJSON(ctx context.Context, t *Target, goBin string, vars ...string) (map[string]string, error) {
 	cmd := t.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, goBin, append([]string{"env", "-json"}, vars...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := Run(cmd)
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("%w: `%s env -json` failed: %s", ErrNotGo, goBin, firstLine(stderr.String()))
+			return nil, fmt.Errorf("%w: `%s env -json` failed: %s", ErrNotGo, goBin, FirstLine(string(out.Stderr)))
 		}
 		return nil, fmt.Errorf("%w: run %s: %v", ErrNotGo, goBin, err)
 	}
+	if out.Cut != "" {
+		return nil, fmt.Errorf("%w: `%s env -json` printed too much (%s)", ErrNotGo, goBin, out.Cut)
+	}
 	env := map[string]string{}
-	if err := json.Unmarshal(out, &env); err != nil || env["GOROOT"] == "" {
+	if err := json.Unmarshal(out.Stdout, &env); err != nil || env["GOROOT"] == "" {
 		return nil, fmt.Errorf("%w: `%s env -json` printed no Go environment", ErrNotGo, goBin)
 	}
 	return env, nil
@@ -151,12 +198,7 @@ func realSetting(t *Target, env map[string]string, key string) string {
 // Other lines are left out (env.config reports them). Only the first
 // maxGoEnvFile bytes are read: the go command's own files are tiny.
 func ReadGoEnvFile(path string) map[string]string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxGoEnvFile))
+	data, err := ReadFile(path, maxGoEnvFile)
 	if err != nil {
 		return nil
 	}
@@ -172,19 +214,13 @@ func ReadGoEnvFile(path string) map[string]string {
 // maxGoEnvFile bounds the read of a go env file.
 const maxGoEnvFile = 1 << 20
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-// Go runs the toolchain's go binary on the target with extra environment
-// assignments and returns its combined output. Checks use it for every go
-// command so that they all see the same binary, environment and user.
-func (e *Env) Go(ctx context.Context, extraEnv []string, args ...string) ([]byte, error) {
-	cmd := e.Target.WithEnv(extraEnv...).Command(ctx, e.Toolchain.Go, args...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, firstLine(string(out)))
+// FirstGOPATH is the first non-empty element of a GOPATH list: where the
+// go command puts GOPATH/bin and the default module cache.
+func FirstGOPATH(gopath string) string {
+	for _, p := range filepath.SplitList(gopath) {
+		if p != "" {
+			return p
+		}
 	}
-	return out, nil
+	return ""
 }

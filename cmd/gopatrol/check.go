@@ -79,6 +79,7 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	}
 	all := catalog.All()
 	checks, err := check.Select(all, f.only, f.skip, f.slow)
+	err = errors.Join(err, check.Runner{Timeout: f.timeout}.Validate())
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -156,7 +157,7 @@ func listChecks(w io.Writer, all []check.Check, output string) error {
 	entries := make([]entry, len(all))
 	width := 0
 	for i, c := range all {
-		entries[i] = entry{c.ID, c.Title, c.Seed, c.Slow}
+		entries[i] = entry{c.ID, c.Title, c.Source, c.Slow}
 		width = max(width, len(c.ID))
 	}
 	if output == "json" {

@@ -77,6 +77,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{[]string{"check", "--as-user", "no-such-user-xyz"}, "no-such-user-xyz"},
 		{[]string{"check", "-o", "yaml"}, "yaml"},
 		{[]string{"check", "--fail-on", "error"}, "error"},
+		{[]string{"check", "--timeout", "-1s"}, "-1s"},
 		{[]string{"check", "--no-such-flag"}, "--no-such-flag"},
 		{[]string{"no-such-command"}, "no-such-command"},
 	}

@@ -36,11 +36,11 @@ func main() { println("gopatrol cacheverify") }
 
 func cacheVerifyCheck() check.Check {
 	return check.Check{
-		ID:    "build.cacheverify",
-		Title: "the build cache is reproducible (gocacheverify=1) and its newest entries hash to their output IDs",
-		Seed:  "4.2",
-		Slow:  true,
-		Run:   runCacheVerify,
+		ID:     "build.cacheverify",
+		Title:  "the build cache is reproducible (gocacheverify=1) and its newest entries hash to their output IDs",
+		Source: "4.2",
+		Slow:   true,
+		Run:    runCacheVerify,
 	}
 }
 
@@ -240,8 +240,10 @@ func sampleCache(dir string, n int, maxBytes int64) (cacheSample, error) {
 }
 
 // readIndexEntry parses an action entry exactly as cmd/go does.
+// The size is checked before the file is read: a cache directory can hold
+// anything, and a huge file there must not be read whole.
 func readIndexEntry(path string) (outputID string, size int64, err error) {
-	b, err := os.ReadFile(path)
+	b, err := check.ReadFile(path, entrySize)
 	if err != nil {
 		return "", 0, err
 	}

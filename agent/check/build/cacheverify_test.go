@@ -1,9 +1,11 @@
 package build
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -153,7 +155,7 @@ func TestReadIndexEntryMalformed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, id+"-a")
-			writeFile(t, p, tc.content)
+			checktest.WriteFile(t, p, tc.content, 0o644)
 			_, size, err := readIndexEntry(p)
 			switch {
 			case tc.want == "" && (err != nil || size != 12):
@@ -162,6 +164,30 @@ func TestReadIndexEntryMalformed(t *testing.T) {
 				t.Errorf("err %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An index entry is a 75-byte file; a huge file in its place is refused
+// by its size, before anything is read.
+func TestReadIndexEntryChecksSizeFirst(t *testing.T) {
+	p := filepath.Join(t.TempDir(), strings.Repeat("ab", 32)+"-a")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(256 << 20); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = readIndexEntry(p)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, check.ErrTooLarge) {
+		t.Errorf("err %v, want ErrTooLarge", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("reading a 256 MiB entry allocated %d bytes: it was read before its size was checked", grew)
 	}
 }
 
@@ -203,7 +229,7 @@ func TestCacheVerifyCheck(t *testing.T) {
 		b, _ := os.ReadFile(a)
 		other := strings.Repeat("0", 64)
 		copy(b[3+hashHex+1:], other)
-		writeFile(t, a, string(b))
+		checktest.WriteFile(t, a, string(b), 0o644)
 		relabelled = a
 	}
 	if flipped == "" || relabelled == "" {

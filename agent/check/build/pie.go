@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -82,9 +81,9 @@ const randomizeVASpace = "/proc/sys/kernel/randomize_va_space"
 // "pie"; tests pass "exe" to see the check fail on a real non-PIE binary.
 func pieCheck(buildmode string) check.Check {
 	return check.Check{
-		ID:    "build.pie-aslr",
-		Title: "-buildmode=pie builds are ELF ET_DYN and the kernel randomizes them",
-		Seed:  "4.3",
+		ID:     "build.pie-aslr",
+		Title:  "-buildmode=pie builds are ELF ET_DYN and the kernel randomizes them",
+		Source: "4.3",
 		Run: func(ctx context.Context, env *check.Env) check.Result {
 			return runPIE(ctx, env, buildmode)
 		},
@@ -92,7 +91,7 @@ func pieCheck(buildmode string) check.Check {
 }
 
 func runPIE(ctx context.Context, env *check.Env, buildmode string) check.Result {
-	aslr, aslrErr := os.ReadFile(env.Target.Path(randomizeVASpace))
+	aslr, aslrErr := env.Target.ReadFile(randomizeVASpace)
 	s, err := newScratch(env, "gopatrol-pie-")
 	if err != nil {
 		return check.Errorf("%v", err)

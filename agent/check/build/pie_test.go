@@ -38,7 +38,7 @@ func TestNonPIEBuildFails(t *testing.T) {
 func TestELFTypeOfRealBuilds(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "main.go")
-	writeFile(t, src, "package main\n\nfunc main() {}\n")
+	checktest.WriteFile(t, src, "package main\n\nfunc main() {}\n", 0o644)
 	for _, tc := range []struct {
 		mode string
 		want elf.Type

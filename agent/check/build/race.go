@@ -75,10 +75,10 @@ func TestHTTPServer(t *testing.T) {
 
 func racePprofCheck(testSource string) check.Check {
 	return check.Check{
-		ID:    "build.race-pprof",
-		Title: "go test -race of an HTTP server test runs clean and gives a heap baseline",
-		Seed:  "4.1",
-		Slow:  true,
+		ID:     "build.race-pprof",
+		Title:  "go test -race of an HTTP server test runs clean and gives a heap baseline",
+		Source: "4.1",
+		Slow:   true,
 		Run: func(ctx context.Context, env *check.Env) check.Result {
 			return runRacePprof(ctx, env, testSource)
 		},
@@ -136,13 +136,17 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 	}
 	// GORACE is replaced: the user's log_path would hide the reports from
 	// us, and atexit_sleep_ms=0 saves the race runtime's 1s exit delay.
-	cmd := s.Env.Target.WithEnv("GOWORK=off", "GOFLAGS=", "GORACE=atexit_sleep_ms=0").
-		Command(ctx, tc.Go, "test", "-race", "-count=1", "-v", "-run", "^TestHTTPServer$", "-memprofile", "mem.prof", ".")
-	out, err := cmd.CombinedOutput()
+	cmd, done, err := s.Env.GoCommand(ctx, []string{"GOWORK=off", "GOFLAGS=", "GORACE=atexit_sleep_ms=0"},
+		"test", "-race", "-count=1", "-v", "-run", "^TestHTTPServer$", "-memprofile", "mem.prof", ".")
+	if err != nil {
+		return check.Errorf("%v", err)
+	}
+	defer done()
+	out, err := check.CombinedOutput(cmd)
 	text := string(out)
 	if i := strings.Index(text, "WARNING: DATA RACE"); i >= 0 {
 		return check.Failf("go test -race found a data race in the generated HTTP server test").
-			With("race", firstLines(text[i:], 12)).
+			With("race", check.FirstLines(text[i:], 12, "\n")).
 			WithFix("the race is in code every HTTP server test runs (net/http, the toolchain or its race runtime): rebuild with `go clean -cache` and compare with a clean Go installation")
 	}
 	var ee *exec.ExitError
@@ -151,7 +155,7 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 	}
 	if err != nil {
 		return check.Failf("go test -race of a generated HTTP server test failed").
-			With("output", firstLines(text, 12)).
+			With("output", check.FirstLines(text, 12, "\n")).
 			WithFix("run `go test -race` on any package to see the full error; -race needs cgo and a working C compiler")
 	}
 	res := check.Passf("go test -race of a concurrent HTTP server test found no race")
@@ -162,7 +166,7 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 		}
 	}
 	if baseline == "" {
-		return check.Errorf("the race test printed no heap baseline").With("output", firstLines(text, 12))
+		return check.Errorf("the race test printed no heap baseline").With("output", check.FirstLines(text, 12, "\n"))
 	}
 	for _, kv := range strings.Fields(baseline) {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -175,13 +179,4 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 		res = res.With("memprofile_error", err.Error())
 	}
 	return res
-}
-
-// firstLines keeps the head of a long report.
-func firstLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = append(lines[:n], "...")
-	}
-	return strings.Join(lines, "\n")
 }

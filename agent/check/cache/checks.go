@@ -1,7 +1,3 @@
-// Package cache checks the go command's two caches: the module cache
-// (GOMODCACHE: links and writability) and the build cache (GOCACHE:
-// resolvable, absolute, writable, on a sane filesystem). Writability is
-// probed by doing, as the build user (package probe).
 package cache
 
 import (
@@ -12,21 +8,20 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/gopatrol/gopatrol/agent/check"
-	"github.com/gopatrol/gopatrol/agent/check/probe"
+	"github.com/gopatrol/gopatrol/agent/check/access"
 )
 
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{
-		{ID: "modcache.links", Title: "module cache links resolve", Seed: "2.3", NoToolchain: true, Run: withEnv(links)},
-		{ID: "modcache.writable", Title: "module cache is writable by the build user", Seed: "1", NoToolchain: true, Run: withEnv(modcacheWritable)},
-		{ID: "gocache.writable", Title: "build cache is set, absolute and writable", Seed: "1", NoToolchain: true, Run: withEnv(gocacheWritable)},
+		{ID: "modcache.links", Title: "module cache links resolve", Source: "2.3", NoToolchain: true, Run: withEnv(links)},
+		{ID: "modcache.writable", Title: "module cache is writable by the build user", Source: "1", NoToolchain: true, Run: withEnv(modcacheWritable)},
+		{ID: "gocache.writable", Title: "build cache is set, absolute and writable", Source: "1", NoToolchain: true, Run: withEnv(gocacheWritable)},
 	}
 }
 
@@ -45,13 +40,16 @@ func withEnv(run func(ctx context.Context, env *check.Env, goenv map[string]stri
 		if tc.Err == nil {
 			return run(ctx, env, tc.Env)
 		}
-		if tc.Go == "" {
+		switch {
+		case tc.Go == "":
 			return check.Skipf("no go binary, see go.binary").With("error", tc.Err.Error())
+		case errors.Is(tc.Err, check.ErrNoAnswer):
+			return check.Skipf("the go command does not answer, see go.binary").With("error", tc.Err.Error())
 		}
 		cmd := env.Target.WithEnv("GOTOOLCHAIN=local", "GOFLAGS=").Command(ctx, tc.Go, append([]string{"env", "-json"}, goenvKeys...)...)
-		out, err := cmd.Output()
+		out, err := check.Run(cmd)
 		m := map[string]string{}
-		if err != nil || json.Unmarshal(out, &m) != nil {
+		if err != nil || json.Unmarshal(out.Stdout, &m) != nil {
 			return check.Skipf("no working Go toolchain, see go.binary").With("error", tc.Err.Error())
 		}
 		return run(ctx, env, m).With("go env", "`go env -json` failed ("+tc.Err.Error()+"); read "+strings.Join(goenvKeys, ", ")+" alone")
@@ -62,23 +60,20 @@ func withEnv(run func(ctx context.Context, env *check.Env, goenv map[string]stri
 // module cache can hold millions of files, the check must stay instant.
 const maxScan = 20000
 
-func gopath0(goenv map[string]string) string {
-	for _, p := range filepath.SplitList(goenv["GOPATH"]) {
-		if p != "" {
-			return p
-		}
-	}
-	return ""
-}
-
 // scan looks for dangling links in root and its subdirectories, two levels
 // deep (the depth of `find -L $GOPATH/pkg/mod -maxdepth 1` and one more,
 // where module path prefixes such as github.com/<owner> live). It reads
 // directories (d_type says which entries are links) and stats links only.
-func scan(t *check.Target, root string, budget *int) (dangling []link, truncated bool) {
+func scan(t *check.Target, root string, budget *int) (dangling []check.Link, truncated bool) {
 	var walk func(dir string, depth int)
 	walk = func(dir string, depth int) {
-		ents, err := os.ReadDir(t.Path(dir))
+		// Read through the target's root: dir may lead through a link
+		// that is absolute in the target's namespace.
+		hdir, err := t.HostPath(dir)
+		if err != nil {
+			return
+		}
+		ents, err := os.ReadDir(hdir)
 		if err != nil {
 			return
 		}
@@ -91,9 +86,9 @@ func scan(t *check.Target, root string, budget *int) (dangling []link, truncated
 			p := filepath.Join(dir, e.Name())
 			switch {
 			case e.Type()&fs.ModeSymlink != 0:
-				if r, err := resolve(t, p); err == nil && (r.Dangling != nil || r.Missing != "") {
-					dest, _ := os.Readlink(t.Path(p))
-					dangling = append(dangling, link{p, dest})
+				if r, err := t.Resolve(p); err == nil && (r.Dangling != nil || r.Missing != "") {
+					dest, _ := os.Readlink(filepath.Join(hdir, e.Name()))
+					dangling = append(dangling, check.Link{Path: p, Dest: dest})
 				}
 			case e.IsDir() && depth < 2:
 				walk(p, depth+1)
@@ -107,22 +102,22 @@ func scan(t *check.Target, root string, budget *int) (dangling []link, truncated
 func links(ctx context.Context, env *check.Env, goenv map[string]string) check.Result {
 	t := env.Target
 	modcache := goenv["GOMODCACHE"]
-	gp := gopath0(goenv)
+	gp := check.FirstGOPATH(goenv["GOPATH"])
 	if modcache == "" {
 		return check.Failf("GOMODCACHE is empty: neither GOMODCACHE nor GOPATH is set").
 			WithFix("set GOPATH or GOMODCACHE to an absolute directory, for example: go env -w GOMODCACHE=$HOME/go/pkg/mod")
 	}
-	ev := map[string]string{"GOMODCACHE": statN(t, modcache)}
-	var dangling []link
-	res, err := resolve(t, modcache)
+	ev := map[string]string{"GOMODCACHE": t.StatN(modcache)}
+	var dangling []check.Link
+	res, err := t.Resolve(modcache)
 	if err != nil {
 		return check.Errorf("resolve GOMODCACHE %s: %v", modcache, err).With("GOMODCACHE", ev["GOMODCACHE"])
 	}
 	switch {
 	case res.Dangling != nil:
 		dangling = append(dangling, *res.Dangling)
-	case res.Resolved != "" && res.Resolved != modcache:
-		ev["GOMODCACHE resolved"] = res.Resolved
+	case res.Real != "" && res.Real != modcache:
+		ev["GOMODCACHE resolved"] = res.Real
 	case res.Missing != "":
 		ev["GOMODCACHE resolved"] = "does not exist yet (" + res.Missing + " is missing); the go command creates it on the first download"
 	}
@@ -138,11 +133,11 @@ func links(ctx context.Context, env *check.Env, goenv map[string]string) check.R
 	var truncated bool
 	scanned := map[string]bool{}
 	scanRoot := func(p string) {
-		r, err := resolve(t, p)
-		if err != nil || r.Resolved == "" || scanned[r.Resolved] {
+		r, err := t.Resolve(p)
+		if err != nil || r.Real == "" || scanned[r.Real] {
 			return
 		}
-		scanned[r.Resolved] = true
+		scanned[r.Real] = true
 		d, tr := scan(t, p, &budget)
 		dangling = append(dangling, d...)
 		truncated = truncated || tr
@@ -151,24 +146,24 @@ func links(ctx context.Context, env *check.Env, goenv map[string]string) check.R
 	if gp != "" {
 		defaultMod := filepath.Join(gp, "pkg", "mod")
 		if defaultMod != modcache {
-			ev["GOPATH/pkg/mod"] = statN(t, defaultMod)
-			dr, err := resolve(t, defaultMod)
+			ev["GOPATH/pkg/mod"] = t.StatN(defaultMod)
+			dr, err := t.Resolve(defaultMod)
 			switch {
 			case err != nil:
 			case dr.Dangling != nil:
 				dangling = append(dangling, *dr.Dangling)
-			case dr.Resolved != "" && dr.Resolved != res.Resolved:
-				if ents, err := os.ReadDir(t.Path(defaultMod)); err == nil && len(ents) > 0 {
+			case dr.Real != "" && dr.Real != res.Real:
+				if ents, err := os.ReadDir(t.Path(dr.Real)); err == nil && len(ents) > 0 {
 					leftover = defaultMod
 					ev["leftover"] = fmt.Sprintf("%s holds %d entries but GOMODCACHE is %s", defaultMod, len(ents), modcache)
 				}
 			}
 		}
-		if res.Resolved != "" {
+		if res.Real != "" {
 			scanRoot(modcache)
 		}
 		scanRoot(defaultMod)
-	} else if res.Resolved != "" {
+	} else if res.Real != "" {
 		scanRoot(modcache)
 	}
 	ev["scanned"] = fmt.Sprintf("%d entries, 2 levels deep", maxScan-budget)
@@ -227,10 +222,10 @@ func modcacheWritable(ctx context.Context, env *check.Env, goenv map[string]stri
 		return r.With("GOMODCACHE", modcache)
 	}
 	if dirs[0] != modcache {
-		return check.Passf("GOMODCACHE %s does not exist yet; user %s can create it in %s", modcache, userName(t), dirs[0]).
+		return check.Passf("GOMODCACHE %s does not exist yet; user %s can create it in %s", modcache, t.UserName(), dirs[0]).
 			With("GOMODCACHE", modcache).With("probed", strings.Join(dirs, "\n"))
 	}
-	return check.Passf("user %s can write GOMODCACHE %s", userName(t), modcache).
+	return check.Passf("user %s can write GOMODCACHE %s", t.UserName(), modcache).
 		With("GOMODCACHE", modcache).With("probed", strings.Join(dirs, "\n"))
 }
 
@@ -272,9 +267,9 @@ func gocacheWritable(ctx context.Context, env *check.Env, goenv map[string]strin
 		return r.With("GOCACHE", gocache)
 	}
 	if dir != gocache {
-		r = check.Passf("GOCACHE %s does not exist yet; user %s can create it in %s", gocache, userName(t), dir)
+		r = check.Passf("GOCACHE %s does not exist yet; user %s can create it in %s", gocache, t.UserName(), dir)
 	} else {
-		r = check.Passf("user %s can write GOCACHE %s", userName(t), gocache)
+		r = check.Passf("user %s can write GOCACHE %s", t.UserName(), gocache)
 	}
 	r = r.With("GOCACHE", gocache).With("probed", dir)
 	fsType, err := filesystem(t, dir)
@@ -300,24 +295,17 @@ func exists(t *check.Target, p string) bool {
 	return err == nil
 }
 
-func userName(t *check.Target) string {
-	if t.User == nil {
-		return strconv.Itoa(os.Geteuid())
-	}
-	return t.User.Name
-}
-
-// probeDirs runs probe.Writable on each dir as the build user; cache is
+// probeDirs runs access.Writable on each dir as the build user; cache is
 // the cache directory itself (dirs[0] is its nearest existing parent when
 // it does not exist yet). On failure it returns the result to report and
 // false.
 func probeDirs(ctx context.Context, t *check.Target, dirs []string, cache, variable string) (check.Result, bool) {
 	for _, d := range dirs {
-		err := probe.Writable(ctx, t, d)
+		err := access.Writable(ctx, t, d)
 		if err == nil {
 			continue
 		}
-		var pe *probe.Error
+		var pe *access.Error
 		if !errors.As(err, &pe) {
 			return check.Errorf("could not probe %s: %v", d, err).With("path", d), false
 		}
@@ -333,7 +321,7 @@ func probeDirs(ctx context.Context, t *check.Target, dirs []string, cache, varia
 }
 
 // fixFor words the fix for a failed write probe of dir by its cause.
-func fixFor(pe *probe.Error, dir, cache, variable string) string {
+func fixFor(pe *access.Error, dir, cache, variable string) string {
 	switch pe.Errno() {
 	case "EROFS":
 		return fmt.Sprintf("%s is on a read-only filesystem: mount it read-write, or point %s at a writable directory (go env -w %s=/path/you/own)", dir, variable, variable)

@@ -1,4 +1,3 @@
-// Package catalog lists every check of gopatrol in the order of DESIGN.md.
 package catalog
 
 import (
@@ -13,6 +12,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/check/module"
 	"github.com/gopatrol/gopatrol/agent/check/proxy"
 	"github.com/gopatrol/gopatrol/agent/check/seclabel"
+	"github.com/gopatrol/gopatrol/agent/check/tlscheck"
 	"github.com/gopatrol/gopatrol/agent/check/toolchain"
 )
 
@@ -29,7 +29,7 @@ var Order = []string{
 // All returns every check, in Order.
 func All() []check.Check {
 	all := slices.Concat(toolchain.Checks(), goenv.Checks(), cache.Checks(), seclabel.Checks(),
-		cgo.Checks(), gobin.Checks(), proxy.Checks(), module.Checks(), build.Checks())
+		cgo.Checks(), gobin.Checks(), proxy.Checks(), module.Checks(), build.Checks(), tlscheck.Checks())
 	slices.SortStableFunc(all, func(a, b check.Check) int {
 		return rank(a.ID) - rank(b.ID)
 	})

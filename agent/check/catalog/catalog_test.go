@@ -15,8 +15,8 @@ func TestCatalogueIsComplete(t *testing.T) {
 			t.Errorf("check %s registered twice", c.ID)
 		}
 		seen[c.ID] = true
-		if !idRE.MatchString(c.ID) || c.Title == "" || c.Seed == "" || c.Run == nil {
-			t.Errorf("check %q is incomplete: title %q seed %q run %v", c.ID, c.Title, c.Seed, c.Run != nil)
+		if !idRE.MatchString(c.ID) || c.Title == "" || c.Source == "" || c.Run == nil {
+			t.Errorf("check %q is incomplete: title %q seed %q run %v", c.ID, c.Title, c.Source, c.Run != nil)
 		}
 		if rank(c.ID) == len(Order) {
 			t.Errorf("check %s is not in catalog.Order", c.ID)

@@ -1,7 +1,3 @@
-// Package cgo checks the C side of the toolchain: whether cgo is on and
-// why not, whether the C compiler named by CC exists and runs, whether a
-// tiny cgo program really compiles and links, and whether the cgroup's
-// pids limit leaves room for gcc's helper processes.
 package cgo
 
 import (
@@ -23,7 +19,7 @@ import (
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{
-		{ID: "cgo.toolchain", Title: "cgo is on and the C toolchain builds", Seed: "2.4", Timeout: 2 * time.Minute, Run: toolchain},
+		{ID: "cgo.toolchain", Title: "cgo is on and the C toolchain builds", Source: "2.4", Timeout: 2 * time.Minute, Run: toolchain},
 	}
 }
 
@@ -124,14 +120,13 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 
 	// `$CC --version` as the build user: it exists, but does it run?
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	cmd := t.Command(vctx, path, "--version")
-	out, err := cmd.CombinedOutput()
+	out, err := check.CombinedOutput(t.Command(vctx, path, "--version"))
 	cancel()
 	if err != nil {
 		return result(check.Failf("C compiler %s does not run: %v", path, err).With("output", lastLines(string(out), 5)).
 			WithFix("reinstall the C compiler (apt-get install --reinstall gcc) or point CC at a working one"))
 	}
-	ev["CC version"] = firstLine(string(out))
+	ev["CC version"] = check.FirstLine(string(out))
 
 	var warn check.Result
 	if lim, err := pidsLimit(t, "/proc/self/cgroup"); err == nil && lim.limited() {
@@ -168,30 +163,19 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 // on timeout too (the go command's process group is killed first).
 func build(ctx context.Context, env *check.Env, ccWords []string) (time.Duration, string, error) {
 	t := env.Target
-	tmp := t.Getenv("TMPDIR")
-	if tmp == "" || !filepath.IsAbs(tmp) {
-		tmp = "/tmp"
-	}
-	hostDir, err := os.MkdirTemp(t.Path(tmp), "gopatrol-cgo-")
+	scratch, err := t.NewScratch("", "gopatrol-cgo-")
 	if err != nil {
-		return 0, "", fmt.Errorf("make a build directory in %s: %w", tmp, err)
+		return 0, "", fmt.Errorf("make a build directory: %w", err)
 	}
-	defer os.RemoveAll(hostDir)
-	dir := filepath.Join(tmp, filepath.Base(hostDir))
-	for name, data := range map[string]string{
+	defer scratch.Remove()
+	if err := scratch.Write(map[string]string{
 		"go.mod":   "module gopatrol.invalid/cgoprobe\n\ngo 1.20\n",
 		"probe.go": program,
 		"link.c":   linkProgram,
-	} {
-		if err := os.WriteFile(filepath.Join(hostDir, name), []byte(data), 0o644); err != nil {
-			return 0, "", err
-		}
+	}); err != nil {
+		return 0, "", err
 	}
-	if t.AsOther() {
-		if err := os.Chown(hostDir, int(t.User.UID), int(t.User.GID)); err != nil {
-			return 0, "", fmt.Errorf("hand %s to user %s: %w", dir, t.User.Name, err)
-		}
-	}
+	dir := scratch.Dir
 	in := *t
 	in.Dir = dir
 	benv := &check.Env{Target: &in, Toolchain: env.Toolchain}
@@ -201,7 +185,7 @@ func build(ctx context.Context, env *check.Env, ccWords []string) (time.Duration
 	go func() {
 		args := append(slices.Clone(ccWords[1:]), strings.Fields(env.Toolchain.Get("GOGCCFLAGS"))...)
 		args = append(args, "-o", filepath.Join(dir, "link.out"), filepath.Join(dir, "link.c"))
-		if out, err := in.Command(ctx, ccWords[0], args...).CombinedOutput(); err != nil {
+		if out, err := check.CombinedOutput(in.Command(ctx, ccWords[0], args...)); err != nil {
 			linked <- fmt.Errorf("%s cannot link a C program: %w: %s", ccWords[0], err, lastLines(string(out), 12))
 			return
 		}
@@ -320,7 +304,7 @@ func hasController(list, name string) bool {
 
 // readInt reads a cgroup value; "max" is -1.
 func readInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
+	b, err := check.ReadFile(path, 64)
 	if err != nil {
 		return 0, err
 	}
@@ -336,11 +320,6 @@ func firstWord(s string) string {
 		return strings.Trim(fs[0], `'"`)
 	}
 	return ""
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
 }
 
 func lastLines(s string, n int) string {

@@ -23,39 +23,35 @@ func script(t *testing.T, path, body string) string {
 
 func TestToolchain(t *testing.T) {
 	testgate.Tool(t, "gcc", "gcc")
-	tests := []struct {
-		name   string
-		setup  func(t *testing.T, w *checktest.World) []string
-		status check.Status
-	}{
-		{"healthy", func(t *testing.T, w *checktest.World) []string {
+	checktest.RunCases(t, Checks(), []checktest.Case{
+		{Name: "healthy", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			return []string{"C program linked by gcc", "/usr/bin/gcc"}
-		}, check.Pass},
-		{"CGO_ENABLED=1 with CC a missing path", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Pass},
+		{Name: "CGO_ENABLED=1 with CC a missing path", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			w.Setenv("CGO_ENABLED=1", "CC=/nonexistent/bin/gcc-13")
 			return []string{"/nonexistent/bin/gcc-13"}
-		}, check.Fail},
-		{"CGO_ENABLED=1 with CC not on PATH", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Fail},
+		{Name: "CGO_ENABLED=1 with CC not on PATH", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			w.Setenv("CGO_ENABLED=1", "CC=gopatrol-no-such-cc")
 			return []string{"gopatrol-no-such-cc"}
-		}, check.Fail},
-		{"CGO_ENABLED=0 on purpose", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Fail},
+		{Name: "CGO_ENABLED=0 on purpose", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			w.Setenv("CGO_ENABLED=0")
 			return []string{"CGO_ENABLED=0"}
-		}, check.Skip},
-		{"no C compiler: cgo silently off", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Skip},
+		{Name: "no C compiler: cgo silently off", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			w.Unsetenv("CC")
 			w.Unsetenv("CGO_ENABLED")
 			goroot := filepath.Dir(filepath.Dir(checktest.RealGo(t)))
 			w.Setenv("PATH=" + filepath.Join(goroot, "bin"))
 			return []string{"gcc is not on PATH", filepath.Join(goroot, "bin")}
-		}, check.Warn},
-		{"CC that does not run", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Warn},
+		{Name: "CC that does not run", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			cc := script(t, filepath.Join(w.Dir, "brokencc"), "echo 'brokencc: cannot execute cc1' >&2; exit 1")
 			w.Setenv("CGO_ENABLED=1", "CC="+cc)
 			return []string{cc, "cannot execute cc1"}
-		}, check.Fail},
-		{"CC that cannot compile", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Fail},
+		{Name: "CC that cannot compile", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			// Answers --version (and the go command's -### probe) like
 			// gcc, then fails every compile like a gcc without headers.
 			cc := script(t, filepath.Join(w.Dir, "halfcc"), `case "$*" in
@@ -65,8 +61,8 @@ echo 'halfcc: fatal error: stdlib.h: No such file or directory' >&2
 exit 1`)
 			w.Setenv("CGO_ENABLED=1", "CC="+cc)
 			return []string{cc, "stdlib.h"}
-		}, check.Fail},
-		{"CC that compiles but cannot link", func(t *testing.T, w *checktest.World) []string {
+		}, Want: check.Fail},
+		{Name: "CC that compiles but cannot link", ID: "cgo.toolchain", Setup: func(t *testing.T, w *checktest.World) []string {
 			// A gcc whose C runtime objects are gone: compiling works,
 			// every link fails.
 			cc := script(t, filepath.Join(w.Dir, "nolinkcc"), `for a in "$@"; do
@@ -76,16 +72,8 @@ echo '/usr/bin/ld: cannot find crt1.o: No such file or directory' >&2
 exit 1`)
 			w.Setenv("CGO_ENABLED=1", "CC="+cc)
 			return []string{cc, "crt1.o"}
-		}, check.Fail},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := checktest.New(t)
-			names := tt.setup(t, w)
-			res := w.Run(checktest.Find(t, Checks(), "cgo.toolchain"))
-			checktest.Expect(t, res, tt.status, names...)
-		})
-	}
+		}, Want: check.Fail},
+	})
 }
 
 // TestPidsLimit puts a process into a real cgroup with a low pids.max and

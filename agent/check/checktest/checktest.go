@@ -1,6 +1,3 @@
-// Package checktest builds the worlds that checks diagnose, for tests: a
-// Target with a clean, explicit environment, in which a test breaks exactly
-// one thing and runs a check against it through the real runner.
 package checktest
 
 import (

@@ -1,9 +1,3 @@
-// Package gobin checks GOBIN, where `go install` puts binaries: that it
-// exists or can be made, what its POSIX ACLs say (access and default, shown
-// as getfacl prints them), and whether another user can reach and run what
-// is installed there. Access is decided in-process with package acl, the
-// way the kernel does; as root the verdict is confirmed by running a probe
-// binary as nobody.
 package gobin
 
 import (
@@ -18,34 +12,49 @@ import (
 	"strings"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/access"
 	"github.com/gopatrol/gopatrol/agent/check/acl"
-	"github.com/gopatrol/gopatrol/agent/check/probe"
 )
 
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{
-		{ID: "gobin.access", Title: "GOBIN is reachable and its binaries runnable by other users", Seed: "2.5", Run: access},
+		{ID: "gobin.access", Title: "GOBIN is reachable and its binaries runnable by other users", Source: "2.5", Run: runAccess},
 	}
 }
 
 // maxBinaries bounds how many installed binaries are judged.
 const maxBinaries = 200
 
-// otherUser is whose view of GOBIN is judged: the seed's `sudo -u nobody`.
+// otherUser is whose view of GOBIN is judged: the source's `sudo -u nobody`.
 const otherUser = "nobody"
 
-func access(ctx context.Context, env *check.Env) check.Result {
-	t := env.Target
+// gobinView is what runAccess learns step by step: each step either adds
+// evidence and warnings, or ends the check with a result.
+type gobinView struct {
+	t        *check.Target
+	names    acl.Names
+	gobin    string
+	existing string    // GOBIN, or its nearest existing parent
+	file     *acl.File // GOBIN's ACLs, nil when it does not exist yet
+	other    *check.User
+	sub      acl.Subject
+	ev       map[string]string
+	warnings []string
+	fix      string
+}
+
+func (v *gobinView) result(r check.Result) check.Result {
+	for k, val := range v.ev {
+		r = r.With(k, val)
+	}
+	return r
+}
+
+func runAccess(ctx context.Context, env *check.Env) check.Result {
 	gobin, source := env.Toolchain.Get("GOBIN"), "go env GOBIN"
 	if gobin == "" {
-		gp := ""
-		for _, p := range filepath.SplitList(env.Toolchain.Get("GOPATH")) {
-			if p != "" {
-				gp = p
-				break
-			}
-		}
+		gp := check.FirstGOPATH(env.Toolchain.Get("GOPATH"))
 		if gp == "" {
 			return check.Failf("neither GOBIN nor GOPATH is set: go install has nowhere to put binaries").
 				WithFix("set GOBIN to an absolute directory on PATH: go env -w GOBIN=$HOME/go/bin")
@@ -56,111 +65,130 @@ func access(ctx context.Context, env *check.Env) check.Result {
 		return check.Failf("GOBIN %q is not an absolute path; go install refuses it", gobin).With("GOBIN", gobin).
 			WithFix("set GOBIN to an absolute path: go env -w GOBIN=$HOME/go/bin")
 	}
-	names := newNames(t)
-	ev := map[string]string{"GOBIN": gobin + " (" + source + ")"}
-	result := func(r check.Result) check.Result {
-		for k, v := range ev {
-			r = r.With(k, v)
-		}
-		return r
+	v := &gobinView{t: env.Target, names: newNames(env.Target), gobin: gobin, existing: gobin,
+		ev: map[string]string{"GOBIN": gobin + " (" + source + ")"}}
+	if r, done := v.locate(); done {
+		return v.result(r)
 	}
+	// go install runs as the build user: it must be able to write there.
+	if err := access.Writable(ctx, v.t, v.existing); err != nil {
+		var pe *access.Error
+		if !errors.As(err, &pe) {
+			return v.result(check.Errorf("probe %s: %v", v.existing, err))
+		}
+		return v.result(check.Failf("go install cannot write GOBIN: %v", err).With("user", pe.User).
+			WithFix("give %s write access to %s (chown %s %s), or set GOBIN to a directory that user owns: go env -w GOBIN=$HOME/go/bin", pe.User, v.existing, pe.User, v.existing))
+	}
+	other, err := v.t.LookupUser(otherUser)
+	if err != nil {
+		v.ev["other user"] = fmt.Sprintf("no user %q on the target: another user's view was not judged", otherUser)
+		return v.result(check.Passf("the build user can install into GOBIN %s", gobin))
+	}
+	v.other, v.sub = other, acl.Subject{UID: other.UID, GID: other.GID, Groups: other.Groups}
+	if r, done := v.searchPath(); done {
+		return v.result(r)
+	}
+	if v.file == nil {
+		return v.result(check.Passf("user %s can reach %s; go install will create GOBIN %s", otherUser, v.existing, gobin))
+	}
+	v.judgeDefaultACL()
+	v.judgeInstalled()
+	if r, done := v.confirmByRunning(ctx); done {
+		return v.result(r)
+	}
+	if len(v.warnings) > 0 {
+		return v.result(check.Warnf("%s", strings.Join(v.warnings, "; ")).WithFix("%s", v.fix))
+	}
+	return v.result(check.Passf("user %s can enter GOBIN %s and run binaries there", otherUser, gobin))
+}
 
-	// The directory go install writes into: GOBIN, or the closest
-	// existing parent when go install will create it.
-	existing := gobin
-	fi, err := os.Stat(t.Path(gobin))
+// locate finds the directory go install writes into: GOBIN, or the
+// closest existing parent when go install will create it, and reads
+// GOBIN's ACLs.
+func (v *gobinView) locate() (check.Result, bool) {
+	fi, err := os.Stat(v.t.Path(v.gobin))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		existing = t.NearestExisting(gobin)
-		ev["GOBIN"] += "; does not exist yet, go install creates it in " + existing
+		v.existing = v.t.NearestExisting(v.gobin)
+		v.ev["GOBIN"] += "; does not exist yet, go install creates it in " + v.existing
+		return check.Result{}, false
 	case err != nil:
-		return result(check.Errorf("stat GOBIN %s: %v", gobin, err))
+		return check.Errorf("stat GOBIN %s: %v", v.gobin, err), true
 	case !fi.IsDir():
-		return result(check.Failf("GOBIN %s is not a directory", gobin).
-			WithFix("remove the file or point GOBIN at a directory: go env -w GOBIN=$HOME/go/bin"))
+		return check.Failf("GOBIN %s is not a directory", v.gobin).
+			WithFix("remove the file or point GOBIN at a directory: go env -w GOBIN=$HOME/go/bin"), true
 	}
-	var gobinFile *acl.File
-	if existing == gobin {
-		if gobinFile, err = acl.Stat(t.Path(gobin)); err != nil {
-			return result(check.Errorf("read ACLs of %s: %v", gobin, err))
-		}
-		gobinFile.Path = gobin
-		ev["acl"] = gobinFile.Text(names)
+	if v.file, err = acl.Stat(v.t.Path(v.gobin)); err != nil {
+		return check.Errorf("read ACLs of %s: %v", v.gobin, err), true
 	}
+	v.file.Path = v.gobin
+	v.ev["acl"] = v.file.Text(v.names)
+	return check.Result{}, false
+}
 
-	// go install runs as the build user: it must be able to write there.
-	if err := probe.Writable(ctx, t, existing); err != nil {
-		var pe *probe.Error
-		if !errors.As(err, &pe) {
-			return result(check.Errorf("probe %s: %v", existing, err))
-		}
-		return result(check.Failf("go install cannot write GOBIN: %v", err).With("user", pe.User).
-			WithFix("give %s write access to %s (chown %s %s), or set GOBIN to a directory that user owns: go env -w GOBIN=$HOME/go/bin", pe.User, existing, pe.User, existing))
-	}
-
-	other, err := t.LookupUser(otherUser)
-	if err != nil {
-		ev["other user"] = fmt.Sprintf("no user %q on the target: another user's view was not judged", otherUser)
-		return result(check.Passf("the build user can install into GOBIN %s", gobin))
-	}
-	sub := acl.Subject{UID: other.UID, GID: other.GID, Groups: other.Groups}
-
-	// Search permission on every directory from / down to GOBIN, along
-	// the path as written and along the resolved one (links are walked
-	// through both).
-	for _, dir := range chain(t, existing) {
-		f, err := acl.Stat(t.Path(dir))
+// searchPath checks search permission for the other user on every
+// directory from / down to GOBIN, along the path as written and along the
+// resolved one (links are walked through both).
+func (v *gobinView) searchPath() (check.Result, bool) {
+	for _, dir := range chain(v.t, v.existing) {
+		f, err := acl.Stat(v.t.Path(dir))
 		if err != nil {
-			return result(check.Errorf("read ACLs of %s: %v", dir, err))
+			return check.Errorf("read ACLs of %s: %v", dir, err), true
 		}
 		f.Path = dir
-		if d := f.Decide(sub, acl.Exec); !d.Allowed {
-			what := "a parent directory of GOBIN"
-			if dir == gobin {
-				what = "GOBIN"
-			}
-			ev["denied at"] = dir
-			ev["decision"] = d.Reason(names)
-			ev["acl of "+dir] = f.Text(names)
-			if home := homeOf(t); home != "" && within(gobin, home) && within(dir, home) {
-				// A private home (0700, or 0750 on many distributions)
-				// keeps personal tools personal: say so, do not fail.
-				return result(check.Warnf("GOBIN %s is inside the private home %s: user %s (and sudo -u other users) cannot run the binaries installed there (%s)", gobin, home, otherUser, d.Reason(names)).
-					WithFix("fine for personal tools; for tools others must run, install into a shared directory: GOBIN=/usr/local/bin go install ..."))
-			}
-			return result(check.Failf("user %s cannot enter %s %s (%s), so it cannot run binaries installed there", otherUser, what, dir, d.Reason(names)).
-				WithFix("%s", searchFix(f, d, dir)))
+		d := f.Decide(v.sub, acl.Exec)
+		if d.Allowed {
+			continue
 		}
+		what := "a parent directory of GOBIN"
+		if dir == v.gobin {
+			what = "GOBIN"
+		}
+		v.ev["denied at"] = dir
+		v.ev["decision"] = d.Reason(v.names)
+		v.ev["acl of "+dir] = f.Text(v.names)
+		if home := homeOf(v.t); home != "" && check.Within(v.gobin, home) && check.Within(dir, home) {
+			// A private home (0700, or 0750 on many distributions)
+			// keeps personal tools personal: say so, do not fail.
+			return check.Warnf("GOBIN %s is inside the private home %s: user %s (and sudo -u other users) cannot run the binaries installed there (%s)", v.gobin, home, otherUser, d.Reason(v.names)).
+				WithFix("fine for personal tools; for tools others must run, install into a shared directory: GOBIN=/usr/local/bin go install ..."), true
+		}
+		return check.Failf("user %s cannot enter %s %s (%s), so it cannot run binaries installed there", otherUser, what, dir, d.Reason(v.names)).
+			WithFix("%s", searchFix(f, d, dir)), true
 	}
-	if gobinFile == nil {
-		return result(check.Passf("user %s can reach %s; go install will create GOBIN %s", otherUser, existing, gobin))
-	}
+	return check.Result{}, false
+}
 
-	var warnings []string
-	fix := ""
-	// What go install gives a new binary: it learns the mode the
-	// directory's default ACL would give a new file (a probe file
-	// created 0777) and renames the binary into place with that mode, so
-	// only the user::, mask (or group::) and other:: entries carry over;
-	// in a setgid directory it copies instead and the whole default ACL
-	// applies.
-	if def := gobinFile.Default; def != nil {
-		newACL := def
-		if gobinFile.Mode&fs.ModeSetgid == 0 {
-			newACL = acl.FromMode(modeOf(def))
-		}
-		installer := uint32(os.Geteuid())
-		if t.User != nil {
-			installer = t.User.UID
-		}
-		if d := newACL.Decide(installer, gobinFile.GID, false, sub, acl.Exec); !d.Allowed {
-			warnings = append(warnings, fmt.Sprintf("the default ACL of %s gives new binaries %s: user %s could not run what go install puts there", gobin, d.Reason(names), otherUser))
-			fix = fmt.Sprintf("let others run new binaries: setfacl -d -m o::rx %s", gobin)
-		}
+// judgeDefaultACL warns when new binaries would not be runnable. What go
+// install gives a new binary: it learns the mode the directory's default
+// ACL would give a new file (a probe file created 0777) and renames the
+// binary into place with that mode, so only the user::, mask (or group::)
+// and other:: entries carry over; in a setgid directory it copies instead
+// and the whole default ACL applies.
+func (v *gobinView) judgeDefaultACL() {
+	def := v.file.Default
+	if def == nil {
+		return
 	}
-	// The binaries already installed.
+	newACL := def
+	if v.file.Mode&fs.ModeSetgid == 0 {
+		newACL = acl.FromMode(modeOf(def))
+	}
+	installer := uint32(os.Geteuid())
+	if v.t.User != nil {
+		installer = v.t.User.UID
+	}
+	if d := newACL.Decide(installer, v.file.GID, false, v.sub, acl.Exec); !d.Allowed {
+		v.warnings = append(v.warnings, fmt.Sprintf("the default ACL of %s gives new binaries %s: user %s could not run what go install puts there", v.gobin, d.Reason(v.names), otherUser))
+		v.fix = fmt.Sprintf("let others run new binaries: setfacl -d -m o::rx %s", v.gobin)
+	}
+}
+
+// judgeInstalled warns about binaries already installed that the other
+// user cannot run.
+func (v *gobinView) judgeInstalled() {
 	var denied []string
-	if ents, err := os.ReadDir(t.Path(gobin)); err == nil {
+	if ents, err := os.ReadDir(v.t.Path(v.gobin)); err == nil {
 		for i, e := range ents {
 			if i == maxBinaries {
 				break
@@ -168,44 +196,46 @@ func access(ctx context.Context, env *check.Env) check.Result {
 			if !e.Type().IsRegular() {
 				continue
 			}
-			p := filepath.Join(gobin, e.Name())
-			f, err := acl.Stat(t.Path(p))
+			p := filepath.Join(v.gobin, e.Name())
+			f, err := acl.Stat(v.t.Path(p))
 			if err != nil || f.Mode&0o111 == 0 {
 				continue // not meant to be run
 			}
-			if d := f.Decide(sub, acl.Exec); !d.Allowed {
-				denied = append(denied, fmt.Sprintf("%s (%s)", p, d.Reason(names)))
+			if d := f.Decide(v.sub, acl.Exec); !d.Allowed {
+				denied = append(denied, fmt.Sprintf("%s (%s)", p, d.Reason(v.names)))
 			}
 		}
 	}
-	if len(denied) > 0 {
-		ev["not runnable by "+otherUser] = strings.Join(denied, "\n")
-		warnings = append(warnings, fmt.Sprintf("%d installed binaries are not runnable by %s", len(denied), otherUser))
-		if fix == "" {
-			fix = fmt.Sprintf("chmod o+rx the binaries listed, e.g. chmod o+rx %s", strings.SplitN(denied[0], " ", 2)[0])
-		}
+	if len(denied) == 0 {
+		return
 	}
+	v.ev["not runnable by "+otherUser] = strings.Join(denied, "\n")
+	v.warnings = append(v.warnings, fmt.Sprintf("%d installed binaries are not runnable by %s", len(denied), otherUser))
+	if v.fix == "" {
+		v.fix = fmt.Sprintf("chmod o+rx the binaries listed, e.g. chmod o+rx %s", strings.SplitN(denied[0], " ", 2)[0])
+	}
+}
 
-	// As root, confirm by doing: run a probe binary in GOBIN as nobody.
-	// This also catches what ACLs cannot show: noexec mounts, LSMs.
-	if os.Geteuid() == 0 {
-		asOther := *t
-		asOther.User = other
-		if err := probe.Executable(ctx, &asOther, gobin); err != nil {
-			var pe *probe.Error
-			if !errors.As(err, &pe) {
-				return result(check.Errorf("probe %s: %v", gobin, err))
-			}
-			ev["probe"] = err.Error()
-			return result(check.Failf("user %s cannot run binaries in GOBIN %s: %v", otherUser, gobin, err).
-				WithFix("check the mount options of %s (findmnt -T %s: noexec?) and its security labels", gobin, gobin))
+// confirmByRunning, as root, confirms by doing: it runs a probe binary in
+// GOBIN as the other user. This also catches what ACLs cannot show:
+// noexec mounts, LSMs.
+func (v *gobinView) confirmByRunning(ctx context.Context) (check.Result, bool) {
+	if os.Geteuid() != 0 {
+		return check.Result{}, false
+	}
+	asOther := *v.t
+	asOther.User = v.other
+	if err := access.Executable(ctx, &asOther, v.gobin); err != nil {
+		var pe *access.Error
+		if !errors.As(err, &pe) {
+			return check.Errorf("probe %s: %v", v.gobin, err), true
 		}
-		ev["probe"] = "a binary placed in GOBIN ran as " + otherUser
+		v.ev["probe"] = err.Error()
+		return check.Failf("user %s cannot run binaries in GOBIN %s: %v", otherUser, v.gobin, err).
+			WithFix("check the mount options of %s (findmnt -T %s: noexec?) and its security labels", v.gobin, v.gobin), true
 	}
-	if len(warnings) > 0 {
-		return result(check.Warnf("%s", strings.Join(warnings, "; ")).WithFix("%s", fix))
-	}
-	return result(check.Passf("user %s can enter GOBIN %s and run binaries there", otherUser, gobin))
+	v.ev["probe"] = "a binary placed in GOBIN ran as " + otherUser
+	return check.Result{}, false
 }
 
 // searchFix words the fix for a directory the other user cannot search.
@@ -262,11 +292,8 @@ func chain(t *check.Target, dir string) []string {
 		}
 	}
 	add(dir)
-	if real, err := filepath.EvalSymlinks(t.Path(dir)); err == nil {
-		if root := t.Path("/"); root != "/" {
-			real = "/" + strings.TrimPrefix(strings.TrimPrefix(real, root), "/")
-		}
-		add(real)
+	if r, err := t.Resolve(dir); err == nil && r.Real != "" {
+		add(r.Real)
 	}
 	return out
 }
@@ -276,12 +303,6 @@ func homeOf(t *check.Target) string {
 		return ""
 	}
 	return filepath.Clean(t.User.Home)
-}
-
-// within reports whether p is dir or below it.
-func within(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // newNames resolves ids with the target's own /etc/passwd and /etc/group,

@@ -15,9 +15,9 @@ import (
 )
 
 var envConfig = check.Check{
-	ID:    "env.config",
-	Title: "go settings parse and mean what they should",
-	Seed:  "1",
+	ID:     "env.config",
+	Title:  "go settings parse and mean what they should",
+	Source: "1",
 	// The settings checked here are the usual reasons `go env` itself
 	// fails (an unknown GOEXPERIMENT), so this check runs without it.
 	NoToolchain: true,

@@ -1,7 +1,3 @@
-// Package goenv holds the checks of the go command's environment: that the
-// paths `go env` reports are real and absolute, that the settings in the
-// environment and the GOENV file parse the way cmd/go parses them, and that
-// the go command can actually build and run a program here.
 package goenv
 
 import (
@@ -14,13 +10,12 @@ import (
 	"strings"
 
 	"github.com/gopatrol/gopatrol/agent/check"
-	"github.com/gopatrol/gopatrol/agent/check/toolchain"
 )
 
 var envConsistency = check.Check{
-	ID:    "env.consistency",
-	Title: "go env paths are absolute and equal to their real paths",
-	Seed:  "1",
+	ID:     "env.consistency",
+	Title:  "go env paths are absolute and equal to their real paths",
+	Source: "1",
 	// A relative GOPATH makes `go env` fail; this check explains it, so it
 	// runs without go env, on the settings as configured.
 	NoToolchain: true,
@@ -68,9 +63,14 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %q is a relative path: it means something else in every directory", e.name, e.path), Fix: fmt.Sprintf("go env -w %s=%s (an absolute path)", baseName(e.name), absHint(e.name))})
 			continue
 		}
-		r, err := toolchain.Resolve(t, e.path)
+		res, err := t.Resolve(e.path)
+		if err == nil {
+			err = res.Err()
+		}
+		r := res.Real
+		var dangling *check.DanglingError
 		switch {
-		case errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "dangling"):
+		case errors.Is(err, os.ErrNotExist) && !errors.As(err, &dangling):
 			ev[e.name] = e.path + " (does not exist yet)"
 			real[e.name] = e.path
 		case err != nil:
@@ -90,7 +90,7 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 			if !strings.HasPrefix(e.name, "GOPATH") || real[e.name] == "" {
 				continue
 			}
-			if within(root, real[e.name]) {
+			if check.Within(real[e.name], root) {
 				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")), Fix: "go env -w GOPATH=$HOME/go"})
 			}
 		}
@@ -110,10 +110,4 @@ func absHint(name string) string {
 		return "$HOME/.cache/go-build"
 	}
 	return "<absolute path>"
-}
-
-// within reports whether p is dir or below it.
-func within(dir, p string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -18,9 +18,9 @@ import (
 )
 
 var envFunctional = check.Check{
-	ID:    "env.functional",
-	Title: "go run builds and runs a program; the standard library lists",
-	Seed:  "1",
+	ID:     "env.functional",
+	Title:  "go run builds and runs a program; the standard library lists",
+	Source: "1",
 	// A cold build cache compiles the runtime first; a warm one takes
 	// tens of milliseconds.
 	Timeout: time.Minute,
@@ -50,12 +50,16 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	}
 	ev := map[string]string{workVar: workRoot}
 
-	mod, cleanup, err := makeDir(t, tmp, "gopatrol-run-", map[string]string{"go.mod": probeMod, "main.go": probeMain})
+	scratch, err := t.NewScratch(tmp, "gopatrol-run-")
+	if err == nil {
+		defer scratch.Remove()
+		err = scratch.Write(map[string]string{"go.mod": probeMod, "main.go": probeMain})
+	}
 	if err != nil {
 		return check.Errorf("create the probe module: %v", err).With("TMPDIR", tmp).
-			WithFix("make %s writable for %s", tmp, userName(t))
+			WithFix("make %s writable for %s", tmp, t.UserName())
 	}
-	defer cleanup()
+	mod := scratch.Dir
 	ev["module"] = mod
 	// The go commands keep their work directory inside the module, so a
 	// go killed at the timeout leaves no go-build* behind; GOTMPDIR itself
@@ -85,11 +89,11 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	// so the linked program comes from the build cache after the first
 	// run; exec from the work directory is then probed separately.
 	wg.Go(func() {
-		runOut, runErr = modTarget.Command(ctx, tc.Go, "run", "-trimpath", ".").CombinedOutput()
+		runOut, runErr = check.CombinedOutput(modTarget.Command(ctx, tc.Go, "run", "-trimpath", "."))
 		runTook = time.Since(start)
 	})
 	wg.Go(func() {
-		listOut, listErr = modTarget.Command(ctx, tc.Go, "list", "-e", "-find", "-f", "{{if .Error}}ERR {{.ImportPath}}: {{.Error}}{{else}}{{.ImportPath}}{{end}}", "std").CombinedOutput()
+		listOut, listErr = check.CombinedOutput(modTarget.Command(ctx, tc.Go, "list", "-e", "-find", "-f", "{{if .Error}}ERR {{.ImportPath}}: {{.Error}}{{else}}{{.ImportPath}}{{end}}", "std"))
 		listTook = time.Since(start)
 	})
 	wg.Go(func() { execFinding = probeExec(ctx, t, workRoot, workVar) })
@@ -100,12 +104,12 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 
 	var fs []check.Finding
 	got := strings.TrimSpace(string(runOut))
-	ev["go run"] = fmt.Sprintf("%q in %s", firstLines(got, 3), runTook.Round(time.Millisecond))
+	ev["go run"] = fmt.Sprintf("%q in %s", check.FirstLines(got, 3, " | "), runTook.Round(time.Millisecond))
 	switch {
 	case runErr != nil:
-		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, firstLines(got, 2)), Fix: "run `go run .` in a new module to see the whole error"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run of a minimal program in %s failed: %s", mod, check.FirstLines(got, 2, " | ")), Fix: "run `go run .` in a new module to see the whole error"})
 	case got != probeOut:
-		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run printed %q, want %q", firstLines(got, 3), probeOut), Fix: "something wraps or rewrites program output; check GOFLAGS=-exec and the go binary (go.binary)"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go run printed %q, want %q", check.FirstLines(got, 3, " | "), probeOut), Fix: "something wraps or rewrites program output; check GOFLAGS=-exec and the go binary (go.binary)"})
 	}
 
 	lines := strings.Split(strings.TrimSpace(string(listOut)), "\n")
@@ -118,9 +122,9 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	ev["go list std"] = fmt.Sprintf("%d packages in %s", len(lines), listTook.Round(time.Millisecond))
 	switch {
 	case listErr != nil:
-		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go list std failed: %s", firstLines(string(listOut), 2)), Fix: fmt.Sprintf("the standard library under %s/src is damaged; reinstall Go", tc.Get("GOROOT"))})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go list std failed: %s", check.FirstLines(string(listOut), 2, " | ")), Fix: fmt.Sprintf("the standard library under %s/src is damaged; reinstall Go", tc.Get("GOROOT"))})
 	case len(broken) > 0:
-		ev["go list std.errors"] = firstLines(strings.Join(broken, "\n"), 5)
+		ev["go list std.errors"] = check.FirstLines(strings.Join(broken, "\n"), 5, " | ")
 		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%d standard packages do not load: %s", len(broken), broken[0]), Fix: fmt.Sprintf("reinstall Go; %s/src is damaged", tc.Get("GOROOT"))})
 	case !contains(lines, "runtime") || !contains(lines, "fmt"):
 		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("go list std found %d packages, without runtime or fmt", len(lines)), Fix: fmt.Sprintf("reinstall Go; %s/src is incomplete", tc.Get("GOROOT"))})
@@ -145,7 +149,7 @@ func probeExec(ctx context.Context, t *check.Target, root, rootVar string) *chec
 	const script = `mkdir -m 700 "$1" || exit 90
 printf '#!/bin/sh\necho %s\n' > "$1/probe" && chmod 700 "$1/probe" || exit 91
 exec "$1/probe"`
-	out, err := t.Command(ctx, "/bin/sh", "-c", fmt.Sprintf(script, probeOut), "sh", dir).CombinedOutput()
+	out, err := check.CombinedOutput(t.Command(ctx, "/bin/sh", "-c", fmt.Sprintf(script, probeOut), "sh", dir))
 	if err == nil && strings.TrimSpace(string(out)) == probeOut {
 		return nil
 	}
@@ -156,7 +160,7 @@ exec "$1/probe"`
 	}
 	switch code {
 	case 90, 91:
-		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot create files in %s=%s: %s", userName(t), rootVar, root, firstLines(string(out), 1)), Fix: fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, userName(t), rootVar)}
+		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot create files in %s=%s: %s", t.UserName(), rootVar, root, check.FirstLine(string(out))), Fix: fmt.Sprintf("make %s writable for %s, or export %s=<a writable directory>", root, t.UserName(), rootVar)}
 
 	}
 	var st unix.Statfs_t
@@ -164,64 +168,12 @@ exec "$1/probe"`
 		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root), Fix: noexecFix(rootVar, root)}
 
 	}
-	return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, firstLines(string(out), 1)), Fix: fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
+	return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, check.FirstLine(string(out))), Fix: fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
 
 }
 
 func noexecFix(rootVar, root string) string {
 	return fmt.Sprintf("mkdir -p $HOME/.cache/go-tmp && go env -w GOTMPDIR=$HOME/.cache/go-tmp (a directory on a mount without noexec), or remount the filesystem of %s=%s with exec", rootVar, root)
-}
-
-// makeDir creates a temporary directory with files under parent (a path
-// of the target) that the build user owns, and returns its target path and
-// a cleanup that removes it.
-func makeDir(t *check.Target, parent, pattern string, files map[string]string) (string, func(), error) {
-	host, err := os.MkdirTemp(t.Path(parent), pattern)
-	if err != nil {
-		return "", func() {}, err
-	}
-	cleanup := func() { _ = os.RemoveAll(host) }
-	chown := func(p string) error {
-		if !t.AsOther() {
-			return nil
-		}
-		return os.Lchown(p, int(t.User.UID), int(t.User.GID))
-	}
-	if err := chown(host); err != nil {
-		cleanup()
-		return "", func() {}, err
-	}
-	for name, body := range files {
-		p := filepath.Join(host, name)
-		mode := os.FileMode(0o644)
-		if strings.HasPrefix(body, "#!") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			cleanup()
-			return "", func() {}, err
-		}
-		if err := chown(p); err != nil {
-			cleanup()
-			return "", func() {}, err
-		}
-	}
-	return filepath.Join(parent, filepath.Base(host)), cleanup, nil
-}
-
-func userName(t *check.Target) string {
-	if t.User != nil {
-		return t.User.Name
-	}
-	return "the build user"
-}
-
-func firstLines(s string, n int) string {
-	ls := strings.SplitN(strings.TrimSpace(s), "\n", n+1)
-	if len(ls) > n {
-		ls = ls[:n]
-	}
-	return strings.Join(ls, " | ")
 }
 
 func contains(lines []string, s string) bool {

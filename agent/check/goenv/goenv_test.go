@@ -13,91 +13,86 @@ import (
 
 func TestChecks(t *testing.T) {
 	checks := goenv.Checks()
-	for _, tt := range []struct {
-		name  string
-		id    string
-		setup func(t *testing.T, w *checktest.World) []string
-		want  check.Status
-	}{
+	checktest.RunCases(t, checks, []checktest.Case{
 		{
-			name: "unparsable GOFLAGS: a word that is no flag",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "unparsable GOFLAGS: a word that is no flag",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOFLAGS=-mod=mod trimpath")
 				return []string{`"trimpath"`}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "unparsable GOFLAGS: unterminated quote",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "unparsable GOFLAGS: unterminated quote",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv(`GOFLAGS=-mod=mod '-ldflags=-s -w`)
 				return []string{"unterminated ' string"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOFLAGS with a flag the go command does not know",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOFLAGS with a flag the go command does not know",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOFLAGS=-mod=mod -bogusflag")
 				return []string{"-bogusflag"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "bad GOFLAGS in the GOENV file behind an empty GOFLAGS variable",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "bad GOFLAGS in the GOENV file behind an empty GOFLAGS variable",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				// The world has GOFLAGS= in its environment; cmd/go
 				// treats an empty variable as unset and reads the file.
 				checktest.WriteFile(t, w.Getenv("GOENV"), "GOFLAGS=-bogusflag\n", 0o600)
 				return []string{"-bogusflag", w.Getenv("GOENV")}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GO111MODULE=off",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GO111MODULE=off",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GO111MODULE=off")
 				return []string{"GO111MODULE=off", "cannot find main module"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "invalid GOTOOLCHAIN",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "invalid GOTOOLCHAIN",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOTOOLCHAIN=bash")
 				return []string{`"bash"`}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "unknown GOEXPERIMENT, so go env fails",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "unknown GOEXPERIMENT, so go env fails",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOEXPERIMENT=nosuchexperiment")
 				return []string{"nosuchexperiment"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOWORK names a missing file",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOWORK names a missing file",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				missing := filepath.Join(w.Dir, "gone", "go.work")
 				w.Setenv("GOWORK=" + missing)
 				return []string{missing}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "go.work above the module",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go.work above the module",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				mod := filepath.Join(w.Target.Dir, "m")
 				checktest.WriteFile(t, filepath.Join(mod, "go.mod"), "module example.test/m\n\ngo 1.21\n", 0o644)
 				work := filepath.Join(w.Target.Dir, "go.work")
@@ -105,32 +100,32 @@ func TestChecks(t *testing.T) {
 				w.Target.Dir = mod
 				return []string{work}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOENV file with an ignored line and a readable password",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOENV file with an ignored line and a readable password",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				f := w.Getenv("GOENV")
 				checktest.WriteFile(t, f, "GOPRIVATE=example.test\ngoproxy=http://127.0.0.1:9/\nGOPROXY=https://ci:s3cret@127.0.0.1:9/mod,off\n", 0o644)
 				return []string{f, "line 2", "line 3", "ci:***@"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOPROXY empty in the GOENV file",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOPROXY empty in the GOENV file",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Unsetenv("GOPROXY")
 				checktest.WriteFile(t, w.Getenv("GOENV"), "GOPROXY=\n", 0o600)
 				return []string{"GOPROXY is empty"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOROOT without go.env",
-			id:   "env.config",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT without go.env",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				// A root made of links to the real one, minus go.env.
 				real := filepath.Dir(filepath.Dir(checktest.RealGo(t)))
 				root := filepath.Join(w.Dir, "root")
@@ -151,31 +146,31 @@ func TestChecks(t *testing.T) {
 				w.Setenv("GOROOT=" + root)
 				return []string{filepath.Join(root, "go.env")}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "relative GOPATH",
-			id:   "env.consistency",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "relative GOPATH",
+			ID:   "env.consistency",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOPATH=gopath", "GOMODCACHE="+filepath.Join(w.Dir, "modcache"))
 				return []string{`"gopath"`}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOPATH inside GOROOT",
-			id:   "env.consistency",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOPATH inside GOROOT",
+			ID:   "env.consistency",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				p := filepath.Join(filepath.Dir(filepath.Dir(checktest.RealGo(t))), "gopath")
 				w.Setenv("GOPATH="+p, "GOMODCACHE="+filepath.Join(w.Dir, "modcache"))
 				return []string{p}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOCACHE reached through a link",
-			id:   "env.consistency",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOCACHE reached through a link",
+			ID:   "env.consistency",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				link := filepath.Join(w.Dir, "cache-link")
 				if err := os.Symlink(w.Getenv("GOCACHE"), link); err != nil {
 					t.Fatal(err)
@@ -183,26 +178,19 @@ func TestChecks(t *testing.T) {
 				w.Setenv("GOCACHE=" + link)
 				return []string{link, w.Getenv("GOCACHE")}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOTMPDIR on a noexec tmpfs",
-			id:   "env.functional",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOTMPDIR on a noexec tmpfs",
+			ID:   "env.functional",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				dir := checktest.MountTmpfs(t, filepath.Join(w.Dir, "noexec"), "noexec,size=16m,mode=1777")
 				w.Setenv("GOTMPDIR=" + dir)
 				return []string{dir, "noexec"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			w := checktest.New(t)
-			names := tt.setup(t, w)
-			res := w.Run(checktest.Find(t, checks, tt.id))
-			checktest.Expect(t, res, tt.want, names...)
-		})
-	}
+	})
 }
 
 // The healthy machine passes every check of this package; env.functional

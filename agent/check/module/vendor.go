@@ -21,9 +21,9 @@ import (
 )
 
 var vendorCheck = check.Check{
-	ID:    "module.vendor",
-	Title: "the vendor tree is consistent with go.mod",
-	Seed:  "3.1",
+	ID:     "module.vendor",
+	Title:  "the vendor tree is consistent with go.mod",
+	Source: "3.1",
 	// Two loads of the whole import graph of a large module.
 	Timeout: time.Minute,
 	Run:     runVendor,
@@ -202,7 +202,7 @@ func goList(ctx context.Context, env *check.Env, mode string) (map[string]listed
 		}
 		p := listed{Dir: f[1]}
 		if len(f) == 3 {
-			p.Err = firstLine(f[2])
+			p.Err = check.FirstLine(f[2])
 		}
 		pkgs[f[0]] = p
 	}
@@ -219,7 +219,7 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 		return check.Skipf("no vendor directory in %s: builds use the module cache", t.Dir).With("dir", t.Dir)
 	}
 	gomod := filepath.Join(t.Dir, "go.mod")
-	data, err := os.ReadFile(t.Path(gomod))
+	data, err := t.ReadFile(gomod)
 	if err != nil {
 		return check.Errorf("read go.mod: %v", err).With("go.mod", gomod)
 	}
@@ -229,7 +229,7 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 			WithFix("correct %s (the go command prints the same error), then run go mod vendor", gomod)
 	}
 	txtPath := filepath.Join(vdir, "modules.txt")
-	txt, txtErr := os.ReadFile(t.Path(txtPath))
+	txt, txtErr := t.ReadFile(txtPath)
 	if txtErr != nil && !errors.Is(txtErr, fs.ErrNotExist) {
 		return check.Errorf("read vendor/modules.txt: %v", txtErr).With("modules.txt", txtPath)
 	}
@@ -262,10 +262,10 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 				}
 			}
 		}
-		r = r.With("go list -mod=vendor", firstLine(vendOut))
+		r = r.With("go list -mod=vendor", check.FirstLine(vendOut))
 	}
 	if modErr != nil {
-		r = r.With("go list -mod=mod", firstLine(modOut)+" (package sets not compared)")
+		r = r.With("go list -mod=mod", check.FirstLine(modOut)+" (package sets not compared)")
 	}
 	if modErr == nil && vendErr == nil {
 		offline := 0
@@ -298,7 +298,7 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 	r = r.With("dir", t.Dir).With("modules.txt", fmt.Sprintf("%s: %d module(s), %d package(s)", txtPath, len(mt.Order), len(mt.Packages)))
 	if len(incons) == 0 {
 		if vendErr != nil {
-			r.Status, r.Summary = check.Fail, "go list -mod=vendor failed: "+firstLine(vendOut)
+			r.Status, r.Summary = check.Fail, "go list -mod=vendor failed: "+check.FirstLine(vendOut)
 			return r.WithFix("run `go list -mod=vendor ./...` in %s and fix what it reports, or re-create the tree with go mod vendor", t.Dir)
 		}
 		r.Status, r.Summary = check.Pass, fmt.Sprintf("vendor/ matches go.mod: %d module(s), %d package(s) vendored", len(mt.Order), len(mt.Packages))

@@ -17,9 +17,9 @@ import (
 )
 
 var verifyCheck = check.Check{
-	ID:    "module.verify",
-	Title: "modules in the module cache are as they were downloaded (go mod verify)",
-	Seed:  "3.1",
+	ID:     "module.verify",
+	Title:  "modules in the module cache are as they were downloaded (go mod verify)",
+	Source: "3.1",
 	// Hashing every dependency of a large module takes seconds.
 	Timeout: time.Minute,
 	Run:     runVerify,
@@ -48,7 +48,7 @@ func runVerify(ctx context.Context, env *check.Env) check.Result {
 	out, err := env.Go(ctx, probeEnv, "mod", "verify")
 	text := strings.TrimSpace(string(out))
 	if err == nil {
-		return check.Passf("%s", firstLine(text)).With("dir", t.Dir).With("go mod verify", firstLine(text))
+		return check.Passf("%s", check.FirstLine(text)).With("dir", t.Dir).With("go mod verify", check.FirstLine(text))
 	}
 	if ctx.Err() != nil {
 		return check.Errorf("go mod verify did not finish: %v", ctx.Err()).With("dir", t.Dir)
@@ -87,7 +87,7 @@ func runVerify(ctx context.Context, env *check.Env) check.Result {
 		if !errors.As(err, &exit) {
 			return check.Errorf("could not run go mod verify: %v", err).With("dir", t.Dir)
 		}
-		r.Summary = fmt.Sprintf("go mod verify failed before verifying: %s", firstLine(text))
+		r.Summary = fmt.Sprintf("go mod verify failed before verifying: %s", check.FirstLine(text))
 		return r.WithFix("run `go mod verify` in %s and fix what it reports first (often `go mod download` or `go mod tidy`)", t.Dir)
 	}
 	r.Summary = fmt.Sprintf("%d module(s) changed in the module cache since download: %s", len(bad), strings.Join(bad, ", "))
@@ -105,9 +105,4 @@ func redownload(modcache, path, vers string) string {
 	dir := filepath.Join(modcache, esc+"@"+ev)
 	dl := filepath.Join(modcache, "cache", "download", esc, "@v", ev)
 	return fmt.Sprintf("chmod -R u+w %s; rm -rf %s %s.*; go mod download %s@%s", dir, dir, dl, path, vers)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
 }

@@ -31,7 +31,7 @@ const ProbeModuleEnv = "GOPATROL_PROBE_MODULE"
 var protocolCheck = check.Check{
 	ID:      "proxy.protocol",
 	Title:   "each GOPROXY entry answers the module proxy protocol",
-	Seed:    "3.2",
+	Source:  "3.2",
 	Timeout: 3 * requestTimeout,
 	Run:     runProtocol,
 }
@@ -132,7 +132,7 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 		outcome, status = fmt.Sprintf("no GOPROXY entry serves %s: the go command cannot download it", mod), check.Fail
 	}
 
-	r := combine(findings, fmt.Sprintf("%d proxy(ies) answer the module proxy protocol for %s", len(probed), mod))
+	r := entriesResult(findings, fmt.Sprintf("%d proxy(ies) answer the module proxy protocol for %s", len(probed), mod))
 	if outcome == "ok" && r.Status == check.Fail {
 		// The module comes from an earlier entry; the broken one is
 		// only a fallback.
@@ -168,7 +168,7 @@ type reply struct {
 
 func fetch(ctx context.Context, client *http.Client, t *check.Target, e entry, rel string) reply {
 	if e.URL.Scheme == "file" {
-		data, err := os.ReadFile(t.Path(strings.TrimSuffix(e.URL.Path, "/") + "/" + rel))
+		data, err := t.ReadFile(strings.TrimSuffix(e.URL.Path, "/") + "/" + rel)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return reply{status: http.StatusNotFound}
@@ -226,7 +226,7 @@ func probe(ctx context.Context, client *http.Client, t *check.Target, e entry, m
 		var info struct{ Version string }
 		if err := json.Unmarshal(latest.body, &info); err != nil || !semver.IsValid(info.Version) {
 			f.Status = check.Fail
-			f.Summary = fmt.Sprintf("%s: @latest for %s is not a JSON version info (%q)", e.Label(), mod, firstLine(latest.body))
+			f.Summary = fmt.Sprintf("%s: @latest for %s is not a JSON version info (%q)", e.Label(), mod, check.FirstLine(string(latest.body)))
 			f.Fix = "point GOPROXY at a module proxy (see go help goproxy for the protocol)"
 			f.Detail = strings.Join(append(detail, "@latest: "+f.Summary), "; ")
 			return answerError, f
@@ -261,7 +261,7 @@ func judge(r reply, mod string, e entry) (answer, string, string) {
 		}
 		return answerError, fmt.Sprintf("no answer: %v", unwrapURL(r.err)), fmt.Sprintf("check that %s is reachable (firewall, DNS, HTTPS_PROXY)", e.URL.Host)
 	}
-	body := firstLine(r.body)
+	body := check.FirstLine(string(r.body))
 	switch code := r.status; {
 	case code == http.StatusOK:
 		if strings.Contains(r.ctype, "html") || bytes.HasPrefix(bytes.TrimSpace(r.body), []byte("<")) {
@@ -326,11 +326,6 @@ func mustEscape(mod string) string {
 		return mod
 	}
 	return esc
-}
-
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return s
 }
 
 func truncate(s string, n int) string {

@@ -83,17 +83,6 @@ func caDir(t *testing.T, p *proxytest.Server) string {
 	return dir
 }
 
-// closedPort is an address on 127.0.0.1 where nothing listens.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestTLS(t *testing.T) {
 	tlsc := checktest.Find(t, Checks(), "proxy.tls")
 	tests := []struct {
@@ -154,7 +143,7 @@ func TestTLS(t *testing.T) {
 func TestTLSEntries(t *testing.T) {
 	tlsc := checktest.Find(t, Checks(), "proxy.tls")
 	p := proxytest.New(t)
-	addr := closedPort(t)
+	addr := checktest.ClosedPort(t)
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
 	plainAddr := strings.TrimPrefix(plain.URL, "http://")

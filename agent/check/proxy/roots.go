@@ -122,7 +122,7 @@ func loadRoots(t *check.Target) roots {
 		r.Env = "SSL_CERT_FILE=" + envFile
 	}
 	for _, f := range files {
-		data, err := readTargetFile(t, f)
+		data, err := t.ReadFile(f)
 		if err != nil {
 			if envFile != "" && errors.Is(err, fs.ErrNotExist) {
 				// Go ignores it silently; the user wants to know.
@@ -147,17 +147,22 @@ func loadRoots(t *check.Target) roots {
 		r.Env = strings.Replace(r.Env, "SSL_CERT_DIR unset", "SSL_CERT_DIR="+envDir, 1)
 	}
 	for _, dir := range dirs {
-		ents, err := os.ReadDir(t.Path(dir))
+		hdir, err := t.HostPath(dir)
+		if err != nil {
+			noteErr(err)
+			continue
+		}
+		ents, err := os.ReadDir(hdir)
 		if err != nil {
 			noteErr(err)
 			continue
 		}
 		n := 0
 		for _, de := range ents {
-			if isSameDirSymlink(t, dir, de) {
+			if isSameDirSymlink(hdir, de) {
 				continue
 			}
-			if data, err := readTargetFile(t, dir+"/"+de.Name()); err == nil {
+			if data, err := t.ReadFile(filepath.Join(dir, de.Name())); err == nil {
 				n += add(data)
 			}
 		}
@@ -170,40 +175,12 @@ func loadRoots(t *check.Target) roots {
 }
 
 // isSameDirSymlink mirrors crypto/x509: links to a file in the same
-// directory (the OpenSSL hash links) are skipped as duplicates.
-func isSameDirSymlink(t *check.Target, dir string, de fs.DirEntry) bool {
+// directory (the OpenSSL hash links) are skipped as duplicates. hostDir
+// is the directory as this process opens it.
+func isSameDirSymlink(hostDir string, de fs.DirEntry) bool {
 	if de.Type()&fs.ModeSymlink == 0 {
 		return false
 	}
-	target, err := os.Readlink(t.Path(filepath.Join(dir, de.Name())))
+	target, err := os.Readlink(filepath.Join(hostDir, de.Name()))
 	return err == nil && !strings.Contains(target, "/")
-}
-
-// readTargetFile reads a file of the target, resolving symbolic links
-// inside the target's root: /etc/ssl/certs links into
-// /usr/share/ca-certificates, which in a mounted host is not ours.
-func readTargetFile(t *check.Target, p string) ([]byte, error) {
-	if t.Root == "" || t.Root == "/" {
-		return os.ReadFile(p)
-	}
-	for range 40 {
-		hp := t.Path(p)
-		fi, err := os.Lstat(hp)
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			return os.ReadFile(hp)
-		}
-		link, err := os.Readlink(hp)
-		if err != nil {
-			return nil, err
-		}
-		if filepath.IsAbs(link) {
-			p = link
-		} else {
-			p = filepath.Join(filepath.Dir(p), link)
-		}
-	}
-	return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
 }

@@ -24,7 +24,7 @@ const expiryWarn = 14 * 24 * time.Hour
 var tlsCheck = check.Check{
 	ID:      "proxy.tls",
 	Title:   "GOPROXY and GOSUMDB hosts present certificates the system roots trust",
-	Seed:    "3.2",
+	Source:  "3.2",
 	Timeout: 3 * requestTimeout,
 	Run:     runTLS,
 }
@@ -68,7 +68,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	if len(dial) == 0 {
-		return combine(findings, "")
+		return entriesResult(findings, "")
 	}
 	rs := targetRoots(t)
 	client := newClient(t, rs)
@@ -81,7 +81,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 	wg.Wait()
 	findings = append(findings, dialled...)
 
-	r := combine(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
+	r := entriesResult(findings, fmt.Sprintf("%d https endpoint(s) verified against the system roots", len(dial)))
 	r = r.With("roots", rs.Describe())
 	if pc := proxyConfig(t); pc.HTTPSProxy != "" {
 		r = r.With("HTTPS_PROXY", fmt.Sprintf("%s (NO_PROXY=%q): the go command tunnels https through it, and so does this check", pc.HTTPSProxy, pc.NoProxy))
@@ -136,73 +136,89 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 	mu.Lock()
 	st := state
 	mu.Unlock()
-	if st != nil {
+	var cve *tls.CertificateVerificationError
+	switch {
+	case st != nil:
 		if err != nil {
 			notes = append(notes, "the request after the handshake failed: "+err.Error())
 		}
-		chain := st.VerifiedChains[0]
-		first := chain[0]
-		for _, c := range chain {
-			if c.NotAfter.Before(first.NotAfter) {
-				first = c
-			}
-		}
-		left := time.Until(first.NotAfter)
-		days := int(left.Hours() / 24)
-		notes = append(notes, fmt.Sprintf("verified; %s; expires in %d days (%s: %s)", tls.VersionName(st.Version), days, first.Subject, first.NotAfter.UTC().Format(time.DateOnly)))
-		notes = append(notes, "chain: "+describeChain(chain))
-		f.Status, f.Detail = check.Pass, strings.Join(notes, "; ")
-		if left < expiryWarn {
-			f.Status = check.Warn
-			f.Summary = fmt.Sprintf("%s: certificate %s expires in %d days (%s)", e.Label(), first.Subject, days, first.NotAfter.UTC().Format(time.DateOnly))
-			f.Fix = fmt.Sprintf("renew the certificate of %s before %s", e.URL.Host, first.NotAfter.UTC().Format(time.DateOnly))
-		}
-		return f
-	}
-	if err == nil {
+		return verified(f, *st, notes)
+	case err == nil:
 		// Redirected to http://, or answered by something this client
 		// did not handshake with: nothing to judge.
 		f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain for "+host+" (final URL "+resp.Request.URL.String()+")"), "; ")
 		return f
+	case errors.As(err, &cve):
+		return rejected(f, cve, notes)
 	}
+	return unreachable(f, err, notes)
+}
 
-	var cve *tls.CertificateVerificationError
-	if errors.As(err, &cve) {
-		presented := cve.UnverifiedCertificates
-		notes = append(notes, "error: "+cve.Error())
-		if len(presented) > 0 {
-			notes = append(notes, "presented: "+describeChain(presented))
+// verified is the finding for a chain that verified: its expiry decides.
+func verified(f finding, st tls.ConnectionState, notes []string) finding {
+	e := f.Entry
+	chain := st.VerifiedChains[0]
+	first := chain[0]
+	for _, c := range chain {
+		if c.NotAfter.Before(first.NotAfter) {
+			first = c
 		}
-		f.Status, f.Detail = check.Fail, strings.Join(notes, "; ")
-		var ua x509.UnknownAuthorityError
-		var he x509.HostnameError
-		var ci x509.CertificateInvalidError
-		switch {
-		case errors.As(cve.Err, &ua):
-			top := presented[len(presented)-1]
-			what := "issuer " + top.Issuer.String()
-			if len(presented) == 1 && bytes.Equal(top.RawIssuer, top.RawSubject) {
-				what = "self-signed certificate, issuer " + top.Issuer.String()
-			}
-			f.Summary = fmt.Sprintf("%s: x509: certificate signed by unknown authority (%s not in the roots)", e.Label(), what)
-			anchor := fmt.Sprintf("the CA certificate %q", top.Issuer.CommonName)
-			if len(presented) == 1 && bytes.Equal(top.RawIssuer, top.RawSubject) {
-				anchor = fmt.Sprintf("the self-signed certificate %q itself (better: have the proxy use a CA-issued certificate)", top.Subject.CommonName)
-			}
-			f.Fix = fmt.Sprintf("add %s to the system store (cp ca.pem /usr/local/share/ca-certificates/proxy-ca.crt && update-ca-certificates), or point SSL_CERT_FILE at a PEM bundle that holds it", anchor)
-		case errors.As(cve.Err, &he):
-			f.Summary = fmt.Sprintf("%s: %s", e.Label(), he.Error())
-			f.Fix = fmt.Sprintf("use a name the certificate is valid for (%s) in %s, or reissue the certificate with %s in its subject alternative names", certNames(he.Certificate), e.Var, host)
-		case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
-			f.Summary = fmt.Sprintf("%s: %s", e.Label(), ci.Error())
-			f.Fix = fmt.Sprintf("renew the certificate of %s (expired %s); if it has not expired, this machine's clock is wrong (check `date`, enable NTP)", e.URL.Host, ci.Cert.NotAfter.UTC().Format(time.DateOnly))
-		default:
-			f.Summary = fmt.Sprintf("%s: %v", e.Label(), cve.Err)
-			f.Fix = fmt.Sprintf("fix the certificate chain of %s, then retry with: curl -v %s", e.URL.Host, e.URL)
-		}
-		return f
 	}
-	// Not a verdict on the certificate: the host could not be reached.
+	left := time.Until(first.NotAfter)
+	days := int(left.Hours() / 24)
+	notes = append(notes, fmt.Sprintf("verified; %s; expires in %d days (%s: %s)", tls.VersionName(st.Version), days, first.Subject, first.NotAfter.UTC().Format(time.DateOnly)))
+	notes = append(notes, "chain: "+describeChain(chain))
+	f.Status, f.Detail = check.Pass, strings.Join(notes, "; ")
+	if left < expiryWarn {
+		f.Status = check.Warn
+		f.Summary = fmt.Sprintf("%s: certificate %s expires in %d days (%s)", e.Label(), first.Subject, days, first.NotAfter.UTC().Format(time.DateOnly))
+		f.Fix = fmt.Sprintf("renew the certificate of %s before %s", e.URL.Host, first.NotAfter.UTC().Format(time.DateOnly))
+	}
+	return f
+}
+
+// rejected is the finding for a chain that did not verify, worded by why.
+func rejected(f finding, cve *tls.CertificateVerificationError, notes []string) finding {
+	e, host := f.Entry, f.Entry.URL.Hostname()
+	presented := cve.UnverifiedCertificates
+	notes = append(notes, "error: "+cve.Error())
+	if len(presented) > 0 {
+		notes = append(notes, "presented: "+describeChain(presented))
+	}
+	f.Status, f.Detail = check.Fail, strings.Join(notes, "; ")
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(cve.Err, &ua) && len(presented) > 0:
+		top := presented[len(presented)-1]
+		selfSigned := len(presented) == 1 && bytes.Equal(top.RawIssuer, top.RawSubject)
+		what := "issuer " + top.Issuer.String()
+		anchor := fmt.Sprintf("the CA certificate %q", top.Issuer.CommonName)
+		if selfSigned {
+			what = "self-signed certificate, issuer " + top.Issuer.String()
+			anchor = fmt.Sprintf("the self-signed certificate %q itself (better: have the proxy use a CA-issued certificate)", top.Subject.CommonName)
+		}
+		f.Summary = fmt.Sprintf("%s: x509: certificate signed by unknown authority (%s not in the roots)", e.Label(), what)
+		f.Fix = fmt.Sprintf("add %s to the system store (cp ca.pem /usr/local/share/ca-certificates/proxy-ca.crt && update-ca-certificates), or point SSL_CERT_FILE at a PEM bundle that holds it", anchor)
+	case errors.As(cve.Err, &he):
+		f.Summary = fmt.Sprintf("%s: %s", e.Label(), he.Error())
+		f.Fix = fmt.Sprintf("use a name the certificate is valid for (%s) in %s, or reissue the certificate with %s in its subject alternative names", certNames(he.Certificate), e.Var, host)
+	case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
+		f.Summary = fmt.Sprintf("%s: %s", e.Label(), ci.Error())
+		f.Fix = fmt.Sprintf("renew the certificate of %s (expired %s); if it has not expired, this machine's clock is wrong (check `date`, enable NTP)", e.URL.Host, ci.Cert.NotAfter.UTC().Format(time.DateOnly))
+	default:
+		f.Summary = fmt.Sprintf("%s: %v", e.Label(), cve.Err)
+		f.Fix = fmt.Sprintf("fix the certificate chain of %s, then retry with: curl -v %s", e.URL.Host, e.URL)
+	}
+	return f
+}
+
+// unreachable is the finding for a request that failed before any
+// verdict on the certificate: a host that could not be reached warns, any
+// other failure (a plain-HTTP port, say) fails.
+func unreachable(f finding, err error, notes []string) finding {
+	e := f.Entry
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) || (errors.As(err, &opErr) && opErr.Op == "dial") || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
@@ -252,33 +268,14 @@ func certNames(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-// combine turns per-entry findings into one result: the worst status, the
-// non-pass clauses as summary, every entry as evidence.
-func combine(findings []finding, passSummary string) check.Result {
-	status := check.Pass
-	var clauses, fixes []string
-	for _, f := range findings {
-		if f.Status.Worse(status) {
-			status = f.Status
-		}
-		if f.Summary != "" {
-			clauses = append(clauses, f.Summary)
-		}
-		if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
-			fixes = append(fixes, f.Fix)
-		}
+// entriesResult turns per-entry findings into one result with check.Combine,
+// every entry as evidence.
+func entriesResult(findings []finding, passSummary string) check.Result {
+	fs := make([]check.Finding, len(findings))
+	ev := make(map[string]string, len(findings))
+	for i, f := range findings {
+		fs[i] = check.Finding{Status: f.Status, Summary: f.Summary, Fix: f.Fix}
+		ev[f.Entry.Key()] = f.Entry.Target() + ": " + f.Detail
 	}
-	var r check.Result
-	if len(clauses) == 0 {
-		r = check.Passf("%s", passSummary)
-	} else {
-		r = check.Result{Status: status, Summary: strings.Join(clauses, "; ")}
-	}
-	for _, f := range findings {
-		r = r.With(f.Entry.Key(), f.Entry.Target()+": "+f.Detail)
-	}
-	if len(fixes) > 0 {
-		r = r.WithFix("%s", strings.Join(fixes, "; "))
-	}
-	return r
+	return check.Combine(passSummary, fs, ev)
 }

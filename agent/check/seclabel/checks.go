@@ -1,5 +1,3 @@
-// Package seclabel holds gocache.selinux: the SELinux labels of the build
-// and module caches, and the mounts they live on (seed section 3.3).
 package seclabel
 
 import (
@@ -20,10 +18,10 @@ import (
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{{
-		ID:    "gocache.selinux",
-		Title: "GOCACHE and GOMODCACHE carry SELinux labels that builds can write",
-		Seed:  "3.3",
-		Run:   runSELinux,
+		ID:     "gocache.selinux",
+		Title:  "GOCACHE and GOMODCACHE carry SELinux labels that builds can write",
+		Source: "3.3",
+		Run:    runSELinux,
 	}}
 }
 
@@ -38,7 +36,7 @@ var (
 		"xdg_cache_t": true, "container_file_t": true, "svirt_sandbox_file_t": true,
 		"tmp_t": true, "user_tmp_t": true, "container_var_lib_t": true,
 	}
-	// deniedTypes are types they may not write: tmpfs_t is the seed's
+	// deniedTypes are types they may not write: tmpfs_t is the source's
 	// case (a GOCACHE on /dev/shm), the others are system files.
 	deniedTypes = map[string]string{
 		"tmpfs_t":     "the generic type of tmpfs mounts such as /dev/shm",
@@ -74,7 +72,37 @@ type cacheDir struct {
 }
 
 func runSELinux(ctx context.Context, env *check.Env) check.Result {
-	mode := "disabled"
+	mode, domain := selinuxState()
+	dirs, errs, mountErr := cacheDirs(env)
+	var res check.Result
+	switch {
+	case len(dirs) == 0 && len(errs) > 0:
+		res = check.Errorf("could not read the caches' labels: %s", strings.Join(errs, "; "))
+	case len(dirs) == 0:
+		res = check.Skipf("neither GOCACHE nor GOMODCACHE is an absolute path to look at (env.consistency reports why)")
+	default:
+		res = verdict(mode, domain, dirs)
+	}
+	res = res.With("selinux", mode)
+	if domain != "" {
+		res = res.With("domain", domain)
+	}
+	for _, d := range dirs {
+		res = d.evidence(res)
+	}
+	if mountErr != nil {
+		res = res.With("mountinfo_error", mountErr.Error())
+	}
+	for i, e := range errs {
+		res = res.With(fmt.Sprintf("error.%d", i), e)
+	}
+	return res
+}
+
+// selinuxState is this machine's SELinux mode (enforcing, permissive or
+// disabled) and, unless disabled, the type of the domain gopatrol runs in.
+func selinuxState() (mode, domain string) {
+	mode = "disabled"
 	if selinux.GetEnabled() {
 		switch selinux.EnforceMode() {
 		case selinux.Enforcing:
@@ -83,16 +111,18 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 			mode = "permissive"
 		}
 	}
-	domain := ""
 	if mode != "disabled" {
 		if l, err := selinux.CurrentLabel(); err == nil {
 			domain = labelType(l)
 		}
 	}
-	mounts, mountErr := readMountinfo(env.Target.Path("/proc/self/mountinfo"))
+	return mode, domain
+}
 
-	var dirs []cacheDir
-	var errs []string
+// cacheDirs reads the label and mount of GOCACHE and GOMODCACHE (or of
+// their nearest existing parents).
+func cacheDirs(env *check.Env) (dirs []cacheDir, errs []string, mountErr error) {
+	mounts, mountErr := readMountinfo(env.Target.Path("/proc/self/mountinfo"))
 	for _, name := range []string{"GOCACHE", "GOMODCACHE"} {
 		p := env.Toolchain.Get(name)
 		if p == "" || p == "off" || !filepath.IsAbs(p) {
@@ -108,7 +138,13 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 		}
 		dirs = append(dirs, d)
 	}
+	return dirs, errs, mountErr
+}
 
+// verdict judges the caches' labels under the SELinux mode: a type that
+// confined build domains cannot write fails where SELinux enforces, and
+// warns where it does not yet.
+func verdict(mode, domain string, dirs []cacheDir) check.Result {
 	var bad, unknown []cacheDir
 	labelled := 0
 	for _, d := range dirs {
@@ -123,13 +159,12 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 			unknown = append(unknown, d)
 		}
 	}
-
-	var res check.Result
 	switch {
 	case len(bad) > 0:
 		d := bad[0]
 		typ := labelType(d.Label)
 		what := fmt.Sprintf("%s %s is labelled %s, %s, which confined build domains cannot write", d.Name, d.Path, typ, deniedTypes[typ])
+		var res check.Result
 		switch {
 		case mode == "enforcing" && domain == "unconfined_t":
 			res = check.Warnf("%s; this session is unconfined_t and may write it, but containers and confined users will be denied", what)
@@ -140,50 +175,35 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 		default:
 			res = check.Warnf("%s: SELinux is disabled, so nothing enforces the label now, but builds will fail on a host that enforces it", what)
 		}
-		res = res.WithFix("%s", relabelFix(d))
+		return res.WithFix("%s", relabelFix(d))
 	case len(unknown) > 0 && mode == "enforcing":
 		d := unknown[0]
-		res = check.Warnf("%s %s is labelled %s, a type not known to be writable by build domains", d.Name, d.Path, labelType(d.Label)).
+		return check.Warnf("%s %s is labelled %s, a type not known to be writable by build domains", d.Name, d.Path, labelType(d.Label)).
 			WithFix("look for denials with `ausearch -m AVC -ts recent | grep %s`; if there are any, %s", labelType(d.Label), relabelFix(d))
 	case labelled == 0 && mode == "disabled":
-		res = check.Skipf("SELinux is disabled and GOCACHE and GOMODCACHE carry no SELinux labels")
+		return check.Skipf("SELinux is disabled and GOCACHE and GOMODCACHE carry no SELinux labels")
 	case mode == "disabled":
-		res = check.Passf("SELinux is disabled: the caches' labels are writable types, and nothing enforces them anyway")
-	default:
-		res = check.Passf("SELinux is %s and GOCACHE and GOMODCACHE carry labels that builds can write", mode)
+		return check.Passf("SELinux is disabled: the caches' labels are writable types, and nothing enforces them anyway")
 	}
-	if len(dirs) == 0 && len(errs) > 0 {
-		res = check.Errorf("could not read the caches' labels: %s", strings.Join(errs, "; "))
-	} else if len(dirs) == 0 {
-		res = check.Skipf("neither GOCACHE nor GOMODCACHE is an absolute path to look at (env.consistency reports why)")
-	}
+	return check.Passf("SELinux is %s and GOCACHE and GOMODCACHE carry labels that builds can write", mode)
+}
 
-	res = res.With("selinux", mode)
-	if domain != "" {
-		res = res.With("domain", domain)
+// evidence adds what was seen of d to res.
+func (d cacheDir) evidence(res check.Result) check.Result {
+	res = res.With(d.Name, d.Path)
+	if d.Probed != d.Path {
+		res = res.With(d.Name+".label_of", d.Probed+" (nearest existing directory)")
 	}
-	for _, d := range dirs {
-		res = res.With(d.Name, d.Path)
-		if d.Probed != d.Path {
-			res = res.With(d.Name+".label_of", d.Probed+" (nearest existing directory)")
-		}
-		label := d.Label
-		if label == "" {
-			label = "(none)"
-		}
-		res = res.With(d.Name+".label", label)
-		if m := d.Mount; m != nil {
-			res = res.With(d.Name+".mount", fmt.Sprintf("%s type %s (%s)", m.Point, m.FSType, m.Options()))
-			if m.FSType == "tmpfs" {
-				res = res.With(d.Name+".tmpfs", fmt.Sprintf("yes, seclabel=%v", m.Seclabel()))
-			}
-		}
+	label := d.Label
+	if label == "" {
+		label = "(none)"
 	}
-	if mountErr != nil {
-		res = res.With("mountinfo_error", mountErr.Error())
-	}
-	for i, e := range errs {
-		res = res.With(fmt.Sprintf("error.%d", i), e)
+	res = res.With(d.Name+".label", label)
+	if m := d.Mount; m != nil {
+		res = res.With(d.Name+".mount", fmt.Sprintf("%s type %s (%s)", m.Point, m.FSType, m.Options()))
+		if m.FSType == "tmpfs" {
+			res = res.With(d.Name+".tmpfs", fmt.Sprintf("yes, seclabel=%v", m.Seclabel()))
+		}
 	}
 	return res
 }

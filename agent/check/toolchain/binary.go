@@ -12,7 +12,7 @@ import (
 var goBinary = check.Check{
 	ID:          "go.binary",
 	Title:       "the go on PATH is a real Go binary",
-	Seed:        "1",
+	Source:      "1",
 	NoToolchain: true,
 	Run:         runGoBinary,
 }

@@ -3,7 +3,6 @@ package toolchain
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 
@@ -11,10 +10,10 @@ import (
 )
 
 var gorootGOOS = check.Check{
-	ID:    "goroot.goos",
-	Title: "the go binary's GOOS/GOARCH match GOROOT's source",
-	Seed:  "2.2",
-	Run:   runGorootGOOS,
+	ID:     "goroot.goos",
+	Title:  "the go binary's GOOS/GOARCH match GOROOT's source",
+	Source: "2.2",
+	Run:    runGorootGOOS,
 }
 
 // The generated constants of internal/goos and internal/goarch, e.g.
@@ -43,7 +42,7 @@ func runGorootGOOS(ctx context.Context, env *check.Env) check.Result {
 		{"GOOS", bi.GOOS, filepath.Join(goroot, "src", "internal", "goos", "zgoos_"+bi.GOOS+".go"), goosConst},
 		{"GOARCH", bi.GOARCH, filepath.Join(goroot, "src", "internal", "goarch", "zgoarch_"+bi.GOARCH+".go"), goarchConst},
 	} {
-		src, err := os.ReadFile(t.Path(c.file))
+		src, err := t.ReadFile(c.file)
 		if err != nil {
 			ev[c.name+".source"] = c.file + ": " + err.Error()
 			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s was built for %s=%s but GOROOT has no %s", tc.Go, c.name, c.want, c.file), Fix: fmt.Sprintf("GOROOT %s is not a source tree for %s; reinstall the %s/%s release of Go", goroot, c.want, bi.GOOS, bi.GOARCH)})

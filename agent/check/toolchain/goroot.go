@@ -12,9 +12,9 @@ import (
 )
 
 var gorootValid = check.Check{
-	ID:    "goroot.valid",
-	Title: "GOROOT is a real Go root, the one the go binary belongs to",
-	Seed:  "1",
+	ID:     "goroot.valid",
+	Title:  "GOROOT is a real Go root, the one the go binary belongs to",
+	Source: "1",
 	// A GOROOT that does not exist makes `go env` fail; this check is
 	// what explains it, so it runs without go env.
 	NoToolchain: true,
@@ -92,8 +92,8 @@ func ownGOROOT(t *check.Target, exe string) (string, string) {
 	if r, how, ok := try(exe, "the location of"); ok {
 		return r, how
 	}
-	if real, _, err := resolve(t, exe); err == nil {
-		if r, how, ok := try(real, "the resolved location of "+exe+":"); ok {
+	if res, err := t.Resolve(exe); err == nil && res.Real != "" {
+		if r, how, ok := try(res.Real, "the resolved location of "+exe+":"); ok {
 			return r, how
 		}
 	}

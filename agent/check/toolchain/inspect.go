@@ -1,10 +1,3 @@
-// Package toolchain holds the checks of the Go toolchain itself: the go
-// binaries on PATH, the GOROOT they belong to, the links between them, the
-// versions each part reports, and what a module's go.mod asks of them.
-//
-// Everything that can be read in-process is (ELF build info, VERSION files,
-// the GOROOT's source constants); the go command only runs where running
-// it is the thing under test.
 package toolchain
 
 import (
@@ -111,7 +104,7 @@ func scanPath(t *check.Target) (found []pathEntry, relative []string) {
 			continue
 		}
 		seen[p] = true
-		if _, err := os.Lstat(t.Path(p)); err != nil {
+		if _, err := os.Lstat(t.LinkPath(p)); err != nil {
 			continue
 		}
 		e := pathEntry{Dir: dir, Path: p}
@@ -132,7 +125,7 @@ func scanPath(t *check.Target) (found []pathEntry, relative []string) {
 // readVersionFile returns the first line of $GOROOT/VERSION ("go1.26.8"),
 // which is what a release root says it is.
 func readVersionFile(t *check.Target, goroot string) (string, error) {
-	b, err := os.ReadFile(t.Path(filepath.Join(goroot, "VERSION")))
+	b, err := t.ReadFile(filepath.Join(goroot, "VERSION"))
 	if err != nil {
 		return "", err
 	}

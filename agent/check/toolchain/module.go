@@ -14,10 +14,10 @@ import (
 )
 
 var moduleToolchain = check.Check{
-	ID:    "module.toolchain",
-	Title: "the module's go and toolchain lines can be met",
-	Seed:  "1",
-	Run:   runModuleToolchain,
+	ID:     "module.toolchain",
+	Title:  "the module's go and toolchain lines can be met",
+	Source: "1",
+	Run:    runModuleToolchain,
 }
 
 // toolchainSetting is GOTOOLCHAIN as cmd/go's toolchain.Select reads it:
@@ -95,7 +95,7 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 	if gomod == "" {
 		return check.Skipf("no go.mod in %s or above (use -C to point at a module)", t.Dir)
 	}
-	data, err := os.ReadFile(t.Path(gomod))
+	data, err := t.ReadFile(gomod)
 	if err != nil {
 		return check.Errorf("read %s: %v", gomod, err)
 	}

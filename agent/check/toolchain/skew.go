@@ -10,10 +10,10 @@ import (
 )
 
 var versionSkew = check.Check{
-	ID:    "go.version-skew",
-	Title: "go, GOROOT/bin/go, the compiler and GOROOT/VERSION agree",
-	Seed:  "2.2",
-	Run:   runVersionSkew,
+	ID:     "go.version-skew",
+	Title:  "go, GOROOT/bin/go, the compiler and GOROOT/VERSION agree",
+	Source: "2.2",
+	Run:    runVersionSkew,
 }
 
 func runVersionSkew(ctx context.Context, env *check.Env) check.Result {

@@ -14,10 +14,10 @@ import (
 )
 
 var gorootSymlink = check.Check{
-	ID:    "goroot.symlink",
-	Title: "the links from the go on PATH to GOROOT resolve and agree",
-	Seed:  "2.1",
-	Run:   runGorootSymlink,
+	ID:     "goroot.symlink",
+	Title:  "the links from the go on PATH to GOROOT resolve and agree",
+	Source: "2.1",
+	Run:    runGorootSymlink,
 }
 
 // versionedDir matches an installation directory named for its version,
@@ -39,12 +39,11 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	start := tc.Go
 	for _, e := range entries {
 		if e.Err != nil {
-			_, hops, err := resolve(t, e.Path)
-			addHops(ev, "chain."+e.Path, hops)
-			var de *danglingError
-			if errors.As(err, &de) {
-				ev["dangling"] = de.Hop.String()
-				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s on PATH leads to a dangling link: %s points to %s, which does not exist", e.Path, de.Hop.Link, de.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s, or remove %s", de.Hop.Link, e.Path)})
+			r, _ := t.Resolve(e.Path)
+			addHops(ev, "chain."+e.Path, r.Links)
+			if d := r.Dangling; d != nil {
+				ev["dangling"] = d.String()
+				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s on PATH leads to a dangling link: %s points to %s, which does not exist", e.Path, d.Path, r.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s, or remove %s", d.Path, e.Path)})
 			}
 			continue
 		}
@@ -54,20 +53,14 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 		}
 	}
 
-	goReal, goHops, err := resolve(t, start)
-	addHops(ev, "go", goHops)
-	ev["go"] = start
+	goReal, err := resolveInto(t, ev, "go", start)
 	if err != nil {
 		return check.Combine("", append(fs, danglingFinding(start, err)), ev)
 	}
-	ev["go.real"] = goReal
-	rootReal, rootHops, err := resolve(t, goroot)
-	addHops(ev, "GOROOT", rootHops)
-	ev["GOROOT"] = goroot
+	rootReal, err := resolveInto(t, ev, "GOROOT", goroot)
 	if err != nil {
 		return check.Combine("", append(fs, danglingFinding(goroot, err)), ev)
 	}
-	ev["GOROOT.real"] = rootReal
 
 	// The go on PATH must be GOROOT's own go, after resolving links.
 	binRoot := filepath.Dir(filepath.Dir(goReal))
@@ -90,10 +83,10 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	pathRoot := filepath.Dir(filepath.Dir(start))
 	if versionedDir.MatchString(filepath.Base(pathRoot)) {
 		link := filepath.Join(filepath.Dir(pathRoot), "go")
-		if fi, err := os.Lstat(t.Path(link)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			target, _ := os.Readlink(t.Path(link))
-			if lr, _, err := resolve(t, link); err == nil && !sameDir(t, lr, pathRoot) {
-				ev["link"] = hop{link, target}.String()
+		if fi, err := os.Lstat(t.LinkPath(link)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(t.LinkPath(link))
+			if lr, err := t.Resolve(link); err == nil && lr.Real != "" && !sameDir(t, lr.Real, pathRoot) {
+				ev["link"] = check.Link{Path: link, Dest: target}.String()
 				fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target), Fix: fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
 			}
 		}
@@ -101,17 +94,32 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	return check.Combine(fmt.Sprintf("%s resolves to %s, GOROOT's own go", start, goReal), fs, ev)
 }
 
-func addHops(ev map[string]string, prefix string, hops []hop) {
-	for i, h := range hops {
-		ev[prefix+".link"+strconv.Itoa(i+1)] = h.String()
+func addHops(ev map[string]string, prefix string, links []check.Link) {
+	for i, l := range links {
+		ev[prefix+".link"+strconv.Itoa(i+1)] = l.String()
 	}
 }
 
-func danglingFinding(p string, err error) check.Finding {
-	var de *danglingError
-	if errors.As(err, &de) {
-		return check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot be resolved: %s points to %s, which does not exist", p, de.Hop.Link, de.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s", de.Hop.Link)}
+// resolveInto resolves p on the target and records it, its links and its
+// real path as evidence under name.
+func resolveInto(t *check.Target, ev map[string]string, name, p string) (string, error) {
+	r, err := t.Resolve(p)
+	addHops(ev, name, r.Links)
+	ev[name] = p
+	if err == nil {
+		err = r.Err()
+	}
+	if err != nil {
+		return "", err
+	}
+	ev[name+".real"] = r.Real
+	return r.Real, nil
+}
 
+func danglingFinding(p string, err error) check.Finding {
+	var de *check.DanglingError
+	if errors.As(err, &de) {
+		return check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot be resolved: %s points to %s, which does not exist", p, de.Link.Path, de.Missing), Fix: fmt.Sprintf("ln -sfn <the Go root you want> %s", de.Link.Path)}
 	}
 	return check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s cannot be resolved: %v", p, err), Fix: "reinstall Go or fix the path " + p}
 }

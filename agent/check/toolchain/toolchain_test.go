@@ -116,108 +116,102 @@ func otherVersionGo(t testing.TB, dst string) string {
 
 func TestChecks(t *testing.T) {
 	checks := toolchain.Checks()
-	for _, tt := range []struct {
-		name string
-		id   string
-		// setup breaks the world and returns what the evidence must name.
-		setup func(t *testing.T, w *checktest.World) []string
-		want  check.Status
-	}{
+	checktest.RunCases(t, checks, []checktest.Case{
 		{
-			name: "go script first on PATH",
-			id:   "go.binary",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go script first on PATH",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				script := filepath.Join(w.Dir, "shadow", "go")
 				checktest.WriteFile(t, script, "#!/bin/sh\necho 'go version go1.0 shadow/amd64'\n", 0o755)
 				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
 				return []string{script, checktest.RealGo(t)}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "relative PATH entry",
-			id:   "go.binary",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "relative PATH entry",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("PATH=" + w.Getenv("PATH") + ":./node_modules/.bin")
 				return []string{"./node_modules/.bin"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "two versions of go on PATH",
-			id:   "go.binary",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "two versions of go on PATH",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				other := filepath.Join(w.Dir, "old", "bin", "go")
 				version := otherVersionGo(t, other)
 				w.Setenv("PATH=" + w.Getenv("PATH") + ":" + filepath.Dir(other))
 				return []string{other, version}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOROOT set to a missing directory",
-			id:   "goroot.valid",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT set to a missing directory",
+			ID:   "goroot.valid",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				missing := filepath.Join(w.Dir, "no-such-goroot")
 				w.Setenv("GOROOT=" + missing)
 				return []string{missing}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOROOT overrides the binary's root with another version",
-			id:   "goroot.valid",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT overrides the binary's root with another version",
+			ID:   "goroot.valid",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				other := filepath.Join(w.Dir, "go1.25.0")
 				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\ntime 2025-08-01T00:00:00Z\n"})
 				w.Setenv("GOROOT=" + other)
 				return []string{other, "go1.25.0", realRoot(t)}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOROOT line in the GOENV file names a missing directory",
-			id:   "goroot.valid",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT line in the GOENV file names a missing directory",
+			ID:   "goroot.valid",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				missing := filepath.Join(w.Dir, "removed-go")
 				checktest.WriteFile(t, w.Getenv("GOENV"), "GOROOT="+missing+"\n", 0o644)
 				return []string{missing, w.Getenv("GOENV")}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOROOT_FINAL set",
-			id:   "goroot.valid",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT_FINAL set",
+			ID:   "goroot.valid",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOROOT_FINAL=/opt/go")
 				return []string{"/opt/go"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "GOTOOLCHAIN pins another toolchain",
-			id:   "goroot.valid",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOTOOLCHAIN pins another toolchain",
+			ID:   "goroot.valid",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				w.Setenv("GOTOOLCHAIN=go1.25.0+auto")
 				return []string{"go1.25.0"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "second GOROOT whose VERSION disagrees with the binary",
-			id:   "go.version-skew",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "second GOROOT whose VERSION disagrees with the binary",
+			ID:   "go.version-skew",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				other := filepath.Join(w.Dir, "other-root")
 				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\ntime 2025-08-01T00:00:00Z\n"})
 				w.Setenv("GOROOT=" + other)
 				return []string{"go1.25.0", filepath.Join(other, "VERSION")}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "dangling link between the go on PATH and GOROOT",
-			id:   "goroot.symlink",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "dangling link between the go on PATH and GOROOT",
+			ID:   "goroot.symlink",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				// bin/go -> ../current/bin/go, current -> go1.19 (removed).
 				link := filepath.Join(w.Dir, "sdk", "current")
 				symlink(t, "go1.19", link)
@@ -225,23 +219,23 @@ func TestChecks(t *testing.T) {
 				w.Setenv("PATH=" + filepath.Join(w.Dir, "bin") + ":" + w.Getenv("PATH"))
 				return []string{link, filepath.Join(w.Dir, "sdk", "go1.19")}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "go on PATH from another root than GOROOT",
-			id:   "goroot.symlink",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go on PATH from another root than GOROOT",
+			ID:   "goroot.symlink",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				other := filepath.Join(w.Dir, "go-other")
 				mirrorRoot(t, realRoot(t), other, map[string]string{"VERSION": "go1.25.0\n"})
 				w.Setenv("GOROOT=" + other)
 				return []string{other, realRoot(t)}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "GOROOT's goos constant disagrees with the binary",
-			id:   "goroot.goos",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "GOROOT's goos constant disagrees with the binary",
+			ID:   "goroot.goos",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				other := filepath.Join(w.Dir, "mixed-root")
 				file := "src/internal/goos/zgoos_linux.go"
 				mirrorRoot(t, realRoot(t), other, map[string]string{
@@ -250,41 +244,41 @@ func TestChecks(t *testing.T) {
 				w.Setenv("GOROOT=" + other)
 				return []string{filepath.Join(other, file), "freebsd"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "go.mod needs a newer Go under GOTOOLCHAIN=local",
-			id:   "module.toolchain",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go.mod needs a newer Go under GOTOOLCHAIN=local",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
 				return []string{"1.99.1", filepath.Join(w.Target.Dir, "go.mod"), "GOTOOLCHAIN=local"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto with GOPROXY=off",
-			id:   "module.toolchain",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go.mod needs a newer Go under GOTOOLCHAIN=auto with GOPROXY=off",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.99.1\n", 0o644)
 				w.Setenv("GOTOOLCHAIN=auto")
 				return []string{"go1.99.1", "GOPROXY"}
 			},
-			want: check.Fail,
+			Want: check.Fail,
 		},
 		{
-			name: "go.mod needs a newer Go under GOTOOLCHAIN=auto: download",
-			id:   "module.toolchain",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "go.mod needs a newer Go under GOTOOLCHAIN=auto: download",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.2\n", 0o644)
 				w.Setenv("GOTOOLCHAIN=auto", "GOPROXY=http://127.0.0.1:1/mod")
 				return []string{"go1.99.2", "127.0.0.1:1"}
 			},
-			want: check.Warn,
+			Want: check.Warn,
 		},
 		{
-			name: "no go.mod",
-			id:   "module.toolchain",
-			setup: func(t *testing.T, w *checktest.World) []string {
+			Name: "no go.mod",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
 				for d := filepath.Dir(w.Target.Dir); d != filepath.Dir(d); d = filepath.Dir(d) {
 					if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 						t.Skipf("%s has a go.mod above the world", d)
@@ -292,16 +286,9 @@ func TestChecks(t *testing.T) {
 				}
 				return []string{w.Target.Dir}
 			},
-			want: check.Skip,
+			Want: check.Skip,
 		},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			w := checktest.New(t)
-			names := tt.setup(t, w)
-			res := w.Run(checktest.Find(t, checks, tt.id))
-			checktest.Expect(t, res, tt.want, names...)
-		})
-	}
+	})
 }
 
 // The healthy machine passes every check of this package.

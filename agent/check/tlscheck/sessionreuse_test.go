@@ -1,9 +1,8 @@
-package build
+package tlscheck
 
 import (
 	"crypto/tls"
 	"encoding/pem"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -35,7 +34,7 @@ func startWithCA(t *testing.T, configure func(*tls.Config)) (addr, caFile string
 	}
 	t.Cleanup(srv.Close)
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.CA.Raw})))
+	checktest.WriteFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.CA.Raw})), 0o644)
 	return srv.Addr, caFile
 }
 
@@ -80,12 +79,5 @@ func TestSessionReuseBadInput(t *testing.T) {
 				t.Errorf("got %s %q fix %q, want error naming %s with a fix", res.Status, res.Summary, res.Fix, tc.want)
 			}
 		})
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

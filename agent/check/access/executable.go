@@ -1,4 +1,4 @@
-package probe
+package access
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func Executable(ctx context.Context, t *check.Target, dir string) error {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return &Error{Op: op, Path: dir, User: userName(t), Err: err}
+		return &Error{Op: op, Path: dir, User: t.UserName(), Err: err}
 	}
 	image, err := binaryImage()
 	if err != nil {
@@ -55,13 +55,13 @@ func Executable(ctx context.Context, t *check.Target, dir string) error {
 		// directory; that is not what is asked here.
 		cmd.Dir = "/"
 		cmd.Env = []string{}
-		err = cmd.Run()
+		_, err = check.Run(cmd)
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee) && ee.ExitCode() == exitCode:
 			return nil
 		case err == nil:
-			return &Error{Op: "run a binary", Path: dir, User: userName(t), Err: fmt.Errorf("%s exited 0, want %d: something else ran", name, exitCode)}
+			return &Error{Op: "run a binary", Path: dir, User: t.UserName(), Err: fmt.Errorf("%s exited 0, want %d: something else ran", name, exitCode)}
 		case errors.Is(err, syscall.ETXTBSY) && attempt < 5 && ctx.Err() == nil:
 			// Another goroutine forked while the file was open for
 			// writing and its child still holds it: wait for exec.

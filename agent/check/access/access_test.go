@@ -1,4 +1,4 @@
-package probe
+package access
 
 import (
 	"context"
@@ -49,17 +49,6 @@ func asNobody(t *testing.T, tgt *check.Target) *check.Target {
 	return &c
 }
 
-func mkdir(t *testing.T, p string, mode os.FileMode) string {
-	t.Helper()
-	if err := os.MkdirAll(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func empty(t *testing.T, dir string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -80,11 +69,11 @@ func TestWritable(t *testing.T) {
 		setup func(t *testing.T, dir string) string
 		errno string // "" means writable
 	}{
-		{"own directory", false, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "own"), 0o755) }, ""},
+		{"own directory", false, func(t *testing.T, dir string) string { return checktest.Mkdir(t, filepath.Join(dir, "own"), 0o755) }, ""},
 		{"missing directory", false, func(t *testing.T, dir string) string { return filepath.Join(dir, "missing") }, "ENOENT"},
-		{"root-owned 0755 as nobody", true, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "rootdir"), 0o755) }, "EACCES"},
+		{"root-owned 0755 as nobody", true, func(t *testing.T, dir string) string { return checktest.Mkdir(t, filepath.Join(dir, "rootdir"), 0o755) }, "EACCES"},
 		{"ACL grants nobody", true, func(t *testing.T, dir string) string {
-			p := mkdir(t, filepath.Join(dir, "acl"), 0o700)
+			p := checktest.Mkdir(t, filepath.Join(dir, "acl"), 0o700)
 			if out, err := exec.Command("setfacl", "-m", "u:nobody:rwx", p).CombinedOutput(); err != nil {
 				testgate.Missing(t, "setfacl: %v: %s", err, out)
 			}
@@ -120,7 +109,7 @@ func TestWritable(t *testing.T) {
 func TestCredentialsDoNotLeak(t *testing.T) {
 	tgt, dir := world(t)
 	nobody := asNobody(t, tgt)
-	locked := mkdir(t, filepath.Join(dir, "locked"), 0o700)
+	locked := checktest.Mkdir(t, filepath.Join(dir, "locked"), 0o700)
 	for range 20 {
 		if err := Writable(context.Background(), nobody, locked); err == nil {
 			t.Fatal("nobody could write a root 0700 directory")
@@ -162,9 +151,9 @@ func TestExecutable(t *testing.T) {
 		setup func(t *testing.T, dir string) string
 		errno string
 	}{
-		{"own directory", false, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "own"), 0o755) }, ""},
-		{"0755 as nobody", true, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "open"), 0o755) }, ""},
-		{"0700 as nobody", true, func(t *testing.T, dir string) string { return mkdir(t, filepath.Join(dir, "closed"), 0o700) }, "EACCES"},
+		{"own directory", false, func(t *testing.T, dir string) string { return checktest.Mkdir(t, filepath.Join(dir, "own"), 0o755) }, ""},
+		{"0755 as nobody", true, func(t *testing.T, dir string) string { return checktest.Mkdir(t, filepath.Join(dir, "open"), 0o755) }, ""},
+		{"0700 as nobody", true, func(t *testing.T, dir string) string { return checktest.Mkdir(t, filepath.Join(dir, "closed"), 0o700) }, "EACCES"},
 		{"noexec mount", true, func(t *testing.T, dir string) string {
 			return checktest.MountTmpfs(t, filepath.Join(dir, "mnt"), "noexec,mode=0755")
 		}, "EACCES"},

@@ -1,4 +1,4 @@
-package build
+package tlscheck
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -35,9 +34,9 @@ const (
 
 func sessionReuseCheck() check.Check {
 	return check.Check{
-		ID:    "tls.session-reuse",
-		Title: "an HTTP/1.1-only Go TLS server resumes TLS 1.2 sessions across reconnects",
-		Seed:  "4.4",
+		ID:     "tls.session-reuse",
+		Title:  "an HTTP/1.1-only Go TLS server resumes TLS 1.2 sessions across reconnects",
+		Source: "4.4",
 		// In-process: no toolchain needed.
 		NoToolchain: true,
 		Run:         runSessionReuse,
@@ -64,7 +63,7 @@ func runSessionReuse(ctx context.Context, env *check.Env) check.Result {
 		}
 		serverName = host
 		if caFile := env.Target.Getenv(reuseCAEnv); caFile != "" {
-			pem, err := os.ReadFile(env.Target.Path(caFile))
+			pem, err := env.Target.ReadFile(caFile)
 			if err != nil {
 				return check.Errorf("read %s: %v", reuseCAEnv, err).WithFix("set %s to a readable PEM file of the server's CA", reuseCAEnv)
 			}
@@ -157,7 +156,7 @@ type tlsServer struct {
 
 func (s *tlsServer) Close() { _ = s.srv.Close() }
 
-// startHTTP1Server starts the seed's server: Go's net/http over TLS with
+// startHTTP1Server starts the source document's server: Go's net/http over TLS with
 // HTTP/2 switched off (an empty TLSNextProto is what
 // GODEBUG=http2server=0 amounts to), default session tickets, and a
 // certificate for 127.0.0.1 signed by a CA made for this run.
