@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gopatrol/gopatrol/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,7 +54,7 @@ func OpenOutbox(dir string) (*Outbox, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".tmp-") {
+		if strings.HasPrefix(d.Name(), atomicfile.TempPrefix) {
 			return os.Remove(p)
 		}
 		if filepath.Base(filepath.Dir(p)) == "sent" {
@@ -107,7 +108,7 @@ func (o *Outbox) Put(m Message) (bool, error) {
 		return false, fmt.Errorf("outbox: encoding message %s: %w", m.ID, err)
 	}
 	name := fmt.Sprintf("%020d-%s.json", m.Enqueued.UnixNano(), m.ID)
-	if err := writeAtomic(filepath.Join(tdir, name), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tdir, name), data, 0o600); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -158,7 +159,7 @@ func (o *Outbox) list(td string, limit int) ([]Entry, error) {
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".tmp-") {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
 			names = append(names, e.Name())
 		}
 	}
@@ -213,14 +214,14 @@ func (o *Outbox) ref(target, key string) string {
 // least once, never lost.
 func (o *Outbox) done(e Entry, ref string) error {
 	if ref != "" && e.Msg.Kind == Firing {
-		if err := writeAtomic(o.refPath(e.Msg.Target, e.Msg.Key), []byte(ref)); err != nil {
+		if err := atomicfile.WriteFile(o.refPath(e.Msg.Target, e.Msg.Key), []byte(ref), 0o600); err != nil {
 			return err
 		}
 	}
 	if e.Msg.Kind == Resolved {
 		_ = os.Remove(o.refPath(e.Msg.Target, e.Msg.Key))
 	}
-	if err := writeAtomic(filepath.Join(o.dir, "sent", e.Msg.ID), nil); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.dir, "sent", e.Msg.ID), nil, 0o600); err != nil {
 		return err
 	}
 	return removeSynced(e.Path)
@@ -231,50 +232,12 @@ func (o *Outbox) fail(e Entry) error {
 	if err := os.Rename(e.Path, filepath.Join(o.dir, "failed", e.Msg.ID+".json")); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return syncDir(filepath.Join(o.dir, "failed"))
-}
-
-// writeAtomic writes data to path: temporary file, fsync, rename, fsync
-// of the directory.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("outbox: writing %s: %w", path, err)
-	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(filepath.Join(o.dir, "failed"))
 }
 
 func removeSynced(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("outbox: fsync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/gopatrol/gopatrol/internal/atomicfile"
 	"io"
 	"io/fs"
 	"maps"
@@ -267,35 +268,7 @@ func WriteManifest(dir string) error {
 		}
 		fmt.Fprintf(&buf, "%s  %s\n", sum, e.Name())
 	}
-	return writeAtomic(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644)
-}
-
-// writeAtomic replaces path with b through a synced temporary file in the
-// same directory (rename is atomic only within one file system).
-func writeAtomic(path string, b []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644)
 }
 
 func fileSHA256(path string) (string, error) {

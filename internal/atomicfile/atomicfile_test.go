@@ -1,0 +1,69 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	tests := []struct {
+		data string
+		perm os.FileMode
+	}{
+		{"first", 0o600},
+		{"second, longer than the first", 0o644},
+		{"", 0o640},
+	}
+	for _, tt := range tests {
+		if err := WriteFile(path, []byte(tt.data), tt.perm); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != tt.data {
+			t.Fatalf("after WriteFile(%q): %q, %v", tt.data, got, err)
+		}
+		fi, _ := os.Stat(path)
+		if fi.Mode().Perm() != tt.perm {
+			t.Errorf("mode %v, want %v", fi.Mode().Perm(), tt.perm)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestWriteFileFailureKeepsOld: a write that cannot complete (the target
+// is a directory, so the rename fails) leaves the old content and no
+// temporary file.
+func TestWriteFileFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "busy")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFile(target, []byte("new"), 0o644)
+	if err == nil || !strings.Contains(err.Error(), target) {
+		t.Fatalf("err = %v, want one naming %s", err, target)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries after a failed write, want only the target", len(entries))
+	}
+}
+
+func TestWriteFileMissingDir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "file")
+	if err := WriteFile(path, nil, 0o644); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want one naming %s", err, path)
+	}
+}
