@@ -295,7 +295,9 @@ func parseRule(file string, n *yaml.Node) (Rule, Problems) {
 		r.Threshold = defaultThreshold[r.Type]
 	}
 	th, err := ParseThreshold(r.Threshold)
-	if err != nil {
+	if r.Threshold == "" {
+		bad(n, "threshold", "missing; a %s rule has no default threshold: give one such as gt(60) or ewma(alpha=0.3,k=3)", r.Type)
+	} else if err != nil {
 		bad(field("threshold"), "threshold", "%v", err)
 	} else {
 		r.threshold = th
