@@ -19,13 +19,17 @@ type execProbe struct {
 	timeout time.Duration
 }
 
+// execMessageCap bounds the message taken from its first line.
+const execMessageCap = 1 << 10
+
 // cappedBuffer keeps the first execOutputCap bytes and drops the rest, so
-// a chatty command cannot grow the agent.
-type cappedBuffer struct{ bytes.Buffer }
+// a chatty command cannot grow the agent. (Not an embedded bytes.Buffer:
+// its ReadFrom would let os/exec bypass Write.)
+type cappedBuffer struct{ buf bytes.Buffer }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := execOutputCap - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
+	if room := execOutputCap - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
@@ -47,8 +51,11 @@ func (p execProbe) Probe(ctx context.Context) []Sample {
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group
 	}
-	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	line, _, _ := strings.Cut(strings.TrimSpace(out.buf.String()), "\n")
 	line = strings.TrimSpace(line)
+	if len(line) > execMessageCap {
+		line = line[:execMessageCap] + "…"
+	}
 	if ctx.Err() != nil {
 		return []Sample{{Err: fmt.Errorf("%s: timed out after %s", p.argv[0], p.timeout), Message: line}}
 	}

@@ -293,6 +293,9 @@ func parseRule(file string, n *yaml.Node) (Rule, Problems) {
 	}
 	if !seen["threshold"] {
 		r.Threshold = defaultThreshold[r.Type]
+		if r.Type == TypeTLS && r.Query == "up" {
+			r.Threshold = "lt(1)"
+		}
 	}
 	th, err := ParseThreshold(r.Threshold)
 	if r.Threshold == "" {
