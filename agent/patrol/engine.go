@@ -162,6 +162,8 @@ type Engine struct {
 	state *State
 	win   map[string]*window // metric rule windows, by rule name and query
 	audit *Audit
+	// override replaces probes in rule unit tests.
+	override func(Rule) Probe
 }
 
 // New makes an engine and loads its persisted state. It has no rules until

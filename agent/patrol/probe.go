@@ -54,6 +54,11 @@ func (f ProbeFunc) Probe(ctx context.Context) []Sample { return f(ctx) }
 // fails for what a valid file cannot know: a type whose source is not
 // registered, exec not allowed, a check glob that matches nothing.
 func (e *Engine) newProbe(r Rule) (Probe, error) {
+	if e.override != nil {
+		if p := e.override(r); p != nil {
+			return p, nil
+		}
+	}
 	switch r.Type {
 	case TypeCheck:
 		if e.cfg.Checks == nil {

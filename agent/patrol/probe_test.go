@@ -259,7 +259,7 @@ func TestExecRule(t *testing.T) {
 	odd := script(t, dir, "odd", "echo confused\nexit 3\n")
 	// Starts a grandchild that would outlive the rule, then hangs.
 	hang := script(t, dir, "hang", "sleep 300 &\necho $! > "+pidFile+"\necho started\nsleep 300\n")
-	loud := script(t, dir, "loud", "head -c 10000000 /dev/zero | tr '\\0' x\nexit 1\n")
+	loud := script(t, dir, "loud", "head -c 1000000 /dev/zero | tr '\\0' x\nexit 1\n")
 	e := engineFor(t, fmt.Sprintf(`
 - {name: ok, type: exec, target: "%s"}
 - {name: breach, type: exec, target: "%s"}
