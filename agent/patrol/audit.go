@@ -2,13 +2,16 @@ package patrol
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"sync"
 	"time"
 )
@@ -143,52 +146,41 @@ func (e *Engine) auditLoad(set *RuleSet, err error) {
 }
 
 // auditChanges writes the load line and one line per rule added, changed
-// or removed between prev and next.
-func (e *Engine) auditChanges(prev, next *RuleSet) {
-	if e.audit == nil {
-		return
-	}
+// or removed since the set loaded last, as the state remembers it, so the
+// first load after a restart is compared with the set before the restart.
+func (e *Engine) auditChanges(next *RuleSet) {
+	prev := e.state.Loaded
+	cur := make(map[string]LoadedRule, len(next.Rules))
 	ents := []AuditEntry{{Kind: AuditLoad, Digest: next.Digest, Revision: next.Revision, Dir: next.Dir, Rules: len(next.Rules)}}
-	old := map[string]Rule{}
-	if prev != nil {
-		for _, r := range prev.Rules {
-			old[r.Name] = r
-		}
-	}
 	for _, r := range next.Rules {
-		o, ok := old[r.Name]
+		lr := LoadedRule{Stage: r.Stage, Digest: r.digest()}
+		cur[r.Name] = lr
+		o, ok := prev[r.Name]
 		switch {
 		case !ok:
 			ents = append(ents, AuditEntry{Kind: AuditRule, Rule: r.Name, Change: "added", NewStage: r.Stage, Revision: next.Revision})
-		case !sameRule(o, r):
+		case o.Digest != lr.Digest:
 			ents = append(ents, AuditEntry{Kind: AuditRule, Rule: r.Name, Change: "changed", OldStage: o.Stage, NewStage: r.Stage, Revision: next.Revision})
 		}
-		delete(old, r.Name)
 	}
-	for _, r := range prev.rulesIn(old) {
-		ents = append(ents, AuditEntry{Kind: AuditRule, Rule: r.Name, Change: "removed", OldStage: r.Stage, Revision: next.Revision})
+	for _, name := range slices.Sorted(maps.Keys(prev)) {
+		if _, ok := cur[name]; !ok {
+			ents = append(ents, AuditEntry{Kind: AuditRule, Rule: name, Change: "removed", OldStage: prev[name].Stage, Revision: next.Revision})
+		}
+	}
+	e.state.Loaded = cur
+	if e.audit == nil {
+		return
 	}
 	if err := e.audit.Append(ents...); err != nil {
 		e.cfg.Logger.Error("audit log not written", "err", err)
 	}
 }
 
-// rulesIn returns the rules of s whose names are in m, in file order.
-func (s *RuleSet) rulesIn(m map[string]Rule) []Rule {
-	if s == nil {
-		return nil
-	}
-	var out []Rule
-	for _, r := range s.Rules {
-		if _, ok := m[r.Name]; ok {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// sameRule compares what a rule does, not where it was written.
-func sameRule(a, b Rule) bool {
-	a.File, a.Line, b.File, b.Line = "", 0, "", 0
-	return reflect.DeepEqual(a, b)
+// digest identifies what a rule does, not where it was written.
+func (r Rule) digest() string {
+	r.File, r.Line = "", 0
+	b, _ := json.Marshal(r)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

@@ -61,6 +61,10 @@ type Config struct {
 	Events func(Event)
 	// Instruments receives every evaluation's figures (optional).
 	Instruments Recorder
+	// Lenient turns a probe that cannot be built (an unregistered type,
+	// exec not allowed) into an error of each of its evaluations instead of
+	// refusing the set: for `gopatrol rules eval`, not for the daemon.
+	Lenient bool
 	// Concurrency bounds how many probes run at once (16 when zero).
 	Concurrency int
 	Logger      *slog.Logger
@@ -236,6 +240,9 @@ func (e *Engine) Swap(set *RuleSet) error {
 	var probs Problems
 	for _, r := range set.Rules {
 		p, err := e.newProbe(r)
+		if err != nil && e.cfg.Lenient {
+			p, err = errProbe{err}, nil
+		}
 		if err != nil {
 			probs = append(probs, Problem{File: r.File, Line: r.Line, Rule: r.Name, Field: "type", Detail: err.Error()})
 			continue
@@ -246,27 +253,31 @@ func (e *Engine) Swap(set *RuleSet) error {
 		e.auditLoad(set, probs)
 		return probs
 	}
-	old := e.set.Swap(c)
-	var prev *RuleSet
-	if old != nil {
-		prev = old.set
-	}
-	e.auditChanges(prev, set)
+	e.set.Store(c)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.auditChanges(set)
 	e.forget(set)
+	if err := e.state.Save(e.cfg.StateDir); err != nil {
+		e.cfg.Logger.Warn("patrol state not saved", "err", err)
+	}
 	return nil
 }
 
-// forget drops the state of rules no longer in the set.
+// forget drops the state of rules no longer in the set. e.mu is held.
 func (e *Engine) forget(set *RuleSet) {
 	names := make(map[string]bool, len(set.Rules))
 	for _, r := range set.Rules {
 		names[r.Name] = true
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	for k, s := range e.state.Series {
 		if !names[s.Rule] {
 			delete(e.state.Series, k)
+		}
+	}
+	for name := range e.state.Rules {
+		if !names[name] {
+			delete(e.state.Rules, name)
 		}
 	}
 	for k := range e.win {

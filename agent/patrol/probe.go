@@ -105,3 +105,8 @@ func measure(r Rule) string {
 	}
 	return queries[r.Type][0]
 }
+
+// errProbe is a rule that cannot run here (Config.Lenient).
+type errProbe struct{ err error }
+
+func (p errProbe) Probe(context.Context) []Sample { return []Sample{{Err: p.err}} }

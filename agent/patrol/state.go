@@ -23,6 +23,14 @@ type State struct {
 	Series  map[string]*SeriesState `json:"series"`
 	Groups  map[string]*GroupState  `json:"groups"`
 	Rules   map[string]*RuleStats   `json:"rules"`
+	// Loaded is the rule set loaded last, for the audit of the next load.
+	Loaded map[string]LoadedRule `json:"loaded"`
+}
+
+// LoadedRule is what the audit compares across loads.
+type LoadedRule struct {
+	Stage  Stage  `json:"stage"`
+	Digest string `json:"digest"`
 }
 
 // SeriesState is the baseline and episode of one rule and label set.
@@ -61,7 +69,7 @@ type HourCount struct {
 }
 
 func newState() *State {
-	return &State{Version: 1, Series: map[string]*SeriesState{}, Groups: map[string]*GroupState{}, Rules: map[string]*RuleStats{}}
+	return &State{Version: 1, Series: map[string]*SeriesState{}, Groups: map[string]*GroupState{}, Rules: map[string]*RuleStats{}, Loaded: map[string]LoadedRule{}}
 }
 
 // LoadState reads the state in dir; a missing file is a fresh state. An
@@ -90,6 +98,9 @@ func LoadState(dir string) (*State, error) {
 	}
 	if st.Rules == nil {
 		st.Rules = map[string]*RuleStats{}
+	}
+	if st.Loaded == nil {
+		st.Loaded = map[string]LoadedRule{}
 	}
 	return st, nil
 }

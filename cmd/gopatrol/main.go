@@ -60,6 +60,7 @@ func newRoot() *cobra.Command {
 		newCheckCmd(),
 		newTraceCmd(),
 		newPluginsCmd(),
+		newRulesCmd(),
 		newVersionCmd(),
 	)
 	return root
