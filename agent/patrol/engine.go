@@ -59,6 +59,10 @@ type Config struct {
 	TLSRoots   *x509.CertPool
 	// Events receives what the daemon and notify act on.
 	Events func(Event)
+	// TraceID returns the trace ID of the patrol cycle's span in ctx (the
+	// daemon starts one span per cycle), put on every event so a ticket can
+	// name it. Optional.
+	TraceID func(ctx context.Context) string
 	// Instruments receives every evaluation's figures (optional).
 	Instruments Recorder
 	// Lenient turns a probe that cannot be built (an unregistered type,
@@ -97,6 +101,7 @@ type Event struct {
 	Baseline  *Band             `json:"baseline,omitempty"`
 	Message   string            `json:"message,omitempty"`
 	Since     time.Time         `json:"since,omitzero"`
+	TraceID   string            `json:"trace_id,omitempty"`
 	// Escalation events: the group's score, its recent history and the
 	// series breaching now.
 	Score     float64      `json:"score"`
@@ -162,7 +167,8 @@ type compiled struct {
 type Engine struct {
 	cfg   Config
 	set   atomic.Pointer[compiled]
-	mu    sync.Mutex // one cycle at a time; guards state and windows
+	cycle sync.Mutex // one cycle at a time
+	mu    sync.Mutex // guards state and windows
 	state *State
 	win   map[string]*window // metric rule windows, by rule name and query
 	audit *Audit
@@ -335,16 +341,20 @@ func (e *Engine) evaluate(ctx context.Context, all bool) (Cycle, error) {
 	if c == nil {
 		return Cycle{}, fmt.Errorf("patrol: no rules loaded")
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.cycle.Lock()
+	defer e.cycle.Unlock()
 	now := e.cfg.Now()
 	var jobs []*job
+	e.mu.Lock()
 	for _, r := range c.set.Rules {
 		if all || e.due(r, now) {
 			jobs = append(jobs, &job{rule: r, probe: c.probes[r.Name]})
 		}
 	}
+	e.mu.Unlock()
+	// Probes run without e.mu, so a reload is not held up by a slow one.
 	e.runProbes(ctx, jobs)
+	e.mu.Lock()
 	cyc := Cycle{Time: now}
 	for _, j := range jobs {
 		e.state.ruleStats(j.rule.Name).LastRun = now
@@ -355,19 +365,27 @@ func (e *Engine) evaluate(ctx context.Context, all bool) (Cycle, error) {
 			if ev != nil {
 				cyc.Events = append(cyc.Events, *ev)
 			}
-			if e.cfg.Instruments != nil {
-				e.cfg.Instruments.RecordResult(ctx, res)
-			}
 		}
 	}
 	cyc.Scores, cyc.Events = e.score(c.set, now, cyc.Results, cyc.Events)
+	err := e.state.Save(e.cfg.StateDir)
+	e.mu.Unlock()
+	if err != nil {
+		e.cfg.Logger.Warn("patrol state not saved; baselines restart from scratch after a restart", "err", err)
+	}
 	if e.cfg.Instruments != nil {
+		for _, res := range cyc.Results {
+			e.cfg.Instruments.RecordResult(ctx, res)
+		}
 		for _, g := range cyc.Scores {
 			e.cfg.Instruments.RecordScore(ctx, g)
 		}
 	}
-	if err := e.state.Save(e.cfg.StateDir); err != nil {
-		e.cfg.Logger.Warn("patrol state not saved; baselines restart from scratch after a restart", "err", err)
+	if e.cfg.TraceID != nil {
+		id := e.cfg.TraceID(ctx)
+		for i := range cyc.Events {
+			cyc.Events[i].TraceID = id
+		}
 	}
 	if e.cfg.Events != nil {
 		for _, ev := range cyc.Events {

@@ -266,7 +266,10 @@ func TestEscalationOncePerEpisode(t *testing.T) {
   threshold: gt(60)
   weight: 10
   labels: {service: db}
-`, func(c *Config) { c.ResolveAfter = 1 })
+`, func(c *Config) {
+		c.ResolveAfter = 1
+		c.TraceID = func(context.Context) string { return "4bf92f3577b34da6a3ce929d0e0e4736" }
+	})
 	// Minutes breaching: 0,1,2,3 → scores 100, 90, 84.2, 80, then 76.8,
 	// 74.2, 72, 70, 68.3 (<70), 66.8, 65.4 (3rd below: escalate), ...
 	vals := make([]float64, 0, 40)
@@ -296,7 +299,7 @@ func TestEscalationOncePerEpisode(t *testing.T) {
 		}
 	}
 	w.mu.Unlock()
-	if esc.Group != "service=db" || esc.Score >= 70 || len(esc.History) < 3 || len(esc.Breaching) != 1 || esc.Breaching[0].Value != 100 {
+	if esc.Group != "service=db" || esc.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || esc.Score >= 70 || len(esc.History) < 3 || len(esc.Breaching) != 1 || esc.Breaching[0].Value != 100 {
 		t.Errorf("escalation = %+v", esc)
 	}
 	// It escalated on the 3rd consecutive score under 70.
@@ -514,4 +517,41 @@ func TestDue(t *testing.T) {
 			t.Errorf("step %d at %s: ran %q, want %q", i, w.clk.Now().Format(time.TimeOnly), got, s.want)
 		}
 	}
+}
+
+// Reloads while cycles run: no race (go test -race), every cycle sees one
+// whole set.
+func TestReloadDuringEvaluation(t *testing.T) {
+	a := "- {name: a, type: sql, query: q, threshold: gt(1)}\n- {name: b, type: sql, query: q, threshold: gt(1)}\n"
+	bSet := "- {name: c, type: sql, query: q, threshold: gt(1)}\n"
+	w := newWorld(t, a, nil)
+	vals := make([]float64, 500)
+	for _, n := range []string{"a", "b", "c"} {
+		w.src.set(n, vals...)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			writeRules(t, w.dir, "rules.yaml", map[bool]string{true: a, false: bSet}[i%2 == 0])
+			if err := w.e.Load(w.dir); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 50 {
+		c, err := w.e.EvaluateAll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range c.Results {
+			names = append(names, r.Rule)
+		}
+		if got := strings.Join(names, ","); got != "a,b" && got != "c" {
+			t.Fatalf("a cycle saw %q, a mix of two sets", got)
+		}
+	}
+	<-done
 }
