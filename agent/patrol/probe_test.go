@@ -42,6 +42,20 @@ func probeOnce(t *testing.T, e *Engine, rule string) Result {
 	return Result{}
 }
 
+// evalAll evaluates every rule of e once and returns the results by rule.
+func evalAll(t *testing.T, e *Engine) map[string]Result {
+	t.Helper()
+	c, err := e.EvaluateAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, r := range c.Results {
+		got[r.Rule] = r
+	}
+	return got
+}
+
 func engineFor(t *testing.T, rules string, cfg Config) *Engine {
 	t.Helper()
 	dir := t.TempDir()
@@ -74,14 +88,7 @@ func TestHTTPRule(t *testing.T) {
 - {name: slow, type: http, target: "%[1]s/", query: latency, threshold: "gt(5)"}
 - {name: refused, type: http, target: "%[2]s/"}
 `, srv.URL, closed.URL), Config{})
-	c, err := e.EvaluateAll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, r := range c.Results {
-		got[r.Rule] = r
-	}
+	got := evalAll(t, e)
 	if r := got["up"]; r.Value != 1 || r.Breach || !strings.Contains(r.Message, "200") {
 		t.Errorf("up = %+v", r)
 	}
@@ -158,14 +165,7 @@ func TestDNSRule(t *testing.T) {
 - {name: count, type: dns, target: proxy.example.org, query: addresses, threshold: "lt(1)"}
 - {name: lat, type: dns, target: proxy.example.org, query: latency, threshold: "gt(1)"}
 `, Config{Resolver: res})
-	c, err := e.EvaluateAll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, r := range c.Results {
-		got[r.Rule] = r
-	}
+	got := evalAll(t, e)
 	if r := got["proxy"]; r.Value != 1 || r.Breach {
 		t.Errorf("proxy = %+v", r)
 	}
@@ -223,14 +223,7 @@ func TestTLSRule(t *testing.T) {
 - {name: other-ca, type: tls, target: "%s"}
 - {name: up, type: tls, target: "%s", query: up}
 `, addrSoon, addrOther, addrSoon), Config{TLSRoots: pool})
-	c, err := e.EvaluateAll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, r := range c.Results {
-		got[r.Rule] = r
-	}
+	got := evalAll(t, e)
 	if r := got["soon"]; math.Abs(r.Value-7) > 0.1 || !r.Breach || !strings.Contains(r.Message, "proxy.test") {
 		t.Errorf("soon = %+v", r)
 	}
@@ -267,14 +260,7 @@ func TestExecRule(t *testing.T) {
 - {name: hang, type: exec, target: "%s", timeout: 500ms}
 - {name: loud, type: exec, target: "%s"}
 `, ok, breach, odd, hang, loud), Config{AllowExec: true})
-	c, err := e.EvaluateAll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, r := range c.Results {
-		got[r.Rule] = r
-	}
+	got := evalAll(t, e)
 	if r := got["ok"]; r.Value != 0 || r.Breach || r.Message != "all good" {
 		t.Errorf("ok = %+v", r)
 	}
@@ -399,25 +385,14 @@ func TestMetricRule(t *testing.T) {
   query: 'gopatrol.file_access.failures'
   threshold: gt(1000)
 `, Config{Metrics: ins, Now: clk.Now})
-	eval := func() map[string]Result {
-		c, err := e.EvaluateAll(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]Result{}
-		for _, r := range c.Results {
-			out[r.Rule] = r
-		}
-		return out
-	}
 	set(10, 0, []uint64{0, 0, 0, 0})
-	r := eval()
+	r := evalAll(t, e)
 	if r["eacces"].Error == "" || r["total"].Value != 10 {
 		t.Errorf("first snapshot: %+v", r)
 	}
 	clk.Add(30 * time.Second)
 	set(13, 60, []uint64{10, 5, 4, 1}) // 20 invocations: p95 is the 19th, in (2,4]
-	r = eval()
+	r = evalAll(t, e)
 	if r["eacces"].Value != 3 || r["eacces"].Breach {
 		t.Errorf("increase after 30s = %+v", r["eacces"])
 	}
@@ -430,14 +405,14 @@ func TestMetricRule(t *testing.T) {
 	}
 	clk.Add(60 * time.Second)
 	set(25, 60, []uint64{30, 5, 4, 1})
-	r = eval()
+	r = evalAll(t, e)
 	// The window [now−1m, now] starts at the 30s sample (13): 25 − 13.
 	if r["eacces"].Value != 12 || !r["eacces"].Breach {
 		t.Errorf("increase over 1m = %+v", r["eacces"])
 	}
 	clk.Add(60 * time.Second)
 	set(2, 60, []uint64{30, 5, 4, 1}) // the agent restarted: the counter reset
-	if v := eval()["eacces"].Value; v != 2 {
+	if v := evalAll(t, e)["eacces"].Value; v != 2 {
 		t.Errorf("increase across a reset = %g, want 2", v)
 	}
 }

@@ -151,31 +151,26 @@ func WriteFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-func (s *State) series(key, rule string, labels map[string]string) *SeriesState {
-	st, ok := s.Series[key]
+// entry returns m[key], made by mk and stored on first use.
+func entry[V any](m map[string]*V, key string, mk func() *V) *V {
+	v, ok := m[key]
 	if !ok {
-		st = &SeriesState{Rule: rule, Labels: labels}
-		s.Series[key] = st
+		v = mk()
+		m[key] = v
 	}
-	return st
+	return v
+}
+
+func (s *State) series(key, rule string, labels map[string]string) *SeriesState {
+	return entry(s.Series, key, func() *SeriesState { return &SeriesState{Rule: rule, Labels: labels} })
 }
 
 func (s *State) group(g string) *GroupState {
-	gs, ok := s.Groups[g]
-	if !ok {
-		gs = &GroupState{}
-		s.Groups[g] = gs
-	}
-	return gs
+	return entry(s.Groups, g, func() *GroupState { return new(GroupState) })
 }
 
 func (s *State) ruleStats(name string) *RuleStats {
-	rs, ok := s.Rules[name]
-	if !ok {
-		rs = &RuleStats{}
-		s.Rules[name] = rs
-	}
-	return rs
+	return entry(s.Rules, name, func() *RuleStats { return new(RuleStats) })
 }
 
 func (s *State) lastRun(name string) time.Time {

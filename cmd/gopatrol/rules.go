@@ -169,9 +169,7 @@ func runRulesEval(ctx context.Context, stdout io.Writer, dir string, f evalFlags
 
 func writeCycle(w io.Writer, c patrol.Cycle, output string) error {
 	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(c)
+		return writeIndented(w, c)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tSTAGE\tLABELS\tVALUE\tTHRESHOLD\tBASELINE\tSTATE\tMESSAGE")
@@ -276,9 +274,7 @@ func newRulesReportCmd() *cobra.Command {
 			lines := patrol.BuildReport(set, st, hostID, time.Now())
 			out := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(lines)
+				return writeIndented(out, lines)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RULE\tSTAGE\tON THIS NODE\tEVALUATIONS\tFIRINGS\tERRORS\tFIRING RATE")
@@ -344,4 +340,12 @@ func auditWhat(l patrol.AuditEntry) string {
 		return fmt.Sprintf("%s %s (stage %s → %s)", l.Rule, l.Change, dash(string(l.OldStage)), dash(string(l.NewStage)))
 	}
 	return fmt.Sprintf("rule %s, %s id %s %s", dash(l.Rule), l.Target, l.ID, l.Detail)
+}
+
+// writeIndented prints v as indented JSON, the -o json of every rules
+// command but audit (which prints the log's own lines).
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
