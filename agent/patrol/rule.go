@@ -208,6 +208,9 @@ var (
 func ParseRules(file string, data []byte) ([]Rule, Problems) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
+		if p, ok := unindented(file, data); ok {
+			return nil, Problems{p}
+		}
 		return nil, Problems{{File: file, Line: yamlErrLine(err), Detail: "not valid YAML: " + err.Error()}}
 	}
 	if len(doc.Content) == 0 || len(bytes.TrimSpace(data)) == 0 {
@@ -229,7 +232,30 @@ func ParseRules(file string, data []byte) ([]Rule, Problems) {
 	return rules, probs
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLineRE  = regexp.MustCompile(`line (\d+)`)
+	topFieldRE  = regexp.MustCompile(`^([a-z_]+):`)
+	listStartRE = regexp.MustCompile(`^-\s+[a-z_]+:`)
+)
+
+// unindented explains the commonest way a rules file is not YAML: a rule's
+// fields written flush left under its "- name:" line (as text copied from
+// a document loses its indentation), which YAML reads as a new mapping.
+func unindented(file string, data []byte) (Problem, bool) {
+	inItem := false
+	for i, line := range strings.Split(string(data), "\n") {
+		switch {
+		case listStartRE.MatchString(line):
+			inItem = true
+		case inItem && topFieldRE.MatchString(line):
+			f := topFieldRE.FindStringSubmatch(line)[1]
+			return Problem{File: file, Line: i + 1, Field: f, Detail: "not valid YAML: the field starts at column 1, outside the rule above; indent a rule's fields to line up with its name (2 spaces after \"- \")"}, true
+		case strings.TrimSpace(line) != "" && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "#"):
+			inItem = false
+		}
+	}
+	return Problem{}, false
+}
 
 func yamlErrLine(err error) int {
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
@@ -386,6 +412,9 @@ func decodeField(r *Rule, key string, v *yaml.Node) error {
 			if e.Kind != yaml.ScalarNode || strings.TrimSpace(e.Value) == "" {
 				return fmt.Errorf("line %d: each notify entry is a non-empty string (slack:#channel, webhook:NAME, jira:PROJECT, alertmanager, #channel, sms:NUMBER)", e.Line)
 			}
+			if err := validNotify(e.Value); err != nil {
+				return err
+			}
 			r.Notify = append(r.Notify, e.Value)
 		}
 	case "every", "timeout":
@@ -470,6 +499,21 @@ func decodeField(r *Rule, key string, v *yaml.Node) error {
 			}
 			r.Baseline.Warmup = n
 		}
+	}
+	return nil
+}
+
+// notifySchemes are the notify entry forms agent/notify knows: scheme:value,
+// or alertmanager alone, or the source's #channel.
+var notifySchemes = []string{"alertmanager", "slack", "webhook", "jira", "sms"}
+
+func validNotify(s string) error {
+	if s == "alertmanager" || (strings.HasPrefix(s, "#") && len(s) > 1) {
+		return nil
+	}
+	scheme, val, ok := strings.Cut(s, ":")
+	if !ok || val == "" || !slices.Contains(notifySchemes, scheme) {
+		return fmt.Errorf("%q: a notify entry is alertmanager, #channel, slack:#channel, webhook:NAME, jira:PROJECT or sms:NUMBER", s)
 	}
 	return nil
 }

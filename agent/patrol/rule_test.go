@@ -110,6 +110,11 @@ func TestProblemsNamePlace(t *testing.T) {
 		{"bad measure", "- name: x\n  type: http\n  target: http://h/\n  query: body\n", []string{`field "query"`, "up, status, latency"}},
 		{"not a list", "name: x\ntype: check\n", []string{"bad.yaml:1", "YAML list"}},
 		{"not yaml", "- name: x\n  type: [\n", []string{"bad.yaml:", "not valid YAML"}},
+		// The source's example as the text shows it, indentation lost.
+		{"flush left", "- name: \"mysql-replication-delay\"\ntype: \"sql\"\ntarget: \"mysql-primary\"\n",
+			[]string{"bad.yaml:2", `field "type"`, "indent a rule's fields"}},
+		{"bad notify", "- name: x\n  type: check\n  target: go.*\n  notify: [\"email:ops@example.org\"]\n",
+			[]string{"bad.yaml:4", `field "notify"`, `"email:ops@example.org"`}},
 		{"ewma arg", "- name: x\n  type: dns\n  target: a\n  threshold: ewma(beta=1)\n", []string{`no argument "beta"`}},
 		{"twice", "- name: x\n  type: dns\n  type: dns\n  target: a\n", []string{"bad.yaml:3", "given twice"}},
 	}
