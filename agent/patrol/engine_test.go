@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -333,6 +335,20 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	if !c.Results[0].Breach {
 		t.Errorf("500 after a 10–11 baseline restored from disk did not breach")
+	}
+	// The atomic write leaves no temporary file behind.
+	ents, _ := os.ReadDir(w.state)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != AuditFile+" "+StateFile {
+		t.Errorf("state directory holds %v", names)
+	}
+	// A state file that does not parse is refused, not silently reset.
+	os.WriteFile(filepath.Join(w.state, StateFile), []byte("{\"series\": [1,"), 0o600)
+	if _, err := New(Config{StateDir: w.state}); err == nil || !strings.Contains(err.Error(), StateFile) {
+		t.Errorf("a broken state file: %v", err)
 	}
 }
 
