@@ -29,7 +29,7 @@ func TestEngineRecordsInstruments(t *testing.T) {
 	os.WriteFile(script, []byte("#!/bin/sh\necho broken\nexit 1\n"), 0o755)
 	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`
 - {name: broken, type: exec, target: "`+script+`", labels: {service: build}, weight: 10}
-- {name: odd, type: exec, target: "/bin/sh -c 'exit 7'"}
+- {name: odd, type: exec, target: "/bin/sh /nonexistent/script"}
 - {name: steady, type: exec, target: /bin/true, threshold: "ewma(alpha=0.5,k=3)"}
 `), 0o644)
 	e, err := patrol.New(patrol.Config{AllowExec: true, Instruments: New(in)})
