@@ -301,6 +301,9 @@ func TestEscalationOncePerEpisode(t *testing.T) {
 		}
 	}
 	w.mu.Unlock()
+	if st := w.e.Status(); st.Rules != 1 || len(st.Groups) != 1 || st.Groups[0].Score >= 70 || !st.Groups[0].Escalated || len(st.Firing) != 1 || st.Firing[0].Rule != "lag" {
+		t.Errorf("status = %+v", st)
+	}
 	if esc.Group != "service=db" || esc.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || esc.Score >= 70 || len(esc.History) < 3 || len(esc.Breaching) != 1 || esc.Breaching[0].Value != 100 {
 		t.Errorf("escalation = %+v", esc)
 	}

@@ -1,6 +1,10 @@
 package patrol
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // ReportLine is one rule's record over the report window: the data for
 // promoting a shadow or canary rule.
@@ -47,4 +51,38 @@ func (e *Engine) Report(now time.Time) []ReportLine {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return BuildReport(set, e.state, e.cfg.HostID, now)
+}
+
+// Status is the engine's state now, for the agent's /status: each group's
+// latest score and whether it is escalated, and every firing series.
+type Status struct {
+	Rules    int           `json:"rules"`
+	Digest   string        `json:"digest,omitempty"`
+	Revision string        `json:"revision,omitempty"`
+	Groups   []GroupScore  `json:"groups"`
+	Firing   []SeriesState `json:"firing"`
+}
+
+// Status returns a copy of the engine's state.
+func (e *Engine) Status() Status {
+	var st Status
+	if set := e.Rules(); set != nil {
+		st.Rules, st.Digest, st.Revision = len(set.Rules), set.Digest, set.Revision
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range slices.Sorted(maps.Keys(e.state.Groups)) {
+		gs := e.state.Groups[g]
+		score := 100.0
+		if n := len(gs.History); n > 0 {
+			score = gs.History[n-1].Score
+		}
+		st.Groups = append(st.Groups, GroupScore{Group: g, Score: score, Below: gs.Below, Escalated: gs.Escalated})
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.state.Series)) {
+		if s := e.state.Series[k]; s.Firing {
+			st.Firing = append(st.Firing, *s)
+		}
+	}
+	return st
 }
