@@ -18,6 +18,10 @@ const (
 	AttrTLSOutcome    = attribute.Key("gopatrol.tls.outcome")
 	AttrSensorProgram = attribute.Key("gopatrol.sensor.program")
 	AttrProbePlugin   = attribute.Key("gopatrol.probe.plugin")
+	AttrRuleName      = attribute.Key("gopatrol.rule.name")
+	AttrRuleStage     = attribute.Key("gopatrol.rule.stage")
+	AttrRuleLabels    = attribute.Key("gopatrol.rule.labels")
+	AttrGroup         = attribute.Key("gopatrol.group")
 )
 
 // FileClasses are the values of AttrFileClass: the toolchain directory a
@@ -56,6 +60,7 @@ var (
 	checkBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 	execBuckets  = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 	tlsBuckets   = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	ruleSeries   = []attribute.Key{AttrRuleName, AttrRuleStage, AttrRuleLabels}
 )
 
 // The catalogue, one variable per instrument so that Instruments and the
@@ -123,6 +128,47 @@ var (
 		Description: "1 if the cloud probe plugin answered its last health check, 0 if not.",
 		Attributes:  []attribute.Key{AttrProbePlugin},
 	}
+	SpecRuleValue = Spec{
+		Name: "gopatrol.rule.value", Kind: KindGauge, Unit: "1",
+		Description: "Latest value a patrol rule measured, per rule and label set (in the rule's own unit).",
+		Attributes:  ruleSeries,
+	}
+	SpecRuleState = Spec{
+		Name: "gopatrol.rule.state", Kind: KindGauge, Unit: "1",
+		Description: "Breach state of a patrol rule and label set: 0 healthy, 1 breaching but not yet firing, 2 firing.",
+		Attributes:  ruleSeries,
+	}
+	SpecRuleBaselineMean = Spec{
+		Name: "gopatrol.rule.baseline.mean", Kind: KindGauge, Unit: "1",
+		Description: "EWMA mean of an ewma rule's baseline.",
+		Attributes:  ruleSeries,
+	}
+	SpecRuleBaselineLower = Spec{
+		Name: "gopatrol.rule.baseline.lower", Kind: KindGauge, Unit: "1",
+		Description: "Lower edge of an ewma rule's band, mean − k·σ.",
+		Attributes:  ruleSeries,
+	}
+	SpecRuleBaselineUpper = Spec{
+		Name: "gopatrol.rule.baseline.upper", Kind: KindGauge, Unit: "1",
+		Description: "Upper edge of an ewma rule's band, mean + k·σ.",
+		Attributes:  ruleSeries,
+	}
+	SpecRuleEvaluationDuration = Spec{
+		Name: "gopatrol.rule.evaluation.duration", Kind: KindHistogram, Unit: "s",
+		Description: "Time a patrol rule's evaluation took.",
+		Attributes:  []attribute.Key{AttrRuleName},
+		Buckets:     checkBuckets,
+	}
+	SpecRuleEvaluationErrors = Spec{
+		Name: "gopatrol.rule.evaluation.errors", Kind: KindCounter, Unit: "{error}",
+		Description: "Evaluations of a patrol rule that gave no value (unknown).",
+		Attributes:  []attribute.Key{AttrRuleName},
+	}
+	SpecGroupScore = Spec{
+		Name: "gopatrol.group.score", Kind: KindGauge, Unit: "1",
+		Description: "Health score of a group of labels from 0 to 100: 100 − Σ weight·log2(minutes firing + 1), floored at 0.",
+		Attributes:  []attribute.Key{AttrGroup},
+	}
 )
 
 // Catalogue is every instrument, in the order of docs/metrics.md.
@@ -133,6 +179,10 @@ var Catalogue = []Spec{
 	SpecTLSHandshakes, SpecTLSHandshakeDuration,
 	SpecSensorLostEvents, SpecSensorProgramRunTime,
 	SpecProbeUp,
+	SpecRuleValue, SpecRuleState,
+	SpecRuleBaselineMean, SpecRuleBaselineLower, SpecRuleBaselineUpper,
+	SpecRuleEvaluationDuration, SpecRuleEvaluationErrors,
+	SpecGroupScore,
 }
 
 // Instruments are the catalogue's instruments, created on one Meter; the
@@ -150,6 +200,14 @@ type Instruments struct {
 	SensorLostEvents            metric.Int64Counter
 	SensorProgramRunTime        metric.Float64Counter
 	ProbeUp                     metric.Int64Gauge
+	RuleValue                   metric.Float64Gauge
+	RuleState                   metric.Int64Gauge
+	RuleBaselineMean            metric.Float64Gauge
+	RuleBaselineLower           metric.Float64Gauge
+	RuleBaselineUpper           metric.Float64Gauge
+	RuleEvaluationDuration      metric.Float64Histogram
+	RuleEvaluationErrors        metric.Int64Counter
+	GroupScore                  metric.Float64Gauge
 }
 
 // NewInstruments creates every instrument of the catalogue on m.
@@ -170,6 +228,14 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.SensorLostEvents = create(&errs, SpecSensorLostEvents, m.Int64Counter)
 	in.SensorProgramRunTime = create(&errs, SpecSensorProgramRunTime, m.Float64Counter)
 	in.ProbeUp = create(&errs, SpecProbeUp, m.Int64Gauge)
+	in.RuleValue = create(&errs, SpecRuleValue, m.Float64Gauge)
+	in.RuleState = create(&errs, SpecRuleState, m.Int64Gauge)
+	in.RuleBaselineMean = create(&errs, SpecRuleBaselineMean, m.Float64Gauge)
+	in.RuleBaselineLower = create(&errs, SpecRuleBaselineLower, m.Float64Gauge)
+	in.RuleBaselineUpper = create(&errs, SpecRuleBaselineUpper, m.Float64Gauge)
+	in.RuleEvaluationDuration = create(&errs, SpecRuleEvaluationDuration, m.Float64Histogram)
+	in.RuleEvaluationErrors = create(&errs, SpecRuleEvaluationErrors, m.Int64Counter)
+	in.GroupScore = create(&errs, SpecGroupScore, m.Float64Gauge)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)
 	}

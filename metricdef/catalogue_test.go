@@ -34,6 +34,14 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	in.SensorLostEvents.Add(ctx, 1)
 	in.SensorProgramRunTime.Add(ctx, 1)
 	in.ProbeUp.Record(ctx, 1)
+	in.RuleValue.Record(ctx, 1)
+	in.RuleState.Record(ctx, 1)
+	in.RuleBaselineMean.Record(ctx, 1)
+	in.RuleBaselineLower.Record(ctx, 1)
+	in.RuleBaselineUpper.Record(ctx, 1)
+	in.RuleEvaluationDuration.Record(ctx, 1)
+	in.RuleEvaluationErrors.Add(ctx, 1)
+	in.GroupScore.Record(ctx, 1)
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(ctx, &rm); err != nil {

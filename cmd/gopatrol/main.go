@@ -61,6 +61,7 @@ func newRoot() *cobra.Command {
 		newTraceCmd(),
 		newPluginsCmd(),
 		newAgentCmd(),
+		newRulesCmd(),
 		newVersionCmd(),
 	)
 	return root
