@@ -696,10 +696,14 @@ func TestProbeOnExec(t *testing.T) {
 // detached once the linger time after the last tree has passed.
 func TestTreeScope(t *testing.T) {
 	base := helperDir(t)
-	bin := helperBinary(t, base, "go")
+	// A name of its own starts this test's trees: every go command that
+	// other tests (or anything else on the machine) run would start a
+	// tree under the default name and keep the scope attached.
+	const name = "gpscopetest"
+	bin := helperBinary(t, base, name)
 	ln := acceptor(t)
 	const linger = 300 * time.Millisecond
-	s := openSensor(t, Config{GoTools: []string{bin}, Linger: linger})
+	s := openSensor(t, Config{GoNames: []string{name}, GoTools: []string{bin}, Linger: linger})
 	c := collect(s)
 	if s.ScopeAttached() {
 		t.Fatal("tree-scoped programs attached at Open with no tree alive")
