@@ -17,7 +17,8 @@ const (
 	KindCC      = "cc"
 	KindVet     = "vet"
 	KindTest    = "test"
-	KindExec    = "exec" // anything else (git, sh, a generator)
+	KindExec    = "exec"   // anything else (git, sh, a generator)
+	KindToolID  = "toolid" // a tool's -V=full: its version, for the build cache
 	KindConnect = "connect"
 	KindTLS     = "tls"
 )
@@ -38,6 +39,11 @@ func kindOf(base string, goNames map[string]bool) string {
 		return KindCC
 	}
 	return KindExec
+}
+
+// isVersionQuery says argv is a tool's version query (-V=full, -V).
+func isVersionQuery(args []string) bool {
+	return len(args) == 2 && (args[1] == "-V=full" || args[1] == "-V")
 }
 
 // execName is the base name of the exec'd file, the comm when the filename

@@ -229,6 +229,11 @@ func (b *Builder) proc(h bpf.Header) *Span {
 func (b *Builder) exec(ev *bpf.ExecEvent) {
 	name := execName(ev.Filename, ev.Comm)
 	sp := &Span{Kind: kindOf(name, b.goNames), Name: name, PID: ev.PID, Start: ev.Time, Exit: -1}
+	if isVersionQuery(ev.Args) && sp.Kind != KindGo {
+		// compile -V=full and friends: the go command asks each tool for
+		// its version (the build cache's tool ID); not a build step.
+		sp.Kind, sp.Name = KindToolID, name+" -V=full"
+	}
 	switch sp.Kind {
 	case KindGo:
 		sub, pats := GoCommand(ev.Args)
@@ -341,7 +346,7 @@ func (b *Builder) finish(pid uint32, t *tree, expired bool, end time.Duration) {
 	bd := t.build
 	bd.Incomplete = expired
 	closeOpen(bd.Root, end)
-	bd.Failed = bd.Root.failed()
+	bd.Failed = bd.Root.Failed()
 	bd.CriticalPath, bd.Critical = criticalPath(bd.Root)
 	bd.Slowest = slowest(bd.Root, b.cfg.TopPackages)
 	if in := b.cfg.Instruments; in != nil {

@@ -2,6 +2,7 @@ package buildtrace
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,16 +20,29 @@ type Cgroups struct {
 	seen map[uint64]string
 }
 
-// DefaultCgroupRoot is where cgroup v2 is mounted.
+// DefaultCgroupRoot is where cgroup v2 is mounted on a unified host;
+// a hybrid host (cgroup v1 controllers) mounts it at its unified/.
 const DefaultCgroupRoot = "/sys/fs/cgroup"
+
+// CgroupRoot is the cgroup v2 mount: DefaultCgroupRoot, or its unified/
+// on a hybrid host.
+func CgroupRoot() string {
+	if _, err := os.Stat(filepath.Join(DefaultCgroupRoot, "cgroup.controllers")); err == nil {
+		return DefaultCgroupRoot
+	}
+	if _, err := os.Stat(filepath.Join(DefaultCgroupRoot, "unified", "cgroup.controllers")); err == nil {
+		return filepath.Join(DefaultCgroupRoot, "unified")
+	}
+	return DefaultCgroupRoot
+}
 
 // maxCgroupCache bounds the remembered IDs; past it the cache restarts.
 const maxCgroupCache = 4096
 
-// NewCgroups resolves under root (DefaultCgroupRoot when empty).
+// NewCgroups resolves under root (CgroupRoot() when empty).
 func NewCgroups(root string) *Cgroups {
 	if root == "" {
-		root = DefaultCgroupRoot
+		root = CgroupRoot()
 	}
 	return &Cgroups{root: root, seen: map[uint64]string{}}
 }

@@ -74,10 +74,10 @@ func (b *Build) Duration() time.Duration { return b.Root.Duration() }
 
 func (b *Build) reason(slow time.Duration) string {
 	switch {
-	case b.Failed:
-		return "failed"
 	case b.Incomplete:
 		return "incomplete"
+	case b.Failed:
+		return "failed"
 	case b.Duration() >= slow:
 		return "slow"
 	}
@@ -100,8 +100,6 @@ func (s *Span) Failed() bool {
 	}
 	return s.Ended && !s.Unfinished && s.Exit != 0
 }
-
-func (s *Span) failed() bool { return s.Failed() || s.Unfinished }
 
 func (s *Span) addChild(c *Span) {
 	if len(s.Children) >= maxChildren {
