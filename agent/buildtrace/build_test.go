@@ -1,0 +1,177 @@
+package buildtrace_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/agent/buildtrace"
+	"github.com/gopatrol/gopatrol/bpf"
+	"github.com/gopatrol/gopatrol/internal/testgate"
+)
+
+func TestGoCommand(t *testing.T) {
+	tests := []struct {
+		args     []string
+		sub      string
+		patterns []string
+	}{
+		{[]string{"go", "build", "./..."}, "build", []string{"./..."}},
+		{[]string{"go", "build", "-o", "/tmp/out", "-ldflags", "-X main.token=s3cret", "./cmd/x", "./cmd/y"}, "build", []string{"./cmd/x", "./cmd/y"}},
+		{[]string{"go", "test", "-run", "TestX", "-count=1", "./pkg", "-args", "-password", "hunter2"}, "test", []string{"./pkg"}},
+		{[]string{"go", "run", "./tool", "--token", "s3cret", "arg"}, "run", []string{"./tool"}},
+		{[]string{"go", "run", "a.go", "b.go", "secret"}, "run", []string{"a.go", "b.go"}},
+		{[]string{"go", "mod", "download", "-x", "golang.org/x/mod@v0.20.0"}, "mod download", []string{"golang.org/x/mod@v0.20.0"}},
+		{[]string{"go", "tool", "mytool", "secret"}, "tool", nil},
+		{[]string{"go", "env", "GOPROXY=https://u:p@proxy"}, "env", nil},
+		{[]string{"go", "get", "https://user:pw@host/x"}, "get", nil},
+		{[]string{"go", "install", "KEY=value", "example.com/cmd@latest"}, "install", []string{"example.com/cmd@latest"}},
+		{[]string{"go", "/tmp/secret"}, "other", nil},
+		{[]string{"go"}, "unknown", nil},
+		{[]string{"go", "-C", "dir", "vet", "./..."}, "vet", []string{"./..."}},
+	}
+	for _, tt := range tests {
+		sub, pats := buildtrace.GoCommand(tt.args)
+		if sub != tt.sub || !slices.Equal(pats, tt.patterns) {
+			t.Errorf("GoCommand(%q) = %q %q, want %q %q", tt.args, sub, pats, tt.sub, tt.patterns)
+		}
+	}
+}
+
+func TestIdentityOf(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const uid = "6b1a2c3d-1111-2222-3333-444455556666"
+	tests := []struct{ path, container, pod string }{
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6b1a2c3d_1111_2222_3333_444455556666.slice/cri-containerd-" + id + ".scope", id, uid},
+		{"/kubepods/besteffort/pod" + uid + "/" + id, id, uid},
+		{"/system.slice/docker-" + id + ".scope", id, ""},
+		{"/user.slice/user-1000.slice/session-3.scope", "", ""},
+		{"/", "", ""},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		c, p := buildtrace.IdentityOf(tt.path)
+		if c != tt.container || p != tt.pod {
+			t.Errorf("IdentityOf(%q) = %q %q, want %q %q", tt.path, c, p, tt.container, tt.pod)
+		}
+	}
+}
+
+// feed plays one tree: go build (root pid) running one compile per
+// package, exiting with code; times in ms from start.
+func feed(b *buildtrace.Builder, root uint32, start time.Duration, dur time.Duration, code int32) {
+	h := func(pid uint32, at time.Duration) bpf.Header {
+		return bpf.Header{PID: pid, TID: pid, RootPID: root, Time: at}
+	}
+	b.Event(&bpf.ExecEvent{Header: h(root, start), Comm: "go", Filename: "/usr/bin/go", Args: []string{"go", "build", "./..."}})
+	c := root + 1
+	b.Event(&bpf.ExecEvent{Header: h(c, start+time.Millisecond), PPID: root, Comm: "compile", Filename: "/goroot/pkg/tool/linux_amd64/compile", Args: []string{"compile", "-o", "x", "-p", "example.com/a"}})
+	b.Event(&bpf.FileFailureEvent{Header: h(c, start+2*time.Millisecond), Errno: syscall.ENOENT, Error: "ENOENT", Class: bpf.ClassGOCACHE, Path: "/cache/secret"})
+	b.Event(&bpf.ExitEvent{Header: h(c, start+dur-time.Millisecond), PPID: root, WaitStatus: code << 8})
+	b.Event(&bpf.ExitEvent{Header: h(root, start+dur), WaitStatus: code << 8})
+}
+
+// Sampling keeps every failed and every slow build, and exactly the
+// configured share of the others.
+func TestSampling(t *testing.T) {
+	var kept []*buildtrace.Build
+	b := buildtrace.New(buildtrace.Config{Share: 0.25, Slow: time.Second}, func(bd *buildtrace.Build) { kept = append(kept, bd) })
+	pid := uint32(1000)
+	reasons := map[string]int{}
+	for i := range 200 {
+		code, dur := int32(0), 100*time.Millisecond
+		switch {
+		case i%10 == 0:
+			code = 1 // 20 failures
+		case i%20 == 5:
+			dur = 2 * time.Second // 10 slow
+		}
+		feed(b, pid, time.Duration(i)*time.Hour, dur, code)
+		pid += 10
+	}
+	for _, bd := range kept {
+		reasons[bd.Reason]++
+	}
+	// 170 unremarkable builds, a quarter of them kept (42, rounding down).
+	if reasons["failed"] != 20 || reasons["slow"] != 10 || reasons["sampled"] != 42 {
+		t.Errorf("kept by reason %v, want failed 20, slow 10, sampled 42", reasons)
+	}
+	st := b.Stats()
+	if st.Finished != 200 || st.Kept != 72 || st.Open != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	for _, bd := range kept {
+		if bd.Reason == "failed" && (!bd.Failed || bd.Root.Children[0].Exit != 1) {
+			t.Errorf("failed build %+v", bd)
+		}
+		if ev := bd.Root.Children[0].Events; len(ev) != 1 || ev[0].Errno != "ENOENT" || ev[0].Class != "gocache" || ev[0].Path != "" {
+			t.Errorf("file events %+v: want one ENOENT gocache without its path", ev)
+		}
+	}
+}
+
+// Open trees are bounded: past MaxOpen the oldest is dropped and counted.
+func TestOpenTreeBound(t *testing.T) {
+	b := buildtrace.New(buildtrace.Config{MaxOpen: 3, KeepAll: true}, nil)
+	for i := range 5 {
+		b.Event(&bpf.ExecEvent{Header: bpf.Header{PID: uint32(100 + i), RootPID: uint32(100 + i), Time: time.Duration(i) * time.Second}, Comm: "go", Filename: "go", Args: []string{"go", "build"}})
+	}
+	if st := b.Stats(); st.Open != 3 || st.Overflow != 2 {
+		t.Errorf("stats %+v, want 3 open and 2 overflowed", st)
+	}
+	// The newest survived: its exit finishes it.
+	b.Event(&bpf.ExitEvent{Header: bpf.Header{PID: 104, RootPID: 104, Time: 5 * time.Second}})
+	if st := b.Stats(); st.Finished != 1 {
+		t.Errorf("stats %+v after the newest tree's exit", st)
+	}
+}
+
+// A build run in its own cgroup carries the container and pod its path
+// names, read from the real cgroup v2 filesystem.
+func TestBuildInCgroup(t *testing.T) {
+	testgate.Root(t, "creates a cgroup")
+	const id = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface"
+	const uid = "0a1b2c3d-aaaa-bbbb-cccc-0123456789ab"
+	root := buildtrace.CgroupRoot()
+	base := filepath.Join(root, fmt.Sprintf("gopatrol-test-%d", os.Getpid()))
+	leaf := filepath.Join(base, "kubepods-pod0a1b2c3d_aaaa_bbbb_cccc_0123456789ab.slice", "cri-containerd-"+id+".scope")
+	if err := os.MkdirAll(leaf, 0o755); err != nil {
+		testgate.Missing(t, "cgroup v2 at %s: %v", root, err)
+	}
+	t.Cleanup(func() {
+		os.Remove(leaf)
+		os.Remove(filepath.Dir(leaf))
+		os.Remove(base)
+	})
+	fd, err := syscall.Open(leaf, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+
+	w := newWorld(t, buildtrace.Config{})
+	dir := t.TempDir()
+	writeModule(t, dir, 1, "")
+	cmd := goCmd(t, dir, "build", "-o", filepath.Join(dir, "m.bin"), ".")
+	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	if out, err := runCombined(cmd); err != nil {
+		t.Fatalf("go build in %s: %v\n%s", leaf, err, out)
+	}
+	b := w.build(t, cmd.Process.Pid, time.Minute)
+	if b.ContainerID != id || b.PodUID != uid {
+		t.Errorf("container %q pod %q, want %q %q", b.ContainerID, b.PodUID, id, uid)
+	}
+}
+
+func runCombined(cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.Bytes(), err
+}
