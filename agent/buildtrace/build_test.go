@@ -155,7 +155,7 @@ func TestBuildInCgroup(t *testing.T) {
 	}
 	defer syscall.Close(fd)
 
-	w := newWorld(t, buildtrace.Config{})
+	w := newWorld(t, buildtrace.Config{}, false)
 	dir := t.TempDir()
 	writeModule(t, dir, 1, "")
 	cmd := goCmd(t, dir, "build", "-o", filepath.Join(dir, "m.bin"), ".")

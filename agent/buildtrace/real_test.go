@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +25,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/buildtrace"
 	"github.com/gopatrol/gopatrol/bpf"
 	"github.com/gopatrol/gopatrol/bpf/bpftest"
+	"github.com/gopatrol/gopatrol/bpf/tlsprobe"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
 )
@@ -31,12 +38,20 @@ type world struct {
 	ch    chan *buildtrace.Build
 }
 
-func newWorld(t *testing.T, cfg buildtrace.Config) *world {
+// newWorld opens the sensors (and, with withTLS, the TLS probes of the go
+// command on PATH) and starts a Builder on their events.
+func newWorld(t *testing.T, cfg buildtrace.Config, withTLS bool) *world {
 	t.Helper()
 	bpftest.Require(t)
 	s, err := bpf.Open(bpf.Config{Eager: true})
 	if err != nil {
 		t.Fatalf("bpf.Open: %v", err)
+	}
+	if withTLS {
+		if _, err := tlsprobe.Attach(s, tlsprobe.Config{NoLibSSL: true}); err != nil {
+			s.Close()
+			t.Fatalf("tlsprobe.Attach: %v", err)
+		}
 	}
 	w := &world{clock: buildtrace.NewClock(), ch: make(chan *buildtrace.Build, 256)}
 	cfg.KeepAll = true
@@ -180,7 +195,7 @@ func checkNesting(t *testing.T, s *buildtrace.Span) {
 // with the same parentage.
 func TestBuildOfModule(t *testing.T) {
 	const n = 6
-	w := newWorld(t, buildtrace.Config{})
+	w := newWorld(t, buildtrace.Config{}, false)
 	rcv := otlptest.Start(t, otlptest.Options{})
 	tp, err := otelcfg.NewTracerProvider(context.Background(), otelcfg.TracesConfig{
 		Exporters: []string{otelcfg.ExporterOTLP},
@@ -306,7 +321,7 @@ func TestBuildOfModule(t *testing.T) {
 // A syntax error: the go command fails, so does the compile of the broken
 // package, and both spans say so.
 func TestBuildSyntaxError(t *testing.T) {
-	w := newWorld(t, buildtrace.Config{})
+	w := newWorld(t, buildtrace.Config{}, false)
 	dir := t.TempDir()
 	writeModule(t, dir, 3, "p1")
 	cmd := goCmd(t, dir, "build", "-o", filepath.Join(dir, "m.bin"), ".")
@@ -341,7 +356,7 @@ func TestBuildSyntaxError(t *testing.T) {
 // kept, marked incomplete, and the child's span is unfinished.
 func TestTreeClosedAtBound(t *testing.T) {
 	const bound = 2 * time.Second
-	w := newWorld(t, buildtrace.Config{MaxAge: bound})
+	w := newWorld(t, buildtrace.Config{MaxAge: bound}, false)
 	dir := t.TempDir()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -378,5 +393,54 @@ func TestTreeClosedAtBound(t *testing.T) {
 	}
 	if st := w.b.Stats(); st.Expired == 0 {
 		t.Errorf("stats %+v: no expired tree", st)
+	}
+}
+
+// go mod download through a loopback proxy whose certificate no one
+// trusts: the build fails, and the go command's span has a connect child
+// to the proxy that succeeded and a failed TLS handshake child.
+func TestDownloadUntrustedProxy(t *testing.T) {
+	w := newWorld(t, buildtrace.Config{Paths: true}, true)
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the point
+	srv.StartTLS()                                   // its own CA, trusted by no one
+	defer srv.Close()
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	dir := t.TempDir()
+	cmd := goCmd(t, dir, "mod", "download", "example.com/dep@v1.0.0")
+	cmd.Env = append(cmd.Env, "GOPROXY="+srv.URL, "GONOSUMDB=*", "GOMODCACHE="+filepath.Join(dir, "modcache"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := cmd.Process.Pid
+	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "certificate") {
+		t.Fatalf("go mod download through an untrusted proxy: err %v, output %s", err, out.String())
+	}
+	b := w.build(t, root, time.Minute)
+	if !b.Failed || b.Root.Name != "go mod download" || !slices.Equal(b.Patterns, []string{"example.com/dep@v1.0.0"}) {
+		t.Errorf("root %q patterns %q failed=%v", b.Root.Name, b.Patterns, b.Failed)
+	}
+	var conn, hs *buildtrace.Span
+	for _, c := range spansOf(b, buildtrace.KindConnect) {
+		if strconv.Itoa(c.Port) == port {
+			conn = c
+		}
+	}
+	for _, h := range spansOf(b, buildtrace.KindTLS) {
+		if h.Outcome == string(tlsprobe.OutcomeFailed) {
+			hs = h
+		}
+	}
+	if conn == nil || conn.Outcome != "ok" || conn.Server != "127.0.0.1" {
+		t.Errorf("connect span to port %s: %+v", port, conn)
+	}
+	if hs == nil || hs.ErrorType == "" || !hs.Failed() || hs.Server != "127.0.0.1" {
+		t.Errorf("failed TLS handshake span: %+v", hs)
+	}
+	checkNesting(t, b.Root)
+	if hs != nil {
+		t.Logf("handshake span: %s %s error.type=%s in %v", hs.Name, hs.Server, hs.ErrorType, hs.Duration())
 	}
 }
