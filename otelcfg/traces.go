@@ -2,14 +2,11 @@ package otelcfg
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -172,19 +169,11 @@ func (p *TracerProvider) Shutdown(ctx context.Context) error {
 }
 
 func newOTLPTraces(ctx context.Context, c OTLPConfig) (sdktrace.SpanExporter, error) {
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = defaultOTLPTimeout
+	st, err := c.setup("OTLP traces")
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(c.Endpoint)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("OTLP traces endpoint %q: want a URL such as https://collector:4317", c.Endpoint)
-	}
-	tlsCfg := c.TLS
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	retryInitial, retryMax := min(100*time.Millisecond, timeout/10), min(2*time.Second, timeout/4)
+	u, timeout, tlsCfg, retryInitial, retryMax := st.u, st.timeout, st.tls, st.retryInitial, st.retryMax
 	switch c.Protocol {
 	case ProtocolGRPC:
 		opts := []otlptracegrpc.Option{
