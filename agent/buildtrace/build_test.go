@@ -175,3 +175,82 @@ func runCombined(cmd *exec.Cmd) ([]byte, error) {
 	err := cmd.Run()
 	return out.Bytes(), err
 }
+
+// proc is one process of a synthetic tree: its pid, parent, argv and
+// exec..exit times in milliseconds.
+type proc struct {
+	pid, ppid  uint32
+	args       []string
+	start, end int
+}
+
+// play feeds the execs and exits of procs (procs[0] is the root) in time
+// order.
+func play(b *buildtrace.Builder, procs []proc) {
+	type at struct {
+		t    int
+		exit bool
+		p    proc
+	}
+	var evs []at
+	for _, p := range procs {
+		evs = append(evs, at{p.start, false, p}, at{p.end, true, p})
+	}
+	slices.SortStableFunc(evs, func(a, b at) int { return a.t - b.t })
+	root := procs[0].pid
+	for _, e := range evs {
+		h := bpf.Header{PID: e.p.pid, TID: e.p.pid, RootPID: root, Time: time.Duration(e.t) * time.Millisecond}
+		if e.exit {
+			b.Event(&bpf.ExitEvent{Header: h, PPID: e.p.ppid})
+		} else {
+			b.Event(&bpf.ExecEvent{Header: h, PPID: e.p.ppid, Comm: e.p.args[0], Filename: "/bin/" + e.p.args[0], Args: e.p.args})
+		}
+	}
+}
+
+func TestCriticalPath(t *testing.T) {
+	tests := []struct {
+		name  string
+		procs []proc
+		want  time.Duration
+		path  []string
+	}{{
+		name: "compiles then link",
+		procs: []proc{
+			{1, 0, []string{"go", "build"}, 0, 100},
+			{2, 1, []string{"compile", "-p", "a"}, 10, 40},
+			{3, 1, []string{"compile", "-p", "b"}, 10, 60},
+			{4, 1, []string{"compile", "-p", "c"}, 45, 70},
+			{5, 1, []string{"link"}, 75, 95},
+		},
+		want: 75 * time.Millisecond, path: []string{"compile a", "compile c", "link"},
+	}, {
+		name: "a nested go command is walked into",
+		procs: []proc{
+			{1, 0, []string{"go", "generate"}, 0, 100},
+			{2, 1, []string{"go", "list"}, 10, 50},
+			{3, 2, []string{"compile", "-p", "x"}, 20, 45},
+			{4, 1, []string{"stringer"}, 60, 90},
+		},
+		want: 55 * time.Millisecond, path: []string{"go list", "compile x", "stringer"},
+	}, {
+		name:  "no children",
+		procs: []proc{{1, 0, []string{"go", "env"}, 0, 10}},
+		want:  0,
+	}}
+	for _, tt := range tests {
+		var got *buildtrace.Build
+		b := buildtrace.New(buildtrace.Config{KeepAll: true}, func(bd *buildtrace.Build) { got = bd })
+		play(b, tt.procs)
+		if got == nil {
+			t.Fatalf("%s: no build", tt.name)
+		}
+		var path []string
+		for _, s := range got.Critical {
+			path = append(path, s.Name)
+		}
+		if got.CriticalPath != tt.want || !slices.Equal(path, tt.path) {
+			t.Errorf("%s: critical path %v %v, want %v %v", tt.name, got.CriticalPath, path, tt.want, tt.path)
+		}
+	}
+}

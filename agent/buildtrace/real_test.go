@@ -444,3 +444,52 @@ func TestDownloadUntrustedProxy(t *testing.T) {
 		t.Logf("handshake span: %s %s error.type=%s in %v", hs.Name, hs.Server, hs.ErrorType, hs.Duration())
 	}
 }
+
+// A go command started by a go command nests: go generate running
+// `go list` gives a child span of kind go, with its own subcommand, under
+// the generate root, in the same trace.
+func TestNestedGoCommand(t *testing.T) {
+	w := newWorld(t, buildtrace.Config{}, false)
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module example.com/gen\n\ngo 1.22\n",
+		"main.go": "package main\n\n//go:generate go list -f {{.Name}} .\n\nfunc main() {}\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := goCmd(t, dir, "generate", ".")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := cmd.Process.Pid
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go generate: %v\n%s", err, out.String())
+	}
+	b := w.build(t, root, time.Minute)
+	if b.Root.Name != "go generate" {
+		t.Errorf("root %q, want go generate", b.Root.Name)
+	}
+	var nested *buildtrace.Span
+	for _, c := range b.Root.Children {
+		if c.Kind == buildtrace.KindGo {
+			nested = c
+		}
+	}
+	if nested == nil || nested.Name != "go list" || nested.Subcommand != "list" || nested.Exit != 0 {
+		t.Fatalf("nested go command under go generate: %+v; children %v", nested, names(b.Root.Children))
+	}
+	checkNesting(t, b.Root)
+}
+
+func names(spans []*buildtrace.Span) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.Name)
+	}
+	return out
+}

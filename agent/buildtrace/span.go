@@ -1,6 +1,7 @@
 package buildtrace
 
 import (
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -154,10 +155,9 @@ func criticalPath(root *Span) (time.Duration, []*Span) {
 		}
 	}
 	n := walk(root, root.End)
-	// The walk went backwards: show the path in time order.
-	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
-		path[i], path[j] = path[j], path[i]
-	}
+	// The walk went backwards, and into go commands: show the path in
+	// time order, a go command before what it ran.
+	sort.SliceStable(path, func(i, j int) bool { return path[i].Start < path[j].Start })
 	return n, path
 }
 
