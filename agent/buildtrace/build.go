@@ -2,6 +2,7 @@ package buildtrace
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -86,10 +87,13 @@ type Stats struct {
 	// Orphans are events of a tree the Builder had no entry for (its go
 	// command started before the sensors, or the tree was dropped).
 	Orphans uint64 `json:"orphans"`
+	// Malformed are events skipped because they made the Builder panic.
+	Malformed uint64 `json:"malformed"`
 }
 
-// Sink receives every kept build. It is called with the Builder's lock
-// held: it must not call back into the Builder.
+// Sink receives every kept build, on the goroutine whose Event or Sweep
+// ended it, after the Builder's lock is released: a slow export does not
+// hold up other goroutines' events (it does hold up its caller's).
 type Sink func(*Build)
 
 // Builder assembles builds from sensor events. Its methods may be called
@@ -100,10 +104,11 @@ type Builder struct {
 	sink    Sink
 	cgroups *Cgroups
 
-	mu     sync.Mutex
-	trees  map[uint32]*tree
-	credit float64 // sampling: Share accumulated per unremarkable build
-	st     Stats
+	mu      sync.Mutex
+	trees   map[uint32]*tree
+	pending []*Build // kept, not yet given to the sink
+	credit  float64  // sampling: Share accumulated per unremarkable build
+	st      Stats
 }
 
 // tree is one open go invocation tree.
@@ -152,10 +157,37 @@ func (b *Builder) Stats() Stats {
 	return s
 }
 
-// Event records one sensor event.
+// Event records one sensor event. An event that makes it panic is
+// counted (Stats.Malformed) and skipped: one bad record must not stop the
+// traces.
 func (b *Builder) Event(ev bpf.Event) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.locked(func() { b.event(ev) })
+}
+
+// locked runs f under b's lock, then hands the builds f kept to the sink.
+func (b *Builder) locked(f func()) {
+	var kept []*Build
+	func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		defer func() {
+			if r := recover(); r != nil {
+				b.st.Malformed++
+				b.cfg.Logger.Warn("build traces: sensor event skipped", "panic", fmt.Sprint(r))
+			}
+			kept, b.pending = b.pending, nil
+		}()
+		f()
+	}()
+	if b.sink == nil {
+		return
+	}
+	for _, bd := range kept {
+		b.sink(bd)
+	}
+}
+
+func (b *Builder) event(ev bpf.Event) {
 	switch ev := ev.(type) {
 	case *bpf.ExecEvent:
 		b.exec(ev)
@@ -313,14 +345,14 @@ func (b *Builder) exit(ev *bpf.ExitEvent) {
 // before now (CLOCK_MONOTONIC, as the events' times): its open spans end
 // at now, marked, and the build is kept as incomplete.
 func (b *Builder) Sweep(now time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for pid, t := range b.trees {
-		if now-t.root.Start >= b.cfg.MaxAge {
-			b.st.Expired++
-			b.finish(pid, t, true, now)
+	b.locked(func() {
+		for pid, t := range b.trees {
+			if now-t.root.Start >= b.cfg.MaxAge {
+				b.st.Expired++
+				b.finish(pid, t, true, now)
+			}
 		}
-	}
+	})
 }
 
 func (b *Builder) dropOldest() {
@@ -357,9 +389,7 @@ func (b *Builder) finish(pid uint32, t *tree, expired bool, end time.Duration) {
 		return
 	}
 	b.st.Kept++
-	if b.sink != nil {
-		b.sink(bd)
-	}
+	b.pending = append(b.pending, bd)
 }
 
 // keep is the tail-sampling decision: every failed, incomplete or slow
