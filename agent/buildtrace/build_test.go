@@ -254,3 +254,36 @@ func TestCriticalPath(t *testing.T) {
 		}
 	}
 }
+
+// A go command that switches toolchain exec's the other go in the same
+// process: the new image is a child span of the first, what it runs nests
+// under it, and the root ends with the process.
+func TestToolchainSwitchNests(t *testing.T) {
+	var got *buildtrace.Build
+	b := buildtrace.New(buildtrace.Config{KeepAll: true}, func(bd *buildtrace.Build) { got = bd })
+	h := func(pid uint32, ms int) bpf.Header {
+		return bpf.Header{PID: pid, TID: pid, RootPID: 1, Time: time.Duration(ms) * time.Millisecond}
+	}
+	b.Event(&bpf.ExecEvent{Header: h(1, 0), Comm: "go", Filename: "/usr/local/go/bin/go", Args: []string{"go", "build", "./..."}})
+	b.Event(&bpf.ExecEvent{Header: h(1, 30), Comm: "go", Filename: "/root/go/pkg/mod/golang.org/toolchain@v0.0.1-go1.27.0.linux-amd64/bin/go", Args: []string{"go", "build", "./..."}})
+	b.Event(&bpf.ExecEvent{Header: h(2, 40), PPID: 1, Comm: "compile", Filename: "/x/compile", Args: []string{"compile", "-p", "main"}})
+	b.Event(&bpf.ExitEvent{Header: h(2, 80), PPID: 1})
+	b.Event(&bpf.ExitEvent{Header: h(1, 100), WaitStatus: 1 << 8})
+	if got == nil {
+		t.Fatal("no build after the go command's exit")
+	}
+	root := got.Root
+	if len(root.Children) != 1 || root.Children[0].Kind != buildtrace.KindGo || root.Children[0].Name != "go build" {
+		t.Fatalf("root's children %v, want the switched-to go build", names(root.Children))
+	}
+	next := root.Children[0]
+	if len(next.Children) != 1 || next.Children[0].Name != "compile main" {
+		t.Errorf("switched-to go's children %v, want compile main", names(next.Children))
+	}
+	if root.End != 100*time.Millisecond || root.Unfinished || root.Exit != 1 || !got.Failed {
+		t.Errorf("root end %v unfinished %v exit %d failed %v; want 100ms, exit 1, failed", root.End, root.Unfinished, root.Exit, got.Failed)
+	}
+	if next.Start != 30*time.Millisecond || next.End != 100*time.Millisecond {
+		t.Errorf("switched-to go [%v..%v], want [30ms..100ms]", next.Start, next.End)
+	}
+}
