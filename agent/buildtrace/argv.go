@@ -119,8 +119,12 @@ func GoCommand(args []string) (sub string, patterns []string) {
 	next := func() (string, bool) {
 		for ; i < len(args); i++ {
 			a := args[i]
+			if a == "-args" || a == "--args" {
+				// go test: everything after is the test binary's.
+				i = len(args)
+				return "", false
+			}
 			if a == "--" {
-				i++
 				continue
 			}
 			if strings.HasPrefix(a, "-") {
@@ -151,9 +155,6 @@ func GoCommand(args []string) (sub string, patterns []string) {
 		return sub, nil
 	}
 	for len(patterns) < maxPatterns {
-		if i < len(args) && args[i] == "-args" {
-			break
-		}
 		p, ok := next()
 		if !ok {
 			break

@@ -26,6 +26,7 @@ func TestGoCommand(t *testing.T) {
 		{[]string{"go", "build", "-o", "/tmp/out", "-ldflags", "-X main.token=s3cret", "./cmd/x", "./cmd/y"}, "build", []string{"./cmd/x", "./cmd/y"}},
 		{[]string{"go", "test", "-run", "TestX", "-count=1", "./pkg", "-args", "-password", "hunter2"}, "test", []string{"./pkg"}},
 		{[]string{"go", "run", "./tool", "--token", "s3cret", "arg"}, "run", []string{"./tool"}},
+		{[]string{"go", "test", "./pkg", "-v", "-args", "s3cret", "./other"}, "test", []string{"./pkg"}},
 		{[]string{"go", "run", "a.go", "b.go", "secret"}, "run", []string{"a.go", "b.go"}},
 		{[]string{"go", "mod", "download", "-x", "golang.org/x/mod@v0.20.0"}, "mod download", []string{"golang.org/x/mod@v0.20.0"}},
 		{[]string{"go", "tool", "mytool", "secret"}, "tool", nil},
