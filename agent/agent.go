@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/logging"
@@ -81,6 +82,8 @@ type agent struct {
 	plugins  *host.Host
 	sensor   *bpf.Sensor
 	agg      *sense.Aggregator
+	traces   *buildTraces
+	res      *resource.Resource
 	sched    *Scheduler
 
 	sensorsOff string // why the sensors are off, "" when attached

@@ -39,6 +39,7 @@ type Config struct {
 	Log     LogConfig     `yaml:"log"`
 	Checks  ChecksConfig  `yaml:"checks"`
 	Sensors SensorsConfig `yaml:"sensors"`
+	Traces  TracesConfig  `yaml:"traces"`
 	Plugins PluginsConfig `yaml:"plugins"`
 	K8s     K8sConfig     `yaml:"kubernetes"`
 	Metrics MetricsConfig `yaml:"metrics"`
@@ -144,6 +145,7 @@ func Default() Config {
 			GoNames:  []string{"go"},
 			RingSize: bpf.DefaultRingSize,
 		},
+		Traces:          DefaultTraces(),
 		Plugins:         PluginsConfig{ProbeDeadline: 5 * time.Second},
 		Metrics:         MetricsConfig{CardinalityLimit: 200},
 		ShutdownTimeout: 10 * time.Second,
@@ -366,6 +368,9 @@ func (c Config) Validate() error {
 		if n == "" || strings.Contains(n, "/") {
 			return bad("sensors.go_names", "%q: want an executable name, without directory", n)
 		}
+	}
+	if err := c.Traces.validate(c.File); err != nil {
+		return err
 	}
 	if c.Plugins.Dir != "" && !filepath.IsAbs(c.Plugins.Dir) {
 		return bad("plugins.dir", "%q: want an absolute path, or \"\" for no plugins", c.Plugins.Dir)

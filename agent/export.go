@@ -62,6 +62,7 @@ func (a *agent) startExport(ctx context.Context) error {
 	if err != nil {
 		return &ConfigError{Key: "environment", Msg: err.Error()}
 	}
+	a.res = res
 	oc := a.plan.otel
 	// The agent's export loop flushes every interval (and so knows when
 	// an export failed); the SDK's periodic reader is only a backstop.

@@ -54,6 +54,7 @@ func restartKeys(old, next Config) []string {
 	add(old.Go != next.Go, "go")
 	add(old.Checks.Dir != next.Checks.Dir || old.Checks.AsUser != next.Checks.AsUser, "checks.dir/as_user")
 	add(fmt.Sprint(old.Sensors) != fmt.Sprint(next.Sensors), "sensors")
+	add(old.Traces != next.Traces, "traces")
 	add(old.Plugins != next.Plugins, "plugins")
 	add(old.K8s != next.K8s, "kubernetes")
 	add(old.Metrics != next.Metrics, "metrics")

@@ -49,7 +49,10 @@ func (a *agent) startSensors() error {
 		}
 	}
 	a.agg = sense.New(a.rec.Instruments(), a.log)
-	go a.agg.Run(context.Background(), s.Events())
+	if err := a.startBuildTraces(a.res); err != nil {
+		return err
+	}
+	go a.agg.Run(context.Background(), a.withBuildTraces(s.Events()))
 	a.log.Info("sensors attached", "go_tools", len(s.GoTools()))
 	return nil
 }
@@ -66,4 +69,5 @@ func (a *agent) closeSensors() {
 	if err := a.sensor.Close(); err != nil {
 		a.log.Error("sensors: detach", "err", err)
 	}
+	a.stopBuildTraces(context.Background())
 }

@@ -123,6 +123,16 @@ var (
 		Description: "CPU time the kernel spent in an eBPF program (from its run-time statistics, zero while they are off: bpf.Config.RunTime).",
 		Attributes:  []attribute.Key{AttrSensorProgram},
 	}
+	SpecBuildCriticalPath = Spec{
+		Name: "gopatrol.build.critical_path", Kind: KindHistogram, Unit: "s",
+		Description: "Critical path of a finished go invocation tree: tool time along the chain of last-finishing tool runs (docs/traces.md).",
+		Attributes:  []attribute.Key{AttrGoSubcommand},
+		Buckets:     execBuckets,
+	}
+	SpecBuildTreesOverflow = Spec{
+		Name: "gopatrol.build.trees.overflow", Kind: KindCounter, Unit: "{tree}",
+		Description: "Go invocation trees not traced because the open-tree bound was reached (the oldest open tree is dropped).",
+	}
 	SpecProbeUp = Spec{
 		Name: "gopatrol.probe.up", Kind: KindGauge, Unit: "1",
 		Description: "1 if the cloud probe plugin answered its last health check, 0 if not.",
@@ -178,6 +188,7 @@ var Catalogue = []Spec{
 	SpecFileAccessFailures, SpecConnects,
 	SpecTLSHandshakes, SpecTLSHandshakeDuration,
 	SpecSensorLostEvents, SpecSensorProgramRunTime,
+	SpecBuildCriticalPath, SpecBuildTreesOverflow,
 	SpecProbeUp,
 	SpecRuleValue, SpecRuleState,
 	SpecRuleBaselineMean, SpecRuleBaselineLower, SpecRuleBaselineUpper,
@@ -199,6 +210,8 @@ type Instruments struct {
 	TLSHandshakeDuration        metric.Float64Histogram
 	SensorLostEvents            metric.Int64Counter
 	SensorProgramRunTime        metric.Float64Counter
+	BuildCriticalPath           metric.Float64Histogram
+	BuildTreesOverflow          metric.Int64Counter
 	ProbeUp                     metric.Int64Gauge
 	RuleValue                   metric.Float64Gauge
 	RuleState                   metric.Int64Gauge
@@ -227,6 +240,8 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.TLSHandshakeDuration = create(&errs, SpecTLSHandshakeDuration, m.Float64Histogram)
 	in.SensorLostEvents = create(&errs, SpecSensorLostEvents, m.Int64Counter)
 	in.SensorProgramRunTime = create(&errs, SpecSensorProgramRunTime, m.Float64Counter)
+	in.BuildCriticalPath = create(&errs, SpecBuildCriticalPath, m.Float64Histogram)
+	in.BuildTreesOverflow = create(&errs, SpecBuildTreesOverflow, m.Int64Counter)
 	in.ProbeUp = create(&errs, SpecProbeUp, m.Int64Gauge)
 	in.RuleValue = create(&errs, SpecRuleValue, m.Float64Gauge)
 	in.RuleState = create(&errs, SpecRuleState, m.Int64Gauge)

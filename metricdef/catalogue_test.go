@@ -33,6 +33,8 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	in.TLSHandshakeDuration.Record(ctx, 1)
 	in.SensorLostEvents.Add(ctx, 1)
 	in.SensorProgramRunTime.Add(ctx, 1)
+	in.BuildCriticalPath.Record(ctx, 1)
+	in.BuildTreesOverflow.Add(ctx, 1)
 	in.ProbeUp.Record(ctx, 1)
 	in.RuleValue.Record(ctx, 1)
 	in.RuleState.Record(ctx, 1)

@@ -2,14 +2,12 @@ package otelcfg
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -296,19 +294,11 @@ func temporality(pref string) sdkmetric.TemporalitySelector {
 // gRPC exporter's default would keep retrying an unreachable collector for a
 // minute, far past what a user asked for.
 func newOTLP(ctx context.Context, c OTLPConfig) (sdkmetric.Exporter, error) {
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = defaultOTLPTimeout
+	st, err := c.setup("OTLP")
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(c.Endpoint)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("OTLP endpoint %q: want a URL such as https://collector:4317", c.Endpoint)
-	}
-	tlsCfg := c.TLS
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	retryInitial, retryMax := min(100*time.Millisecond, timeout/10), min(2*time.Second, timeout/4)
+	u, timeout, tlsCfg, retryInitial, retryMax := st.u, st.timeout, st.tls, st.retryInitial, st.retryMax
 	switch c.Protocol {
 	case ProtocolGRPC:
 		opts := []otlpmetricgrpc.Option{

@@ -36,6 +36,7 @@ type traceFlags struct {
 	syscalls    bool
 	bpfStats    bool
 	lazy        bool
+	builds      bool
 }
 
 func newTraceCmd() *cobra.Command {
@@ -66,6 +67,7 @@ what and exits 2. Stop it with Ctrl-C or --duration.`,
 	fl.BoolVar(&f.noTLS, "no-tls", false, "do not attach the TLS handshake probes")
 	fl.BoolVar(&f.syscalls, "syscalls", false, "see file failures of every process in a tree (gcc, git too) on the sys_exit tracepoint; every syscall on the machine then pays for it (docs/benchmarks.md)")
 	fl.BoolVar(&f.lazy, "lazy", false, "attach the connect and TLS-socket hooks only while a go command runs, as the agent does (a tree's first millisecond is then not seen)")
+	fl.BoolVar(&f.builds, "builds", false, "print each finished build as an indented waterfall of its processes with durations (docs/traces.md), instead of the live event view")
 	fl.BoolVar(&f.bpfStats, "bpf-stats", false, "turn on the kernel's BPF statistics for per-program run counts and times; every BPF program on the machine then pays two clock reads per run")
 	return cmd
 }
@@ -136,7 +138,12 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 	}
 
 	var out traceOutput
-	if f.output == "json" {
+	if f.builds {
+		if f.output != "text" {
+			return usageErr("--builds prints text waterfalls: drop -o %s", f.output)
+		}
+		out = newBuildsTrace(stdout, f.goNames, true)
+	} else if f.output == "json" {
 		out = &jsonTrace{enc: json.NewEncoder(stdout), clock: newClock()}
 	} else {
 		out = newTextTrace(stdout)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
@@ -52,6 +53,9 @@ type Receiver struct {
 	GRPCEndpoint string
 	// HTTPEndpoint is the full URL of /v1/metrics.
 	HTTPEndpoint string
+	// HTTPTracesEndpoint is the full URL of /v1/traces (GRPCEndpoint
+	// serves traces too).
+	HTTPTracesEndpoint string
 
 	discard  bool
 	mu       sync.Mutex
@@ -60,12 +64,14 @@ type Receiver struct {
 	partial  *colmetricpb.ExportMetricsPartialSuccess
 	reject   string
 	arrived  chan struct{}
+	traces   []TraceRequest
+	spansIn  chan struct{}
 }
 
 // Start runs a receiver until the test ends.
 func Start(t testing.TB, opts Options) *Receiver {
 	t.Helper()
-	r := &Receiver{arrived: make(chan struct{}, 1024), discard: opts.Discard}
+	r := &Receiver{arrived: make(chan struct{}, 1024), spansIn: make(chan struct{}, 1), discard: opts.Discard}
 	scheme := "http"
 	if opts.TLS != nil {
 		scheme = "https"
@@ -82,6 +88,7 @@ func Start(t testing.TB, opts Options) *Receiver {
 	sopts = append(sopts, grpc.StatsHandler(compressionTagger{}))
 	gs := grpc.NewServer(sopts...)
 	colmetricpb.RegisterMetricsServiceServer(gs, grpcService{r: r})
+	coltracepb.RegisterTraceServiceServer(gs, traceService{r: r})
 	go gs.Serve(gln)
 	r.GRPCEndpoint = fmt.Sprintf("%s://%s", scheme, gln.Addr())
 
@@ -91,6 +98,7 @@ func Start(t testing.TB, opts Options) *Receiver {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/metrics", r.serveHTTP)
+	mux.HandleFunc("POST /v1/traces", r.serveTracesHTTP)
 	// Refused handshakes are what some tests are about: not noise for the log.
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	if opts.TLS != nil {
@@ -100,6 +108,7 @@ func Start(t testing.TB, opts Options) *Receiver {
 		go hs.Serve(hln)
 	}
 	r.HTTPEndpoint = fmt.Sprintf("%s://%s/v1/metrics", scheme, hln.Addr())
+	r.HTTPTracesEndpoint = fmt.Sprintf("%s://%s/v1/traces", scheme, hln.Addr())
 
 	t.Cleanup(func() {
 		gs.Stop()
@@ -214,33 +223,10 @@ func (compressionTagger) TagConn(ctx context.Context, _ *stats.ConnTagInfo) cont
 func (compressionTagger) HandleConn(context.Context, stats.ConnStats) {}
 
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
-	if ct := req.Header.Get("Content-Type"); ct != "application/x-protobuf" {
-		http.Error(w, "want Content-Type application/x-protobuf, got "+ct, http.StatusUnsupportedMediaType)
-		return
-	}
-	var body io.Reader = req.Body
-	gz := req.Header.Get("Content-Encoding") == "gzip"
-	if gz {
-		zr, err := gzip.NewReader(req.Body)
-		if err != nil {
-			http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	msg := &colmetricpb.ExportMetricsServiceRequest{}
-	if err := proto.Unmarshal(b, msg); err != nil {
-		http.Error(w, "bad protobuf body: "+err.Error(), http.StatusBadRequest)
+	headers, gz, ok := readHTTP(w, req, msg)
+	if !ok {
 		return
-	}
-	headers := map[string]string{}
-	for k, v := range req.Header {
-		headers[strings.ToLower(k)] = strings.Join(v, ",")
 	}
 	resp, reject := r.record(Request{Protocol: "http", Headers: headers, Gzip: gz, Body: msg})
 	if reject != "" {
@@ -250,6 +236,40 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	out, _ := proto.Marshal(resp)
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.Write(out)
+}
+
+// readHTTP decodes an OTLP/HTTP protobuf body (gzip'd or not) into msg and
+// returns the request's headers, lower-cased; on a bad request it has
+// answered it and returns false.
+func readHTTP(w http.ResponseWriter, req *http.Request, msg proto.Message) (map[string]string, bool, bool) {
+	if ct := req.Header.Get("Content-Type"); ct != "application/x-protobuf" {
+		http.Error(w, "want Content-Type application/x-protobuf, got "+ct, http.StatusUnsupportedMediaType)
+		return nil, false, false
+	}
+	var body io.Reader = req.Body
+	gz := req.Header.Get("Content-Encoding") == "gzip"
+	if gz {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
+			return nil, false, false
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false, false
+	}
+	if err := proto.Unmarshal(b, msg); err != nil {
+		http.Error(w, "bad protobuf body: "+err.Error(), http.StatusBadRequest)
+		return nil, false, false
+	}
+	headers := map[string]string{}
+	for k, v := range req.Header {
+		headers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	return headers, gz, true
 }
 
 // Point is one data point, flattened for assertions.
