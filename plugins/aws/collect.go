@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
@@ -27,22 +26,12 @@ func (p *probe) Collect(ctx context.Context) ([]sdk.Point, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.gate.Every = every
-	var cwErr error
-	if p.gate.Allow(now) {
-		cw, err := p.collectCloudWatch(ctx, now)
-		p.mu.Lock()
-		if err != nil {
-			cwErr = fmt.Errorf("CloudWatch: %w", err)
-			p.cw = nil
-		} else {
-			p.cw = cw
-		}
-		p.mu.Unlock()
+	p.cw.Every = every
+	cw, cwErr := p.cw.Points(now, func() ([]sdk.Point, error) { return p.collectCloudWatch(ctx, now) })
+	if cwErr != nil {
+		cwErr = fmt.Errorf("CloudWatch: %w", cwErr)
 	}
-	p.mu.Lock()
-	pts = append(pts, slices.Clone(p.cw)...)
-	p.mu.Unlock()
+	pts = append(pts, cw...)
 	if err := errors.Join(enaErr, cwErr); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
@@ -32,13 +31,10 @@ var version = "v1.0.0"
 type probe struct {
 	tokens *metadata.TokenSource
 	// CloudWatch: its client, the credentials (never outside this
-	// process), the rate gate and the points of its last call, answered
-	// between calls.
+	// process) and the sampler that calls it at most once per interval.
 	api   *cloudapi.Client
 	creds cloudapi.CredentialCache
-	gate  cloudapi.Gate
-	mu    sync.Mutex
-	cw    []sdk.Point
+	cw    cloudapi.Sampler
 }
 
 func newProbe() *probe {
