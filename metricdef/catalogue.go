@@ -133,6 +133,8 @@ var Catalogue = []Spec{
 	SpecTLSHandshakes, SpecTLSHandshakeDuration,
 	SpecSensorLostEvents, SpecSensorProgramRunTime,
 	SpecProbeUp,
+	SpecCloudAllowanceExceeded, SpecCloudNetworkPackets, SpecCloudCPUCreditBalance,
+	SpecCloudLBRequestRate, SpecCloudLBRequestChange, SpecCloudNodeCondition,
 }
 
 // Instruments are the catalogue's instruments, created on one Meter; the
@@ -150,6 +152,8 @@ type Instruments struct {
 	SensorLostEvents            metric.Int64Counter
 	SensorProgramRunTime        metric.Float64Counter
 	ProbeUp                     metric.Int64Gauge
+	// Cloud holds the CloudSpecs' gauges by metric name.
+	Cloud map[string]metric.Float64Gauge
 }
 
 // NewInstruments creates every instrument of the catalogue on m.
@@ -170,6 +174,7 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.SensorLostEvents = create(&errs, SpecSensorLostEvents, m.Int64Counter)
 	in.SensorProgramRunTime = create(&errs, SpecSensorProgramRunTime, m.Float64Counter)
 	in.ProbeUp = create(&errs, SpecProbeUp, m.Int64Gauge)
+	in.Cloud = newCloudGauges(&errs, m)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)
 	}

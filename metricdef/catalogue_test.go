@@ -34,6 +34,9 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	in.SensorLostEvents.Add(ctx, 1)
 	in.SensorProgramRunTime.Add(ctx, 1)
 	in.ProbeUp.Record(ctx, 1)
+	for _, g := range in.Cloud {
+		g.Record(ctx, 1)
+	}
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(ctx, &rm); err != nil {
