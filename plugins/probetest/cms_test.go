@@ -132,6 +132,7 @@ func TestAlibabaCloudMonitor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			inCatalogue(t, pts)
 			got := byName(pts)
 			for k, want := range map[string]float64{
 				"gopatrol.cloud.lb.requests.rate/lb-1": 150, "gopatrol.cloud.lb.requests.change/lb-1": 0.5,
@@ -179,6 +180,7 @@ func TestOpenShiftNodeConditions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inCatalogue(t, pts)
 	got := byName(pts)
 	for cond, status := range map[string]string{"Ready": "true", "MemoryPressure": "false", "NetworkUnavailable": "unknown"} {
 		pt := got["gopatrol.cloud.node.condition/"+cond]

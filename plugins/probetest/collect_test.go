@@ -8,12 +8,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
 )
@@ -154,6 +158,25 @@ func (c *cloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `<GetMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><GetMetricDataResult><MetricDataResults>%s</MetricDataResults>%s<Messages/></GetMetricDataResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetMetricDataResponse>`, page, next)
 }
 
+// inCatalogue fails unless every point is a catalogue cloud instrument
+// in its unit, with no attribute the instrument does not keep: what the
+// agent would drop is a probe bug.
+func inCatalogue(t *testing.T, pts []sdk.Point) {
+	t.Helper()
+	for _, p := range pts {
+		i := slices.IndexFunc(metricdef.CloudSpecs, func(s metricdef.Spec) bool { return s.Name == p.Name })
+		if i < 0 || metricdef.CloudSpecs[i].Unit != p.Unit {
+			t.Errorf("point %s in %q: not a cloud instrument of metricdef in that unit", p.Name, p.Unit)
+			continue
+		}
+		for k := range p.Attributes {
+			if !slices.Contains(metricdef.CloudSpecs[i].Attributes, attribute.Key(k)) {
+				t.Errorf("point %s: attribute %s is not the instrument's", p.Name, k)
+			}
+		}
+	}
+}
+
 // byName indexes points by name and their one distinguishing attribute.
 func byName(pts []sdk.Point) map[string]sdk.Point {
 	m := map[string]sdk.Point{}
@@ -207,6 +230,7 @@ func TestAWSCloudWatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			inCatalogue(t, pts)
 			got := byName(pts)
 			for k, want := range map[string]float64{
 				"gopatrol.cloud.network.packets/receive": 1200, "gopatrol.cloud.network.packets/transmit": 800,
