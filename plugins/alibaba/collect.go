@@ -99,26 +99,15 @@ func (p *probe) fetchCredentials(ctx context.Context) (cloudapi.Credentials, err
 	if err != nil {
 		return cloudapi.Credentials{}, fmt.Errorf("RAM role: %w (is a RAM role attached to the instance?)", err)
 	}
-	role = strings.TrimSpace(strings.SplitN(role, "\n", 2)[0])
-	if role == "" || strings.ContainsAny(role, "/?#") {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s: no usable role name", ramPath)
+	name, err := cloudapi.RoleName(role)
+	if err != nil {
+		return cloudapi.Credentials{}, fmt.Errorf("GET %s: %w", ramPath, err)
 	}
-	b, err := p.meta(ctx, ramPath+role)
+	b, err := p.meta(ctx, ramPath+name)
 	if err != nil {
 		return cloudapi.Credentials{}, err
 	}
-	var c struct{ Code, AccessKeyId, AccessKeySecret, SecurityToken, Expiration string }
-	if err := json.Unmarshal([]byte(b), &c); err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: not JSON: %w", ramPath, err)
-	}
-	if c.Code != "Success" {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: Code %q, want Success", ramPath, c.Code)
-	}
-	exp, err := time.Parse(time.RFC3339, c.Expiration)
-	if err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: Expiration %q: %w", ramPath, c.Expiration, err)
-	}
-	return cloudapi.Credentials{AccessKeyID: c.AccessKeyId, Secret: c.AccessKeySecret, SessionToken: c.SecurityToken, Expires: exp}, nil
+	return cloudapi.RoleCredentials([]byte(b), "AccessKeySecret", "SecurityToken")
 }
 
 type datapoint struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"net/http"
@@ -60,28 +59,15 @@ func (p *probe) fetchCredentials(ctx context.Context) (cloudapi.Credentials, err
 	if err != nil {
 		return cloudapi.Credentials{}, fmt.Errorf("instance role: %w", err)
 	}
-	name := strings.TrimSpace(strings.SplitN(string(role), "\n", 2)[0])
-	if name == "" || strings.ContainsAny(name, "/?#") {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s: no usable role name (is an instance profile attached?)", credsPath)
+	name, err := cloudapi.RoleName(string(role))
+	if err != nil {
+		return cloudapi.Credentials{}, fmt.Errorf("GET %s: %w", credsPath, err)
 	}
 	b, err := p.imds(ctx, credsPath+name)
 	if err != nil {
 		return cloudapi.Credentials{}, err
 	}
-	var c struct {
-		Code, AccessKeyID, SecretAccessKey, Token, Expiration string
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: not JSON: %w", credsPath, err)
-	}
-	if c.Code != "Success" {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: Code %q, want Success", credsPath, c.Code)
-	}
-	exp, err := time.Parse(time.RFC3339, c.Expiration)
-	if err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s<role>: Expiration %q: %w", credsPath, c.Expiration, err)
-	}
-	return cloudapi.Credentials{AccessKeyID: c.AccessKeyID, Secret: c.SecretAccessKey, SessionToken: c.Token, Expires: exp}, nil
+	return cloudapi.RoleCredentials(b, "SecretAccessKey", "Token")
 }
 
 // cloudWatch asks GetMetricData (query protocol) for this instance's

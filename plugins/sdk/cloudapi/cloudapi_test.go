@@ -134,3 +134,26 @@ func TestRetry(t *testing.T) {
 		t.Errorf("Retry past the deadline: %v after %v", err, time.Since(start))
 	}
 }
+
+func TestRoleCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"ec2", `{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-30T09:00:00Z"}`, ""},
+		{"not JSON", `<html>`, "not JSON"},
+		{"failed", `{"Code":"AssumeRoleUnauthorizedAccess"}`, `Code "AssumeRoleUnauthorizedAccess"`},
+		{"no expiry", `{"Code":"Success","AccessKeyId":"A","SecretAccessKey":"s"}`, "Expiration"},
+	} {
+		c, err := RoleCredentials([]byte(tc.doc), "SecretAccessKey", "Token")
+		if tc.want == "" && (err != nil || c.Secret != "s" || c.SessionToken != "t" || c.Expires.Hour() != 9) ||
+			tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, %v; want %q", tc.name, c, err, tc.want)
+		}
+	}
+	for list, want := range map[string]string{"role-a\n": "role-a", "role-a\nrole-b": "role-a", "": "", "../x": ""} {
+		got, err := RoleName(list)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("RoleName(%q) = %q, %v; want %q", list, got, err, want)
+		}
+	}
+}
