@@ -46,8 +46,9 @@ func TestEthtoolStatsOfVeth(t *testing.T) {
 	if got, ok := stats["peer_ifindex"]; !ok || got != want {
 		t.Errorf("peer_ifindex = %d (present %v), want %d; stats %v", got, ok, want, stats)
 	}
-	if _, _, err := ethtoolStats("nosuch0"); err == nil {
-		t.Error("ethtoolStats(nosuch0): no error")
+	// An interface gone since it was listed is no ENA interface.
+	if d, st, err := ethtoolStats("nosuch0"); d != "" || st != nil || err != nil {
+		t.Errorf("ethtoolStats(nosuch0) = %q, %v, %v; want nothing", d, st, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -66,6 +67,11 @@ func ethtoolStats(ifname string) (string, map[string]uint64, error) {
 	defer unix.Close(fd)
 	di := &drvinfo{cmd: ethtoolGDrvInfo}
 	if err := ethtool(fd, ifname, unsafe.Pointer(di)); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV) {
+			// No ethtool driver (wireguard, some virtual devices) or
+			// gone since it was listed: not ENA, nothing to read.
+			return "", nil, nil
+		}
 		return "", nil, fmt.Errorf("%s: ETHTOOL_GDRVINFO: %w", ifname, err)
 	}
 	driver := string(bytes.TrimRight(di.driver[:], "\x00"))
