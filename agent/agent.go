@@ -199,10 +199,11 @@ func (a *agent) serve(ctx context.Context) error {
 	schedCtx, stopSched := context.WithCancel(ctx)
 	defer stopSched()
 	var loops sync.WaitGroup
-	loops.Add(2)
+	loops.Add(3)
 	a.up.Store(true)
 	go func() { defer loops.Done(); a.sched.Loop(schedCtx, runCtx) }()
 	go func() { defer loops.Done(); a.exportLoop(schedCtx) }()
+	go func() { defer loops.Done(); a.collectLoop(schedCtx) }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -41,6 +41,8 @@ type Config struct {
 	Sensors SensorsConfig `yaml:"sensors"`
 	Traces  TracesConfig  `yaml:"traces"`
 	Plugins PluginsConfig `yaml:"plugins"`
+	// Collect is the schedule of the probes' cloud metrics (collect.go).
+	Collect CollectConfig `yaml:"collect"`
 	K8s     K8sConfig     `yaml:"kubernetes"`
 	Metrics MetricsConfig `yaml:"metrics"`
 	// ShutdownTimeout bounds the whole stop on SIGTERM: running checks get
@@ -147,6 +149,7 @@ func Default() Config {
 		},
 		Traces:          DefaultTraces(),
 		Plugins:         PluginsConfig{ProbeDeadline: 5 * time.Second},
+		Collect:         CollectConfig{Every: time.Minute},
 		Metrics:         MetricsConfig{CardinalityLimit: 200},
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -377,6 +380,9 @@ func (c Config) Validate() error {
 	}
 	if c.Plugins.ProbeDeadline <= 0 || c.Plugins.ProbeDeadline > time.Minute {
 		return bad("plugins.probe_deadline", "%v: want a duration from 1ms to 1m", c.Plugins.ProbeDeadline)
+	}
+	if err := c.Collect.validate(c.File); err != nil {
+		return err
 	}
 	for key, p := range map[string]string{
 		"kubernetes.node_name_file": c.K8s.NodeNameFile, "kubernetes.pod_name_file": c.K8s.PodNameFile,

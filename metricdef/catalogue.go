@@ -194,6 +194,8 @@ var Catalogue = []Spec{
 	SpecRuleBaselineMean, SpecRuleBaselineLower, SpecRuleBaselineUpper,
 	SpecRuleEvaluationDuration, SpecRuleEvaluationErrors,
 	SpecGroupScore,
+	SpecCloudAllowanceExceeded, SpecCloudNetworkPackets, SpecCloudCPUCreditBalance,
+	SpecCloudLBRequestRate, SpecCloudLBRequestChange, SpecCloudNodeCondition,
 }
 
 // Instruments are the catalogue's instruments, created on one Meter; the
@@ -221,6 +223,8 @@ type Instruments struct {
 	RuleEvaluationDuration      metric.Float64Histogram
 	RuleEvaluationErrors        metric.Int64Counter
 	GroupScore                  metric.Float64Gauge
+	// Cloud holds the CloudSpecs' gauges by metric name.
+	Cloud map[string]metric.Float64Gauge
 }
 
 // NewInstruments creates every instrument of the catalogue on m.
@@ -251,6 +255,7 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.RuleEvaluationDuration = create(&errs, SpecRuleEvaluationDuration, m.Float64Histogram)
 	in.RuleEvaluationErrors = create(&errs, SpecRuleEvaluationErrors, m.Int64Counter)
 	in.GroupScore = create(&errs, SpecGroupScore, m.Float64Gauge)
+	in.Cloud = newCloudGauges(&errs, m)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)
 	}

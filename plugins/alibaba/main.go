@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
 	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
@@ -41,13 +42,22 @@ var items = []item{
 
 // probe asks through its token source's client, so one keep-alive pool
 // carries the token and the data requests.
-type probe struct{ tokens *metadata.TokenSource }
+type probe struct {
+	tokens *metadata.TokenSource
+	// CloudMonitor: client, credentials (never outside this process) and
+	// the sampler that bounds the calls.
+	api   *cloudapi.Client
+	creds cloudapi.CredentialCache
+	cms   cloudapi.Sampler
+}
 
 func newProbe() *probe {
-	return &probe{tokens: &metadata.TokenSource{
+	p := &probe{api: cloudapi.NewClient(), tokens: &metadata.TokenSource{
 		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "ECS's metadata service", NotThisCloud: []int{http.StatusNotFound},
 	}}
+	p.creds.Fetch = p.fetchCredentials
+	return p
 }
 
 func (p *probe) Info() sdk.Info {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
+	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
 	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
@@ -27,10 +28,17 @@ var version = "v1.0.0"
 
 // probe asks through its token source's client, so one keep-alive pool
 // carries the token and the data requests.
-type probe struct{ tokens *metadata.TokenSource }
+type probe struct {
+	tokens *metadata.TokenSource
+	// CloudWatch: its client, the credentials (never outside this
+	// process) and the sampler that calls it at most once per interval.
+	api   *cloudapi.Client
+	creds cloudapi.CredentialCache
+	cw    cloudapi.Sampler
+}
 
 func newProbe() *probe {
-	return &probe{tokens: &metadata.TokenSource{
+	p := &probe{api: cloudapi.NewClient(), tokens: &metadata.TokenSource{
 		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "EC2's IMDSv2",
 		// Something listens at the link-local address but does not
@@ -38,6 +46,8 @@ func newProbe() *probe {
 		NotThisCloud: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest},
 		Hint:         "is IMDS enabled with tokens allowed, and the hop limit high enough for containers?",
 	}}
+	p.creds.Fetch = p.fetchCredentials
+	return p
 }
 
 func (p *probe) Info() sdk.Info {
@@ -63,16 +73,9 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := p.document(ctx, base, true)
+	id, err := p.identity(ctx, base)
 	if err != nil {
 		return nil, err
-	}
-	var id identity
-	if err := json.Unmarshal(doc, &id); err != nil {
-		return nil, fmt.Errorf("GET %s: instance identity document is not JSON: %w", docPath, err)
-	}
-	if strings.TrimSpace(id.Region) == "" || strings.TrimSpace(id.InstanceID) == "" {
-		return nil, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
 	}
 	attrs := map[string]string{
 		sdk.CloudProvider: sdk.ProviderAWS,
@@ -92,14 +95,38 @@ func put(m map[string]string, k, v string) {
 	}
 }
 
-// document fetches the identity document with a cached token; a 401 means
-// the token expired or was revoked early: drop it and retry once.
-func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte, error) {
+func (p *probe) identity(ctx context.Context, base *url.URL) (identity, error) {
+	doc, err := p.get(ctx, base, docPath, true)
+	if err != nil {
+		return identity{}, err
+	}
+	var id identity
+	if err := json.Unmarshal(doc, &id); err != nil {
+		return identity{}, fmt.Errorf("GET %s: instance identity document is not JSON: %w", docPath, err)
+	}
+	if strings.TrimSpace(id.Region) == "" || strings.TrimSpace(id.InstanceID) == "" {
+		return identity{}, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
+	}
+	return id, nil
+}
+
+// imds GETs path from IMDSv2.
+func (p *probe) imds(ctx context.Context, path string) ([]byte, error) {
+	base, err := metadata.Endpoint(endpointEnv, defaultURL)
+	if err != nil {
+		return nil, err
+	}
+	return p.get(ctx, base, path, true)
+}
+
+// get fetches path with a cached token; a 401 means the token expired or
+// was revoked early: drop it and retry once.
+func (p *probe) get(ctx context.Context, base *url.URL, path string, retry bool) ([]byte, error) {
 	tok, err := p.tokens.Token(ctx, base)
 	if err != nil {
 		return nil, err
 	}
-	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+docPath, http.Header{tokenHeader: {tok}})
+	r, err := p.tokens.Client.Do(ctx, http.MethodGet, base.String()+path, http.Header{tokenHeader: {tok}})
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +135,11 @@ func (p *probe) document(ctx context.Context, base *url.URL, retry bool) ([]byte
 		return r.Body, nil
 	case r.Status == http.StatusUnauthorized && retry:
 		p.tokens.Invalidate()
-		return p.document(ctx, base, false)
+		return p.get(ctx, base, path, false)
+	case r.Status == http.StatusUnauthorized:
+		return nil, fmt.Errorf("GET %s: %s (IMDSv2 refused the session token)", path, http.StatusText(r.Status))
 	}
-	return nil, fmt.Errorf("GET %s: %s (IMDSv2 refused the session token)", docPath, http.StatusText(r.Status))
+	return nil, fmt.Errorf("GET %s: %s", path, http.StatusText(r.Status))
 }
 
 func main() {

@@ -77,6 +77,9 @@ type node struct {
 	Metadata struct {
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
+	Status struct {
+		Conditions []struct{ Type, Status string } `json:"conditions"`
+	} `json:"status"`
 }
 
 func (probe) Detect(ctx context.Context) (map[string]string, error) {

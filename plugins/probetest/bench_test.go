@@ -75,3 +75,33 @@ func BenchmarkDetectOffCloudSilent(b *testing.B) {
 func BenchmarkDetectLoopbackCloud(b *testing.B) {
 	benchDetect(b, onCloudEnv(b), sdk.Detected, 150*time.Millisecond)
 }
+
+// BenchmarkCollectCycle is one collection cycle of all five probes on a
+// loopback cloud (EC2 with CloudWatch on, in an OpenShift cluster whose
+// node has conditions) through a host that is already running: what the
+// agent's collect loop does every interval. The budget is the agent's
+// own CPU (the plugins are other processes): 10 ms per cycle.
+func BenchmarkCollectCycle(b *testing.B) {
+	cw := server(b, &cloudWatch{})
+	env := append(onCloudEnv(b), "AWS_ENDPOINT_URL_CLOUDWATCH="+cw.URL, "GOPATROL_AWS_CLOUDWATCH_INTERVAL=1m",
+		"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=env-secret")
+	h := openHost(b, all, env)
+	var self0, self1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self0)
+	n := 0
+	for b.Loop() {
+		for _, c := range h.Collect(context.Background(), nil) {
+			if c.Err != nil {
+				b.Fatalf("%s: %v", c.Plugin, c.Err)
+			}
+		}
+		n++
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self1)
+	cpu := time.Duration(self1.Utime.Nano() + self1.Stime.Nano() - self0.Utime.Nano() - self0.Stime.Nano())
+	perOp := cpu / time.Duration(n)
+	b.ReportMetric(float64(perOp.Microseconds())/1000, "agent-cpu-ms/op")
+	if perOp > 10*time.Millisecond {
+		b.Errorf("agent CPU %s per collection cycle, budget 10ms", perOp)
+	}
+}

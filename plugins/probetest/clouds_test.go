@@ -188,6 +188,8 @@ type kubeAPI struct {
 	token string
 	infra string // infrastructures/cluster JSON; "" is 404 (not OpenShift)
 	nodes map[string]map[string]string
+	// conditions are every node's status.conditions.
+	conditions []map[string]string
 }
 
 func (k kubeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +207,8 @@ func (k kubeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"kind": "Node", "metadata": map[string]any{"labels": labels}})
+		json.NewEncoder(w).Encode(map[string]any{"kind": "Node", "metadata": map[string]any{"labels": labels},
+			"status": map[string]any{"conditions": k.conditions}})
 	default:
 		http.NotFound(w, r)
 	}
