@@ -173,7 +173,9 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	if s.tc != nil && s.tc.Err == nil {
 		if words, err := realEnvProbe(ctx, env); err != nil {
 			ev["go list (real environment)"] = words
-			if !slices.ContainsFunc(fs, func(f check.Finding) bool { return f.Status == check.Fail }) {
+			// A finding above already names the cause (its own
+			// message quotes what the go command says).
+			if len(fs) == 0 {
 				fix := "run `go list runtime` in an empty directory to see the whole error, and correct the setting it names"
 				if goflags != "" {
 					fix = unsetFix("GOFLAGS", goflagsFrom, s.goenv) + ", or correct the flag the go command names"
