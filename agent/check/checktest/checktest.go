@@ -266,3 +266,22 @@ func Expect(t testing.TB, res check.Result, want check.Status, names ...string) 
 		t.Errorf("%s: %s without a fix", res.ID, res.Status)
 	}
 }
+
+// GoInHome unpacks the world's Go into $HOME/go, as a person following a
+// tarball's instructions into their home does, and puts its bin first on
+// PATH: GOROOT is then the go command's default GOPATH. The files are hard
+// links to the real installation (same content, no copy).
+func (w *World) GoInHome() string {
+	w.T.Helper()
+	goroot := filepath.Dir(filepath.Dir(RealGo(w.T)))
+	home := w.Getenv("HOME")
+	dst := filepath.Join(home, "go")
+	if err := os.RemoveAll(dst); err != nil {
+		w.T.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-al", goroot, dst).CombinedOutput(); err != nil {
+		w.T.Fatalf("cp -al %s %s: %v: %s", goroot, dst, err, out)
+	}
+	w.Setenv("PATH=" + filepath.Join(dst, "bin") + ":" + w.Getenv("PATH"))
+	return dst
+}
