@@ -55,7 +55,7 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 		wg.Go(func() { results[i] = r.runOne(ctx, env, c) })
 	}
 	wg.Wait()
-	return results
+	return Attribute(results)
 }
 
 func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {

@@ -51,6 +51,11 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 	t.Helper()
 	var manual []string
 	for _, alt := range alternatives(fix) {
+		// "give nobody write access: chown -R nobody DIR" leads in with
+		// prose; the command is what follows the colon.
+		if _, cmd, ok := strings.Cut(alt, ": "); ok && !isCommand(alt) && isCommand(cmd) {
+			alt = cmd
+		}
 		if p := placeholde.FindString(alt); p != "" {
 			manual = append(manual, fmt.Sprintf("%q needs %s", alt, p))
 			continue
