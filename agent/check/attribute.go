@@ -54,7 +54,7 @@ func ownerOf(r Result, results []Result, failing map[string]int) string {
 			if before, _, ok := strings.Cut(words, " | "); ok {
 				words = before
 			}
-			if words != "" && mentions(r, words) {
+			if words != "" && r.Mentions(words) {
 				return owner
 			}
 		}
@@ -74,7 +74,8 @@ func ownerOf(r Result, results []Result, failing map[string]int) string {
 	return ""
 }
 
-func mentions(r Result, s string) bool {
+// Mentions reports whether the summary or any evidence value holds s.
+func (r Result) Mentions(s string) bool {
 	if strings.Contains(r.Summary, s) {
 		return true
 	}
