@@ -176,7 +176,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 			// A finding above already names the cause (its own
 			// message quotes what the go command says).
 			if len(fs) == 0 {
-				fix := "run `go list runtime` in an empty directory to see the whole error, and correct the setting it names"
+				fix := "run `go list unsafe` in an empty directory to see the whole error, and correct the setting it names"
 				if goflags != "" {
 					fix = unsetFix("GOFLAGS", goflagsFrom, s.goenv) + ", or correct the flag the go command names"
 				}
@@ -187,7 +187,8 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	return check.Combine("GO111MODULE, GOFLAGS, GOWORK, GOTOOLCHAIN, GOEXPERIMENT and the GOENV file are sound", fs, ev)
 }
 
-// realEnvProbe runs `go list runtime` in an empty scratch directory with
+// realEnvProbe runs `go list -find unsafe` (the cheapest package: the
+// go command parses GOFLAGS before it loads anything) in an empty scratch directory with
 // the target's own environment, and returns the go command's words when it
 // fails. The directory keeps a go.mod of the working directory (which
 // module.* checks judge) out of it.
@@ -200,7 +201,7 @@ func realEnvProbe(ctx context.Context, env *check.Env) (string, error) {
 	in := *env.Target
 	in.Dir = sc.Dir
 	probe := &check.Env{Target: &in, Toolchain: env.Toolchain}
-	out, err := probe.Go(ctx, []string{"GOTOOLCHAIN=local"}, "list", "-e", "-f", "{{.ImportPath}}", "runtime")
+	out, err := probe.Go(ctx, []string{"GOTOOLCHAIN=local"}, "list", "-e", "-find", "-f", "{{.ImportPath}}", "unsafe")
 	if err == nil || ctx.Err() != nil {
 		return "", nil
 	}
