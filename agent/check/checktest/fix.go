@@ -154,40 +154,42 @@ func editFile(t testing.TB, path string, edit func([]string) []string) {
 
 // FixRerun applies res's fix in w and runs the check again: a root cause's
 // fix must make it pass, unless the fix says it cannot be automated. A
-// consequence (evidence "follows") carries no fix of its own.
-func FixRerun(t testing.TB, w *World, c check.Check, res check.Result) {
+// consequence (evidence "follows") carries no fix of its own. It reports
+// whether the fixes were applied (false for a manual one).
+func FixRerun(t testing.TB, w *World, c check.Check, res check.Result) (applied bool) {
 	t.Helper()
 	if res.Status != check.Fail && res.Status != check.Warn {
-		return
+		return true
 	}
 	if res.Evidence["follows"] != "" {
 		if res.Fix != "" {
 			t.Errorf("%s follows from %s yet carries a fix %q: only root causes do", res.ID, res.Evidence["follows"], res.Fix)
 		}
-		return
+		return true
 	}
 	// A check that saw several things prints the fix of the worst; once
 	// applied, the next finding shows with its own fix. Each round must
 	// apply a different fix.
-	var applied []string
+	var done []string
 	for range 4 {
 		o := ApplyFix(t, w, res.Fix)
 		if o.Manual != "" {
 			t.Logf("%s: fix cannot be automated: %s", res.ID, o.Manual)
-			return
+			return false
 		}
 		if o.Applied == "" {
-			return
+			return false
 		}
-		if slices.Contains(applied, o.Applied) {
+		if slices.Contains(done, o.Applied) {
 			t.Errorf("%s: fix %q was applied and is printed again: %s: %s %v", c.ID, o.Applied, res.Status, res.Summary, res.Evidence)
-			return
+			return false
 		}
-		applied = append(applied, o.Applied)
+		done = append(done, o.Applied)
 		res = w.Run(c)
 		if res.Status == check.Pass {
-			return
+			return true
 		}
 	}
-	t.Errorf("%s after its fixes %q: %s: %s %v", c.ID, applied, res.Status, res.Summary, res.Evidence)
+	t.Errorf("%s after its fixes %q: %s: %s %v", c.ID, done, res.Status, res.Summary, res.Evidence)
+	return false
 }
