@@ -17,6 +17,9 @@ import (
 const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultSlowTimeout = 3 * time.Minute
+	// ColdCacheTimeout is the least timeout of every check while the
+	// build cache is cold (Toolchain.ColdCache).
+	ColdCacheTimeout = 3 * time.Minute
 )
 
 // Runner runs checks concurrently.
@@ -52,7 +55,7 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 		wg.Go(func() { results[i] = r.runOne(ctx, env, c) })
 	}
 	wg.Wait()
-	return results
+	return Attribute(results)
 }
 
 func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
@@ -66,6 +69,14 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 		if c.Slow {
 			timeout = DefaultSlowTimeout
 		}
+	}
+	// A cold build cache is not a hang: the first build on a new machine
+	// compiles the standard library (45 s for hello world on two busy
+	// cores). Unless --timeout was given, a check gets the slow checks'
+	// budget then, and its result says why.
+	base, cold := timeout, false
+	if r.Timeout <= 0 && env.Toolchain != nil && env.Toolchain.ColdCache && timeout < ColdCacheTimeout {
+		timeout, cold = ColdCacheTimeout, true
 	}
 	grace := r.Grace
 	if grace == 0 {
@@ -108,6 +119,9 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 	}
 	res.ID, res.Title, res.Source = c.ID, c.Title, c.Source
 	res.Duration = time.Since(start)
+	if cold && res.Duration > base {
+		res = res.With("cold cache", fmt.Sprintf("took %s, over the usual %s: the build cache %s had never finished a build, so the timeout was %s", res.Duration.Round(time.Millisecond), base, env.Toolchain.Get("GOCACHE"), timeout))
+	}
 	if res.Status == "" {
 		res.Status = Error
 		res.Summary = "check returned no status (a bug in gopatrol)"

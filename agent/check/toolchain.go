@@ -29,6 +29,22 @@ type Toolchain struct {
 	// Err is why the toolchain could not be resolved; checks that need
 	// it are skipped then and go.binary says why.
 	Err error
+	// ColdCache says the build cache has never seen a build finish
+	// (ColdCacheOf): the first go build compiles the standard library,
+	// which takes tens of seconds, and the runner's timeouts allow for it.
+	ColdCache bool
+}
+
+// ColdCacheOf reports whether the build cache gocache (a path of the
+// target) is cold: missing, or without the trim.txt that the go command
+// writes when it trims the cache at the end of its first build. `go env`
+// alone creates the cache's directories, so their presence says nothing.
+func ColdCacheOf(t *Target, gocache string) bool {
+	if !filepath.IsAbs(gocache) {
+		return false // "off" or broken: gocache.writable reports it
+	}
+	_, err := os.Stat(t.Path(filepath.Join(gocache, "trim.txt")))
+	return err != nil
 }
 
 // Get returns a `go env` value.
@@ -80,6 +96,7 @@ func ResolveToolchain(ctx context.Context, t *Target, goBin string) (*Toolchain,
 		return tc, nil
 	}
 	tc.Env = env
+	tc.ColdCache = ColdCacheOf(t, env["GOCACHE"])
 	tc.GOFLAGS = realSetting(t, env, "GOFLAGS")
 	tc.GOTOOLCHAIN = realSetting(t, env, "GOTOOLCHAIN")
 	return tc, nil

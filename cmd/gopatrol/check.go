@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -220,7 +218,7 @@ func writeText(w io.Writer, rep check.Report, elapsed time.Duration, color bool)
 		if r.Status == check.Pass {
 			continue
 		}
-		for _, k := range slices.Sorted(maps.Keys(r.Evidence)) {
+		for _, k := range check.EvidenceKeys(r.Evidence) {
 			v := strings.ReplaceAll(r.Evidence[k], "\n", "\n      ")
 			fmt.Fprintf(w, "    • %s: %s\n", k, v)
 		}

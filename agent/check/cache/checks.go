@@ -14,6 +14,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/access"
+	"github.com/gopatrol/gopatrol/agent/check/toolchain"
 )
 
 // Checks returns this package's checks.
@@ -50,10 +51,48 @@ func withEnv(run func(ctx context.Context, env *check.Env, goenv map[string]stri
 		out, err := check.Run(cmd)
 		m := map[string]string{}
 		if err != nil || json.Unmarshal(out.Stdout, &m) != nil {
-			return check.Skipf("no working Go toolchain, see go.binary").With("error", tc.Err.Error())
+			// The go command answers nothing (an unknown GOEXPERIMENT
+			// stops it before it reads a variable): judge the caches
+			// where it would put them, as docs/checks.md promises.
+			return run(ctx, env, configured(env.Target)).With("go env", "`go env` failed ("+tc.Err.Error()+"); caches located from the environment and the GOENV file, as the go command would")
 		}
 		return run(ctx, env, m).With("go env", "`go env -json` failed ("+tc.Err.Error()+"); read "+strings.Join(goenvKeys, ", ")+" alone")
 	}
+}
+
+// configured is where the go command would put its caches, worked out as
+// cmd/go/internal/cfg does when it cannot be asked: the environment, else
+// the GOENV file, else the defaults under HOME (GOCACHE in
+// $XDG_CACHE_HOME or $HOME/.cache, GOPATH $HOME/go, GOMODCACHE in the
+// first GOPATH element).
+func configured(t *check.Target) map[string]string {
+	goenv := toolchain.DefaultGOENV(t)
+	var file map[string]string
+	if goenv != "" && goenv != "off" {
+		file = check.ReadGoEnvFile(t.Path(goenv))
+	}
+	get := func(k string) string {
+		if v := t.Getenv(k); v != "" {
+			return v
+		}
+		return file[k]
+	}
+	m := map[string]string{"GOENV": goenv, "GOCACHE": get("GOCACHE"), "GOPATH": get("GOPATH"), "GOMODCACHE": get("GOMODCACHE")}
+	home := t.Getenv("HOME")
+	if m["GOCACHE"] == "" {
+		if x := t.Getenv("XDG_CACHE_HOME"); x != "" {
+			m["GOCACHE"] = filepath.Join(x, "go-build")
+		} else if home != "" {
+			m["GOCACHE"] = filepath.Join(home, ".cache", "go-build")
+		}
+	}
+	if m["GOPATH"] == "" && home != "" {
+		m["GOPATH"] = filepath.Join(home, "go")
+	}
+	if first := check.FirstGOPATH(m["GOPATH"]); m["GOMODCACHE"] == "" && first != "" {
+		m["GOMODCACHE"] = filepath.Join(first, "pkg", "mod")
+	}
+	return m
 }
 
 // maxScan bounds how many directory entries modcache.links looks at: a

@@ -20,6 +20,10 @@ type Case struct {
 	Want  check.Status
 	// After, when set, asserts more about the result or the world.
 	After func(t *testing.T, w *World, res check.Result)
+	// Fix applies the printed fix in the world and runs the check again
+	// (FixRerun): it must pass, or the fix must say it cannot be
+	// automated.
+	Fix bool
 }
 
 // RunCases runs every case as a subtest in its own world, through the real
@@ -37,6 +41,9 @@ func RunCases(t *testing.T, checks []check.Check, cases []Case) {
 			Expect(t, res, c.Want, names...)
 			if c.After != nil {
 				c.After(t, w, res)
+			}
+			if c.Fix {
+				FixRerun(t, w, Find(t, checks, c.ID), res)
 			}
 		})
 	}

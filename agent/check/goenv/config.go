@@ -111,15 +111,9 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 		if bad := checkGOFLAGS(goflags); bad != "" {
 			add(check.Fail, unsetFix("GOFLAGS", from, s.goenv)+", or write each flag as -flag or -flag=value",
 				"GOFLAGS=%q: %s; every go command fails with \"go: parsing $GOFLAGS\"", goflags, bad)
-		} else if s.tc != nil && s.tc.Err == nil {
-			// Syntax is fine; let the go command judge the flag names,
-			// it knows every flag of every subcommand.
-			if _, err := env.Go(ctx, []string{"GOTOOLCHAIN=local", "GOFLAGS=" + goflags}, "version"); err != nil {
-				add(check.Fail, unsetFix("GOFLAGS", from, s.goenv),
-					"GOFLAGS=%q is rejected by the go command: %v", goflags, err)
-			}
 		}
 	}
+	goflagsFrom := from
 
 	// GOTOOLCHAIN.
 	gotc, from := s.get("GOTOOLCHAIN")
@@ -170,7 +164,57 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 			}
 		}
 	}
+	// Every other check runs its go commands with GOFLAGS cleared, so
+	// that one bad setting is reported once; this one go command runs in
+	// the environment the user's builds really get (GOFLAGS, the GOENV
+	// file and all), so that no setting the go command rejects goes
+	// unseen. Only GOTOOLCHAIN is kept local: a switch is a download,
+	// which module.toolchain judges.
+	if s.tc != nil && s.tc.Err == nil {
+		if words, err := realEnvProbe(ctx, env); err != nil {
+			ev["go list (real environment)"] = words
+			// A finding above already names the cause (its own
+			// message quotes what the go command says).
+			if len(fs) == 0 {
+				fix := "run `go list unsafe` in an empty directory to see the whole error, and correct the setting it names"
+				if goflags != "" {
+					fix = unsetFix("GOFLAGS", goflagsFrom, s.goenv) + ", or correct the flag the go command names"
+				}
+				add(check.Fail, fix, "the go command rejects the environment your builds get (GOFLAGS=%q): %s", goflags, words)
+			}
+		}
+	}
 	return check.Combine("GO111MODULE, GOFLAGS, GOWORK, GOTOOLCHAIN, GOEXPERIMENT and the GOENV file are sound", fs, ev)
+}
+
+// realEnvProbe runs `go list -find unsafe` (the cheapest package: the
+// go command parses GOFLAGS before it loads anything) in an empty scratch directory with
+// the target's own environment, and returns the go command's words when it
+// fails. The directory keeps a go.mod of the working directory (which
+// module.* checks judge) out of it.
+func realEnvProbe(ctx context.Context, env *check.Env) (string, error) {
+	sc, err := env.Target.NewScratch("", "gopatrol-realenv-")
+	if err != nil {
+		return "", nil // env.functional reports an unwritable TMPDIR
+	}
+	defer sc.Remove()
+	in := *env.Target
+	in.Dir = sc.Dir
+	probe := &check.Env{Target: &in, Toolchain: env.Toolchain}
+	out, err := probe.Go(ctx, []string{"GOTOOLCHAIN=local"}, "list", "-e", "-find", "-f", "{{.ImportPath}}", "unsafe")
+	if err == nil || ctx.Err() != nil {
+		return "", nil
+	}
+	var lines []string
+	for l := range strings.Lines(string(out)) {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "usage:") && !strings.HasPrefix(l, "Run 'go help") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return err.Error(), err
+	}
+	return check.FirstLines(strings.Join(lines, "\n"), 2, " | "), err
 }
 
 // unsetFix tells how to remove a setting from where it came from.

@@ -79,7 +79,8 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 
 	var (
 		wg                sync.WaitGroup
-		runOut, listOut   []byte
+		runOut            check.Output
+		listOut           []byte
 		runErr, listErr   error
 		execFinding       *check.Finding
 		runTook, listTook time.Duration
@@ -89,7 +90,7 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	// so the linked program comes from the build cache after the first
 	// run; exec from the work directory is then probed separately.
 	wg.Go(func() {
-		runOut, runErr = check.CombinedOutput(modTarget.Command(ctx, tc.Go, "run", "-trimpath", "."))
+		runOut, runErr = check.Run(modTarget.Command(ctx, tc.Go, "run", "-trimpath", "."))
 		runTook = time.Since(start)
 	})
 	wg.Go(func() {
@@ -103,7 +104,16 @@ func runFunctional(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	var fs []check.Finding
-	got := strings.TrimSpace(string(runOut))
+	// The program's output is its stdout. The go command's own warnings
+	// ("warning: both GOPATH and GOROOT are the same directory") go to
+	// stderr: they are its words, not a wrapper's, and env.consistency
+	// judges what they are about.
+	got := strings.TrimSpace(string(runOut.Stdout))
+	if runErr != nil {
+		got = strings.TrimSpace(string(runOut.Stdout) + string(runOut.Stderr))
+	} else if w := strings.TrimSpace(string(runOut.Stderr)); w != "" {
+		ev["go run stderr"] = check.FirstLines(w, 3, " | ")
+	}
 	ev["go run"] = fmt.Sprintf("%q in %s", check.FirstLines(got, 3, " | "), runTook.Round(time.Millisecond))
 	switch {
 	case runErr != nil:

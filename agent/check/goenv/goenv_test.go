@@ -53,6 +53,39 @@ func TestChecks(t *testing.T) {
 			Want: check.Fail,
 		},
 		{
+			// Syntax and flag name are fine: only a build command sees
+			// the bad value, so env.config runs one in the real
+			// environment.
+			Name: "GOFLAGS with a value the go command rejects",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOFLAGS=-mod=bogus")
+				return []string{"-mod=bogus not supported"}
+			},
+			Want: check.Fail,
+			Fix:  true,
+		},
+		{
+			Name: "GOFLAGS -p=abc: an invalid number",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				w.Setenv("GOFLAGS=-p=abc")
+				return []string{`invalid value "abc" for flag -p`}
+			},
+			Want: check.Fail,
+			Fix:  true,
+		},
+		{
+			Name: "GOENV file GOFLAGS=-tags without a value",
+			ID:   "env.config",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				checktest.WriteFile(t, w.Getenv("GOENV"), "GOFLAGS=-tags\n", 0o600)
+				return []string{"flag needs an argument: -tags", w.Getenv("GOENV")}
+			},
+			Want: check.Fail,
+			Fix:  true,
+		},
+		{
 			Name: "GO111MODULE=off",
 			ID:   "env.config",
 			Setup: func(t *testing.T, w *checktest.World) []string {

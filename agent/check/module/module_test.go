@@ -234,3 +234,56 @@ example.com/ignored
 		t.Errorf("replaced = %v", mt.Replaced)
 	}
 }
+
+// TestVerifyConsequences builds the worlds where go mod verify fails for a
+// reason other than the modules' content: the result must not claim that
+// modules changed, and must name the cause.
+func TestVerifyConsequences(t *testing.T) {
+	verify := checktest.Find(t, Checks(), "module.verify")
+	t.Run("GOPROXY=off with the modules missing", func(t *testing.T) {
+		w, _ := newModuleWorld(t)
+		w.Setenv("GOMODCACHE=" + proxytest.TempModCache(t))
+		buildFails(t, w)
+		res := w.Run(verify)
+		checktest.Expect(t, res, check.Fail, "GOPROXY=off", "GOPROXY")
+		if strings.Contains(res.Summary, "changed") {
+			t.Errorf("summary claims a change: %s", res.Summary)
+		}
+		checktest.FixRerun(t, w, verify, res)
+	})
+	t.Run("empty module cache the build user cannot read", func(t *testing.T) {
+		checktest.RequireRoot(t)
+		w, _ := newModuleWorld(t)
+		// The modules come from the loopback proxy again, but the cache
+		// they would go into is root's, mode 0700.
+		p := proxytest.New(t)
+		p.Module("example.com/dep", "v1.0.0", map[string]string{
+			"dep.go":     "package dep\n\nfunc Hello() string { return \"hi\" }\n",
+			"sub/sub.go": "package sub\n",
+		})
+		w.AsUser("nobody")
+		w.Setenv(p.Env()...)
+		w.Setenv("GOFLAGS=", "HOME="+checktest.Mkdir(t, filepath.Join(w.Dir, "nobodyhome"), 0o777),
+			"GOCACHE="+checktest.Mkdir(t, filepath.Join(w.Dir, "gocache"), 0o777))
+		mc := checktest.Mkdir(t, filepath.Join(w.Dir, "modcache"), 0o700)
+		w.Setenv("GOMODCACHE=" + mc)
+		buildFails(t, w)
+		res := w.Run(verify)
+		checktest.Expect(t, res, check.Fail, mc, "permission denied")
+		if res.Evidence["follows"] != "modcache.writable" || strings.Contains(res.Summary, "changed") {
+			t.Errorf("want a consequence of modcache.writable, not a change: %s %v", res.Summary, res.Evidence)
+		}
+		checktest.FixRerun(t, w, verify, res)
+	})
+}
+
+// buildFails runs the real go build in the world and fails the test when
+// it succeeds: the world must be broken for real.
+func buildFails(t *testing.T, w *checktest.World) {
+	t.Helper()
+	out, err := w.Target.Command(context.Background(), checktest.RealGo(t), "build", "-o", os.DevNull, ".").CombinedOutput()
+	if err == nil {
+		t.Fatalf("go build succeeds in this world; it is not broken")
+	}
+	t.Logf("go build: %v: %s", err, out)
+}

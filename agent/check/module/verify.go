@@ -55,6 +55,9 @@ func runVerify(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	modcache := env.Toolchain.Get("GOMODCACHE")
+	if r, ok := rootCause(env, text); ok {
+		return r.With("dir", t.Dir).With("go mod verify", text)
+	}
 	var bad []string
 	var fixes []string
 	r := check.Result{Status: check.Fail}
@@ -105,4 +108,32 @@ func redownload(modcache, path, vers string) string {
 	dir := filepath.Join(modcache, esc+"@"+ev)
 	dl := filepath.Join(modcache, "cache", "download", esc, "@v", ev)
 	return fmt.Sprintf("chmod -R u+w %s; rm -rf %s %s.*; go mod download %s@%s", dir, dir, dl, path, vers)
+}
+
+// rootCause recognises a `go mod verify` that failed because of something
+// other than the modules' content, so that module.verify does not claim
+// modules changed since download (and advise deleting cache paths that do
+// not exist) when nothing was ever downloaded:
+//
+//   - the module cache cannot be read or written by the build user: a
+//     consequence of what modcache.writable reports, so the result says so
+//     (evidence "follows") and carries no fix of its own;
+//   - GOPROXY=off with modules missing from the cache: no check owns that
+//     deliberate setting (proxy.protocol skips it), so module.verify is the
+//     root cause and names the setting.
+func rootCause(env *check.Env, text string) (check.Result, bool) {
+	modcache := env.Toolchain.Get("GOMODCACHE")
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		switch {
+		case modcache != "" && strings.Contains(line, modcache) && strings.HasSuffix(line, "permission denied"):
+			return check.Failf("go mod verify cannot use the module cache %s as %s: %s; this follows from modcache.writable, fix that first", modcache, env.Target.UserName(), line).
+				With("follows", "modcache.writable").With("GOMODCACHE", modcache), true
+		case strings.Contains(line, "module lookup disabled by GOPROXY=off"):
+			return check.Failf("modules missing from the module cache cannot be downloaded: GOPROXY=off forbids it (%s)", line).
+				With("GOPROXY", "off (the go command's setting; proxy.protocol skips it)").
+				WithFix("export GOPROXY=<your module proxy>,direct and run go mod download in %s, or copy the modules into %s", env.Target.Dir, modcache), true
+		}
+	}
+	return check.Result{}, false
 }

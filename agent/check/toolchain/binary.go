@@ -27,6 +27,8 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative), Fix: "remove the relative entries from PATH (use absolute directories)"})
 	}
 
+	fs = append(fs, leftoverEntries(t)...)
+
 	var infos []binInfo
 	for _, e := range entries {
 		switch {
@@ -103,8 +105,11 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 	}
 
 	if tc != nil && tc.Err != nil && first.IsGo() {
-		ev["error"] = tc.Err.Error()
-		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is a Go binary but `go env` failed: %v", first.Path, tc.Err), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
+		// tc.Err wraps ErrNotGo ("not a Go toolchain binary"), which the
+		// build info just disproved: say only what the go command said.
+		why := strings.TrimPrefix(tc.Err.Error(), check.ErrNotGo.Error()+": ")
+		ev["error"] = why
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is the go command (%s), but `go env` fails: %s", first.Path, first.Version, why), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
 	}
 	if tc != nil && tc.Err == nil && tc.Go != first.Path {
 		ev["go.checked"] = tc.Go + " (--go)"
