@@ -24,6 +24,10 @@ import (
 // the audit log: a ticket is about a group, not one rule.
 const escalationRule = "escalation"
 
+// DoctorGroup is the group of the doctor's check rules in the shipped rule
+// set (deploy/rules/doctor.yaml): its score is gopatrol.health.score.
+const DoctorGroup = "service=go-toolchain"
+
 // ruleEngine is the running rule engine: the engine, where its events go, and
 // the loop that evaluates it on the agent's clock.
 type ruleEngine struct {
@@ -156,6 +160,11 @@ func (a *agent) rulesCycle(ctx context.Context, r *ruleEngine) {
 	if err != nil {
 		a.log.Error("rule evaluation failed", "err", err)
 		return
+	}
+	for _, g := range cyc.Scores {
+		if g.Group == DoctorGroup {
+			a.rec.Score(ctx, g.Score)
+		}
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attribute.Int("gopatrol.patrol.results", len(cyc.Results)),
