@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/gopatrol/gopatrol/agent"
 	"github.com/gopatrol/gopatrol/agent/internal/servertest"
 	"github.com/gopatrol/gopatrol/agent/patrol"
 )
@@ -392,5 +396,66 @@ func TestBadRulesExit2(t *testing.T) {
 				t.Errorf("exit %d, want 2 with %q and the config file named:\n%s", code, tc.want, out)
 			}
 		})
+	}
+}
+
+// In process with a TracerProvider: every rule cycle is a span, and the
+// escalation ticket names the trace of the cycle that escalated.
+func TestRuleCycleSpanInTicket(t *testing.T) {
+	jira := newJira(t)
+	w := newRulesWorld(t)
+	if err := os.WriteFile(filepath.Join(w.dir, "jira-token"), []byte("token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.breakIt(t)
+	cfgFile := filepath.Join(w.dir, "agent.yaml")
+	body := w.config("http://127.0.0.1:1", jira.URL, "http://127.0.0.1:1")
+	body = strings.Replace(body, "escalate_after: 2", "escalate_after: 1", 1)
+	if err := os.WriteFile(cfgFile, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOPATROL_TEST_HOOK_KEY", "k")
+	cfg, err := agent.Load(cfgFile, func(c *agent.Config) { c.Listen = "127.0.0.1:0" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(context.Background())
+	env := map[string]string{"OTEL_METRICS_EXPORTER": "none"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, cfg, agent.Options{Stderr: io.Discard, Lookup: lookup, TracerProvider: tp})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+	waitFor(t, 2*time.Minute, "the ticket", func() bool { is, _ := jira.state(); return len(is) == 1 })
+	issues, _ := jira.state()
+	traces := map[string]bool{}
+	for _, s := range spans.Ended() {
+		if s.Name() == "patrol cycle" {
+			traces[s.SpanContext().TraceID().String()] = true
+		}
+	}
+	if len(traces) == 0 {
+		t.Fatal("no patrol cycle span ended")
+	}
+	found := false
+	for id := range traces {
+		found = found || strings.Contains(issues[0], "Trace of the patrol cycle: "+id)
+	}
+	if !found {
+		t.Errorf("the ticket names no trace of the %d patrol cycles:\n%s", len(traces), issues[0])
 	}
 }
