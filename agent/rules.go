@@ -199,7 +199,7 @@ func (a *agent) notifyEpisode(ctx context.Context, r *ruleEngine, ev patrol.Even
 		return // the engine sends none for shadow; said again here
 	}
 	ne := notify.Event{Kind: notify.Firing, Rule: ev.Rule, Group: ev.Group, Stage: string(ev.Stage),
-		Node: a.nodeName(), Labels: ev.Labels, Value: ev.Value, Summary: episodeSummary(ev),
+		Node: a.nodeName(), Labels: ev.Labels, Cloud: a.cloudAttrs(), Value: ev.Value, Summary: episodeSummary(ev),
 		TraceID: ev.TraceID, StartsAt: ev.Since, Notify: ev.Notify}
 	if ev.Kind == patrol.EventResolve {
 		ne.Kind, ne.EndsAt = notify.Resolved, ev.Time
@@ -347,6 +347,23 @@ func (a *agent) audited(audit *patrol.Audit, d notify.Delivery) {
 	if err := audit.Record(kind, d.Message.Rule, d.Message.Target, d.Ref, detail); err != nil {
 		a.log.Error("audit line not written", "err", err)
 	}
+}
+
+// cloudAttrs are the cloud.* attributes the probe plugins detected, for
+// the labels of alerts.
+func (a *agent) cloudAttrs() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.detection == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range a.detection.Attributes {
+		if strings.HasPrefix(k, "cloud.") && v != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // nodeName is the node label of alerts: the host name.

@@ -155,6 +155,16 @@ func newRulesWorld(t *testing.T) rulesWorld {
   weight: 10000
   labels: {service: go-builds}
   notify: ["alertmanager"]
+- name: gocache-usable-canary
+  type: exec
+  target: ` + script + `
+  threshold: "ge(1)"
+  every: 200ms
+  stage: canary
+  canary_percent: 100
+  weight: 1
+  labels: {service: go-builds}
+  notify: ["alertmanager"]
 - name: gocache-usable-shadow
   type: exec
   target: ` + script + `
@@ -223,11 +233,9 @@ func auditKinds(t *testing.T, stateDir string) map[string][]patrol.AuditEntry {
 	return out
 }
 
-// A rule on a broken world fires an alert in a real Alertmanager, the
-// group escalates into exactly one Jira ticket with the diagnosis, and
-// fixing the world resolves both; the shadow rule breaching alongside
-// sends nothing; every delivery is in the audit log.
-func TestRulesAlertEscalateResolve(t *testing.T) {
+// startRulesAgent starts a real Alertmanager, a loopback Jira and webhook,
+// and the agent on a rules world, broken or not.
+func startRulesAgent(t *testing.T, broken bool) (*servertest.Server, *jiraServer, *counter, rulesWorld, *proc) {
 	am := servertest.Alertmanager(t)
 	jira := newJira(t)
 	hook := newCounter(t)
@@ -235,9 +243,22 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(w.dir, "jira-token"), []byte("s3cret-jira-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.breakIt(t)
+	if broken {
+		w.breakIt(t)
+	} else {
+		w.fix(t)
+	}
 	p := startAgent(t, agentOpts{config: w.config(am.URL, jira.URL, hook.URL), env: []string{"GOPATROL_TEST_HOOK_KEY=hook-key", "OTEL_METRICS_EXPORTER=none"}})
 	p.waitLog(t, "rules loaded", 60*time.Second)
+	return am, jira, hook, w, p
+}
+
+// A rule on a broken world fires an alert in a real Alertmanager, the
+// group escalates into exactly one Jira ticket with the diagnosis, and
+// fixing the world resolves both; the shadow rule breaching alongside
+// sends nothing; every delivery is in the audit log.
+func TestRulesAlertEscalateResolve(t *testing.T) {
+	am, jira, hook, w, p := startRulesAgent(t, true)
 
 	var alert amAlert
 	waitFor(t, time.Minute, "the alert in alertmanager", func() bool {
@@ -247,8 +268,12 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 		}
 		return len(as) == 1
 	})
-	if alert.Labels["service"] != "go-builds" || alert.Labels["stage"] == "shadow" {
+	if alert.Labels["service"] != "go-builds" || alert.Labels["stage"] == "canary" {
 		t.Errorf("alert labels %v", alert.Labels)
+	}
+	waitFor(t, time.Minute, "the canary alert", func() bool { return len(amAlerts(t, am.URL, "gocache-usable-canary")) == 1 })
+	if c := amAlerts(t, am.URL, "gocache-usable-canary")[0]; c.Labels["stage"] != "canary" {
+		t.Errorf("canary alert labels %v, want stage=canary", c.Labels)
 	}
 	waitFor(t, 3*time.Minute, "one jira ticket", func() bool { is, _ := jira.state(); return len(is) >= 1 })
 	issues, _ := jira.state()
@@ -300,7 +325,9 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 	audit := auditKinds(t, filepath.Join(w.dir, "state"))
 	var notes, tickets []string
 	for _, e := range audit[patrol.AuditNotification] {
-		notes = append(notes, e.Rule+" "+e.Target+" "+e.Detail)
+		if e.Rule == "gocache-usable" {
+			notes = append(notes, e.Rule+" "+e.Target+" "+e.Detail)
+		}
 	}
 	for _, e := range audit[patrol.AuditTicket] {
 		tickets = append(tickets, e.Target+" "+e.ID+" "+e.Detail)
@@ -316,16 +343,7 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 // A broken rules file on SIGHUP keeps the rules in force, is counted,
 // and is written to the audit log; a good one is taken.
 func TestSIGHUPBrokenRulesKeepsOld(t *testing.T) {
-	am := servertest.Alertmanager(t)
-	jira := newJira(t)
-	hook := newCounter(t)
-	w := newRulesWorld(t)
-	if err := os.WriteFile(filepath.Join(w.dir, "jira-token"), []byte("token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w.fix(t)
-	p := startAgent(t, agentOpts{config: w.config(am.URL, jira.URL, hook.URL), env: []string{"GOPATROL_TEST_HOOK_KEY=k", "OTEL_METRICS_EXPORTER=none"}})
-	p.waitLog(t, "rules loaded", 60*time.Second)
+	am, _, _, w, p := startRulesAgent(t, false)
 	broken := filepath.Join(w.rules, "broken.yaml")
 	if err := os.WriteFile(broken, []byte("- name: half\n  type: exec\n  threshold: \"gt(\"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -343,8 +361,8 @@ func TestSIGHUPBrokenRulesKeepsOld(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Reloads["rules_failed"] != 1 || st.Rules.Rules != 2 {
-		t.Errorf("reloads %v, %d rules in force; want one rules_failed and the 2 old rules", st.Reloads, st.Rules.Rules)
+	if st.Reloads["rules_failed"] != 1 || st.Rules.Rules != 3 {
+		t.Errorf("reloads %v, %d rules in force; want one rules_failed and the 3 old rules", st.Reloads, st.Rules.Rules)
 	}
 	audit := auditKinds(t, filepath.Join(w.dir, "state"))
 	if len(audit[patrol.AuditLoad]) != 1 || len(audit[patrol.AuditLoadFailed]) != 1 || !strings.Contains(audit[patrol.AuditLoadFailed][0].Error, "half") {
