@@ -211,6 +211,7 @@ rules:
   resolve_after: 2
   escalate_after: 2
   tickets: ["jira:OPS"]
+  silence_canary: true
 notify:
   alertmanager: {url: "` + am + `"}
   jira: {url: "` + jira + `", token: {file: ` + filepath.Join(w.dir, "jira-token") + `}}
@@ -275,6 +276,23 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 	if c := amAlerts(t, am.URL, "gocache-usable-canary")[0]; c.Labels["stage"] != "canary" {
 		t.Errorf("canary alert labels %v, want stage=canary", c.Labels)
 	}
+	var silences []struct {
+		ID       string
+		Matchers []struct{ Name, Value string }
+		Status   struct{ State string }
+	}
+	waitFor(t, time.Minute, "the canary's silence", func() bool {
+		resp, err := http.Get(am.URL + "/api/v2/silences")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&silences)
+		return len(silences) > 0
+	})
+	if len(silences) != 1 || silences[0].Status.State != "active" || len(silences[0].Matchers) != 2 {
+		t.Errorf("silences %+v, want one active on rule and stage", silences)
+	}
 	waitFor(t, 3*time.Minute, "one jira ticket", func() bool { is, _ := jira.state(); return len(is) >= 1 })
 	issues, _ := jira.state()
 	for _, want := range []string{"Score history", "Breaching rules", "gocache-usable", "threshold ge(1)", "Diagnosis (full doctor)"} {
@@ -337,6 +355,9 @@ func TestRulesAlertEscalateResolve(t *testing.T) {
 	}
 	if strings.Join(tickets, "|") != "jira:OPS OPS-1 firing|jira:OPS OPS-1 resolved" {
 		t.Errorf("ticket audit lines %q", tickets)
+	}
+	if sl := audit[patrol.AuditSilence]; len(sl) != 1 || sl[0].Rule != "gocache-usable-canary" || len(silences) != 1 || sl[0].ID != silences[0].ID {
+		t.Errorf("silence audit lines %+v, want one with the silence's ID", sl)
 	}
 }
 
