@@ -75,7 +75,9 @@ func (a *agent) startRules(ctx context.Context) error {
 		EscalateAfter: cfg.Rules.EscalateAfter,
 		AllowExec:     cfg.Rules.AllowExec,
 		Sources:       sourceFactories(reg),
-		Checks: patrol.Doctor{Env: env, Checks: a.plan.sets[SetFull], SkipSlow: true,
+		// A check rule runs what it names on its own schedule: the
+		// shipped set puts the slow build checks in an `at: 02:00` rule.
+		Checks: patrol.Doctor{Env: env, Checks: a.plan.sets[SetFull],
 			Runner: check.Runner{Timeout: cfg.Checks.Timeout}},
 		Metrics:     readerMetrics{a.selfRead},
 		Events:      func(ev patrol.Event) { a.onRuleEvent(ctx, r, ev) },
