@@ -188,9 +188,10 @@ func (a *agent) onRuleEvent(ctx context.Context, r *ruleEngine, ev patrol.Event)
 	case patrol.EventFire, patrol.EventResolve:
 		a.notifyEpisode(ctx, r, ev)
 	case patrol.EventEscalate:
-		// The full doctor takes minutes: not on the cycle's time.
+		// The full doctor takes minutes: not on the cycle's time. It is
+		// cancelled by the stop, so the shutdown stays bounded.
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); a.escalate(context.WithoutCancel(ctx), r, ev) }()
+		go func() { defer r.wg.Done(); a.escalate(ctx, r, ev) }()
 	case patrol.EventRecover:
 		a.recoverTicket(r, ev)
 	}
@@ -258,6 +259,11 @@ func (a *agent) escalate(ctx context.Context, r *ruleEngine, ev patrol.Event) {
 		Value: ev.Score, TraceID: ev.TraceID, StartsAt: ev.Time, Notify: cfg.Rules.Tickets,
 		Summary: fmt.Sprintf("health score %.0f of group %s stayed under %g", ev.Score, groupName(ev.Group), cfg.Rules.EscalateBelow),
 		Details: ticketDetails(ev, rep)}
+	if ctx.Err() != nil {
+		// The engine will not escalate this episode again: the ticket
+		// still goes to the outbox, saying why the diagnosis is short.
+		ne.Details += "\nThe diagnosis was cut short: the agent was stopping.\n"
+	}
 	ne.Key = notify.EpisodeKey(escalationRule, ev.Group, nil, ev.Time)
 	r.mu.Lock()
 	r.open[ev.Group] = ne
