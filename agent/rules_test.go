@@ -439,7 +439,8 @@ func TestBadRulesExit2(t *testing.T) {
 }
 
 // In process with a TracerProvider: every rule cycle is a span, and the
-// escalation ticket names the trace of the cycle that escalated.
+// escalation ticket names the trace of the cycle that escalated. A metric
+// rule reads the agent's own instruments.
 func TestRuleCycleSpanInTicket(t *testing.T) {
 	jira := newJira(t)
 	w := newRulesWorld(t)
@@ -447,6 +448,19 @@ func TestRuleCycleSpanInTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.breakIt(t)
+	// A metric rule over the agent's own instruments: the doctor's
+	// go.binary check passing, as gopatrol.check.result records it.
+	metricRule := `- name: go-binary-passes
+  type: metric
+  query: 'gopatrol.check.result{gopatrol.check.id="go.binary",gopatrol.check.status="pass"}'
+  threshold: "eq(1)"
+  every: 200ms
+  weight: 0
+  labels: {service: self}
+`
+	if err := os.WriteFile(filepath.Join(w.rules, "self.yaml"), []byte(metricRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfgFile := filepath.Join(w.dir, "agent.yaml")
 	body := w.config("http://127.0.0.1:1", jira.URL, "http://127.0.0.1:1")
 	body = strings.Replace(body, "escalate_after: 2", "escalate_after: 1", 1)
@@ -461,12 +475,16 @@ func TestRuleCycleSpanInTicket(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	defer tp.Shutdown(context.Background())
-	env := map[string]string{"OTEL_METRICS_EXPORTER": "none"}
+	// An exporter, so that the SDK (and its reader for metric rules) is
+	// real; its output is discarded with the logs.
+	env := map[string]string{"OTEL_METRICS_EXPORTER": "console"}
+	addr := make(chan string, 1)
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.Run(ctx, cfg, agent.Options{Stderr: io.Discard, Lookup: lookup, TracerProvider: tp})
+		done <- agent.Run(ctx, cfg, agent.Options{Stderr: io.Discard, Lookup: lookup, TracerProvider: tp,
+			Listening: func(a string) { addr <- a }})
 	}()
 	defer func() {
 		cancel()
@@ -479,6 +497,28 @@ func TestRuleCycleSpanInTicket(t *testing.T) {
 			t.Error("Run did not return after cancel")
 		}
 	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(time.Minute):
+		t.Fatal("never listening")
+	}
+	waitFor(t, 2*time.Minute, "the metric rule firing", func() bool {
+		resp, err := http.Get(base + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st struct{ Rules patrol.Status }
+		json.NewDecoder(resp.Body).Decode(&st)
+		for _, s := range st.Rules.Firing {
+			if s.Rule == "go-binary-passes" && s.Value == 1 {
+				return true
+			}
+		}
+		return false
+	})
 	waitFor(t, 2*time.Minute, "the ticket", func() bool { is, _ := jira.state(); return len(is) == 1 })
 	issues, _ := jira.state()
 	traces := map[string]bool{}
