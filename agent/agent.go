@@ -16,7 +16,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/logging"
@@ -45,6 +47,9 @@ type Options struct {
 	Lookup func(string) (string, bool)
 	// Listening, when set, is told the endpoints' address once they serve.
 	Listening func(addr string)
+	// TracerProvider, when set, gets one span per rule patrol cycle; its
+	// trace ID goes into notifications and tickets.
+	TracerProvider trace.TracerProvider
 }
 
 // ExitError ends Run with a process exit code: the doctor's in --once.
@@ -85,6 +90,8 @@ type agent struct {
 	traces   *buildTraces
 	res      *resource.Resource
 	sched    *Scheduler
+	rules    *ruleEngine // nil without rules.dir (rules.go)
+	selfRead *sdkmetric.ManualReader
 
 	sensorsOff string // why the sensors are off, "" when attached
 
@@ -187,6 +194,15 @@ func (a *agent) serve(ctx context.Context) error {
 		return err
 	}
 
+	rulesCtx, stopRules := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRules()
+	if err := a.startRules(rulesCtx); err != nil {
+		a.closeSensors()
+		a.shutdownExport(context.WithoutCancel(ctx))
+		a.closePlugins()
+		return err
+	}
+
 	// Patrols get their own context: on SIGTERM they have the grace
 	// period to finish before it is cancelled.
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,6 +250,8 @@ func (a *agent) serve(ctx context.Context) error {
 		cancelRuns()
 		<-patrolsDone
 	}
+	stopRules()
+	a.stopRules()
 	a.closeSensors()
 	a.recordProbes(context.Background())
 	fctx, cancel := context.WithDeadline(context.Background(), deadline)

@@ -45,6 +45,12 @@ type Config struct {
 	Collect CollectConfig `yaml:"collect"`
 	K8s     K8sConfig     `yaml:"kubernetes"`
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Rules, Notify and Sources are the patrol rule engine, where its
+	// events go, and the servers its promql and sql rules query
+	// (rulesconfig.go).
+	Rules   RulesConfig  `yaml:"rules"`
+	Notify  notifyConfig `yaml:"notify"`
+	Sources sources      `yaml:"sources"`
 	// ShutdownTimeout bounds the whole stop on SIGTERM: running checks get
 	// Checks.Grace of it, the final flush what is left.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -151,6 +157,7 @@ func Default() Config {
 		Plugins:         PluginsConfig{ProbeDeadline: 5 * time.Second},
 		Collect:         CollectConfig{Every: time.Minute},
 		Metrics:         MetricsConfig{CardinalityLimit: 200},
+		Rules:           defaultRules(),
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -396,5 +403,5 @@ func (c Config) Validate() error {
 	if c.Metrics.CardinalityLimit < 1 || c.Metrics.CardinalityLimit > 100000 {
 		return bad("metrics.cardinality_limit", "%d: want from 1 to 100000 attribute sets per instrument", c.Metrics.CardinalityLimit)
 	}
-	return nil
+	return c.validateRules()
 }

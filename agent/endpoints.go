@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/patrol"
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/agent/sense"
 	"github.com/gopatrol/gopatrol/plugins/host"
@@ -119,6 +120,8 @@ type Status struct {
 	Detection  *host.Report        `json:"detection,omitempty"`
 	Export     ExportStatus        `json:"export"`
 	Reloads    map[string]int      `json:"reloads"`
+	// Rules is the rule engine's state: group scores, firing series.
+	Rules *patrol.Status `json:"rules,omitempty"`
 }
 
 // PatrolStatus is the last patrol: its set, when, and its report.
@@ -156,5 +159,6 @@ func (a *agent) status() Status {
 	}
 	sched := a.sched.Status()
 	st.Schedule = &sched
+	st.Rules = a.rulesStatus()
 	return st
 }

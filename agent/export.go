@@ -69,7 +69,7 @@ func (a *agent) startExport(ctx context.Context) error {
 	oc.Interval = 24 * time.Hour
 	a.provider, err = otelcfg.New(ctx, oc, res, otelcfg.Options{
 		Console: a.opts.Stderr, Version: a.opts.Version, Logger: a.log,
-		MeterOptions: []sdkmetric.Option{sdkmetric.WithCardinalityLimit(cfg.Metrics.CardinalityLimit)},
+		MeterOptions: []sdkmetric.Option{sdkmetric.WithCardinalityLimit(cfg.Metrics.CardinalityLimit), a.selfReader()},
 	})
 	if err != nil {
 		return &ConfigError{Key: "environment", Msg: err.Error()}

@@ -35,6 +35,7 @@ func (a *agent) reload() {
 		a.sched.SetSchedule(a.schedule(next))
 		a.log.Info("config reloaded", "config", next.File)
 	}
+	a.reloadRules(a.cfg.Load())
 	a.mu.Lock()
 	a.reloads[result]++
 	a.mu.Unlock()
@@ -59,5 +60,6 @@ func restartKeys(old, next Config) []string {
 	add(fmt.Sprint(old.Collect) != fmt.Sprint(next.Collect), "collect")
 	add(old.K8s != next.K8s, "kubernetes")
 	add(old.Metrics != next.Metrics, "metrics")
+	add(fmt.Sprint(old.Rules, old.Notify, old.Sources) != fmt.Sprint(next.Rules, next.Notify, next.Sources), "rules/notify/sources (rules.dir is re-read)")
 	return keys
 }

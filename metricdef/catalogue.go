@@ -79,7 +79,7 @@ var (
 	}
 	SpecHealthScore = Spec{
 		Name: "gopatrol.health.score", Kind: KindGauge, Unit: "1",
-		Description: "Health of the Go environment from 0 to 1: passing checks count 1, warnings 0.5, failures and errors 0, skipped checks not at all.",
+		Description: "Health of the Go environment from 0 to 100: in the agent with the doctor's rules, the score of their group (100 − Σ weight·log2(minutes failing + 1)); otherwise 100 × (passes + 0.5 × warnings) / checks that did not skip.",
 	}
 	SpecToolchainExecs = Spec{
 		Name: "gopatrol.toolchain.execs", Kind: KindCounter, Unit: "{exec}",

@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -14,6 +15,10 @@ import (
 // instruments.
 type Recorder struct {
 	in *metricdef.Instruments
+	// scoreByRules is set when the agent's rule engine owns the doctor's
+	// group: gopatrol.health.score is then that group's score, recorded
+	// through Score, and Report leaves it alone.
+	scoreByRules atomic.Bool
 }
 
 // New creates the catalogue's instruments on m.
@@ -47,17 +52,31 @@ func (r *Recorder) Report(ctx context.Context, rep check.Report) {
 		r.in.CheckDuration.Record(ctx, res.Duration.Seconds(),
 			metric.WithAttributes(id, metricdef.AttrCheckStatus.String(string(res.Status))))
 	}
+	if r.scoreByRules.Load() {
+		return
+	}
 	if score, ok := HealthScore(rep.Summary); ok {
 		r.in.HealthScore.Record(ctx, score)
 	}
 }
 
-// HealthScore is (passes + half the warnings) over the checks that did not
-// skip; undefined (false) when all skipped.
+// Score records gopatrol.health.score from the rule engine's score of the
+// doctor's group (0–100, 100 − Σ wᵢ·log2(dᵢ+1)); from then on Report no
+// longer records the one-run score.
+func (r *Recorder) Score(ctx context.Context, score float64) {
+	r.scoreByRules.Store(true)
+	r.in.HealthScore.Record(ctx, score)
+}
+
+// HealthScore is the score of one run of the doctor on the 0–100 scale of
+// the rule engine's groups: 100 × (passes + half the warnings) over the
+// checks that did not skip; undefined (false) when all skipped. One run has
+// no episode durations, so this is the fallback for `check --export` and
+// agents without the doctor's rules (docs/metrics.md).
 func HealthScore(summary map[check.Status]int) (float64, bool) {
 	counted := summary[check.Pass] + summary[check.Warn] + summary[check.Fail] + summary[check.Error]
 	if counted == 0 {
 		return 0, false
 	}
-	return (float64(summary[check.Pass]) + 0.5*float64(summary[check.Warn])) / float64(counted), true
+	return 100 * (float64(summary[check.Pass]) + 0.5*float64(summary[check.Warn])) / float64(counted), true
 }

@@ -21,9 +21,9 @@ func TestHealthScore(t *testing.T) {
 		want    float64
 		ok      bool
 	}{
-		{map[check.Status]int{check.Pass: 4}, 1, true},
-		{map[check.Status]int{check.Pass: 2, check.Warn: 2}, 0.75, true},
-		{map[check.Status]int{check.Pass: 1, check.Fail: 1, check.Error: 1, check.Warn: 1, check.Skip: 10}, 0.375, true},
+		{map[check.Status]int{check.Pass: 4}, 100, true},
+		{map[check.Status]int{check.Pass: 2, check.Warn: 2}, 75, true},
+		{map[check.Status]int{check.Pass: 1, check.Fail: 1, check.Error: 1, check.Warn: 1, check.Skip: 10}, 37.5, true},
 		{map[check.Status]int{check.Skip: 3}, 0, false},
 	}
 	for _, tt := range tests {
@@ -167,3 +167,28 @@ var errRefused = refusedError("plugin loose: mode 0666: writable by others")
 type refusedError string
 
 func (e refusedError) Error() string { return string(e) }
+
+// Once the rule engine gives the doctor group's score, a doctor run no
+// longer overwrites it with its one-run score.
+func TestScoreFromRulesWins(t *testing.T) {
+	r, reader := newRecorder(t)
+	ctx := context.Background()
+	pass := check.NewReport(nil, []check.Result{{ID: "go.binary", Status: check.Pass}})
+	score := func() float64 {
+		t.Helper()
+		g, ok := collect(t, reader)[metricdef.SpecHealthScore.Name].Data.(metricdata.Gauge[float64])
+		if !ok || len(g.DataPoints) != 1 {
+			t.Fatalf("health.score = %+v, want one point", g)
+		}
+		return g.DataPoints[0].Value
+	}
+	r.Report(ctx, pass)
+	if got := score(); got != 100 {
+		t.Errorf("one passing run: %v, want 100", got)
+	}
+	r.Score(ctx, 42.5)
+	r.Report(ctx, pass)
+	if got := score(); got != 42.5 {
+		t.Errorf("after the rule engine's 42.5 and another run: %v, want 42.5", got)
+	}
+}

@@ -60,14 +60,14 @@ func TestCheckExport(t *testing.T) {
 		stderr     []string // lines stderr must contain
 	}{
 		{"pass over grpc", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.GRPCEndpoint, "K8S_NODE_NAME=node-e2e"},
-			nil, 0, "pass", 1, nil},
+			nil, 0, "pass", 100, nil},
 		{"fail over http, json report", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT=" + strings.TrimSuffix(recv.HTTPEndpoint, "/v1/metrics"), "K8S_NODE_NAME=node-e2e", "SHADOW"},
 			[]string{"-o", "json"}, 1, "fail", 0, nil},
 		{"TLS with a custom CA and headers", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + tlsRecv.GRPCEndpoint,
 			"OTEL_EXPORTER_OTLP_CERTIFICATE=" + ca.PEMFile, "OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20e2e", "OTEL_EXPORTER_OTLP_COMPRESSION=gzip", "K8S_NODE_NAME=node-e2e", "TLS"},
-			nil, 0, "pass", 1, nil},
+			nil, 0, "pass", 100, nil},
 		{"partial success: exit 3", []string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + partial.HTTPEndpoint, "K8S_NODE_NAME=node-e2e", "PARTIAL"},
-			nil, ExitExport, "pass", 1, []string{"gopatrol: export to " + partial.HTTPEndpoint + ": ", "tenant over quota (5 metric data points rejected)"}},
+			nil, ExitExport, "pass", 100, []string{"gopatrol: export to " + partial.HTTPEndpoint + ": ", "tenant over quota (5 metric data points rejected)"}},
 		{"collector down, checks pass: exit 3", []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + dead, "OTEL_EXPORTER_OTLP_TIMEOUT=1000"},
 			nil, ExitExport, "", 0, []string{"gopatrol: export to " + dead + ": ", "connection refused"}},
 		{"collector down, a check fails: exit 1", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + dead, "OTEL_EXPORTER_OTLP_TIMEOUT=1000", "SHADOW"},
