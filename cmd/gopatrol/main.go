@@ -61,6 +61,7 @@ func newRoot() *cobra.Command {
 		newTraceCmd(),
 		newPluginsCmd(),
 		newAgentCmd(),
+		newPreflightCmd(),
 		newVersionCmd(),
 	)
 	return root
