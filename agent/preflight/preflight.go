@@ -64,6 +64,44 @@ type Options struct {
 	Kernel func() error
 }
 
+// need is a capability the config needs, and why.
+type need struct {
+	cap              int
+	required, sensor bool
+	why, cost        string
+}
+
+// needs lists the capabilities that o needs, in a stable order.
+func needs(o Options) []need {
+	var ns []need
+	if o.Sensors {
+		for _, c := range []int{CapBPF, CapPerfmon} {
+			ns = append(ns, need{c, o.RequireSensors, true, "load and attach the eBPF sensors", costSensors})
+		}
+	}
+	if o.HostRoot != "" && o.HostRoot != "/" {
+		ns = append(ns, need{CapSysChroot, true, false, "run the checks' commands chrooted into the host root " + o.HostRoot,
+			"the checks cannot run against the host's toolchain"})
+	}
+	if o.AsUser != "" {
+		for _, c := range []int{CapSetuid, CapSetgid} {
+			ns = append(ns, need{c, true, false, "run the checks as checks.as_user " + o.AsUser, "the checks cannot probe as the build user"})
+		}
+	}
+	return ns
+}
+
+// NeededCaps names the capabilities an agent with options o needs (as
+// capabilities(7) spells them): what a DaemonSet or a systemd unit grants
+// and nothing more; the manifests' tests hold them to it.
+func NeededCaps(o Options) []string {
+	var names []string
+	for _, n := range needs(o) {
+		names = append(names, CapNames[n.cap])
+	}
+	return names
+}
+
 // Item is one finding.
 type Item struct {
 	Name     string `json:"name"`
@@ -124,23 +162,9 @@ func Run(o Options) Report {
 	// The sensors: CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN that stands in
 	// for both on every kernel.
 	sensorsPriv := has(CapSysAdmin) || (has(CapBPF) && has(CapPerfmon))
-	for _, c := range []int{CapBPF, CapPerfmon} {
-		if !o.Sensors {
-			continue
-		}
-		add(capItem(c, has, capErr, sensReq, "load and attach the eBPF sensors", costSensors, has(CapSysAdmin)))
+	for _, n := range needs(o) {
+		add(capItem(n.cap, has, capErr, n.required, n.why, n.cost, n.sensor && has(CapSysAdmin)))
 	}
-	if o.HostRoot != "" && o.HostRoot != "/" {
-		add(capItem(CapSysChroot, has, capErr, true, "run the checks' commands chrooted into the host root "+o.HostRoot,
-			"the checks cannot run against the host's toolchain", false))
-	}
-	if o.AsUser != "" {
-		for _, c := range []int{CapSetuid, CapSetgid} {
-			add(capItem(c, has, capErr, true, "run the checks as checks.as_user "+o.AsUser,
-				"the checks cannot probe as the build user", false))
-		}
-	}
-
 	if o.Sensors {
 		add(btfItem(o.Sys, sensReq))
 		add(uprobeItem(o.Sys, o.TLS && sensReq))
