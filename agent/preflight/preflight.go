@@ -51,6 +51,9 @@ type Options struct {
 	Sensors, TLS, RequireSensors bool
 	// AsUser is checks.as_user: non-empty needs CAP_SETUID and CAP_SETGID.
 	AsUser string
+	// PluginsDir is plugins.dir: when set, the agent refuses to start
+	// without it.
+	PluginsDir string
 	// RingSize is sensors.ring_size, the memory the memlock limit must
 	// allow on kernels that still charge it.
 	RingSize int
@@ -177,6 +180,9 @@ func Run(o Options) Report {
 		}
 	}
 	add(hostRootItem(o.HostRoot))
+	if o.PluginsDir != "" {
+		add(pluginsItem(o.PluginsDir))
+	}
 	add(stateDirItem(o.StateDir))
 
 	r.OK = true
@@ -409,6 +415,25 @@ func hostRootItem(root string) Item {
 			it.Found += " (writable: mount it read-only, the agent never writes there)"
 		}
 	}
+	return it
+}
+
+// pluginsItem: a configured plugin directory that is absent stops the
+// agent at start, so it is required.
+func pluginsItem(dir string) Item {
+	it := Item{Name: "plugins dir", Required: true}
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		it.Found = fmt.Sprintf("%s: %v", dir, unwrapPath(err))
+	case !fi.IsDir():
+		it.Found = dir + " is not a directory"
+	default:
+		it.OK, it.Found = true, dir
+		return it
+	}
+	it.Fix = "install the probe plugins and their SHA256SUMS at " + dir + " (the image has them), or set plugins.dir to \"\" for none"
+	it.Cost = "the agent does not start"
 	return it
 }
 

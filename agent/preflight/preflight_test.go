@@ -139,6 +139,24 @@ func TestSensorsOffSkipsTheirParts(t *testing.T) {
 	}
 }
 
+func TestPluginsDir(t *testing.T) {
+	dir := node(t, healthy)
+	for _, tt := range []struct {
+		plugins string
+		verdict string
+	}{
+		{filepath.Join(dir, "host"), "ready"},
+		{filepath.Join(dir, "absent"), "not-ready"},
+		{filepath.Join(dir, "host/etc/os-release"), "not-ready"},
+	} {
+		r := Run(Options{HostRoot: filepath.Join(dir, "host"), StateDir: filepath.Join(dir, "state"), PluginsDir: tt.plugins,
+			Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys"), Caps: caps(CapSysChroot)})
+		if r.Verdict() != tt.verdict {
+			t.Errorf("plugins.dir %s: verdict %s, want %s (%+v)", tt.plugins, r.Verdict(), tt.verdict, r.Missing())
+		}
+	}
+}
+
 func TestStateDir(t *testing.T) {
 	dir := t.TempDir()
 	ro := filepath.Join(dir, "ro")

@@ -43,6 +43,9 @@ capability the checks need, or the sensors' parts with --require-sensors);
 				if fl.Changed("require-sensors") {
 					c.Sensors.Require = over.Sensors.Require
 				}
+				if fl.Changed("plugin-dir") {
+					c.Plugins.Dir = over.Plugins.Dir
+				}
 			})
 			if err != nil {
 				return usageErr("%v", err)
@@ -50,7 +53,7 @@ capability the checks need, or the sensors' parts with --require-sensors);
 			r := preflight.Run(preflight.Options{
 				HostRoot: cfg.HostRoot, StateDir: cfg.StateDir,
 				Sensors: cfg.Sensors.Enabled, TLS: cfg.Sensors.TLS, RequireSensors: cfg.Sensors.Require,
-				AsUser: cfg.Checks.AsUser, RingSize: cfg.Sensors.RingSize,
+				AsUser: cfg.Checks.AsUser, RingSize: cfg.Sensors.RingSize, PluginsDir: cfg.Plugins.Dir,
 			})
 			out := cmd.OutOrStdout()
 			if output == "json" {
@@ -74,6 +77,7 @@ capability the checks need, or the sensors' parts with --require-sensors);
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&over.HostRoot, "host-root", "", "the host's filesystem root, e.g. /host (config: host_root)")
 	fl.StringVar(&over.StateDir, "state-dir", "", "the agent's state directory (config: state_dir)")
+	fl.StringVar(&over.Plugins.Dir, "plugin-dir", "", "directory of the cloud probe plugins (config: plugins.dir)")
 	fl.BoolVar(&over.Sensors.Require, "require-sensors", false, "make a missing sensor part fatal (config: sensors.require)")
 	return cmd
 }
