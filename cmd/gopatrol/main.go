@@ -62,6 +62,7 @@ func newRoot() *cobra.Command {
 		newPluginsCmd(),
 		newAgentCmd(),
 		newRulesCmd(),
+		newPreflightCmd(),
 		newVersionCmd(),
 	)
 	return root
