@@ -192,14 +192,22 @@ func (in installation) world(t *testing.T, modCache string) *checktest.World {
 // realCommands runs go version, build, test and run in the module as a
 // user would, and returns the first failure.
 func realCommands(t *testing.T, w *checktest.World, wantVersion string) error {
+	// The go the world's PATH finds, as a shell would: exec.Command
+	// would search the test's own PATH.
+	found := w.Target.LookPath("go")
+	if len(found) == 0 {
+		t.Fatalf("no go on the world's PATH %s", w.Getenv("PATH"))
+	}
 	for _, args := range [][]string{
 		{"version"},
 		{"build", "-o", filepath.Join(t.TempDir(), "app"), "."},
 		{"test", "-count=1", "."},
 		{"run", "."},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		out, err := check.CombinedOutput(w.Target.Command(ctx, "go", args...))
+		// Long: on a cold cache a release first builds its standard
+		// library, and a slow command is not a broken one.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		out, err := check.CombinedOutput(w.Target.Command(ctx, found[0], args...))
 		cancel()
 		t.Logf("go %s: %s", strings.Join(args, " "), check.FirstLines(string(out), 3, " | "))
 		if err != nil {
