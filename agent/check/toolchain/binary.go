@@ -114,7 +114,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		ev["error"] = tc.Err.Error()
 		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is a Go binary but `go env` failed: %v", first.Path, tc.Err), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
 	}
-	if tc != nil && tc.Err == nil && tc.Go != first.Path {
+	if tc != nil && tc.Err == nil && tc.Go != first.Path && ev["go.wrapper"] == "" {
 		ev["go.checked"] = tc.Go + " (--go)"
 	}
 	return check.Combine(fmt.Sprintf("%s is the go command (%s)", first.Path, first.Version), fs, ev)

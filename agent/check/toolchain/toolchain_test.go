@@ -129,6 +129,33 @@ func TestChecks(t *testing.T) {
 			Want: check.Fail,
 		},
 		{
+			// A version manager's shim: builds work through it.
+			Name: "working wrapper script first on PATH",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := filepath.Join(w.Dir, "shim", "go")
+				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				return []string{script, checktest.RealGo(t)}
+			},
+			Want: check.Pass,
+		},
+		{
+			// The shim runs a root whose go is of another version than
+			// the one go env reports: not a wrapper that can be trusted.
+			Name: "wrapper script into another root",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				root := filepath.Join(w.Dir, "root")
+				otherVersionGo(t, filepath.Join(root, "bin", "go"))
+				script := filepath.Join(w.Dir, "shim", "go")
+				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+				w.Setenv("PATH="+filepath.Dir(script)+":"+w.Getenv("PATH"), "GOROOT="+root)
+				return []string{script}
+			},
+			Want: check.Fail,
+		},
+		{
 			Name: "relative PATH entry",
 			ID:   "go.binary",
 			Setup: func(t *testing.T, w *checktest.World) []string {
