@@ -175,7 +175,9 @@ func installations(t testing.TB, releases []string, roots map[string]string) []i
 func (in installation) world(t testing.TB, modCache string) *checktest.World {
 	w := checktest.New(t)
 	w.Setenv("PATH="+in.bin+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"GOMODCACHE="+modCache, "GOPROXY=off")
+		// Offline, as tests must be: no proxy and no checksum database
+		// (with GOPROXY=off the go command still dials GOSUMDB directly).
+		"GOMODCACHE="+modCache, "GOPROXY=off", "GOSUMDB=off")
 	// GOTOOLCHAIN as shipped: go.env's auto where there is one.
 	w.Unsetenv("GOTOOLCHAIN")
 	files := map[string]string{

@@ -41,18 +41,11 @@ type finding struct {
 func runTLS(ctx context.Context, env *check.Env) check.Result {
 	t, tc := env.Target, env.Toolchain
 	entries := proxyEntries(tc.Get("GOPROXY"))
+	if e, ok := sumdbEntry(tc.Get("GOSUMDB")); ok {
+		entries = append(entries, e)
+	}
 	var dial []entry
 	var findings []finding
-	if e, ok := sumdbEntry(tc.Get("GOSUMDB")); ok {
-		if len(entries) > 0 && entries[0].Special == "off" && e.Err == nil && e.Special == "" {
-			// cmd/go reaches the checksum database through the GOPROXY
-			// list and stops at "off": an offline machine never dials it,
-			// so its host being unreachable breaks nothing.
-			findings = append(findings, finding{Status: check.Pass, Entry: e, Detail: "not dialled: GOPROXY begins with off, so the go command never contacts it"})
-		} else {
-			entries = append(entries, e)
-		}
-	}
 	for _, e := range entries {
 		switch {
 		case e.Err != nil:
