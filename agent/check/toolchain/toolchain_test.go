@@ -141,6 +141,28 @@ func TestChecks(t *testing.T) {
 			Want: check.Pass,
 		},
 		{
+			Name: "working wrapper script first on PATH (go.version-skew)",
+			ID:   "go.version-skew",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := filepath.Join(w.Dir, "shim", "go")
+				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				return []string{script}
+			},
+			Want: check.Pass,
+		},
+		{
+			Name: "working wrapper script first on PATH (goroot.symlink)",
+			ID:   "goroot.symlink",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := filepath.Join(w.Dir, "shim", "go")
+				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				return []string{script}
+			},
+			Want: check.Pass,
+		},
+		{
 			// The shim runs a root whose go is of another version than
 			// the one go env reports: not a wrapper that can be trusted.
 			Name: "wrapper script into another root",
