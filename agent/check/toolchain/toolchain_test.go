@@ -5,6 +5,7 @@ import (
 	"debug/buildinfo"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -323,6 +324,23 @@ func TestChecks(t *testing.T) {
 				return []string{"go1.99.2", "127.0.0.1:1"}
 			},
 			Want: check.Warn,
+		},
+		{
+			// The toolchain line selects a release already downloaded:
+			// builds work, so this is no warning.
+			Name: "toolchain line selects a downloaded toolchain",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.3\n", 0o644)
+				modcache := filepath.Join(w.Dir, "modcache")
+				cached := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-go1.99.3."+runtime.GOOS+"-"+runtime.GOARCH)
+				if err := os.MkdirAll(filepath.Join(cached, "bin"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				w.Setenv("GOTOOLCHAIN=auto", "GOMODCACHE="+modcache)
+				return []string{"switch from", cached}
+			},
+			Want: check.Pass,
 		},
 		{
 			Name: "no go.mod",
