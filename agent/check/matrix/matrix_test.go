@@ -157,10 +157,19 @@ func installations(t testing.TB, releases []string, roots map[string]string) []i
 	out = append(out, installation{name: "home-wrapper-" + newest, bin: wrapperBin, modfile: "go 1.19\n", version: newest})
 
 	// The oldest release on PATH, the newest selected by the module's
-	// toolchain line (GOTOOLCHAIN=auto from go.env; found in GOMODCACHE).
+	// toolchain line (GOTOOLCHAIN=auto from go.env). Offline, the go
+	// command runs it from PATH (as golang.org/dl installs it, goX.Y.Z);
+	// from the module cache it would verify it against GOSUMDB first.
 	if oldest != newest {
-		out = append(out, installation{name: "toolchain-line-" + oldest + "-to-" + newest, bin: filepath.Join(roots[oldest], "bin"),
+		dl := filepath.Join(t.TempDir(), "dl")
+		mustDo(t, os.MkdirAll(dl, 0o755))
+		mustDo(t, os.Symlink(filepath.Join(roots[newest], "bin", "go"), filepath.Join(dl, newest)))
+		out = append(out, installation{name: "toolchain-line-" + oldest + "-to-" + newest, bin: filepath.Join(roots[oldest], "bin") + ":" + dl,
 			modfile: "go 1.21\n\ntoolchain " + newest + "\n", version: newest})
+		// Only in the module cache, with GOSUMDB=off: the switch is
+		// refused, every command fails.
+		out = append(out, installation{name: "toolchain-line-cached-unverifiable", bin: filepath.Join(roots[oldest], "bin"),
+			modfile: "go 1.21\n\ntoolchain " + newest + "\n", broken: true, cause: "GOSUMDB=off"})
 		// A toolchain line naming a release that is neither cached nor
 		// downloadable (GOPROXY=off): every command fails.
 		missing := "go1." + strings.Split(newest, ".")[1] + ".999"

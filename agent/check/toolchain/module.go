@@ -162,6 +162,13 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 		return restate(r.With("switch", found[0]), check.Pass,
 			"go commands in this module switch from %s to %s (found on PATH at %s)", min, want, found[0])
 	}
+	// From here the go command downloads the toolchain, or takes it from
+	// the module cache, and either way verifies it against the checksum
+	// database (GONOSUMDB does not apply): GOSUMDB=off refuses the switch.
+	if sumdb := tc.Get("GOSUMDB"); sumdb == "off" {
+		return restate(r.With("GOSUMDB", sumdb).WithFix("install %s on PATH as %s (the go command runs it from there unverified), or unset GOSUMDB", want, want), check.Fail,
+			"%s needs %s, and the go command verifies a toolchain it switches to against the checksum database, but GOSUMDB=off: go commands fail with \"checksum database disabled by GOSUMDB=off\"", gomod, want)
+	}
 	modcache := tc.Get("GOMODCACHE")
 	cached := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-"+want+"."+tc.Get("GOHOSTOS")+"-"+tc.Get("GOHOSTARCH"))
 	if fi, err := os.Stat(t.Path(cached)); err == nil && fi.IsDir() {

@@ -343,6 +343,23 @@ func TestChecks(t *testing.T) {
 			Want: check.Pass,
 		},
 		{
+			// cmd/go verifies every toolchain it switches to against the
+			// checksum database, a cached one too.
+			Name: "toolchain line, downloaded toolchain, GOSUMDB=off",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.3\n", 0o644)
+				modcache := filepath.Join(w.Dir, "modcache")
+				cached := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-go1.99.3."+runtime.GOOS+"-"+runtime.GOARCH)
+				if err := os.MkdirAll(filepath.Join(cached, "bin"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				w.Setenv("GOTOOLCHAIN=auto", "GOMODCACHE="+modcache, "GOSUMDB=off")
+				return []string{"GOSUMDB=off", "go1.99.3"}
+			},
+			Want: check.Fail,
+		},
+		{
 			Name: "no go.mod",
 			ID:   "module.toolchain",
 			Setup: func(t *testing.T, w *checktest.World) []string {
