@@ -134,9 +134,7 @@ func TestChecks(t *testing.T) {
 			Name: "working wrapper script first on PATH",
 			ID:   "go.binary",
 			Setup: func(t *testing.T, w *checktest.World) []string {
-				script := filepath.Join(w.Dir, "shim", "go")
-				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
-				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				script := shim(t, w)
 				return []string{script, checktest.RealGo(t)}
 			},
 			Want: check.Pass,
@@ -145,9 +143,7 @@ func TestChecks(t *testing.T) {
 			Name: "working wrapper script first on PATH (go.version-skew)",
 			ID:   "go.version-skew",
 			Setup: func(t *testing.T, w *checktest.World) []string {
-				script := filepath.Join(w.Dir, "shim", "go")
-				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
-				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				script := shim(t, w)
 				return []string{script}
 			},
 			Want: check.Pass,
@@ -156,9 +152,7 @@ func TestChecks(t *testing.T) {
 			Name: "working wrapper script first on PATH (goroot.symlink)",
 			ID:   "goroot.symlink",
 			Setup: func(t *testing.T, w *checktest.World) []string {
-				script := filepath.Join(w.Dir, "shim", "go")
-				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
-				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+				script := shim(t, w)
 				return []string{script}
 			},
 			Want: check.Pass,
@@ -171,9 +165,8 @@ func TestChecks(t *testing.T) {
 			Setup: func(t *testing.T, w *checktest.World) []string {
 				root := filepath.Join(w.Dir, "root")
 				otherVersionGo(t, filepath.Join(root, "bin", "go"))
-				script := filepath.Join(w.Dir, "shim", "go")
-				checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
-				w.Setenv("PATH="+filepath.Dir(script)+":"+w.Getenv("PATH"), "GOROOT="+root)
+				script := shim(t, w)
+				w.Setenv("GOROOT=" + root)
 				return []string{script}
 			},
 			Want: check.Fail,
@@ -421,4 +414,13 @@ func TestVersionedDirectoryOnPath(t *testing.T) {
 	if res.Status != check.Warn || !checktest.EvidenceContains(res, filepath.Join(sdk, "go1.26.1", "bin")) || !checktest.EvidenceContains(res, "go1.26.2") {
 		t.Errorf("PATH names the versioned dir: %s %s %v, want warn naming both", res.Status, res.Summary, res.Evidence)
 	}
+}
+
+// shim puts first on the world's PATH a wrapper script that runs the real
+// go, as version managers' shims do, and returns its path.
+func shim(t *testing.T, w *checktest.World) string {
+	script := filepath.Join(w.Dir, "shim", "go")
+	checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+	w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+	return script
 }
