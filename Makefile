@@ -29,6 +29,12 @@ all: build
 # The real servers that agent/internal/servertest starts for the notify and query tests.
 DEB_PKGS += prometheus-alertmanager prometheus mariadb-server postgresql
 
+# Debian's packaged Go for the compatibility matrix (agent/check/matrix): a
+# Go root in /usr/lib/go-1.NN with links into /usr/share. The versioned
+# package, not golang-go, so that no /usr/bin/go shadows the project's Go
+# (bookworm's golang-go is golang-1.19-go plus that link).
+DEB_PKGS += golang-1.19-go
+
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -139,7 +139,8 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 
 	// GOROOT/go.env carries the defaults (GOPROXY, GOSUMDB, GOTOOLCHAIN).
 	goenvRoot := filepath.Join(s.goroot, "go.env")
-	if _, err := os.Stat(s.t.Path(goenvRoot)); err != nil && s.goroot != "" {
+	// (Go 1.21 introduced it: an older root has none, and needs none.)
+	if _, err := os.Stat(s.t.Path(goenvRoot)); err != nil && s.goroot != "" && s.tc.Since(check.GoEnvRelease) {
 		add(check.Warn, "reinstall Go from the release archive (it ships "+goenvRoot+")",
 			"%s is missing: GOPROXY, GOSUMDB and GOTOOLCHAIN lose their defaults", goenvRoot)
 	}

@@ -3,6 +3,7 @@ package toolchain
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -67,6 +68,13 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 			break
 		}
 	}
+	if w, ok := workingWrapper(t, tc, first); ok {
+		// Version managers' shims and SDK wrappers are scripts that exec
+		// a real Go root's go: builds work through them.
+		ev["go.first"] = first.Path
+		ev["go.wrapper"] = fmt.Sprintf("%s runs %s (%s)", first.Path, w.Path, w.Version)
+		first = w
+	}
 	if !first.IsGo() {
 		what := "is not a Go binary"
 		if first.Script {
@@ -111,7 +119,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		ev["error"] = why
 		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is the go command (%s), but `go env` fails: %s", first.Path, first.Version, why), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
 	}
-	if tc != nil && tc.Err == nil && tc.Go != first.Path {
+	if tc != nil && tc.Err == nil && tc.Go != first.Path && ev["go.wrapper"] == "" {
 		ev["go.checked"] = tc.Go + " (--go)"
 	}
 	return check.Combine(fmt.Sprintf("%s is the go command (%s)", first.Path, first.Version), fs, ev)
@@ -132,4 +140,19 @@ func dirOf(p string) string {
 		return "/"
 	}
 	return p[:i]
+}
+
+// workingWrapper reports whether first, a script or another program
+// rather than the go command, is a wrapper that works: the toolchain was
+// resolved through it (`go env` answered) and the GOROOT it reported
+// holds the go command of the version it reported. It returns that go.
+func workingWrapper(t *check.Target, tc *check.Toolchain, first binInfo) (binInfo, bool) {
+	if first.IsGo() || tc == nil || tc.Err != nil || tc.Go != first.Path || tc.Get("GOROOT") == "" {
+		return binInfo{}, false
+	}
+	real := readBinInfo(t, filepath.Join(tc.Get("GOROOT"), "bin", "go"))
+	if !real.IsGo() || real.Version != tc.Version() {
+		return binInfo{}, false
+	}
+	return real, true
 }

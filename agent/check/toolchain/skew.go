@@ -25,7 +25,12 @@ func runVersionSkew(ctx context.Context, env *check.Env) check.Result {
 	// run, because which compiler `go tool` picks is what is under test.
 	type part struct{ name, where, version string }
 	bin := readBinInfo(t, tc.Go)
-	parts := []part{{"go version", tc.Go, bin.Version}}
+	goPath := tc.Go
+	if w, ok := workingWrapper(t, tc, bin); ok {
+		// A wrapper has no version of its own: the go it runs speaks.
+		bin, goPath = w, tc.Go+", a wrapper of "+w.Path
+	}
+	parts := []part{{"go version", goPath, bin.Version}}
 	rootGo := filepath.Join(goroot, "bin", "go")
 	if rb := readBinInfo(t, rootGo); rb.IsGo() {
 		parts = append(parts, part{"$GOROOT/bin/go version", rootGo, rb.Version})

@@ -57,6 +57,14 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 	if err != nil {
 		return check.Combine("", append(fs, danglingFinding(start, err)), ev)
 	}
+	if w, ok := workingWrapper(t, tc, readBinInfo(t, start)); ok {
+		// A wrapper script lives anywhere; the go it runs must be
+		// GOROOT's.
+		ev["go.wrapper"] = start + " runs " + w.Path
+		if goReal, err = resolveInto(t, ev, "go.wrapped", w.Path); err != nil {
+			return check.Combine("", append(fs, danglingFinding(w.Path, err)), ev)
+		}
+	}
 	rootReal, err := resolveInto(t, ev, "GOROOT", goroot)
 	if err != nil {
 		return check.Combine("", append(fs, danglingFinding(goroot, err)), ev)

@@ -5,6 +5,7 @@ import (
 	"debug/buildinfo"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -125,6 +126,48 @@ func TestChecks(t *testing.T) {
 				checktest.WriteFile(t, script, "#!/bin/sh\necho 'go version go1.0 shadow/amd64'\n", 0o755)
 				w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
 				return []string{script, checktest.RealGo(t)}
+			},
+			Want: check.Fail,
+		},
+		{
+			// A version manager's shim: builds work through it.
+			Name: "working wrapper script first on PATH",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := shim(t, w)
+				return []string{script, checktest.RealGo(t)}
+			},
+			Want: check.Pass,
+		},
+		{
+			Name: "working wrapper script first on PATH (go.version-skew)",
+			ID:   "go.version-skew",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := shim(t, w)
+				return []string{script}
+			},
+			Want: check.Pass,
+		},
+		{
+			Name: "working wrapper script first on PATH (goroot.symlink)",
+			ID:   "goroot.symlink",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				script := shim(t, w)
+				return []string{script}
+			},
+			Want: check.Pass,
+		},
+		{
+			// The shim runs a root whose go is of another version than
+			// the one go env reports: not a wrapper that can be trusted.
+			Name: "wrapper script into another root",
+			ID:   "go.binary",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				root := filepath.Join(w.Dir, "root")
+				otherVersionGo(t, filepath.Join(root, "bin", "go"))
+				script := shim(t, w)
+				w.Setenv("GOROOT=" + root)
+				return []string{script}
 			},
 			Want: check.Fail,
 		},
@@ -276,6 +319,40 @@ func TestChecks(t *testing.T) {
 			Want: check.Warn,
 		},
 		{
+			// The toolchain line selects a release already downloaded:
+			// builds work, so this is no warning.
+			Name: "toolchain line selects a downloaded toolchain",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.3\n", 0o644)
+				modcache := filepath.Join(w.Dir, "modcache")
+				cached := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-go1.99.3."+runtime.GOOS+"-"+runtime.GOARCH)
+				if err := os.MkdirAll(filepath.Join(cached, "bin"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				w.Setenv("GOTOOLCHAIN=auto", "GOMODCACHE="+modcache)
+				return []string{"switch from", cached}
+			},
+			Want: check.Pass,
+		},
+		{
+			// cmd/go verifies every toolchain it switches to against the
+			// checksum database, a cached one too.
+			Name: "toolchain line, downloaded toolchain, GOSUMDB=off",
+			ID:   "module.toolchain",
+			Setup: func(t *testing.T, w *checktest.World) []string {
+				checktest.WriteFile(t, filepath.Join(w.Target.Dir, "go.mod"), "module example.test/m\n\ngo 1.26.0\n\ntoolchain go1.99.3\n", 0o644)
+				modcache := filepath.Join(w.Dir, "modcache")
+				cached := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-go1.99.3."+runtime.GOOS+"-"+runtime.GOARCH)
+				if err := os.MkdirAll(filepath.Join(cached, "bin"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				w.Setenv("GOTOOLCHAIN=auto", "GOMODCACHE="+modcache, "GOSUMDB=off")
+				return []string{"GOSUMDB=off", "go1.99.3"}
+			},
+			Want: check.Fail,
+		},
+		{
 			Name: "no go.mod",
 			ID:   "module.toolchain",
 			Setup: func(t *testing.T, w *checktest.World) []string {
@@ -337,4 +414,13 @@ func TestVersionedDirectoryOnPath(t *testing.T) {
 	if res.Status != check.Warn || !checktest.EvidenceContains(res, filepath.Join(sdk, "go1.26.1", "bin")) || !checktest.EvidenceContains(res, "go1.26.2") {
 		t.Errorf("PATH names the versioned dir: %s %s %v, want warn naming both", res.Status, res.Summary, res.Evidence)
 	}
+}
+
+// shim puts first on the world's PATH a wrapper script that runs the real
+// go, as version managers' shims do, and returns its path.
+func shim(t *testing.T, w *checktest.World) string {
+	script := filepath.Join(w.Dir, "shim", "go")
+	checktest.WriteFile(t, script, "#!/bin/sh\nexec "+checktest.RealGo(t)+" \"$@\"\n", 0o755)
+	w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+	return script
 }
