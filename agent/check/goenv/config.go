@@ -296,9 +296,6 @@ func checkGOWORK(s *settings, ev map[string]string, add func(check.Status, strin
 	}
 }
 
-// credentialURL matches a URL with a password in it (user:pass@host).
-var credentialURL = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:,|]+:[^/@\s,|]+@`)
-
 // checkGoEnvFile reports lines the go command silently ignores (it skips
 // any line that has no = or does not start with A-Z) and passwords in a
 // file that others can read.
@@ -325,8 +322,8 @@ func checkGoEnvFile(s *settings, ev map[string]string, add func(check.Status, st
 			continue
 		}
 		key, val, _ := strings.Cut(line, "=")
-		if credentialURL.MatchString(val) && fi.Mode().Perm()&0o044 != 0 {
-			creds = append(creds, fmt.Sprintf("line %d: %s=%s", n, key, credentialURL.ReplaceAllStringFunc(val, redact)))
+		if check.HasURLPassword(val) && fi.Mode().Perm()&0o044 != 0 {
+			creds = append(creds, fmt.Sprintf("line %d: %s=%s", n, key, check.RedactURLs(val)))
 		}
 	}
 	if len(bad) > 0 {
@@ -340,12 +337,6 @@ func checkGoEnvFile(s *settings, ev map[string]string, add func(check.Status, st
 		add(check.Warn, "chmod 600 "+s.goenv+" (or move the credentials to .netrc / GOAUTH)",
 			"%s (mode %04o) holds credentials that other users can read: %s", s.goenv, fi.Mode().Perm(), strings.Join(creds, "; "))
 	}
-}
-
-// redact keeps the user and hides the password of scheme://user:pass@.
-func redact(m string) string {
-	i := strings.LastIndexByte(m[:len(m)-1], ':')
-	return m[:i+1] + "***@"
 }
 
 // knownExperiments reads the experiment names of this GOROOT from

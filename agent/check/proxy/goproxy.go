@@ -7,6 +7,8 @@ import (
 	pathpkg "path"
 	"path/filepath"
 	"strings"
+
+	"github.com/gopatrol/gopatrol/agent/check"
 )
 
 // entry is one place the go command fetches modules or checksums from, as
@@ -26,12 +28,10 @@ type entry struct {
 	Err             error // the entry is not a usable URL
 }
 
-// Label names the entry in evidence and summaries.
+// Label names the entry in evidence and summaries, a password in its URL
+// hidden.
 func (e entry) Label() string {
-	if e.URL != nil {
-		return e.Var + " " + e.URL.String()
-	}
-	return e.Var + " " + e.Raw
+	return e.Var + " " + e.Target()
 }
 
 // Key names the entry in evidence: GOPROXY[0], GOPROXY[1], GOSUMDB.
@@ -42,12 +42,13 @@ func (e entry) Key() string {
 	return e.Var
 }
 
-// Target is the entry's URL, or its keyword.
+// Target is the entry's URL, or its keyword, a password in it hidden:
+// reports name proxies, they never carry their credentials.
 func (e entry) Target() string {
 	if e.URL != nil {
-		return e.URL.String()
+		return check.RedactURLs(e.URL.String())
 	}
-	return e.Raw
+	return check.RedactURLs(e.Raw)
 }
 
 // proxyEntries splits GOPROXY the way cmd/go's proxyList does: "," and "|"

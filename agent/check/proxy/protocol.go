@@ -201,8 +201,8 @@ func probe(ctx context.Context, client *http.Client, t *check.Target, e entry, m
 	wg.Wait()
 
 	f := finding{Entry: e}
-	base := strings.TrimSuffix(e.URL.String(), "/")
-	listURL := base + "/" + esc + "/@v/list"
+	// listURL names the request in the report: Target hides a password.
+	listURL := strings.TrimSuffix(e.Target(), "/") + "/" + esc + "/@v/list"
 	a, what, fix := judge(list, mod, e)
 	if a != answerOK {
 		f.Status, f.Detail = check.Fail, "GET "+listURL+": "+what
@@ -266,7 +266,7 @@ func judge(r reply, mod string, e entry) (answer, string, string) {
 	case code == http.StatusOK:
 		if strings.Contains(r.ctype, "html") || bytes.HasPrefix(bytes.TrimSpace(r.body), []byte("<")) {
 			return answerError, fmt.Sprintf("200 with an HTML page (%q), not the module proxy protocol: a login page, a captive portal or a plain web server answers at this URL", truncate(body, 80)),
-				fmt.Sprintf("point %s at the proxy's module endpoint (for a repository manager, the Go repository's URL), and check it with: curl %s/%s/@v/list", e.Var, strings.TrimSuffix(e.URL.String(), "/"), mustEscape(mod))
+				fmt.Sprintf("point %s at the proxy's module endpoint (for a repository manager, the Go repository's URL), and check it with: curl %s/%s/@v/list", e.Var, strings.TrimSuffix(e.Target(), "/"), mustEscape(mod))
 		}
 		return answerOK, "", ""
 	case code == http.StatusNotFound:
@@ -283,7 +283,7 @@ func judge(r reply, mod string, e entry) (answer, string, string) {
 			fmt.Sprintf("ask the operator of %s to fix it, or add a fallback: go env -w GOPROXY=%s|direct", e.URL.Host, e.Raw)
 	default:
 		return answerError, fmt.Sprintf("%d %s (%q): not an answer of the module proxy protocol", code, http.StatusText(code), truncate(body, 80)),
-			fmt.Sprintf("check the URL in %s: curl -v %s/%s/@v/list", e.Var, strings.TrimSuffix(e.URL.String(), "/"), mustEscape(mod))
+			fmt.Sprintf("check the URL in %s: curl -v %s/%s/@v/list", e.Var, strings.TrimSuffix(e.Target(), "/"), mustEscape(mod))
 	}
 }
 

@@ -322,3 +322,43 @@ func TestThroughHTTPSProxy(t *testing.T) {
 		t.Errorf("proxy.tls does not say it went through %s", hp)
 	}
 }
+
+// TestPasswordsNeverReported: a GOPROXY URL carrying credentials is named
+// in every result of the proxy checks and module.toolchain with its
+// password hidden, whether the proxy answers, is untrusted or is down.
+func TestPasswordsNeverReported(t *testing.T) {
+	const secret = "s3cret-gopatrol"
+	p := proxytest.New(t)
+	withPassword := func(u string) string {
+		return strings.Replace(u, "https://", "https://ci:"+secret+"@", 1)
+	}
+	tests := []struct {
+		name, goproxy string
+		trusted       bool
+	}{
+		{"answering", withPassword(p.URL()), true},
+		{"untrusted", withPassword(p.URL()), false},
+		{"down", "https://ci:" + secret + "@" + checktest.ClosedPort(t), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := checktest.New(t)
+			w.Setenv("GOPROXY="+tt.goproxy+",direct", "GOSUMDB=off")
+			if tt.trusted {
+				w.Setenv("SSL_CERT_FILE=" + p.CAFile())
+			} else {
+				w.Unsetenv("SSL_CERT_FILE")
+				w.Unsetenv("SSL_CERT_DIR")
+			}
+			for _, c := range Checks() {
+				res := w.Run(c)
+				if checktest.EvidenceContains(res, secret) || strings.Contains(res.Fix, secret) {
+					t.Errorf("%s reports the proxy's password: %s / %v / %s", c.ID, res.Summary, res.Evidence, res.Fix)
+				}
+				if res.Status != check.Skip && !checktest.EvidenceContains(res, "ci:***@") {
+					t.Errorf("%s does not name the proxy (redacted): %s / %v", c.ID, res.Summary, res.Evidence)
+				}
+			}
+		})
+	}
+}

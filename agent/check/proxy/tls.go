@@ -146,7 +146,7 @@ func handshake(ctx context.Context, client *http.Client, t *check.Target, e entr
 	case err == nil:
 		// Redirected to http://, or answered by something this client
 		// did not handshake with: nothing to judge.
-		f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain for "+host+" (final URL "+resp.Request.URL.String()+")"), "; ")
+		f.Status, f.Detail = check.Pass, strings.Join(append(notes, "answered without a verified TLS chain for "+host+" (final URL "+resp.Request.URL.Redacted()+")"), "; ")
 		return f
 	case errors.As(err, &cve):
 		return rejected(f, cve, notes)

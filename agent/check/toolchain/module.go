@@ -175,7 +175,8 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 		return restate(r.With("switch", cached), check.Pass,
 			"go commands in this module switch from %s to the downloaded %s at %s", min, want, cached)
 	}
-	proxy := tc.Get("GOPROXY")
+	// The value is reported, never its credentials.
+	proxy := check.RedactURLs(tc.Get("GOPROXY"))
 	r = r.With("GOPROXY", proxy)
 	if proxy == "off" || proxy == "" || strings.HasPrefix(proxy, "off") {
 		return restate(r.WithFix("install %s and put it on PATH, or set GOPROXY so that it can be downloaded", want), check.Fail,
