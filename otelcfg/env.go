@@ -125,14 +125,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("OTEL_EXPERIMENTAL_CONFIG_FILE is no longer supported: use OTEL_CONFIG_FILE")
 	}
 	var cfg Config
-	if v := e.get("OTEL_SDK_DISABLED"); v != "" {
-		disabled, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfg, envError("OTEL_SDK_DISABLED", v, "want true or false")
-		}
-		if disabled {
-			return cfg, nil
-		}
+	if disabled, err := e.sdkDisabled(); err != nil || disabled {
+		return cfg, err
 	}
 	// OTEL_RESOURCE_ATTRIBUTES is the resource's, but a bad one must stop
 	// the program at the same point as every other variable.
@@ -463,4 +457,18 @@ func fileConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("OTEL_CONFIG_FILE=%s: %w", path, err)
 	}
 	return Config{File: path, FileConfig: fc}, nil
+}
+
+// sdkDisabled reads OTEL_SDK_DISABLED, which turns metrics and traces off
+// alike.
+func (e env) sdkDisabled() (bool, error) {
+	v := e.get("OTEL_SDK_DISABLED")
+	if v == "" {
+		return false, nil
+	}
+	disabled, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, envError("OTEL_SDK_DISABLED", v, "want true or false")
+	}
+	return disabled, nil
 }

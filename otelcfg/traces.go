@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -36,14 +35,8 @@ type TracesConfig struct {
 func TracesFromEnv(lookup func(string) (string, bool)) (TracesConfig, error) {
 	e := env{lookup}
 	var cfg TracesConfig
-	if v := e.get("OTEL_SDK_DISABLED"); v != "" {
-		disabled, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfg, envError("OTEL_SDK_DISABLED", v, "want true or false")
-		}
-		if disabled {
-			return cfg, nil
-		}
+	if disabled, err := e.sdkDisabled(); err != nil || disabled {
+		return cfg, err
 	}
 	exporters := e.get("OTEL_TRACES_EXPORTER")
 	if exporters == "" {
