@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 	"io"
 	"net"
 	"net/http"
@@ -428,10 +429,7 @@ func TestKill9LeavesNoBPFProgram(t *testing.T) {
 func TestDegradedWithoutBPF(t *testing.T) {
 	// Where BPF is required (CI), this test must run too: it is the
 	// other half of the sensors' contract.
-	skip := t.Skip
-	if os.Getenv(bpftest.RequireEnv) == "1" {
-		skip = t.Fatal
-	}
+	skip := func(why string) { testgate.Missing(t, "%s", why) }
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		skip("setpriv not installed: cannot drop capabilities")

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"context"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 	"maps"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func TestToolchainDirs(t *testing.T) {
 func TestToolchainDirsRealGo(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go on PATH:", err)
+		testgate.Missing(t, "no go on PATH: %v", err)
 	}
 	target, err := check.LocalTarget()
 	if err != nil {

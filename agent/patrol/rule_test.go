@@ -2,6 +2,7 @@ package patrol
 
 import (
 	"errors"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,10 +165,7 @@ func TestRevision(t *testing.T) {
 	if got := Revision(dir); got != "file-rev" {
 		t.Fatalf("revision from file = %q", got)
 	}
-	git, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("git not on PATH: the git-checkout case needs it")
-	}
+	git := testgate.Tool(t, "git", "git")
 	repo := t.TempDir()
 	sub := filepath.Join(repo, "rules")
 	os.Mkdir(sub, 0o755)

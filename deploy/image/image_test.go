@@ -6,6 +6,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,9 +88,7 @@ func static(t *testing.T, path string) {
 }
 
 func TestMakeBuildHoldsTheImage(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make not installed")
-	}
+	testgate.Tool(t, "make", "make")
 	out := t.TempDir()
 	run(t, root, "make", "build", "BIN="+out, "VERSION=image-test")
 
