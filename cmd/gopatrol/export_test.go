@@ -24,7 +24,10 @@ func shadowPATH(t *testing.T) string {
 		t.Fatal(err)
 	}
 	// The real go by absolute path: by name the script would exec itself.
-	script := "#!/bin/sh\nexec " + real + " \"$@\"\n"
+	// It breaks `go env`, so it is no working wrapper but a script that
+	// shadows the go command (a wrapper through which go env answers
+	// passes go.binary).
+	script := "#!/bin/sh\n[ \"$1\" = env ] && { echo 'shadowing script: go env is not here' >&2; exit 1; }\nexec " + real + " \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/gopatrol/gopatrol/agent/buildtrace"
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/fileclass"
 	"github.com/gopatrol/gopatrol/bpf"
@@ -144,7 +145,7 @@ func runTrace(ctx context.Context, stdout, stderr io.Writer, f traceFlags) error
 		}
 		out = newBuildsTrace(stdout, f.goNames, true)
 	} else if f.output == "json" {
-		out = &jsonTrace{enc: json.NewEncoder(stdout), clock: newClock()}
+		out = &jsonTrace{enc: json.NewEncoder(stdout), clock: buildtrace.NewClock()}
 	} else {
 		out = newTextTrace(stdout)
 	}
@@ -234,20 +235,9 @@ type traceOutput interface {
 	stats(bpf.Stats, io.Writer) error
 }
 
-// clock turns the kernel's CLOCK_MONOTONIC timestamps into wall time.
-type clock struct{ bootWall time.Time }
-
-func newClock() clock {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return clock{time.Now().Add(-time.Duration(ts.Nano()))}
-}
-
-func (c clock) wall(h bpf.Header) time.Time { return c.bootWall.Add(h.Time) }
-
 type jsonTrace struct {
 	enc   *json.Encoder
-	clock clock
+	clock buildtrace.Clock
 }
 
 func (j *jsonTrace) event(ev bpf.Event) error {
@@ -259,7 +249,7 @@ func (j *jsonTrace) event(ev bpf.Event) error {
 	prefix, _ := json.Marshal(struct {
 		Type string    `json:"type"`
 		Time time.Time `json:"time"`
-	}{h.Type.String(), j.clock.wall(h)})
+	}{h.Type.String(), j.clock.Wall(h.Time)})
 	// Splice {"type":..,"time":..} and the event's own fields into one object.
 	line := append(prefix[:len(prefix)-1:len(prefix)-1], ',')
 	if len(body) > 2 {
@@ -307,7 +297,7 @@ func (j *jsonTrace) stats(st bpf.Stats, _ io.Writer) error {
 // command exits.
 type textTrace struct {
 	w     io.Writer
-	clock clock
+	clock buildtrace.Clock
 	trees map[uint32]*tree
 	comms map[uint32]string // pid -> what it ran, for exit lines
 }
@@ -319,7 +309,7 @@ type tree struct {
 }
 
 func newTextTrace(w io.Writer) *textTrace {
-	return &textTrace{w: w, clock: newClock(), trees: map[uint32]*tree{}, comms: map[uint32]string{}}
+	return &textTrace{w: w, clock: buildtrace.NewClock(), trees: map[uint32]*tree{}, comms: map[uint32]string{}}
 }
 
 func (t *textTrace) tree(root uint32) *tree {
@@ -338,7 +328,7 @@ func (t *textTrace) line(h bpf.Header, indent bool, format string, a ...any) err
 	if indent {
 		pad = "  "
 	}
-	_, err := fmt.Fprintf(t.w, "%s %s %s%s\n", t.clock.wall(h).Format("15:04:05.000"), tr.label, pad, fmt.Sprintf(format, a...))
+	_, err := fmt.Fprintf(t.w, "%s %s %s%s\n", t.clock.Wall(h.Time).Format("15:04:05.000"), tr.label, pad, fmt.Sprintf(format, a...))
 	return err
 }
 
