@@ -225,21 +225,30 @@ func readManifest(path string, owners []int) (map[string]string, error) {
 }
 
 // ParseManifest reads `sha256sum` output: "<hex>  <name>" or
-// "<hex> *<name>" per line, # comments and blank lines ignored.
+// "<hex> *<name>" per line, # comments and blank lines ignored. As in
+// sha256sum, the name is everything after the two-character separator,
+// spaces included, so that every name it writes reads back the same.
 func ParseManifest(b []byte, name string) (map[string]string, error) {
 	sums := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if trimmed := strings.TrimSpace(line); trimmed == "" || strings.HasPrefix(trimmed, "#") {
 			continue
 		}
-		sum, file, ok := strings.Cut(line, " ")
-		file = strings.TrimPrefix(strings.TrimLeft(file, " "), "*")
-		if _, err := hex.DecodeString(sum); !ok || err != nil || len(sum) != 64 || file == "" {
-			return nil, refuse("%s:%d: want \"<sha256 hex>  <file name>\", got %q", name, n, line)
+		line = strings.TrimLeft(line, " \t")
+		bad := refuse("%s:%d: want \"<sha256 hex>  <file name>\", got %q", name, n, line)
+		if len(line) < 67 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*') {
+			return nil, bad
+		}
+		sum, file := line[:64], line[66:]
+		if _, err := hex.DecodeString(sum); err != nil {
+			return nil, bad
 		}
 		base, sum := filepath.Base(file), strings.ToLower(sum)
+		if base == "/" || base == "." || base == ".." || strings.HasSuffix(file, "/") {
+			return nil, refuse("%s:%d: %q names a directory, not a plugin", name, n, file)
+		}
 		if old, dup := sums[base]; dup && old != sum {
 			return nil, refuse("%s:%d: %s is listed twice with different sums", name, n, base)
 		}

@@ -30,6 +30,8 @@ func FuzzParseManifest(f *testing.F) {
 		sum + "\tgopatrol-probe-aws\n",
 		"\\" + sum + "  gopatrol-probe-a\\\\b\n",
 		strings.Repeat("x", 70000) + "\n",
+		sum + "  dir/ leading space\n", // found by CI's fuzzing: the name keeps its spaces
+		sum + "  /\n",
 	} {
 		f.Add([]byte(seed))
 	}
