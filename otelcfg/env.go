@@ -301,8 +301,12 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		if protocol != ProtocolGRPC {
 			return "", envError(name, shown, "want a URL such as https://collector:4318")
 		}
-		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil || host == "" || port == "" {
 			return "", envError(name, shown, "want a URL such as https://collector:4317, or host:port")
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", envError(name, shown, "bad port "+port)
 		}
 		scheme := "https://"
 		if *insecure {
