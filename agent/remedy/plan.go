@@ -114,7 +114,10 @@ func planCreateDir(t *check.Target, rem check.Remedy) ([]step, error) {
 	}
 	return []step{{
 		change: change,
-		undo:   "rmdir " + quoteAll(missing), // fails, rightly, once the go command wrote into it
+		// The directory was empty when created; what is in it at undo
+		// is what the go command cached there since, which it rebuilds
+		// or downloads again.
+		undo: strings.TrimSuffix("rm -rf "+quote(leaf)+" && rmdir "+quoteAll(missing[1:]), " && rmdir "),
 		apply: func() error {
 			for _, d := range slices.Backward(missing) {
 				if err := os.Mkdir(d, 0o755); err != nil {

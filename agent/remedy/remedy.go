@@ -29,11 +29,12 @@ var ErrUnknownCheck = errors.New("unknown check")
 // Fix runs check id against env; when its result carries an automatable
 // fix it applies it (dryRun: plans only) and reruns the check.
 func Fix(ctx context.Context, env *check.Env, id string, dryRun bool) (Outcome, error) {
-	i := slices.IndexFunc(catalog.All(), func(c check.Check) bool { return c.ID == id })
+	all := allChecks()
+	i := slices.IndexFunc(all, func(c check.Check) bool { return c.ID == id })
 	if i < 0 {
 		return Outcome{Check: id}, fmt.Errorf("%w %q (gopatrol check --list names them)", ErrUnknownCheck, id)
 	}
-	c := catalog.All()[i]
+	c := all[i]
 	before := runOne(ctx, env, c)
 	return FixResult(ctx, env, c, before, dryRun)
 }
@@ -123,3 +124,5 @@ func Undo(ctx context.Context, o Outcome) error {
 	}
 	return nil
 }
+
+func allChecks() []check.Check { return catalog.All() }

@@ -79,7 +79,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	ev := map[string]string{}
 	var fs []check.Finding
 	add := func(st check.Status, fix, format string, a ...any) {
-		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix})
+		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix, Remedy: unsetRemedy(fix, s.goenv)})
 	}
 	source := func(key, v, from string) {
 		if v != "" {
@@ -216,6 +216,17 @@ func realEnvProbe(ctx context.Context, env *check.Env) (string, error) {
 		return err.Error(), err
 	}
 	return check.FirstLines(strings.Join(lines, "\n"), 2, " | "), err
+}
+
+// unsetRemedy is what a printed `go env -u KEY` does, for check --fix:
+// remove the KEY line of the GOENV file. Other fixes need a person.
+func unsetRemedy(fix, goenv string) *check.Remedy {
+	rest, ok := strings.CutPrefix(fix, "go env -u ")
+	if !ok || goenv == "" || goenv == "off" {
+		return nil
+	}
+	key, _, _ := strings.Cut(rest, ",")
+	return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: strings.TrimSpace(key)}
 }
 
 // unsetFix tells how to remove a setting from where it came from.

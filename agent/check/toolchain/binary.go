@@ -35,7 +35,8 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		switch {
 		case e.Err != nil:
 			ev["go.dangling"] = strings.TrimPrefix(ev["go.dangling"]+", ", ", ") + e.Path
-			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path), Fix: fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path)})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path), Fix: fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path),
+				Remedy: &check.Remedy{Kind: check.RemoveLink, Root: e.Path, Paths: []string{e.Path}}})
 		case e.NoExec:
 			ev["go.not-executable"] = strings.TrimPrefix(ev["go.not-executable"]+", ", ", ") + e.Path
 		default:
