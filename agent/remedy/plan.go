@@ -207,7 +207,7 @@ func planGrant(t *check.Target, rem check.Remedy) ([]step, error) {
 			},
 		})
 	}
-	for _, d := range append([]string{rem.Root}, rem.Paths...) {
+	for _, d := range slices.Compact(slices.Sorted(slices.Values(append([]string{rem.Root}, rem.Paths...)))) {
 		if !inside(d, rem.Root) {
 			return nil, refuse("%s is outside %s", d, rem.Root)
 		}
