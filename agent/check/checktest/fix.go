@@ -38,10 +38,11 @@ type FixOutcome struct {
 }
 
 var (
-	editLine   = regexp.MustCompile(`^edit (\S+) line (\d+): replace (.+) with (.+)$`)
-	removeLine = regexp.MustCompile(`^remove the ([A-Z0-9_]+) line from (\S+)$`)
-	placeholde = regexp.MustCompile(`<[^<>]+>`)
-	commands   = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown "}
+	editLine    = regexp.MustCompile(`^edit (\S+) line (\d+): replace (.+) with (.+)$`)
+	removeLine  = regexp.MustCompile(`^remove the ([A-Z0-9_]+) line from (\S+)$`)
+	placeholde  = regexp.MustCompile(`<[^<>]+>`)
+	assignments = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S*\s+)+`)
+	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown "}
 )
 
 // ApplyFix applies the fix printed in res to w. It fails the test when the
@@ -53,7 +54,7 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 	for _, alt := range alternatives(fix) {
 		// "give nobody write access: chown -R nobody DIR" leads in with
 		// prose; the command is what follows the colon.
-		if _, cmd, ok := strings.Cut(alt, ": "); ok && !isCommand(alt) && isCommand(cmd) {
+		if _, cmd, ok := strings.Cut(alt, ": "); ok && !applicable(alt) && applicable(cmd) {
 			alt = cmd
 		}
 		if p := placeholde.FindString(alt); p != "" {
@@ -92,7 +93,13 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 			})
 		case isCommand(alt):
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			out, err := check.CombinedOutput(w.Target.Command(ctx, "/bin/sh", "-c", strings.Trim(alt, "`")))
+			// A fix that hands a path to the build user (chown) is for
+			// an administrator; everything else runs as the build user.
+			target := w.Target
+			if strings.Contains(alt, "chown ") {
+				target = &check.Target{Root: w.Target.Root, Dir: w.Target.Dir, Environ: w.Target.Environ}
+			}
+			out, err := check.CombinedOutput(target.Command(ctx, "/bin/sh", "-c", strings.Trim(alt, "`")))
 			cancel()
 			if err != nil {
 				t.Fatalf("printed fix %q fails in its world: %v\n%s", alt, err, out)
@@ -124,7 +131,16 @@ func alternatives(fix string) []string {
 	return alts
 }
 
+// applicable reports whether the harness knows how to apply alt.
+func applicable(alt string) bool {
+	return strings.HasPrefix(alt, "export ") || strings.HasPrefix(alt, "unset ") ||
+		editLine.MatchString(alt) || removeLine.MatchString(alt) || isCommand(alt)
+}
+
+// isCommand reports whether alt is a command the harness runs, possibly
+// after variable assignments for it ("GOMODCACHE=/x go clean -modcache").
 func isCommand(alt string) bool {
+	alt = assignments.ReplaceAllString(alt, "")
 	for _, c := range commands {
 		if strings.HasPrefix(alt, c) {
 			return true
