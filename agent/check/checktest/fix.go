@@ -42,7 +42,7 @@ var (
 	removeLine  = regexp.MustCompile(`^remove the ([A-Z0-9_]+) line from (\S+)$`)
 	placeholde  = regexp.MustCompile(`<[^<>]+>`)
 	assignments = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S*\s+)+`)
-	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown "}
+	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown ", "setfacl "}
 )
 
 // ApplyFix applies the fix printed in res to w. It fails the test when the
@@ -93,10 +93,11 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 			})
 		case isCommand(alt):
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			// A fix that hands a path to the build user (chown) is for
-			// an administrator; everything else runs as the build user.
+			// A fix that hands a path to the build user or changes its
+			// ACL is for an administrator (or the owner); everything else
+			// runs as the build user.
 			target := w.Target
-			if strings.Contains(alt, "chown ") {
+			if strings.Contains(alt, "chown ") || strings.Contains(alt, "setfacl ") {
 				target = &check.Target{Root: w.Target.Root, Dir: w.Target.Dir, Environ: w.Target.Environ}
 			}
 			out, err := check.CombinedOutput(target.Command(ctx, "/bin/sh", "-c", strings.Trim(alt, "`")))
