@@ -21,7 +21,7 @@ import (
 //
 //   - `export KEY=value` and `unset KEY`: the world's environment changes
 //     (a shell's $VAR is expanded from the world);
-//   - a command (go, chmod, mkdir, rm, ln, chown), alone or joined with
+//   - a command (go, chmod, mkdir, rm, ln, chown, setfacl, cd), alone or joined with
 //     && and ;: it runs under /bin/sh in the world, as its build user;
 //   - "edit FILE line N: replace A with B" and "remove the KEY line from
 //     FILE": the harness performs the edit.
@@ -42,7 +42,7 @@ var (
 	removeLine  = regexp.MustCompile(`^remove the ([A-Z0-9_]+) line from (\S+)$`)
 	placeholde  = regexp.MustCompile(`<[^<>]+>`)
 	assignments = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S*\s+)+`)
-	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown ", "setfacl "}
+	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown ", "setfacl ", "cd "}
 )
 
 // ApplyFix applies the fix printed in res to w. It fails the test when the
