@@ -64,7 +64,9 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 		switch {
 		case strings.HasPrefix(alt, "export "):
 			for _, kv := range strings.Fields(strings.TrimPrefix(alt, "export ")) {
-				w.Setenv(os.Expand(kv, w.Getenv))
+				// export K='a|b' quotes for the shell; the value is a|b.
+				k, v, _ := strings.Cut(kv, "=")
+				w.Setenv(k + "=" + os.Expand(strings.Trim(v, "'"), w.Getenv))
 			}
 		case strings.HasPrefix(alt, "unset "):
 			for _, k := range strings.Fields(strings.TrimPrefix(alt, "unset ")) {
