@@ -337,6 +337,8 @@ func planSetGoEnv(t *check.Target, rem check.Remedy) ([]step, error) {
 	file := t.Path(rem.Root)
 	fi, err := os.Lstat(file)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && rem.Value != "":
+		return planNewGoEnv(t, rem, file)
 	case err != nil:
 		return nil, refuse("GOENV file %s: %v", rem.Root, err)
 	case !fi.Mode().IsRegular():
@@ -391,6 +393,41 @@ func planSetGoEnv(t *check.Target, rem check.Remedy) ([]step, error) {
 				return err
 			}
 			return os.Chown(file, int(st.Uid), int(st.Gid))
+		},
+	}}, nil
+}
+
+// planNewGoEnv writes the first line of a GOENV file that does not exist
+// yet, owned by the build user, as their `go env -w` would.
+func planNewGoEnv(t *check.Target, rem check.Remedy, file string) ([]step, error) {
+	u, err := lookup(t, rem.User)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(file)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, refuse("the GOENV file's directory %s does not exist: creating directories in a home is for its owner", dir)
+	}
+	if err := noLinks(dir, "the GOENV file's directory"); err != nil {
+		return nil, err
+	}
+	line := rem.Key + "=" + rem.Value + "\n"
+	return []step{{
+		change: fmt.Sprintf("create %s (owner %s) holding %s=%s", file, u.Name, rem.Key, rem.Value),
+		undo:   "rm " + quote(file),
+		apply: func() error {
+			f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString(line)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			return os.Chown(file, int(u.UID), int(u.GID))
 		},
 	}}, nil
 }

@@ -144,6 +144,14 @@ func TestFixHoldsAndUndoRestores(t *testing.T) {
 			checktest.WriteFile(t, w.Getenv("GOENV"), "GOPRIVATE=example.com\nGO111MODULE=off\nGONOSUMDB=example.com\n", 0o644)
 			return w.Dir
 		}},
+		{"Go unpacked in ~/go, GOPATH unset: it defaults to GOROOT", "env.consistency", check.SetGoEnv, func(t *testing.T, w *checktest.World) string {
+			w.GoInHome()
+			w.Unsetenv("GOPATH")
+			// The go command's own place for it, with no file yet.
+			conf := filepath.Join(w.Getenv("HOME"), ".config")
+			w.Setenv("GOENV=" + filepath.Join(conf, "go", "env"))
+			return conf
+		}},
 		{"bad GOFLAGS as the GOENV file's last line", "env.config", check.SetGoEnv, func(t *testing.T, w *checktest.World) string {
 			checktest.WriteFile(t, w.Getenv("GOENV"), "GOPRIVATE=example.com\nGOFLAGS=mod=mod\n", 0o600)
 			return w.Dir

@@ -79,7 +79,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	ev := map[string]string{}
 	var fs []check.Finding
 	add := func(st check.Status, fix, format string, a ...any) {
-		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix, Remedy: unsetRemedy(fix, s.goenv)})
+		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix, Remedy: goenvRemedy(s.t, fix)})
 	}
 	source := func(key, v, from string) {
 		if v != "" {
@@ -224,15 +224,37 @@ func realEnvProbe(ctx context.Context, env *check.Env) (string, error) {
 	return check.FirstLines(strings.Join(lines, "\n"), 2, " | "), err
 }
 
-// unsetRemedy is what a printed `go env -u KEY` does, for check --fix:
-// remove the KEY line of the GOENV file. Other fixes need a person.
-func unsetRemedy(fix, goenv string) *check.Remedy {
-	rest, ok := strings.CutPrefix(fix, "go env -u ")
-	if !ok || goenv == "" || goenv == "off" {
+// goenvRemedy is what a printed `go env -u KEY` or `go env -w KEY=VALUE`
+// does, for check --fix: remove or write the KEY line of the GOENV file,
+// as the build user would ($HOME is theirs). Other fixes need a person.
+func goenvRemedy(t *check.Target, fix string) *check.Remedy {
+	goenv := toolchain.DefaultGOENV(t)
+	if goenv == "" || goenv == "off" {
 		return nil
 	}
-	key, _, _ := strings.Cut(rest, ",")
-	return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: strings.TrimSpace(key)}
+	first, _, _ := strings.Cut(fix, ", or ")
+	if rest, ok := strings.CutPrefix(first, "go env -u "); ok {
+		return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: strings.TrimSpace(rest), User: t.UserName()}
+	}
+	rest, ok := strings.CutPrefix(first, "go env -w ")
+	if !ok || strings.ContainsAny(rest, " \t<>") {
+		return nil
+	}
+	key, value, ok := strings.Cut(rest, "=")
+	if !ok || value == "" {
+		return nil
+	}
+	home := t.Getenv("HOME")
+	if t.AsOther() {
+		home = t.User.Home
+	}
+	value = os.Expand(value, func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return t.Getenv(k)
+	})
+	return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: key, Value: value, User: t.UserName()}
 }
 
 // unsetFix tells how to remove a setting from where it came from.
