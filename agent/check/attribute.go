@@ -93,6 +93,7 @@ func consequence(r Result, owner string) Result {
 		r = r.With("fix of its own", r.Fix)
 	}
 	r.Fix = ""
+	r.Remedies = nil
 	r.Summary += " (this follows from " + owner + "; its fix comes first)"
 	return r
 }

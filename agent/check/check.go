@@ -66,6 +66,9 @@ type Result struct {
 	Summary  string
 	Evidence map[string]string
 	Fix      string
+	// Remedies is the part of Fix that gopatrol can apply itself (check
+	// --fix); empty when the fix needs a person.
+	Remedies []Remedy
 	Duration time.Duration
 }
 
@@ -108,6 +111,8 @@ type Finding struct {
 	Status  Status
 	Summary string
 	Fix     string
+	// Remedy, when set, applies Fix (or one of its alternatives).
+	Remedy *Remedy
 }
 
 // Combine turns findings into one result: the worst status, the summaries of
@@ -123,6 +128,8 @@ func Combine(passSummary string, fs []Finding, evidence map[string]string) Resul
 	r := Passf("%s", passSummary)
 	if worst != Pass {
 		var msgs, fixes []string
+		var rems []Remedy
+		automatable := true
 		for _, f := range fs {
 			if f.Status != worst {
 				continue
@@ -131,8 +138,18 @@ func Combine(passSummary string, fs []Finding, evidence map[string]string) Resul
 			if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
 				fixes = append(fixes, f.Fix)
 			}
+			if f.Remedy == nil {
+				automatable = false
+			} else {
+				rems = append(rems, *f.Remedy)
+			}
 		}
 		r = Result{Status: worst, Summary: strings.Join(msgs, "; "), Fix: strings.Join(fixes, "; ")}
+		// A remedy that fixes some of the findings would not make the
+		// check pass: declare one only when every finding has its own.
+		if automatable {
+			r.Remedies = rems
+		}
 	}
 	for k, v := range evidence {
 		r = r.With(k, v)

@@ -72,6 +72,7 @@ type resultJSON struct {
 	Summary    string            `json:"summary"`
 	Evidence   map[string]string `json:"evidence"`
 	Fix        string            `json:"fix,omitempty"`
+	Remedies   []Remedy          `json:"remedies,omitempty"`
 	DurationMS float64           `json:"duration_ms"`
 	Seed       string            `json:"seed"`
 }
@@ -84,7 +85,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		ev = map[string]string{}
 	}
 	ms := math.Round(float64(r.Duration.Microseconds())/10) / 100
-	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, ms, r.Source})
+	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, r.Remedies, ms, r.Source})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -93,7 +94,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*r = Result{ID: j.ID, Title: j.Title, Status: j.Status, Summary: j.Summary, Evidence: j.Evidence, Fix: j.Fix, Source: j.Seed}
+	*r = Result{ID: j.ID, Title: j.Title, Status: j.Status, Summary: j.Summary, Evidence: j.Evidence, Fix: j.Fix, Remedies: j.Remedies, Source: j.Seed}
 	r.Duration = time.Duration(j.DurationMS * float64(time.Millisecond))
 	return nil
 }

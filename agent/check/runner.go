@@ -32,6 +32,10 @@ type Runner struct {
 	// Grace is how long a check that ignores its cancelled context gets
 	// before the runner gives up on it (1s when zero).
 	Grace time.Duration
+	// Progress, when set, hears each check start (done false) and end
+	// (done true), one call at a time: a terminal shows what still runs
+	// while slow work (a cold build) goes on.
+	Progress func(id string, done bool)
 }
 
 // Validate reports a runner setting that cannot work, naming the value.
@@ -51,8 +55,20 @@ func (r Runner) Validate() error {
 func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	progress := func(id string, done bool) {
+		if r.Progress != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			r.Progress(id, done)
+		}
+	}
 	for i, c := range checks {
-		wg.Go(func() { results[i] = r.runOne(ctx, env, c) })
+		wg.Go(func() {
+			progress(c.ID, false)
+			results[i] = r.runOne(ctx, env, c)
+			progress(c.ID, true)
+		})
 	}
 	wg.Wait()
 	return Attribute(results)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/catalog"
+	"github.com/gopatrol/gopatrol/agent/remedy"
 )
 
 type checkFlags struct {
@@ -31,6 +32,9 @@ type checkFlags struct {
 	timeout    time.Duration
 	export     bool
 	pluginDir  string
+	fix        bool
+	dryRun     bool
+	yes        bool
 }
 
 func newCheckCmd() *cobra.Command {
@@ -49,7 +53,7 @@ invocation or configuration; 3 the checks passed but --export failed
 printed in every case but 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCheck(cmd.Context(), cmd.OutOrStdout(), f)
+			return runCheck(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
 	fl := cmd.Flags()
@@ -65,15 +69,22 @@ printed in every case but 2.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
 	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "with --export: run the cloud probe plugins in DIR and put their cloud.* attributes on the resource")
+	fl.BoolVar(&f.fix, "fix", false, "apply the fixes that are safe to automate, then check again (docs/remediation.md); plans only when stdout is not a terminal, unless --yes")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "with --fix: print what would change, and how to undo it, without changing anything")
+	fl.BoolVar(&f.yes, "yes", false, "with --fix: apply even when stdout is not a terminal (scripts, CI)")
 	return cmd
 }
 
-func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
+func runCheck(ctx context.Context, stdout, stderr io.Writer, f checkFlags) error {
 	if err := validOutput(f.output); err != nil {
 		return err
 	}
 	if f.failOn != "fail" && f.failOn != "warn" {
 		return usageErr("--fail-on %q: want fail or warn", f.failOn)
+	}
+	mode, err := chooseFixMode(f, stdout)
+	if err != nil {
+		return err
 	}
 	all := catalog.All()
 	checks, err := check.Select(all, f.only, f.skip, f.slow)
@@ -125,7 +136,14 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 		return err
 	}
 	env := &check.Env{Target: target, Toolchain: tc}
-	results := check.Runner{Timeout: f.timeout}.Run(ctx, env, checks)
+	progress := newProgress(stderr, len(checks))
+	results := check.Runner{Timeout: f.timeout, Progress: progress.event}.Run(ctx, env, checks)
+	progress.end()
+	var fixes []remedy.Outcome
+	var fixErr error
+	if mode != fixOff && ctx.Err() == nil {
+		fixes, results, fixErr = applyFixes(ctx, env, f.goBin, checks, results, mode, func() check.Runner { return check.Runner{Timeout: f.timeout} })
+	}
 	// Ctrl-C or SIGTERM while the checks ran: what is printed is partial.
 	interrupted := ctx.Err() != nil
 	rep := check.NewReport(tc, results)
@@ -133,11 +151,22 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		var v any = rep
+		if mode != fixOff {
+			v = struct {
+				check.Report
+				Fixes []fixJSON `json:"fixes"`
+			}{rep, fixesJSON(fixes, mode)}
+		}
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
 	} else {
 		writeText(stdout, rep, time.Since(start), useColor(stdout))
+		writeFixesText(stdout, fixes, mode)
+	}
+	if fixErr != nil {
+		return fixErr
 	}
 	if code := exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)); code != 0 {
 		return silentExit(code)
@@ -175,15 +204,7 @@ func listChecks(w io.Writer, all []check.Check, output string) error {
 
 // useColor: only a terminal gets colour, and NO_COLOR (no-color.org) wins.
 func useColor(w io.Writer) bool {
-	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return os.Getenv("NO_COLOR") == "" && isTerminal(w)
 }
 
 var marks = map[check.Status]struct{ mark, color string }{

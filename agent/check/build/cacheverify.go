@@ -110,6 +110,16 @@ func runCacheVerify(ctx context.Context, env *check.Env) check.Result {
 	}
 	if res.Status != check.Pass {
 		res = res.WithFix("go clean -cache (then look for the cause: a full or failing disk, or two machines sharing one GOCACHE over the network)")
+		// check --fix moves just the damaged files aside; a rebuilt
+		// action that differs, or an entry it cannot name, needs the
+		// whole cache cleaned, by a person.
+		if !verifyFailed && len(sample.Malformed) == 0 {
+			var paths []string
+			for _, b := range slices.Concat(sample.Corrupt, sample.Incomplete) {
+				paths = append(paths, gocache+strings.TrimPrefix(b.Path, env.Target.Path(gocache)))
+			}
+			res = res.WithRemedy(check.Remedy{Kind: check.PruneCache, Root: gocache, Paths: paths})
+		}
 	}
 	return res
 }

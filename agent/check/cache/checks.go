@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -224,6 +225,11 @@ func links(ctx context.Context, env *check.Env, goenv map[string]string) check.R
 		r = check.Failf("%d dangling link(s) in the module cache: %s", len(dangling), names[0]).
 			With("dangling", strings.Join(names, "\n")).
 			WithFix("remove or repoint the dangling link(s): rm %s (then `go mod download` refills the cache)", strings.Join(targets, " "))
+		// Removing is automated only inside GOMODCACHE, the path this
+		// check owns; a dangling GOPATH/pkg/mod elsewhere needs a person.
+		if !slices.ContainsFunc(targets, func(p string) bool { return p != modcache && !strings.HasPrefix(p, modcache+"/") }) {
+			r = r.WithRemedy(check.Remedy{Kind: check.RemoveLink, Root: modcache, Paths: targets})
+		}
 	case leftover != "":
 		r = check.Warnf("GOMODCACHE is %s but %s still holds an old module cache", modcache, leftover).
 			WithFix("remove the stale cache (it is read-only, so use the go command): GOMODCACHE=%s go clean -modcache", leftover)
@@ -352,9 +358,13 @@ func probeDirs(ctx context.Context, t *check.Target, dirs []string, cache, varia
 		if d != cache && !strings.HasPrefix(d, cache+"/") {
 			summary = fmt.Sprintf("%s %s does not exist and user %s cannot create it: %v", variable, cache, pe.User, err)
 		}
-		return check.Failf("%s", summary).
+		r := check.Failf("%s", summary).
 			With("path", d).With("user", pe.User).With("errno", pe.Errno()).
-			WithFix("%s", fixFor(pe, d, cache, variable)), false
+			WithFix("%s", fixFor(pe, d, cache, variable))
+		if rem := remedyFor(pe, d, dirs, cache); rem != nil {
+			r = r.WithRemedy(*rem)
+		}
+		return r, false
 	}
 	return check.Result{}, true
 }
@@ -378,6 +388,19 @@ func fixFor(pe *access.Error, dir, cache, variable string) string {
 		return fmt.Sprintf("give %s write access: chown -R %s %s, or point %s at a directory that user owns (go env -w %s=/path/you/own)", pe.User, pe.User, cache, variable, variable)
 	}
 	return fmt.Sprintf("make %s writable for %s, or point %s elsewhere (go env -w %s=/path/you/own)", dir, pe.User, variable, variable)
+}
+
+// remedyFor is the part of fixFor that gopatrol applies itself (check
+// --fix): creating the missing cache for the user, or handing the cache
+// to the user. A read-only or full filesystem needs a person.
+func remedyFor(pe *access.Error, dir string, dirs []string, cache string) *check.Remedy {
+	if e := pe.Errno(); e != "EACCES" && e != "EPERM" {
+		return nil
+	}
+	if dir != cache && !strings.HasPrefix(dir, cache+"/") {
+		return &check.Remedy{Kind: check.CreateDir, Root: cache, User: pe.User}
+	}
+	return &check.Remedy{Kind: check.GrantWrite, Root: cache, User: pe.User, Paths: dirs}
 }
 
 func defaultName(variable, user string) string {

@@ -104,7 +104,7 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 				ev["PATH"] = t.Getenv("PATH")
 				return result(check.Warnf("cgo is off because no C compiler was found: %s is not on PATH, and then the go command disables cgo by default", ccName).
 					With("why", err.Error()).
-					WithFix("install a C compiler (apt-get install gcc, or set CC=clang), or set CGO_ENABLED=0 to make the choice explicit"))
+					WithFix("export CGO_ENABLED=0 (to make the choice explicit), or install <a C compiler: apt-get install gcc>"))
 			}
 		}
 		return result(check.Skipf("cgo is disabled (CGO_ENABLED=%s)", cgo))
@@ -114,7 +114,7 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 	if err != nil {
 		ev["PATH"] = t.Getenv("PATH")
 		return result(check.Failf("CGO_ENABLED=1 but the C compiler CC=%s cannot be found: %v", cc, err).
-			WithFix("install gcc (apt-get install gcc build-essential) or set CC to an installed C compiler: go env -w CC=/usr/bin/clang"))
+			WithFix("%s, or install <gcc: apt-get install gcc build-essential>", setCC(t)))
 	}
 	ev["CC path"] = path
 
@@ -124,7 +124,7 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 	cancel()
 	if err != nil {
 		return result(check.Failf("C compiler %s does not run: %v", path, err).With("output", lastLines(string(out), 5)).
-			WithFix("reinstall the C compiler (apt-get install --reinstall gcc) or point CC at a working one"))
+			WithFix("reinstall <the C compiler: apt-get install --reinstall gcc>, or point CC at a working one"))
 	}
 	ev["CC version"] = check.FirstLine(string(out))
 
@@ -148,7 +148,7 @@ func toolchain(ctx context.Context, env *check.Env) check.Result {
 		if strings.Contains(bout, "build cache") || strings.Contains(bout, "GOCACHE") {
 			return result(r.WithFix("the build cache is unusable for this user: see gocache.writable"))
 		}
-		return result(r.WithFix("read the compiler's error above; a missing stdlib.h or crt1.o means the C library headers are missing (apt-get install libc6-dev)"))
+		return result(r.WithFix("install <what the compiler's error above names> (a missing stdlib.h or crt1.o means the C library headers: apt-get install libc6-dev)"))
 	}
 	ev["build"] = fmt.Sprintf("go build of a cgo package, and a C program linked by %s with GOGCCFLAGS, in %s", ccName, took.Round(time.Millisecond))
 	if warn.Status != "" {
@@ -328,4 +328,20 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// setCC points CC at an installed compiler where the builds read it:
+// go env -w cannot override CC set in the environment.
+func setCC(t *check.Target) string {
+	cc := "/usr/bin/cc"
+	for _, c := range []string{"gcc", "clang", "cc"} {
+		if found := t.LookPath(c); len(found) > 0 {
+			cc = found[0]
+			break
+		}
+	}
+	if _, ok := t.LookupEnv("CC"); ok {
+		return "export CC=" + cc
+	}
+	return "go env -w CC=" + cc
 }

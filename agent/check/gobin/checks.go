@@ -57,13 +57,13 @@ func runAccess(ctx context.Context, env *check.Env) check.Result {
 		gp := check.FirstGOPATH(env.Toolchain.Get("GOPATH"))
 		if gp == "" {
 			return check.Failf("neither GOBIN nor GOPATH is set: go install has nowhere to put binaries").
-				WithFix("set GOBIN to an absolute directory on PATH: go env -w GOBIN=$HOME/go/bin")
+				WithFix("set GOBIN to an absolute directory on PATH: %s", setGOBIN(env.Target))
 		}
 		gobin, source = filepath.Join(gp, "bin"), "GOPATH/bin (GOBIN unset)"
 	}
 	if !filepath.IsAbs(gobin) {
 		return check.Failf("GOBIN %q is not an absolute path; go install refuses it", gobin).With("GOBIN", gobin).
-			WithFix("set GOBIN to an absolute path: go env -w GOBIN=$HOME/go/bin")
+			WithFix("set GOBIN to an absolute path: %s", setGOBIN(env.Target))
 	}
 	v := &gobinView{t: env.Target, names: newNames(env.Target), gobin: gobin, existing: gobin,
 		ev: map[string]string{"GOBIN": gobin + " (" + source + ")"}}
@@ -77,7 +77,7 @@ func runAccess(ctx context.Context, env *check.Env) check.Result {
 			return v.result(check.Errorf("probe %s: %v", v.existing, err))
 		}
 		return v.result(check.Failf("go install cannot write GOBIN: %v", err).With("user", pe.User).
-			WithFix("give %s write access to %s (chown %s %s), or set GOBIN to a directory that user owns: go env -w GOBIN=$HOME/go/bin", pe.User, v.existing, pe.User, v.existing))
+			WithFix("give %s write access: chown %s %s, or set GOBIN to a directory that user owns (%s)", pe.User, pe.User, v.existing, setGOBIN(v.t)))
 	}
 	other, err := v.t.LookupUser(otherUser)
 	if err != nil {
@@ -116,7 +116,7 @@ func (v *gobinView) locate() (check.Result, bool) {
 		return check.Errorf("stat GOBIN %s: %v", v.gobin, err), true
 	case !fi.IsDir():
 		return check.Failf("GOBIN %s is not a directory", v.gobin).
-			WithFix("remove the file or point GOBIN at a directory: go env -w GOBIN=$HOME/go/bin"), true
+			WithFix("point GOBIN at a directory: %s, or remove the file %s", setGOBIN(v.t), v.gobin), true
 	}
 	if v.file, err = acl.Stat(v.t.Path(v.gobin)); err != nil {
 		return check.Errorf("read ACLs of %s: %v", v.gobin, err), true
@@ -151,7 +151,7 @@ func (v *gobinView) searchPath() (check.Result, bool) {
 			// A private home (0700, or 0750 on many distributions)
 			// keeps personal tools personal: say so, do not fail.
 			return check.Warnf("GOBIN %s is inside the private home %s: user %s (and sudo -u other users) cannot run the binaries installed there (%s)", v.gobin, home, otherUser, d.Reason(v.names)).
-				WithFix("fine for personal tools; for tools others must run, install into a shared directory: GOBIN=/usr/local/bin go install ..."), true
+				WithFix("fine for personal tools; for tools others must run, install into a shared directory: GOBIN=/usr/local/bin go install <the tool's package>"), true
 		}
 		return check.Failf("user %s cannot enter %s %s (%s), so it cannot run binaries installed there", otherUser, what, dir, d.Reason(v.names)).
 			WithFix("%s", searchFix(f, d, dir)), true
@@ -212,7 +212,11 @@ func (v *gobinView) judgeInstalled() {
 	v.ev["not runnable by "+otherUser] = strings.Join(denied, "\n")
 	v.warnings = append(v.warnings, fmt.Sprintf("%d installed binaries are not runnable by %s", len(denied), otherUser))
 	if v.fix == "" {
-		v.fix = fmt.Sprintf("chmod o+rx the binaries listed, e.g. chmod o+rx %s", strings.SplitN(denied[0], " ", 2)[0])
+		var paths []string
+		for _, d := range denied {
+			paths = append(paths, strings.SplitN(d, " ", 2)[0])
+		}
+		v.fix = "let others run them: chmod o+rx " + strings.Join(paths, " ")
 	}
 }
 
@@ -232,7 +236,7 @@ func (v *gobinView) confirmByRunning(ctx context.Context) (check.Result, bool) {
 		}
 		v.ev["probe"] = err.Error()
 		return check.Failf("user %s cannot run binaries in GOBIN %s: %v", otherUser, v.gobin, err).
-			WithFix("check the mount options of %s (findmnt -T %s: noexec?) and its security labels", v.gobin, v.gobin), true
+			WithFix("remount <the filesystem of %s> with exec (findmnt -T %s shows its options), or point GOBIN at a directory on an exec mount (%s)", v.gobin, v.gobin, setGOBIN(v.t)), true
 	}
 	v.ev["probe"] = "a binary placed in GOBIN ran as " + otherUser
 	return check.Result{}, false
@@ -337,4 +341,13 @@ func readIDs(path string) map[uint32]string {
 		}
 	}
 	return m
+}
+
+// setGOBIN is the command that moves GOBIN to the go command's default
+// place: go env -w cannot override GOBIN set in the environment.
+func setGOBIN(t *check.Target) string {
+	if _, ok := t.LookupEnv("GOBIN"); ok {
+		return "export GOBIN=$HOME/go/bin"
+	}
+	return "go env -w GOBIN=$HOME/go/bin"
 }

@@ -79,7 +79,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	ev := map[string]string{}
 	var fs []check.Finding
 	add := func(st check.Status, fix, format string, a ...any) {
-		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix})
+		fs = append(fs, check.Finding{Status: st, Summary: fmt.Sprintf(format, a...), Fix: fix, Remedy: goenvRemedy(s.t, fix)})
 	}
 	source := func(key, v, from string) {
 		if v != "" {
@@ -122,7 +122,13 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	}
 	source("GOTOOLCHAIN", gotc, from)
 	if err := toolchain.ParseGOTOOLCHAIN(gotc); err != nil {
-		add(check.Fail, "go env -w GOTOOLCHAIN=auto (or local, or a version like go1.26.0+auto)",
+		fix := "go env -w GOTOOLCHAIN=auto (local and a version like go1.26.0+auto work too)"
+		if from == "environment" {
+			fix = "unset GOTOOLCHAIN (the environment overrides go env -w)"
+		} else if from != "" && from != s.goenv {
+			fix = "edit " + from + ": set GOTOOLCHAIN=auto"
+		}
+		add(check.Fail, fix,
 			"%v (from %s): every go command fails", err, from)
 	}
 
@@ -141,7 +147,7 @@ func runConfig(ctx context.Context, env *check.Env) check.Result {
 	goenvRoot := filepath.Join(s.goroot, "go.env")
 	// (Go 1.21 introduced it: an older root has none, and needs none.)
 	if _, err := os.Stat(s.t.Path(goenvRoot)); err != nil && s.goroot != "" && s.tc.Since(check.GoEnvRelease) {
-		add(check.Warn, "reinstall Go from the release archive (it ships "+goenvRoot+")",
+		add(check.Warn, "reinstall Go from <the release archive> (it ships "+goenvRoot+")",
 			"%s is missing: GOPROXY, GOSUMDB and GOTOOLCHAIN lose their defaults", goenvRoot)
 	}
 	if s.tc != nil && s.tc.Err == nil && strings.Trim(s.tc.Get("GOPROXY"), " ,|") == "" {
@@ -218,6 +224,39 @@ func realEnvProbe(ctx context.Context, env *check.Env) (string, error) {
 	return check.FirstLines(strings.Join(lines, "\n"), 2, " | "), err
 }
 
+// goenvRemedy is what a printed `go env -u KEY` or `go env -w KEY=VALUE`
+// does, for check --fix: remove or write the KEY line of the GOENV file,
+// as the build user would ($HOME is theirs). Other fixes need a person.
+func goenvRemedy(t *check.Target, fix string) *check.Remedy {
+	goenv := toolchain.DefaultGOENV(t)
+	if goenv == "" || goenv == "off" {
+		return nil
+	}
+	first, _, _ := strings.Cut(fix, ", or ")
+	if rest, ok := strings.CutPrefix(first, "go env -u "); ok {
+		return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: strings.TrimSpace(rest), User: t.UserName()}
+	}
+	rest, ok := strings.CutPrefix(first, "go env -w ")
+	if !ok || strings.ContainsAny(rest, " \t<>") {
+		return nil
+	}
+	key, value, ok := strings.Cut(rest, "=")
+	if !ok || value == "" {
+		return nil
+	}
+	home := t.Getenv("HOME")
+	if t.AsOther() {
+		home = t.User.Home
+	}
+	value = os.Expand(value, func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return t.Getenv(k)
+	})
+	return &check.Remedy{Kind: check.SetGoEnv, Root: goenv, Key: key, Value: value, User: t.UserName()}
+}
+
 // unsetFix tells how to remove a setting from where it came from.
 func unsetFix(key, from, goenv string) string {
 	if from != "" && from == goenv {
@@ -290,7 +329,7 @@ func checkGOWORK(s *settings, ev map[string]string, add func(check.Status, strin
 		gomod := s.tc.Get("GOMOD")
 		modDir := filepath.Dir(gomod)
 		if gomod != "" && gomod != os.DevNull && filepath.Dir(work) != modDir {
-			add(check.Warn, "GOWORK=off for this module, or add it to the workspace on purpose with go work use "+modDir,
+			add(check.Warn, "export GOWORK=off (for this module), or go work use "+modDir+" (to add it to the workspace on purpose)",
 				"a workspace file %s above the module %s is in effect: it decides the versions that build here", work, gomod)
 		}
 	}
@@ -328,7 +367,7 @@ func checkGoEnvFile(s *settings, ev map[string]string, add func(check.Status, st
 	}
 	if len(bad) > 0 {
 		ev["GOENV.ignored"] = strings.Join(bad, "; ")
-		add(check.Warn, "fix or delete those lines in "+s.goenv+" (go env -w KEY=value writes valid ones)",
+		add(check.Warn, "correct or delete <the lines listed> in "+s.goenv+" (go env -w KEY=value writes valid ones)",
 			"%s has lines the go command silently ignores: %s", s.goenv, strings.Join(bad, "; "))
 	}
 	if len(creds) > 0 {

@@ -65,7 +65,7 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 					// HOME is set, so $HOME/go was refused: it is GOROOT.
 					fix = gopathFix(ctx, t, get("GOROOT"))
 				}
-				fs = append(fs, check.Finding{Status: check.Warn, Summary: "GOPATH is empty: the go command has no place for GOPATH/bin and the default module cache", Fix: fix})
+				fs = append(fs, check.Finding{Status: check.Warn, Summary: "GOPATH is empty: the go command has no place for GOPATH/bin and the default module cache", Fix: fix, Remedy: goenvRemedy(t, fix)})
 			}
 			continue
 		case e.name == "GOCACHE" && e.path == "off":
@@ -92,7 +92,7 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 		case r != filepath.Clean(e.path):
 			ev[e.name] = e.path + " -> " + r
 			real[e.name] = r
-			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s %s is a link to %s: tools that compare paths see two names for one directory", e.name, e.path, r), Fix: setFix(ctx, t, baseName(e.name), r)})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s %s is a link to %s: tools that compare paths see two names for one directory", e.name, e.path, r), Fix: setFix(ctx, t, baseName(e.name), r), Remedy: goenvRemedy(t, setFix(ctx, t, baseName(e.name), r))})
 		default:
 			ev[e.name] = e.path
 			real[e.name] = r
@@ -104,7 +104,7 @@ func runConsistency(ctx context.Context, env *check.Env) check.Result {
 				continue
 			}
 			if check.Within(real[e.name], root) {
-				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")), Fix: gopathFix(ctx, t, root)})
+				fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s %s is GOROOT %s or inside it: the go command ignores it and modules land in the Go installation", e.name, e.path, get("GOROOT")), Fix: gopathFix(ctx, t, root), Remedy: goenvRemedy(t, gopathFix(ctx, t, root))})
 			}
 		}
 	}

@@ -175,14 +175,18 @@ exec "$1/probe"`
 	}
 	var st unix.Statfs_t
 	if unix.Statfs(t.Path(root), &st) == nil && st.Flags&unix.ST_NOEXEC != 0 {
-		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root), Fix: noexecFix(rootVar, root)}
+		return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s=%s is on a noexec mount: go test and the first go run of a program fail with \"fork/exec %s/go-build.../exe/...: permission denied\"", rootVar, root, root), Fix: noexecFix(t, rootVar, root)}
 
 	}
 	return &check.Finding{Status: check.Fail, Summary: fmt.Sprintf("a program in %s=%s does not run (%v): %s", rootVar, root, err, check.FirstLine(string(out))), Fix: fmt.Sprintf("export %s=<a directory on an exec mount>", rootVar)}
 
 }
 
-func noexecFix(rootVar, root string) string {
+func noexecFix(t *check.Target, rootVar, root string) string {
+	if _, ok := t.LookupEnv("GOTMPDIR"); ok {
+		// The environment overrides go env -w: change it there.
+		return fmt.Sprintf("export GOTMPDIR=/var/tmp (any directory on a mount without noexec), or remount the filesystem of %s=%s with exec", rootVar, root)
+	}
 	return fmt.Sprintf("mkdir -p $HOME/.cache/go-tmp && go env -w GOTMPDIR=$HOME/.cache/go-tmp (a directory on a mount without noexec), or remount the filesystem of %s=%s with exec", rootVar, root)
 }
 

@@ -63,7 +63,6 @@ func TestChecks(t *testing.T) {
 				return []string{"-mod=bogus not supported"}
 			},
 			Want: check.Fail,
-			Fix:  true,
 		},
 		{
 			Name: "GOFLAGS -p=abc: an invalid number",
@@ -73,7 +72,6 @@ func TestChecks(t *testing.T) {
 				return []string{`invalid value "abc" for flag -p`}
 			},
 			Want: check.Fail,
-			Fix:  true,
 		},
 		{
 			Name: "GOENV file GOFLAGS=-tags without a value",
@@ -83,7 +81,6 @@ func TestChecks(t *testing.T) {
 				return []string{"flag needs an argument: -tags", w.Getenv("GOENV")}
 			},
 			Want: check.Fail,
-			Fix:  true,
 		},
 		{
 			Name: "GO111MODULE=off",

@@ -31,7 +31,6 @@ func TestFixesRunWherePrinted(t *testing.T) {
 			},
 			Want:  check.Fail,
 			After: notHomeGo,
-			Fix:   true,
 		},
 		{
 			Name: "Go unpacked in ~/go, GOPATH unset: it defaults to GOROOT",
@@ -43,7 +42,6 @@ func TestFixesRunWherePrinted(t *testing.T) {
 			},
 			Want:  check.Fail,
 			After: notHomeGo,
-			Fix:   true,
 		},
 		{
 			// The go command's "go: warning: GOPATH set to GOROOT" is
@@ -70,7 +68,6 @@ func TestFixesRunWherePrinted(t *testing.T) {
 					t.Errorf("fix %q, want it to start with %q", res.Fix, want)
 				}
 			},
-			Fix: true,
 		},
 		{
 			Name: "empty GOPATH and no HOME",
@@ -81,7 +78,6 @@ func TestFixesRunWherePrinted(t *testing.T) {
 				return []string{"GOPATH is empty"}
 			},
 			Want: check.Warn,
-			Fix:  true,
 		},
 		{
 			// GOPATH defaults to $HOME/go, a link; HOME is read-only, so
@@ -107,7 +103,6 @@ func TestFixesRunWherePrinted(t *testing.T) {
 					t.Errorf("fix %q: want an export where HOME is read-only", res.Fix)
 				}
 			},
-			Fix: true,
 		},
 	})
 }

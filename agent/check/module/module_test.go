@@ -205,6 +205,7 @@ func TestVendor(t *testing.T) {
 			if tt.status == check.Fail && !strings.Contains(res.Fix, "go mod vendor") {
 				t.Errorf("fix %q does not say go mod vendor", res.Fix)
 			}
+			checktest.FixRerun(t, w, vendor, res)
 		})
 	}
 }

@@ -310,6 +310,25 @@ func runVendor(ctx context.Context, env *check.Env) check.Result {
 		r.Summary += fmt.Sprintf(" (and %d more)", len(incons)-1)
 	}
 	r = r.With("inconsistencies", strings.Join(incons, "\n"))
+	// A module marked explicit in vendor/modules.txt that go.mod no
+	// longer requires: go mod vendor alone fails while the code imports
+	// it ("no required module provides package"), and go mod tidy must
+	// look it up (impossible under GOPROXY=off). go get of the vendored
+	// version puts the requirement back from the module cache first.
+	var gets []string
+	for _, s := range incons {
+		if mv, ok := strings.CutSuffix(s, ": is marked as explicit in vendor/modules.txt, but not explicitly required in go.mod"); ok {
+			gets = append(gets, mv)
+		}
+	}
+	if len(gets) > 0 {
+		fix := fmt.Sprintf("cd %s && go get %s && go mod vendor (or drop the imports of what go.mod no longer requires, then go mod vendor)", t.Dir, strings.Join(gets, " "))
+		if env.Toolchain.Get("GOPROXY") == "off" {
+			// go get looks the version up, which GOPROXY=off refuses.
+			fix = "with GOPROXY=<a module proxy> (it is off here): " + fix
+		}
+		return r.WithFix("%s", fix)
+	}
 	return r.WithFix("cd %s && go mod vendor", t.Dir)
 }
 

@@ -71,7 +71,7 @@ func runProtocol(ctx context.Context, env *check.Env) check.Result {
 	for _, e := range entries {
 		if e.Err != nil {
 			return check.Failf("%v: the go command rejects the whole GOPROXY list", e.Err).With("GOPROXY", goproxy).
-				WithFix("correct GOPROXY (go env -w GOPROXY=https://host[/path],direct)")
+				WithFix("go env -w GOPROXY=<https://host[/path]>,direct (correct the entry)")
 		}
 	}
 
@@ -227,7 +227,7 @@ func probe(ctx context.Context, client *http.Client, t *check.Target, e entry, m
 		if err := json.Unmarshal(latest.body, &info); err != nil || !semver.IsValid(info.Version) {
 			f.Status = check.Fail
 			f.Summary = fmt.Sprintf("%s: @latest for %s is not a JSON version info (%q)", e.Label(), mod, check.FirstLine(string(latest.body)))
-			f.Fix = "point GOPROXY at a module proxy (see go help goproxy for the protocol)"
+			f.Fix = "go env -w GOPROXY=<a module proxy>,direct (see go help goproxy for the protocol)"
 			f.Detail = strings.Join(append(detail, "@latest: "+f.Summary), "; ")
 			return answerError, f
 		}
@@ -243,7 +243,7 @@ func probe(ctx context.Context, client *http.Client, t *check.Target, e entry, m
 	if bad := invalidVersionLines(list.body); len(bad) > 0 {
 		f.Status = check.Fail
 		f.Summary = fmt.Sprintf("%s: @v/list for %s holds lines that are not versions: %q", e.Label(), mod, bad)
-		f.Fix = "point GOPROXY at a module proxy (see go help goproxy for the protocol)"
+		f.Fix = "go env -w GOPROXY=<a module proxy>,direct (see go help goproxy for the protocol)"
 		f.Detail = strings.Join(append(detail, f.Summary), "; ")
 		return answerError, f
 	}
@@ -257,7 +257,7 @@ func judge(r reply, mod string, e entry) (answer, string, string) {
 	if r.err != nil {
 		var cve *tls.CertificateVerificationError
 		if errors.As(r.err, &cve) {
-			return answerError, fmt.Sprintf("TLS verification failed: %v", cve.Err), "see proxy.tls: gopatrol check --only proxy.tls"
+			return answerError, fmt.Sprintf("TLS verification failed: %v", cve.Err), "fix <what proxy.tls reports> first (gopatrol check --only proxy.tls)"
 		}
 		return answerError, fmt.Sprintf("no answer: %v", unwrapURL(r.err)), fmt.Sprintf("check that %s is reachable (firewall, DNS, HTTPS_PROXY)", e.URL.Host)
 	}
@@ -266,21 +266,21 @@ func judge(r reply, mod string, e entry) (answer, string, string) {
 	case code == http.StatusOK:
 		if strings.Contains(r.ctype, "html") || bytes.HasPrefix(bytes.TrimSpace(r.body), []byte("<")) {
 			return answerError, fmt.Sprintf("200 with an HTML page (%q), not the module proxy protocol: a login page, a captive portal or a plain web server answers at this URL", truncate(body, 80)),
-				fmt.Sprintf("point %s at the proxy's module endpoint (for a repository manager, the Go repository's URL), and check it with: curl %s/%s/@v/list", e.Var, strings.TrimSuffix(e.Target(), "/"), mustEscape(mod))
+				fmt.Sprintf("point %s at <the proxy's module endpoint> (for a repository manager, the Go repository's URL; check it with curl %s/%s/@v/list)", e.Var, strings.TrimSuffix(e.Target(), "/"), mustEscape(mod))
 		}
 		return answerOK, "", ""
 	case code == http.StatusNotFound:
 		return answerNotFound, fmt.Sprintf("404 Not Found (%q): the proxy does not have %s; for a private module the go command must not ask a proxy", truncate(body, 80), mod),
-			fmt.Sprintf("if %s is private: go env -w GOPRIVATE=%s; otherwise ask the proxy's operator, or set %s to a module this proxy serves", mod, privatePattern(mod), ProbeModuleEnv)
+			fmt.Sprintf("ask <the proxy's operator>, or export %s=<a module this proxy serves> (if %s is private, go env -w GOPRIVATE=%s makes the go command fetch it directly)", ProbeModuleEnv, mod, privatePattern(mod))
 	case code == http.StatusGone:
 		return answerNotFound, fmt.Sprintf("410 Gone (%q): the proxy refuses to serve %s (proxies answer 410 for modules they will not fetch: private, blocked or removed)", truncate(body, 80), mod),
-			fmt.Sprintf("if %s is private: go env -w GOPRIVATE=%s so that the go command fetches it directly; otherwise ask the proxy's operator why it refuses %s", mod, privatePattern(mod), mod)
+			fmt.Sprintf("ask <the proxy's operator> why it refuses %s (if it is private, go env -w GOPRIVATE=%s makes the go command fetch it directly)", mod, privatePattern(mod))
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return answerError, fmt.Sprintf("%d %s (%q): the proxy wants credentials", code, http.StatusText(code), truncate(body, 80)),
 			fmt.Sprintf("put the credentials for %s in ~/.netrc (machine %s login ... password ...) or configure GOAUTH", e.URL.Hostname(), e.URL.Hostname())
 	case code >= 500:
 		return answerError, fmt.Sprintf("%d %s (%q): the proxy failed (it is broken or cannot reach its upstream); after a \",\" the go command stops here, after a \"|\" it tries the next entry", code, http.StatusText(code), truncate(body, 80)),
-			fmt.Sprintf("ask the operator of %s to fix it, or add a fallback: go env -w GOPROXY=%s|direct", e.URL.Host, e.Raw)
+			fmt.Sprintf("ask <the operator of %s> to fix it (meanwhile a fallback keeps builds going: export GOPROXY='%s|direct')", e.URL.Host, e.Raw)
 	default:
 		return answerError, fmt.Sprintf("%d %s (%q): not an answer of the module proxy protocol", code, http.StatusText(code), truncate(body, 80)),
 			fmt.Sprintf("check the URL in %s: curl -v %s/%s/@v/list", e.Var, strings.TrimSuffix(e.Target(), "/"), mustEscape(mod))

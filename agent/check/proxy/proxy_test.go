@@ -136,6 +136,7 @@ func TestTLS(t *testing.T) {
 			if p.Requests() == 0 && tt.status == check.Pass {
 				t.Error("the proxy was never asked")
 			}
+			checktest.FixRerun(t, w, tlsc, res)
 		})
 	}
 }
@@ -172,6 +173,7 @@ func TestTLSEntries(t *testing.T) {
 					t.Errorf("result does not mention %q", s)
 				}
 			}
+			checktest.FixRerun(t, w, tlsc, res)
 		})
 	}
 }
@@ -253,6 +255,7 @@ func TestProtocol(t *testing.T) {
 			if strings.Contains(res.Summary, "%!") {
 				t.Errorf("bad format in summary: %s", res.Summary)
 			}
+			checktest.FixRerun(t, w, proto, res)
 		})
 	}
 }

@@ -50,7 +50,7 @@ func runTLS(ctx context.Context, env *check.Env) check.Result {
 		switch {
 		case e.Err != nil:
 			findings = append(findings, finding{Status: check.Fail, Entry: e, Detail: e.Err.Error(), Summary: e.Err.Error(),
-				Fix: fmt.Sprintf("correct %s (go env -w %s=...): entries are https://host[/path], \"direct\" or \"off\"", e.Var, e.Var)})
+				Fix: fmt.Sprintf("go env -w %s=<https://host[/path]> (entries are https://host[/path], \"direct\" or \"off\")", e.Var)})
 		case e.Special != "":
 			findings = append(findings, finding{Status: check.Pass, Entry: e, Detail: "not dialled: " + specialMeaning(e)})
 		case e.URL.Scheme != "https":
@@ -172,7 +172,7 @@ func verified(f finding, st tls.ConnectionState, notes []string) finding {
 	if left < expiryWarn {
 		f.Status = check.Warn
 		f.Summary = fmt.Sprintf("%s: certificate %s expires in %d days (%s)", e.Label(), first.Subject, days, first.NotAfter.UTC().Format(time.DateOnly))
-		f.Fix = fmt.Sprintf("renew the certificate of %s before %s", e.URL.Host, first.NotAfter.UTC().Format(time.DateOnly))
+		f.Fix = fmt.Sprintf("renew <the certificate of %s> before %s", e.URL.Host, first.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return f
 }
@@ -200,16 +200,16 @@ func rejected(f finding, cve *tls.CertificateVerificationError, notes []string) 
 			anchor = fmt.Sprintf("the self-signed certificate %q itself (better: have the proxy use a CA-issued certificate)", top.Subject.CommonName)
 		}
 		f.Summary = fmt.Sprintf("%s: x509: certificate signed by unknown authority (%s not in the roots)", e.Label(), what)
-		f.Fix = fmt.Sprintf("add %s to the system store (cp ca.pem /usr/local/share/ca-certificates/proxy-ca.crt && update-ca-certificates), or point SSL_CERT_FILE at a PEM bundle that holds it", anchor)
+		f.Fix = fmt.Sprintf("export SSL_CERT_FILE=<a PEM bundle that holds %s>, or add it to the system store (cp ca.pem /usr/local/share/ca-certificates/proxy-ca.crt && update-ca-certificates)", anchor)
 	case errors.As(cve.Err, &he):
 		f.Summary = fmt.Sprintf("%s: %s", e.Label(), he.Error())
-		f.Fix = fmt.Sprintf("use a name the certificate is valid for (%s) in %s, or reissue the certificate with %s in its subject alternative names", certNames(he.Certificate), e.Var, host)
+		f.Fix = fmt.Sprintf("use <a name the certificate is valid for: %s> in %s, or reissue the certificate with %s in its subject alternative names", certNames(he.Certificate), e.Var, host)
 	case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
 		f.Summary = fmt.Sprintf("%s: %s", e.Label(), ci.Error())
-		f.Fix = fmt.Sprintf("renew the certificate of %s (expired %s); if it has not expired, this machine's clock is wrong (check `date`, enable NTP)", e.URL.Host, ci.Cert.NotAfter.UTC().Format(time.DateOnly))
+		f.Fix = fmt.Sprintf("renew <the certificate of %s> (expired %s; if it has not, this machine's clock is wrong: check `date`, enable NTP)", e.URL.Host, ci.Cert.NotAfter.UTC().Format(time.DateOnly))
 	default:
 		f.Summary = fmt.Sprintf("%s: %v", e.Label(), cve.Err)
-		f.Fix = fmt.Sprintf("fix the certificate chain of %s, then retry with: curl -v %s", e.URL.Host, e.URL)
+		f.Fix = fmt.Sprintf("fix <the certificate chain of %s> (curl -v %s shows it)", e.URL.Host, e.URL)
 	}
 	return f
 }
@@ -225,13 +225,13 @@ func unreachable(f finding, err error, notes []string) finding {
 		f.Status = check.Warn
 		f.Detail = strings.Join(append(notes, "could not connect: "+err.Error()), "; ")
 		f.Summary = fmt.Sprintf("%s: could not connect to %s, the certificate was not checked", e.Label(), hostPort(e.URL))
-		f.Fix = fmt.Sprintf("check that %s is reachable from here (firewall, DNS, HTTPS_PROXY), then run gopatrol check --only proxy.tls again", hostPort(e.URL))
+		f.Fix = fmt.Sprintf("make <%s reachable from here> (firewall, DNS, HTTPS_PROXY), then run gopatrol check --only proxy.tls again", hostPort(e.URL))
 		return f
 	}
 	f.Status = check.Fail
 	f.Detail = strings.Join(append(notes, "error: "+err.Error()), "; ")
 	f.Summary = fmt.Sprintf("%s: TLS handshake failed: %v", e.Label(), unwrapURL(err))
-	f.Fix = fmt.Sprintf("if %s is a plain-HTTP proxy, write it as http://%s in %s; otherwise point the entry at its TLS port", hostPort(e.URL), e.URL.Host, e.Var)
+	f.Fix = fmt.Sprintf("write <http://%s if it is a plain-HTTP proxy, else its TLS port> in %s", e.URL.Host, e.Var)
 	return f
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,7 +26,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 	var fs []check.Finding
 	if len(relative) > 0 {
 		ev["path.relative"] = strings.Join(relative, ":")
-		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative), Fix: "remove the relative entries from PATH (use absolute directories)"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH has relative entries %q: which go runs depends on the current directory", relative), Fix: "export PATH=" + strings.Join(slices.DeleteFunc(filepath.SplitList(t.Getenv("PATH")), func(e string) bool { return slices.Contains(relative, e) }), ":") + " (in your shell profile: the relative entries removed)"})
 	}
 
 	fs = append(fs, leftoverEntries(t)...)
@@ -35,7 +36,8 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		switch {
 		case e.Err != nil:
 			ev["go.dangling"] = strings.TrimPrefix(ev["go.dangling"]+", ", ", ") + e.Path
-			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path), Fix: fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path)})
+			fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("%s on PATH is a dangling link, the shell skips it", e.Path), Fix: fmt.Sprintf("rm %s, or point it at a Go root's bin/go", e.Path),
+				Remedy: &check.Remedy{Kind: check.RemoveLink, Root: e.Path, Paths: []string{e.Path}}})
 		case e.NoExec:
 			ev["go.not-executable"] = strings.TrimPrefix(ev["go.not-executable"]+", ", ", ") + e.Path
 		default:
@@ -86,7 +88,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		fix := fmt.Sprintf("remove or rename %s, or put a Go root's bin first on PATH", first.Path)
 		if real != nil {
 			msg += fmt.Sprintf("; the real go %s (%s) comes later on PATH", real.Path, real.Version)
-			fix = fmt.Sprintf("remove or rename %s so that %s runs, or put %s first on PATH", first.Path, real.Path, dirOf(real.Path))
+			fix = fmt.Sprintf("export PATH=%s:$PATH (in your shell profile, so that %s runs), or remove or rename %s", dirOf(real.Path), real.Path, first.Path)
 			ev["go.real"] = real.Path
 		}
 		ev["go.first"] = first.Path
@@ -109,7 +111,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		for _, v := range order {
 			parts = append(parts, v+" at "+strings.Join(versions[v], ", "))
 		}
-		fs = append(fs, check.Finding{Status: check.Warn, Summary: "the go binaries on PATH differ in version: " + strings.Join(parts, "; "), Fix: fmt.Sprintf("keep one Go on PATH, or make sure %s is the one you mean", firstGo(infos))})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: "the go binaries on PATH differ in version: " + strings.Join(parts, "; "), Fix: fmt.Sprintf("keep only <the Go you mean> on PATH, or make sure %s is the one you mean", firstGo(infos))})
 	}
 
 	if tc != nil && tc.Err != nil && first.IsGo() {
@@ -117,7 +119,7 @@ func runGoBinary(ctx context.Context, env *check.Env) check.Result {
 		// build info just disproved: say only what the go command said.
 		why := strings.TrimPrefix(tc.Err.Error(), check.ErrNotGo.Error()+": ")
 		ev["error"] = why
-		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is the go command (%s), but `go env` fails: %s", first.Path, first.Version, why), Fix: "run `go env` to see the error; check GOROOT, GOENV and the environment it names"})
+		fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s is the go command (%s), but `go env` fails: %s", first.Path, first.Version, why), Fix: "run `go env` to see the error, then correct <the setting it names> (GOROOT, the GOENV file or the environment)"})
 	}
 	if tc != nil && tc.Err == nil && tc.Go != first.Path && ev["go.wrapper"] == "" {
 		ev["go.checked"] = tc.Go + " (--go)"

@@ -45,19 +45,19 @@ func runGorootGOOS(ctx context.Context, env *check.Env) check.Result {
 		src, err := t.ReadFile(c.file)
 		if err != nil {
 			ev[c.name+".source"] = c.file + ": " + err.Error()
-			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s was built for %s=%s but GOROOT has no %s", tc.Go, c.name, c.want, c.file), Fix: fmt.Sprintf("GOROOT %s is not a source tree for %s; reinstall the %s/%s release of Go", goroot, c.want, bi.GOOS, bi.GOARCH)})
+			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s was built for %s=%s but GOROOT has no %s", tc.Go, c.name, c.want, c.file), Fix: fmt.Sprintf("reinstall Go from <the %s/%s release archive> (GOROOT %s is not a source tree for %s)", bi.GOOS, bi.GOARCH, goroot, c.want)})
 			continue
 		}
 		m := c.re.FindSubmatch(src)
 		if m == nil {
 			ev[c.name+".source"] = c.file + ": no const " + c.name
-			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s defines no const %s", c.file, c.name), Fix: "reinstall Go from the release archive; " + c.file + " was modified"})
+			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s defines no const %s", c.file, c.name), Fix: "reinstall Go from <the release archive> (" + c.file + " was modified)"})
 			continue
 		}
 		got := string(m[1])
 		ev[c.name+".source"] = fmt.Sprintf("%s: const %s = %q", c.file, c.name, got)
 		if got != c.want {
-			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s was built for %s=%s but %s says %s = %q", tc.Go, c.name, c.want, c.file, c.name, got), Fix: fmt.Sprintf("reinstall Go from one %s/%s release archive; GOROOT %s mixes platforms", bi.GOOS, bi.GOARCH, goroot)})
+			fs = append(fs, check.Finding{Status: check.Fail, Summary: fmt.Sprintf("%s was built for %s=%s but %s says %s = %q", tc.Go, c.name, c.want, c.file, c.name, got), Fix: fmt.Sprintf("reinstall Go from <one %s/%s release archive> (GOROOT %s mixes platforms)", bi.GOOS, bi.GOARCH, goroot)})
 		}
 	}
 	return check.Combine(fmt.Sprintf("%s/%s in %s and in GOROOT's internal/goos and internal/goarch", bi.GOOS, bi.GOARCH, tc.Go), fs, ev)

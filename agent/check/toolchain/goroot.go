@@ -193,7 +193,7 @@ func runGorootValid(ctx context.Context, env *check.Env) check.Result {
 	// older or newer: every go command then runs it instead of this root.
 	if set, err := parseToolchain(tc.GOTOOLCHAIN); err == nil && set.Min != "local" && own.Version != "" &&
 		toolchainVersion(set.Min) != own.Version {
-		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, set.Min, own.Version, goroot), Fix: "go env -w GOTOOLCHAIN=auto (or unset GOTOOLCHAIN) to use this root"})
+		fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("GOTOOLCHAIN=%s: go commands switch to %s instead of running %s from %s", tc.GOTOOLCHAIN, set.Min, own.Version, goroot), Fix: toolchainFix(env.Target)})
 	}
 	return check.Combine(fmt.Sprintf("GOROOT %s is a complete Go root (from %s)", goroot, d.Source), fs, ev)
 }
@@ -216,4 +216,13 @@ func cachedToolchains(t *check.Target, modcache string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// toolchainFix undoes a GOTOOLCHAIN pin where it is set: `go env -w`
+// cannot override the environment (it exits 2 saying so).
+func toolchainFix(t *check.Target) string {
+	if _, ok := t.LookupEnv("GOTOOLCHAIN"); ok {
+		return "unset GOTOOLCHAIN (it is set in the environment; the Go root's go.env then decides, auto in a release)"
+	}
+	return "go env -w GOTOOLCHAIN=auto to use this root"
 }

@@ -35,6 +35,7 @@ func leftoverEntries(t *check.Target) []check.Finding {
 			Status:  check.Warn,
 			Summary: fmt.Sprintf("PATH entry %s leads through the dangling link %s (a removed Go install): a later entry supplies go now, but a PATH in another order finds nothing or an old go", dir, l),
 			Fix:     fmt.Sprintf("export PATH=%s (in your shell profile), or rm %s", strings.Join(kept, string(filepath.ListSeparator)), l.Path),
+			Remedy:  &check.Remedy{Kind: check.RemoveLink, Root: l.Path, Paths: []string{l.Path}},
 		})
 	}
 	return fs

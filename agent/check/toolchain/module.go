@@ -136,7 +136,12 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 		// No switching: the go line is a hard minimum, the toolchain
 		// line only a preference.
 		if version.Compare(need, minV) > 0 {
-			return restate(r.WithFix("GOTOOLCHAIN=auto go build (downloads %s), or install %s and put it first on PATH, or go env -w GOTOOLCHAIN=%s+auto", need, need, min),
+			fix := fmt.Sprintf("GOTOOLCHAIN=auto go build (downloads %s), or install %s and put it first on PATH, or go env -w GOTOOLCHAIN=%s+auto", need, need, min)
+			if p := tc.Get("GOPROXY"); p == "off" || p == "" {
+				// Nothing can be downloaded: only an installed Go helps.
+				fix = fmt.Sprintf("install <go%s, from go.dev/dl or your mirror> and put it first on PATH (GOPROXY=%s cannot download it)", need, p)
+			}
+			return restate(r.WithFix("%s", fix),
 				check.Fail, "%s requires go >= %s but GOTOOLCHAIN=%s runs %s: go commands fail with \"go.mod requires go >= %s (running go %s; GOTOOLCHAIN=%s)\"",
 				gomod, f.Go.Version, tc.GOTOOLCHAIN, min, f.Go.Version, strings.TrimPrefix(minV, "go"), tc.GOTOOLCHAIN)
 		}
@@ -179,9 +184,9 @@ func runModuleToolchain(ctx context.Context, env *check.Env) check.Result {
 	proxy := check.RedactURLs(tc.Get("GOPROXY"))
 	r = r.With("GOPROXY", proxy)
 	if proxy == "off" || proxy == "" || strings.HasPrefix(proxy, "off") {
-		return restate(r.WithFix("install %s and put it on PATH, or set GOPROXY so that it can be downloaded", want), check.Fail,
+		return restate(r.WithFix("install <%s, from go.dev/dl or your mirror> and put it on PATH, or export GOPROXY=<a proxy that serves golang.org/toolchain>", want), check.Fail,
 			"%s needs %s; GOTOOLCHAIN=%s would download it but GOPROXY=%q cannot: go commands fail", gomod, want, tc.GOTOOLCHAIN, proxy)
 	}
-	return restate(r.WithFix("install %s and put it on PATH to build without a download", want), check.Warn,
+	return restate(r.WithFix("install <%s, from go.dev/dl or your mirror> and put it on PATH to build without a download", want), check.Warn,
 		"%s needs %s: the first go command here downloads it from %s (GOTOOLCHAIN=%s) and uses it instead of %s", gomod, want, proxy, tc.GOTOOLCHAIN, min)
 }

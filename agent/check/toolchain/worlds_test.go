@@ -25,7 +25,6 @@ func TestLeftoversAndMessages(t *testing.T) {
 				return []string{entry, link}
 			},
 			Want: check.Warn,
-			Fix:  true,
 		},
 		{
 			Name: "go env fails under an unknown GOEXPERIMENT",
