@@ -89,3 +89,84 @@ func TestEngineRecordsInstruments(t *testing.T) {
 		t.Errorf("evaluation durations = %+v", got["gopatrol.rule.evaluation.duration"])
 	}
 }
+
+// remedyFunc is a patrol.Remedier from a function.
+type remedyFunc func(ctx context.Context, r patrol.Rule, fix string) (patrol.Attempt, error)
+
+func (f remedyFunc) Remediate(ctx context.Context, r patrol.Rule, fix string) (patrol.Attempt, error) {
+	return f(ctx, r, fix)
+}
+
+// A rule that remediates counts its action by outcome and sets its repair
+// rate: one held repair (a missing directory created) and one refused.
+func TestEngineRecordsActions(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	in, err := metricdef.NewInstruments(mp.Meter("patrolmetrics_test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "cache")
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`
+- {name: mend, type: exec, target: "test -d `+missing+`", remediate: gocache.writable}
+- {name: refuse, type: exec, target: "test -d `+missing+`/x", remediate: goroot.valid}
+`), 0o644)
+	rem := remedyFunc(func(ctx context.Context, r patrol.Rule, fix string) (patrol.Attempt, error) {
+		if fix == "goroot.valid" {
+			return patrol.Attempt{Check: fix, Refused: "changing the toolchain install is never automated"}, nil
+		}
+		if err := os.Mkdir(missing, 0o755); err != nil {
+			return patrol.Attempt{}, err
+		}
+		_, err := os.Stat(missing)
+		return patrol.Attempt{Check: fix, Held: err == nil}, nil
+	})
+	e, err := patrol.New(patrol.Config{AllowExec: true, Instruments: New(in),
+		Remediation: patrol.RemediationConfig{Enabled: true, Remedier: rem}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EvaluateAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	rates := map[string]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				if m.Name != "gopatrol.rule.actions" {
+					continue
+				}
+				for _, p := range d.DataPoints {
+					rule, _ := p.Attributes.Value(metricdef.AttrRuleName)
+					out, _ := p.Attributes.Value(metricdef.AttrRuleOutcome)
+					counts[rule.AsString()+"="+out.AsString()] += p.Value
+				}
+			case metricdata.Gauge[float64]:
+				if m.Name != "gopatrol.rule.repair_rate" {
+					continue
+				}
+				for _, p := range d.DataPoints {
+					rule, _ := p.Attributes.Value(metricdef.AttrRuleName)
+					rates[rule.AsString()] = p.Value
+				}
+			}
+		}
+	}
+	if counts["mend=held"] != 1 || counts["refuse=refused"] != 1 || len(counts) != 2 {
+		t.Errorf("actions = %v, want mend held and refuse refused once each", counts)
+	}
+	if rates["mend"] != 1 || rates["refuse"] != 0 || len(rates) != 2 {
+		t.Errorf("repair rates = %v, want mend 1 and refuse 0", rates)
+	}
+}
