@@ -31,6 +31,7 @@ type checkFlags struct {
 	timeout    time.Duration
 	export     bool
 	pluginDir  string
+	gate       gateFlags // gate.go
 }
 
 func newCheckCmd() *cobra.Command {
@@ -65,6 +66,7 @@ printed in every case but 2.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
 	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "with --export: run the cloud probe plugins in DIR and put their cloud.* attributes on the resource")
+	addGateFlags(cmd, &f.gate)
 	return cmd
 }
 
@@ -139,7 +141,7 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	} else {
 		writeText(stdout, rep, time.Since(start), useColor(stdout))
 	}
-	if code := exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)); code != 0 {
+	if code := f.gate.exitCode(rep, exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)), interrupted); code != 0 {
 		return silentExit(code)
 	}
 	return nil
