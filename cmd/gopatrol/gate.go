@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,6 +41,10 @@ func addGateFlags(cmd *cobra.Command, g *gateFlags) {
 }
 
 func (g *gateFlags) validate(all []check.Check) error {
+	// An empty policy entry (--warn-only= from an empty ConfigMap key)
+	// names nothing.
+	g.gate = slices.DeleteFunc(g.gate, func(s string) bool { return s == "" })
+	g.warn = slices.DeleteFunc(g.warn, func(s string) bool { return s == "" })
 	if len(g.gate) == 0 {
 		if len(g.warn) > 0 || g.messageFile != "" {
 			return usageErr("--warn-only and --gate-message-file need --gate (the checks whose failure stops the start)")
