@@ -166,6 +166,9 @@ func TestGateComponent(t *testing.T) {
 			t.Errorf("ci-runner volume %+v: the go-cache claim must stay as it was", v)
 		}
 	}
+	if got := g.config.Data["warn_only"]; got != "env.consistency,proxy.*" {
+		t.Errorf("warn_only = %q: the user's merged policy did not win", got)
+	}
 	// The policy's every entry names checks of this gopatrol.
 	for _, key := range []string{"gate", "warn_only"} {
 		for _, pat := range strings.Split(g.config.Data[key], ",") {
