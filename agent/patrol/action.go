@@ -189,8 +189,9 @@ func (e *Engine) act(ctx context.Context, traceID string) []ActionResult {
 	return out
 }
 
-// gate says why an action must not run now, or "" when it may; a nil
-// error with a reason is a skip, rate limiting has its own outcome.
+// gate returns the outcome (skipped or rate_limited) and reason of an
+// action that must not run now, or "" when it may; an action that may
+// run is counted against the node's hourly allowance here.
 func (e *Engine) gate(p pendingAction, now time.Time) (outcome, reason string) {
 	rc := e.cfg.Remediation
 	switch {
