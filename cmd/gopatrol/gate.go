@@ -34,7 +34,14 @@ func addGateFlags(cmd *cobra.Command, g *gateFlags) {
 	fl.StringSliceVar(&g.gate, "gate", nil, "gate mode: failures of these check IDs or globs (comma-separated, or all) exit 1 with a message; other failures only warn and exit 0")
 	fl.StringSliceVar(&g.warn, "warn-only", nil, "with --gate: failures of these check IDs or globs only warn, even if --gate names them")
 	fl.StringVar(&g.messageFile, "gate-message-file", "", "with --gate: also write the gate's message here (/dev/termination-log in a pod)")
-	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+	// Chained, so that another flag's PreRunE set before this one stays.
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(cmd, args); err != nil {
+				return err
+			}
+		}
 		g.stderr = cmd.ErrOrStderr()
 		return g.validate(catalog.All())
 	}
