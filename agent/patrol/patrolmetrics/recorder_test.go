@@ -14,9 +14,10 @@ import (
 	"github.com/gopatrol/gopatrol/metricdef"
 )
 
-// An engine with this recorder puts each evaluation on the instruments, as
-// a real SDK reader collects them.
-func TestEngineRecordsInstruments(t *testing.T) {
+// evaluateOnce evaluates the rules of dir once with an engine of cfg
+// recording through this package into a real SDK reader, and collects.
+func evaluateOnce(t *testing.T, cfg patrol.Config, dir string) metricdata.ResourceMetrics {
+	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
@@ -24,15 +25,8 @@ func TestEngineRecordsInstruments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	script := filepath.Join(dir, "fail.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\necho broken\nexit 1\n"), 0o755)
-	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`
-- {name: broken, type: exec, target: "`+script+`", labels: {service: build}, weight: 10}
-- {name: odd, type: exec, target: "/bin/sh /nonexistent/script"}
-- {name: steady, type: exec, target: /bin/true, threshold: "ewma(alpha=0.5,k=3)"}
-`), 0o644)
-	e, err := patrol.New(patrol.Config{AllowExec: true, Instruments: New(in)})
+	cfg.Instruments = New(in)
+	e, err := patrol.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +40,21 @@ func TestEngineRecordsInstruments(t *testing.T) {
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
+	return rm
+}
+
+// An engine with this recorder puts each evaluation on the instruments, as
+// a real SDK reader collects them.
+func TestEngineRecordsInstruments(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "fail.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho broken\nexit 1\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`
+- {name: broken, type: exec, target: "`+script+`", labels: {service: build}, weight: 10}
+- {name: odd, type: exec, target: "/bin/sh /nonexistent/script"}
+- {name: steady, type: exec, target: /bin/true, threshold: "ewma(alpha=0.5,k=3)"}
+`), 0o644)
+	rm := evaluateOnce(t, patrol.Config{AllowExec: true}, dir)
 	got := map[string]metricdata.Aggregation{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -100,13 +109,6 @@ func (f remedyFunc) Remediate(ctx context.Context, r patrol.Rule, fix string) (p
 // A rule that remediates counts its action by outcome and sets its repair
 // rate: one held repair (a missing directory created) and one refused.
 func TestEngineRecordsActions(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	in, err := metricdef.NewInstruments(mp.Meter("patrolmetrics_test"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "cache")
 	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`
@@ -123,21 +125,8 @@ func TestEngineRecordsActions(t *testing.T) {
 		_, err := os.Stat(missing)
 		return patrol.Attempt{Check: fix, Held: err == nil}, nil
 	})
-	e, err := patrol.New(patrol.Config{AllowExec: true, Instruments: New(in),
-		Remediation: patrol.RemediationConfig{Enabled: true, Remedier: rem}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Load(dir); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.EvaluateAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	rm := evaluateOnce(t, patrol.Config{AllowExec: true,
+		Remediation: patrol.RemediationConfig{Enabled: true, Remedier: rem}}, dir)
 	counts := map[string]int64{}
 	rates := map[string]float64{}
 	for _, sm := range rm.ScopeMetrics {
