@@ -51,6 +51,8 @@ type Config struct {
 	Rules   RulesConfig  `yaml:"rules"`
 	Notify  notifyConfig `yaml:"notify"`
 	Sources sources      `yaml:"sources"`
+	// Remediation is the node's opt-in to rules that act (remediate.go).
+	Remediation RemediationConfig `yaml:"remediation"`
 	// ShutdownTimeout bounds the whole stop on SIGTERM: running checks get
 	// Checks.Grace of it, the final flush what is left.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -158,6 +160,7 @@ func Default() Config {
 		Collect:         CollectConfig{Every: time.Minute},
 		Metrics:         MetricsConfig{CardinalityLimit: 200},
 		Rules:           defaultRules(),
+		Remediation:     defaultRemediation(),
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -402,6 +405,9 @@ func (c Config) Validate() error {
 	}
 	if c.Metrics.CardinalityLimit < 1 || c.Metrics.CardinalityLimit > 100000 {
 		return bad("metrics.cardinality_limit", "%d: want from 1 to 100000 attribute sets per instrument", c.Metrics.CardinalityLimit)
+	}
+	if err := c.validateRemediation(); err != nil {
+		return err
 	}
 	return c.validateRules()
 }

@@ -85,6 +85,7 @@ func (a *agent) startRules(ctx context.Context) error {
 		Checks: patrol.Doctor{Env: env, Checks: a.plan.sets[SetFull],
 			Runner: check.Runner{Timeout: cfg.Checks.Timeout}},
 		Metrics:     readerMetrics{a.selfRead},
+		Remediation: remediation(cfg.Remediation, env, defaultFix),
 		Events:      func(ev patrol.Event) { a.onRuleEvent(ctx, r, ev) },
 		TraceID:     traceID,
 		Instruments: patrolmetrics.New(a.rec.Instruments()),

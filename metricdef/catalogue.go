@@ -22,6 +22,11 @@ const (
 	AttrRuleStage     = attribute.Key("gopatrol.rule.stage")
 	AttrRuleLabels    = attribute.Key("gopatrol.rule.labels")
 	AttrGroup         = attribute.Key("gopatrol.group")
+	// AttrRuleAction is remediate or webhook; AttrRuleOutcome what it
+	// came to (held, not_held, refused, error, delivered, skipped,
+	// rate_limited).
+	AttrRuleAction  = attribute.Key("gopatrol.rule.action")
+	AttrRuleOutcome = attribute.Key("gopatrol.rule.action.outcome")
 )
 
 // FileClasses are the values of AttrFileClass: the toolchain directory a
@@ -174,6 +179,16 @@ var (
 		Description: "Evaluations of a patrol rule that gave no value (unknown).",
 		Attributes:  []attribute.Key{AttrRuleName},
 	}
+	SpecRuleActions = Spec{
+		Name: "gopatrol.rule.actions", Kind: KindCounter, Unit: "{action}",
+		Description: "Actions of firing patrol rules (remediate, webhook) by what they came to: held, not_held, refused, error, delivered, skipped, rate_limited.",
+		Attributes:  []attribute.Key{AttrRuleName, AttrRuleAction, AttrRuleOutcome},
+	}
+	SpecRuleRepairRate = Spec{
+		Name: "gopatrol.rule.repair_rate", Kind: KindGauge, Unit: "1",
+		Description: "Share of a patrol rule's remediate attempts whose fix held (the check passed on its rerun), since the state directory was created.",
+		Attributes:  []attribute.Key{AttrRuleName},
+	}
 	SpecGroupScore = Spec{
 		Name: "gopatrol.group.score", Kind: KindGauge, Unit: "1",
 		Description: "Health score of a group of labels from 0 to 100: 100 − Σ weight·log2(minutes firing + 1), floored at 0.",
@@ -193,6 +208,7 @@ var Catalogue = []Spec{
 	SpecRuleValue, SpecRuleState,
 	SpecRuleBaselineMean, SpecRuleBaselineLower, SpecRuleBaselineUpper,
 	SpecRuleEvaluationDuration, SpecRuleEvaluationErrors,
+	SpecRuleActions, SpecRuleRepairRate,
 	SpecGroupScore,
 	SpecCloudAllowanceExceeded, SpecCloudNetworkPackets, SpecCloudCPUCreditBalance,
 	SpecCloudLBRequestRate, SpecCloudLBRequestChange, SpecCloudNodeCondition,
@@ -222,6 +238,8 @@ type Instruments struct {
 	RuleBaselineUpper           metric.Float64Gauge
 	RuleEvaluationDuration      metric.Float64Histogram
 	RuleEvaluationErrors        metric.Int64Counter
+	RuleActions                 metric.Int64Counter
+	RuleRepairRate              metric.Float64Gauge
 	GroupScore                  metric.Float64Gauge
 	// Cloud holds the CloudSpecs' gauges by metric name.
 	Cloud map[string]metric.Float64Gauge
@@ -254,6 +272,8 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.RuleBaselineUpper = create(&errs, SpecRuleBaselineUpper, m.Float64Gauge)
 	in.RuleEvaluationDuration = create(&errs, SpecRuleEvaluationDuration, m.Float64Histogram)
 	in.RuleEvaluationErrors = create(&errs, SpecRuleEvaluationErrors, m.Int64Counter)
+	in.RuleActions = create(&errs, SpecRuleActions, m.Int64Counter)
+	in.RuleRepairRate = create(&errs, SpecRuleRepairRate, m.Float64Gauge)
 	in.GroupScore = create(&errs, SpecGroupScore, m.Float64Gauge)
 	in.Cloud = newCloudGauges(&errs, m)
 	if len(errs) > 0 {

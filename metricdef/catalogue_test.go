@@ -43,6 +43,8 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	in.RuleBaselineUpper.Record(ctx, 1)
 	in.RuleEvaluationDuration.Record(ctx, 1)
 	in.RuleEvaluationErrors.Add(ctx, 1)
+	in.RuleActions.Add(ctx, 1)
+	in.RuleRepairRate.Record(ctx, 1)
 	in.GroupScore.Record(ctx, 1)
 	for _, g := range in.Cloud {
 		g.Record(ctx, 1)

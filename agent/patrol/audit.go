@@ -30,6 +30,7 @@ const (
 	AuditNotification = "notification"
 	AuditSilence      = "silence"
 	AuditTicket       = "ticket"
+	AuditRemediation  = "remediation" // a firing rule's action: run, skipped or rate-limited
 )
 
 // AuditEntry is one line of the audit log.
@@ -51,6 +52,22 @@ type AuditEntry struct {
 	ID     string `json:"id,omitempty"`
 	Detail string `json:"detail,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Remediation lines: the action, what it decided, and the check
+	// before and after the fix with what changed and how to undo it.
+	Action  string            `json:"action,omitempty"`
+	Outcome string            `json:"outcome,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Before  *AuditCheck       `json:"before,omitempty"`
+	After   *AuditCheck       `json:"after,omitempty"`
+	Changes []string          `json:"changes,omitempty"`
+	Undo    []string          `json:"undo,omitempty"`
+}
+
+// AuditCheck is a check result as the audit keeps it: status and summary,
+// not the evidence.
+type AuditCheck struct {
+	Status  string `json:"status"`
+	Summary string `json:"summary"`
 }
 
 // Audit is the append-only audit log: one JSON object a line, each line

@@ -69,6 +69,9 @@ type Config struct {
 	// exec not allowed) into an error of each of its evaluations instead of
 	// refusing the set: for `gopatrol rules eval`, not for the daemon.
 	Lenient bool
+	// Remediation is the node's opt-in, rate limit and fix runner for
+	// rules with remediate or webhook actions (action.go).
+	Remediation RemediationConfig
 	// Concurrency bounds how many probes run at once (16 when zero).
 	Concurrency int
 	Logger      *slog.Logger
@@ -155,6 +158,8 @@ type Cycle struct {
 	Results []Result     `json:"results"`
 	Scores  []GroupScore `json:"scores"`
 	Events  []Event      `json:"events,omitempty"`
+	// Actions are the remediate and webhook actions of rules that fired.
+	Actions []ActionResult `json:"actions,omitempty"`
 }
 
 type compiled struct {
@@ -172,6 +177,9 @@ type Engine struct {
 	state *State
 	win   map[string]*window // metric rule windows, by rule name and query
 	audit *Audit
+	// pending are this cycle's firings with actions, run after the
+	// cycle's state is saved.
+	pending []pendingAction
 	// override replaces probes in rule unit tests.
 	override func(Rule) Probe
 }
@@ -254,6 +262,10 @@ func (e *Engine) Swap(set *RuleSet) error {
 			continue
 		}
 		c.probes[r.Name] = p
+		if r.Remediate != "" && e.cfg.Checks != nil && !slices.Contains(e.cfg.Checks.IDs(), r.Remediate) {
+			probs = append(probs, Problem{File: r.File, Line: r.Line, Rule: r.Name, Field: "remediate",
+				Detail: fmt.Sprintf("%q is not a check of this agent; `gopatrol check --list` names them", r.Remediate)})
+		}
 	}
 	if len(probs) > 0 {
 		e.auditLoad(set, probs)
@@ -381,10 +393,19 @@ func (e *Engine) evaluate(ctx context.Context, all bool) (Cycle, error) {
 			e.cfg.Instruments.RecordScore(ctx, g)
 		}
 	}
+	var traceID string
 	if e.cfg.TraceID != nil {
-		id := e.cfg.TraceID(ctx)
+		traceID = e.cfg.TraceID(ctx)
 		for i := range cyc.Events {
-			cyc.Events[i].TraceID = id
+			cyc.Events[i].TraceID = traceID
+		}
+	}
+	if cyc.Actions = e.act(ctx, traceID); len(cyc.Actions) > 0 {
+		e.mu.Lock()
+		err := e.state.Save(e.cfg.StateDir)
+		e.mu.Unlock()
+		if err != nil {
+			e.cfg.Logger.Warn("patrol state not saved after remediation", "err", err)
 		}
 	}
 	if e.cfg.Events != nil {
@@ -472,9 +493,11 @@ func (e *Engine) apply(r Rule, s Sample, now time.Time) (Result, *Event) {
 		if !st.Firing && st.Breaches >= r.For {
 			st.Firing = true
 			fired = 1
+			fire := event(EventFire)
 			if live {
-				ev = event(EventFire)
+				ev = fire
 			}
+			e.noteAction(r, st, stage, *fire)
 		}
 	} else if !st.Since.IsZero() {
 		st.Breaches = 0
@@ -483,7 +506,7 @@ func (e *Engine) apply(r Rule, s Sample, now time.Time) (Result, *Event) {
 			if st.Firing && live {
 				ev = event(EventResolve)
 			}
-			st.Since, st.Firing, st.Healthy = time.Time{}, false, 0
+			st.Since, st.Firing, st.Healthy, st.Acted = time.Time{}, false, 0, false
 		}
 	}
 	stats.add(now, 1, fired, 0)

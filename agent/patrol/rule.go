@@ -77,6 +77,12 @@ type Rule struct {
 	CanaryPercent float64       `json:"canary_percent"`
 	Baseline      Baseline      `json:"baseline"`
 	Timeout       time.Duration `json:"timeout,omitempty"`
+	// Remediate names the doctor check whose fix the agent applies when
+	// the rule fires (action.go); Webhook is a URL the agent POSTs the
+	// firing to. Both run once per episode, only for an active rule on a
+	// node that opted in.
+	Remediate string `json:"remediate,omitempty"`
+	Webhook   string `json:"webhook,omitempty"`
 
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -195,12 +201,14 @@ func duplicates(rules []Rule) Problems {
 }
 
 var fields = []string{"name", "type", "target", "query", "threshold", "notify", "every", "at", "weight",
-	"labels", "for", "stage", "canary_percent", "baseline", "timeout"}
+	"labels", "for", "stage", "canary_percent", "baseline", "timeout", "remediate", "webhook"}
 
 var (
 	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 	labelRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
 	atRE    = regexp.MustCompile(`^([01]?[0-9]|2[0-3]):([0-5][0-9])$`)
+	// checkIDRE is the shape of a doctor check ID (gocache.writable).
+	checkIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$`)
 )
 
 // ParseRules parses one rules file: a YAML list of rules. The problems
@@ -417,6 +425,22 @@ func decodeField(r *Rule, key string, v *yaml.Node) error {
 			}
 			r.Notify = append(r.Notify, e.Value)
 		}
+	case "remediate":
+		if serr != nil {
+			return serr
+		}
+		if !checkIDRE.MatchString(s) {
+			return fmt.Errorf("%q: want the ID of the doctor check whose fix to apply, such as gocache.writable", s)
+		}
+		r.Remediate = s
+	case "webhook":
+		if serr != nil {
+			return serr
+		}
+		if err := validWebhook(s); err != nil {
+			return err
+		}
+		r.Webhook = s
 	case "every", "timeout":
 		if serr != nil {
 			return serr

@@ -26,6 +26,9 @@ type State struct {
 	Rules   map[string]*RuleStats   `json:"rules"`
 	// Loaded is the rule set loaded last, for the audit of the next load.
 	Loaded map[string]LoadedRule `json:"loaded"`
+	// Actions are the times of the actions run in the last hour, for the
+	// node's rate limit.
+	Actions []time.Time `json:"actions,omitempty"`
 }
 
 // LoadedRule is what the audit compares across loads.
@@ -45,6 +48,9 @@ type SeriesState struct {
 	Breaches int       `json:"breaches"` // consecutive breaching evaluations
 	Healthy  int       `json:"healthy"`  // consecutive healthy ones inside an episode
 	Firing   bool      `json:"firing"`
+	// Acted is set once the episode's actions were decided, so they run
+	// at most once per episode, across restarts too.
+	Acted bool `json:"acted,omitempty"`
 }
 
 // GroupState is the escalation state of a group of labels.
@@ -59,6 +65,7 @@ type GroupState struct {
 type RuleStats struct {
 	LastRun time.Time   `json:"last_run,omitzero"`
 	Hours   []HourCount `json:"hours"`
+	Repairs RepairCount `json:"repairs,omitzero"`
 }
 
 // HourCount is one hour of a rule's counts.

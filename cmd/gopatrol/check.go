@@ -35,6 +35,7 @@ type checkFlags struct {
 	fix        bool
 	dryRun     bool
 	yes        bool
+	gate       gateFlags // gate.go
 }
 
 func newCheckCmd() *cobra.Command {
@@ -72,6 +73,7 @@ printed in every case but 2.`,
 	fl.BoolVar(&f.fix, "fix", false, "apply the fixes that are safe to automate, then check again (docs/remediation.md); plans only when stdout is not a terminal, unless --yes")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --fix: print what would change, and how to undo it, without changing anything")
 	fl.BoolVar(&f.yes, "yes", false, "with --fix: apply even when stdout is not a terminal (scripts, CI)")
+	addGateFlags(cmd, &f.gate)
 	return cmd
 }
 
@@ -168,7 +170,7 @@ func runCheck(ctx context.Context, stdout, stderr io.Writer, f checkFlags) error
 	if fixErr != nil {
 		return fixErr
 	}
-	if code := exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)); code != 0 {
+	if code := f.gate.exitCode(rep, exp.exitCode(ctx, rep, rep.FinalExitCode(f.failOn == "warn", interrupted)), interrupted); code != 0 {
 		return silentExit(code)
 	}
 	return nil

@@ -51,3 +51,15 @@ func (r *Recorder) RecordResult(ctx context.Context, res patrol.Result) {
 func (r *Recorder) RecordScore(ctx context.Context, g patrol.GroupScore) {
 	r.in.GroupScore.Record(ctx, g.Score, metric.WithAttributes(metricdef.AttrGroup.String(g.Group)))
 }
+
+var _ patrol.ActionRecorder = (*Recorder)(nil)
+
+// RecordAction counts one action of a firing rule and, after a remediate
+// attempt, sets the rule's repair rate.
+func (r *Recorder) RecordAction(ctx context.Context, a patrol.ActionResult) {
+	r.in.RuleActions.Add(ctx, 1, metric.WithAttributes(metricdef.AttrRuleName.String(a.Rule),
+		metricdef.AttrRuleAction.String(a.Action), metricdef.AttrRuleOutcome.String(a.Outcome)))
+	if a.RepairRate != nil {
+		r.in.RuleRepairRate.Record(ctx, *a.RepairRate, metric.WithAttributes(metricdef.AttrRuleName.String(a.Rule)))
+	}
+}
