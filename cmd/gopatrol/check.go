@@ -31,6 +31,8 @@ type checkFlags struct {
 	timeout    time.Duration
 	export     bool
 	pluginDir  string
+	env        string        // --env: an environment of the agent's inventory (check_env.go)
+	envState   stateDirFlags // where that inventory is
 }
 
 func newCheckCmd() *cobra.Command {
@@ -65,6 +67,8 @@ printed in every case but 2.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
 	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "with --export: run the cloud probe plugins in DIR and put their cloud.* attributes on the resource")
+	fl.StringVar(&f.env, "env", "", "check this environment of the agent's inventory (ID from `gopatrol agent status`): its user, variables and container")
+	f.envState.add(cmd)
 	return cmd
 }
 
@@ -88,6 +92,11 @@ func runCheck(ctx context.Context, stdout io.Writer, f checkFlags) error {
 	target, err := check.LocalTarget()
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if f.env != "" {
+		if target, f.goBin, err = envTarget(f.env, &f.envState, f.goBin); err != nil {
+			return err
+		}
 	}
 	if f.dir != "" {
 		abs, err := filepath.Abs(f.dir)
