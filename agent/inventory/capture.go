@@ -138,7 +138,7 @@ func (c *Capturer) Capture(pid int, uid uint32) (Env, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	c.once.Do(func() { c.hostNS, _ = nsInode(proc + "/1/ns/mnt") })
+	c.once.Do(func() { c.hostNS, _ = hostMountNS(proc) })
 	dir := proc + "/" + strconv.Itoa(pid)
 	e := Env{UID: uid}
 	var err error
@@ -263,6 +263,15 @@ func moduleRoot(root, cwd string) string {
 		d = path.Dir(d)
 	}
 	return ""
+}
+
+// hostMountNS is the host's mount namespace: PID 1's, or this process's
+// when PID 1's cannot be read (a sandbox whose init hides it).
+func hostMountNS(proc string) (uint64, error) {
+	if ns, err := nsInode(proc + "/1/ns/mnt"); err == nil {
+		return ns, nil
+	}
+	return nsInode(proc + "/self/ns/mnt")
 }
 
 // nsInode reads a namespace link such as "mnt:[4026531841]".

@@ -113,7 +113,7 @@ func Target(env Env, root string) *check.Target {
 func (p Patroller) live(e Entry) (int, error) {
 	want := e.Env.Container.MountNS
 	if want == 0 {
-		host, err := nsInode(p.proc() + "/1/ns/mnt")
+		host, err := hostMountNS(p.proc())
 		if err != nil {
 			return 0, fmt.Errorf("%w: the host's mount namespace: %v", ErrUnreachable, err)
 		}
