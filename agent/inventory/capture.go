@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 )
@@ -120,6 +119,43 @@ type Capturer struct {
 
 	once   sync.Once
 	hostNS uint64
+
+	// memo keeps what is the same for every go command of a container
+	// for a few seconds: GOROOT's version and a directory's module root.
+	// It saves half the system calls of a capture in a busy build.
+	mu   sync.Mutex
+	memo map[string]memoized
+}
+
+type memoized struct {
+	val string
+	at  time.Time
+}
+
+// Memo bounds: how long a value is reused and how many are kept.
+const (
+	memoTTL  = 10 * time.Second
+	memoSize = 4096
+)
+
+// remember returns the value of key, computed by f at most once per
+// memoTTL.
+func (c *Capturer) remember(key string, f func() string) string {
+	now := time.Now()
+	c.mu.Lock()
+	m, ok := c.memo[key]
+	c.mu.Unlock()
+	if ok && now.Sub(m.at) < memoTTL {
+		return m.val
+	}
+	v := f()
+	c.mu.Lock()
+	if c.memo == nil || len(c.memo) >= memoSize {
+		c.memo = map[string]memoized{}
+	}
+	c.memo[key] = memoized{v, now}
+	c.mu.Unlock()
+	return v
 }
 
 // maxEnviron bounds what is read of /proc/PID/environ: the kernel's
@@ -150,18 +186,23 @@ func (c *Capturer) Capture(pid int, uid uint32) (Env, error) {
 	}
 	e.Go = strings.TrimSuffix(e.Go, " (deleted)")
 	root := dir + "/root"
+	ns, err := nsInode(dir + "/ns/mnt")
+	if err != nil {
+		return Env{}, fmt.Errorf("mount namespace of process %d: %w", pid, err)
+	}
+	if ns != c.hostNS {
+		e.Container.MountNS = ns
+	}
+	nsKey := strconv.FormatUint(ns, 10)
 	e.GOROOT = e.Vars["GOROOT"]
 	if e.GOROOT == "" && path.Base(path.Dir(e.Go)) == "bin" {
 		e.GOROOT = path.Dir(path.Dir(e.Go))
 	}
 	if e.GOROOT != "" {
-		e.Version = versionFile(root + e.GOROOT + "/VERSION")
+		e.Version = c.remember("v"+nsKey+e.GOROOT, func() string { return versionFile(root + e.GOROOT + "/VERSION") })
 	}
 	if cwd, err := os.Readlink(dir + "/cwd"); err == nil {
-		e.Module = moduleRoot(root, cwd)
-	}
-	if ns, err := nsInode(dir + "/ns/mnt"); err == nil && ns != c.hostNS {
-		e.Container.MountNS = ns
+		e.Module = c.remember("m"+nsKey+cwd, func() string { return moduleRoot(root, cwd) })
 	}
 	if b, err := readSmall(dir + "/cgroup"); err == nil {
 		e.Container.Cgroup, e.Container.ID, e.Container.Pod = parseCgroup(b)
@@ -173,40 +214,29 @@ func (c *Capturer) Capture(pid int, uid uint32) (Env, error) {
 // is cleared before it goes back to the pool, so no other variable's
 // value outlives the scan.
 func readVars(file string) (map[string]string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
+	buf, err := readFile(file, (*bp)[:0], maxEnviron)
 	defer func() {
 		clear(buf[:cap(buf)])
 		*bp = buf[:0]
 		bufPool.Put(bp)
 	}()
-	for len(buf) < maxEnviron {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, cap(buf))
-		}
-		n, err := f.Read(buf[len(buf):min(cap(buf), maxEnviron)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	vars := map[string]string{}
 	for kv := range bytes.SplitSeq(buf, []byte{0}) {
 		k, v, ok := bytes.Cut(kv, []byte{'='})
-		if !ok {
+		if !ok || len(k) < 2 {
 			continue
 		}
 		for _, name := range Variables {
 			if string(k) == name { // no allocation: compared, not converted
-				vars[name] = check.RedactURLs(string(v))
+				val := string(v)
+				if bytes.IndexByte(v, '@') >= 0 {
+					val = check.RedactURLs(val)
+				}
+				vars[name] = val
 				break
 			}
 		}
@@ -214,19 +244,40 @@ func readVars(file string) (map[string]string, error) {
 	return vars, nil
 }
 
-// readSmall reads a proc file of a few KiB.
-func readSmall(file string) ([]byte, error) {
-	f, err := os.Open(file)
+// readFile appends up to limit bytes of file to buf. Plain system calls:
+// os.Open would also try to register each proc file with the poller,
+// which doubles the cost of a capture.
+func readFile(file string, buf []byte, limit int) ([]byte, error) {
+	fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return buf, &os.PathError{Op: "open", Path: file, Err: err}
 	}
-	defer f.Close()
-	b := make([]byte, 4096)
-	n, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
+	defer syscall.Close(fd)
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(cap(buf), 4096))
+		}
+		n, err := syscall.Read(fd, buf[len(buf):min(cap(buf), limit)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &os.PathError{Op: "read", Path: file, Err: err}
+		}
+		want := min(cap(buf), limit) - len(buf)
+		buf = buf[:len(buf)+n]
+		if n < want {
+			// A short read of a proc file is its end: environ and the
+			// seq files give all they have in one read that fits.
+			break
+		}
 	}
-	return b[:n], nil
+	return buf, nil
+}
+
+// readSmall reads a file of a few KiB.
+func readSmall(file string) ([]byte, error) {
+	return readFile(file, make([]byte, 0, 4096), 4096)
 }
 
 func versionFile(file string) string {

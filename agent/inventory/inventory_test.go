@@ -23,7 +23,7 @@ const secret = "s3cr3t-ghp_inventoryTestToken0123456789"
 
 // fakeRoot is a Go root whose bin/go is a copy of sleep: a process that
 // lives while the test reads it, run from a GOROOT with a VERSION file.
-func fakeRoot(t *testing.T, dir, version string) string {
+func fakeRoot(t testing.TB, dir, version string) string {
 	t.Helper()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -47,6 +47,11 @@ func fakeRoot(t *testing.T, dir, version string) string {
 
 // start runs argv with env in dir until the test ends, and returns its pid.
 func start(t *testing.T, dir string, env []string, argv ...string) *exec.Cmd {
+	t.Helper()
+	return startB(t, dir, env, argv...)
+}
+
+func startB(t testing.TB, dir string, env []string, argv ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = dir, env
