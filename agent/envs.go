@@ -127,7 +127,7 @@ func (ep *envPatrol) exec(x *bpf.ExecEvent) {
 		return
 	}
 	ep.captured.Add(1)
-	_, changes := ep.inv.Observe(env, int(x.PID), time.Now())
+	_, changes := ep.inv.Observe(env, time.Now(), int(x.PPID), int(x.PID))
 	if len(changes) > 0 {
 		ep.changed(changes)
 		select {

@@ -56,7 +56,7 @@ func BenchmarkRecord(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		inv.Observe(env, pid, time.Now())
+		inv.Observe(env, time.Now(), pid)
 	}
 	perOp := (cpuTime(b) - start) / time.Duration(b.N)
 	b.ReportMetric(float64(perOp.Nanoseconds())/1e3, "cpu-µs/op")
@@ -82,7 +82,7 @@ func BenchmarkInventory1000(b *testing.B) {
 				k, v, _ := strings.Cut(kv, "=")
 				e.Vars[k] = v
 			}
-			id, _ := inv.Observe(e, 1000+i, now)
+			id, _ := inv.Observe(e, now, 1000+i)
 			inv.SetPatrol(id, inventory.Result{At: now, Outcome: inventory.OutcomeFail, Root: "/proc/1234/root",
 				Problems: []inventory.Problem{{ID: "gocache.writable", Status: "fail", Summary: strings.Repeat("s", 120)}}})
 		}

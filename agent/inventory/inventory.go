@@ -88,11 +88,12 @@ func New(cfg Config) *Inventory {
 	return &Inventory{cfg: cfg, byID: map[string]*list.Element{}, lru: list.New(), places: map[string]string{}}
 }
 
-// Observe records a go command seen in env as process pid at now. It
-// returns the environment's ID and the changes it makes: appeared (with
+// Observe records a go command seen in env at now: pids are the
+// processes to enter it by, the longest-lived first (the go command's
+// parent, then the go command). It returns the environment's ID and the changes it makes: appeared (with
 // changed when another environment was used in the same place before),
 // and evicted when the limit pushed the least recently seen one out.
-func (inv *Inventory) Observe(env Env, pid int, now time.Time) (string, []Change) {
+func (inv *Inventory) Observe(env Env, now time.Time, pids ...int) (string, []Change) {
 	id := env.ID()
 	place := env.Place()
 	inv.mu.Lock()
@@ -104,10 +105,10 @@ func (inv *Inventory) Observe(env Env, pid int, now time.Time) (string, []Change
 		e := el.Value.(*Entry)
 		e.LastSeen = now
 		e.Builds++
-		e.PIDs = addPID(e.PIDs, pid)
+		e.PIDs = addPIDs(e.PIDs, pids)
 		inv.lru.MoveToFront(el)
 	} else {
-		inv.byID[id] = inv.lru.PushFront(&Entry{ID: id, Env: env, FirstSeen: now, LastSeen: now, Builds: 1, PIDs: []int{pid}})
+		inv.byID[id] = inv.lru.PushFront(&Entry{ID: id, Env: env, FirstSeen: now, LastSeen: now, Builds: 1, PIDs: addPIDs(nil, pids)})
 	}
 	var out []Change
 	detail := fmt.Sprintf("%s for uid %d", orNone(env.Version), env.UID)
@@ -234,12 +235,16 @@ func copyEntry(e *Entry) Entry {
 	return c
 }
 
-func addPID(pids []int, pid int) []int {
-	if i := slices.Index(pids, pid); i >= 0 {
-		pids = slices.Delete(pids, i, i+1)
+// addPIDs puts the new processes first, in their order, without
+// repeating one, and keeps pidsKept.
+func addPIDs(old, pids []int) []int {
+	out := make([]int, 0, pidsKept)
+	for _, pid := range slices.Concat(pids, old) {
+		if pid > 0 && !slices.Contains(out, pid) && len(out) < pidsKept {
+			out = append(out, pid)
+		}
 	}
-	pids = append([]int{pid}, pids...)
-	return pids[:min(len(pids), pidsKept)]
+	return out
 }
 
 // diff names the fields in which b differs from a.

@@ -193,7 +193,7 @@ func TestInventoryChanges(t *testing.T) {
 			inv := inventory.New(inventory.Config{Limit: tc.limit})
 			var all []inventory.Change
 			for i, o := range tc.obs {
-				_, cs := inv.Observe(o.env, 100+i, at(o.at))
+				_, cs := inv.Observe(o.env, at(o.at), 100+i)
 				var kinds []string
 				for _, c := range cs {
 					kinds = append(kinds, c.Kind)
@@ -222,8 +222,8 @@ func TestInventoryChanges(t *testing.T) {
 func TestSweepForgetsTheUnseen(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	inv := inventory.New(inventory.Config{})
-	old, _ := inv.Observe(env(1, "", "go1.26.8"), 1, t0)
-	recent, _ := inv.Observe(env(2, "", "go1.26.8"), 2, t0.Add(23*time.Hour))
+	old, _ := inv.Observe(env(1, "", "go1.26.8"), t0, 1)
+	recent, _ := inv.Observe(env(2, "", "go1.26.8"), t0.Add(23*time.Hour), 2)
 	gone := inv.Sweep(t0.Add(25*time.Hour), 24*time.Hour)
 	if len(gone) != 1 || gone[0].ID != old || gone[0].Kind != inventory.Disappeared {
 		t.Fatalf("swept %+v, want %s disappeared", gone, old)
@@ -236,7 +236,7 @@ func TestSweepForgetsTheUnseen(t *testing.T) {
 func TestStateRoundTrip(t *testing.T) {
 	inv := inventory.New(inventory.Config{Limit: 5})
 	now := time.Now()
-	id, _ := inv.Observe(env(1000, "-mod=mod", "go1.26.8"), 42, now)
+	id, _ := inv.Observe(env(1000, "-mod=mod", "go1.26.8"), now, 42)
 	inv.SetPatrol(id, inventory.Result{At: now, Outcome: inventory.OutcomeUnreachable, Reason: "gone"})
 	p := inventory.StatePath(filepath.Join(t.TempDir(), "state"))
 	if err := inventory.Save(p, inv.Snapshot(now, now.Add(-time.Hour))); err != nil {
@@ -280,7 +280,7 @@ func TestMountNamespaceEnteredWhileItLives(t *testing.T) {
 		t.Fatal("the bind mount leaked out of the namespace: the test would prove nothing")
 	}
 	inv := inventory.New(inventory.Config{})
-	id, _ := inv.Observe(got, cmd.Process.Pid, time.Now())
+	id, _ := inv.Observe(got, time.Now(), cmd.Process.Pid)
 	e, _ := inv.Get(id)
 	tgt, pid, err := inventory.Patroller{}.Enter(e)
 	if err != nil || pid != cmd.Process.Pid || !strings.HasSuffix(tgt.Root, "/root") {

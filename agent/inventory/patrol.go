@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -148,30 +149,49 @@ func (p Patroller) live(e Entry) (int, error) {
 }
 
 // Patrol enters e and runs the checks there, as e's user with e's
-// variables. The report is nil when it could not be entered.
+// variables. The report is nil when it could not be entered. A process
+// that ends while the checks run (often the go command itself) takes its
+// root with it: the patrol is then run again through another process of
+// the namespace, once.
 func (p Patroller) Patrol(ctx context.Context, e Entry) (Result, *check.Report) {
 	start := time.Now()
-	r := Result{At: start.UTC()}
-	done := func() (Result, *check.Report) { r.Duration = time.Since(start); return r, nil }
+	var r Result
+	var rep *check.Report
+	for range 2 {
+		var dead int
+		r, rep, dead = p.patrolOnce(ctx, e)
+		if dead == 0 {
+			break
+		}
+		e.PIDs = slices.DeleteFunc(slices.Clone(e.PIDs), func(pid int) bool { return pid == dead })
+	}
+	r.At, r.Duration = start.UTC(), time.Since(start)
+	return r, rep
+}
+
+// patrolOnce is one attempt; dead is the process it entered by when that
+// ended during the checks (the result is then not the environment's).
+func (p Patroller) patrolOnce(ctx context.Context, e Entry) (r Result, rep *check.Report, dead int) {
 	t, pid, err := p.Enter(e)
 	if err != nil {
 		r.Outcome, r.Reason = OutcomeUnreachable, err.Error()
-		return done()
+		return r, nil, 0
 	}
 	r.Root = t.Root
 	tc, err := check.ResolveToolchain(ctx, t, e.Env.Go)
+	if err == nil {
+		results := p.Runner.Run(ctx, &check.Env{Target: t, Toolchain: tc}, p.Checks)
+		rp := check.NewReport(tc, results)
+		rep = &rp
+	}
+	if !p.alive(pid, t.Root) {
+		r.Outcome, r.Reason = OutcomeUnreachable, fmt.Sprintf("process %d, the way in, ended while the checks ran", pid)
+		return r, nil, pid
+	}
 	if err != nil {
 		r.Outcome, r.Reason = OutcomeError, fmt.Sprintf("toolchain %s: %v", e.Env.Go, err)
-		return done()
+		return r, nil, 0
 	}
-	results := p.Runner.Run(ctx, &check.Env{Target: t, Toolchain: tc}, p.Checks)
-	// Gone while the checks ran: what they saw may be a half-torn-down
-	// container, not the environment.
-	if _, err := p.live(Entry{Env: e.Env, PIDs: []int{pid}}); err != nil {
-		r.Outcome, r.Reason = OutcomeUnreachable, "left while the checks ran: "+err.Error()
-		return done()
-	}
-	rep := check.NewReport(tc, results)
 	r.Summary = rep.Summary
 	r.Outcome = OutcomePass
 	for _, res := range rep.Results {
@@ -187,8 +207,16 @@ func (p Patroller) Patrol(ctx context.Context, e Entry) (Result, *check.Report) 
 	if tc.Err != nil {
 		r.Outcome, r.Reason = OutcomeFail, "no working toolchain: "+tc.Err.Error()
 	}
-	r.Duration = time.Since(start)
-	return r, &rep
+	return r, rep, 0
+}
+
+// alive says process pid still lives and its root can be entered.
+func (p Patroller) alive(pid int, root string) bool {
+	if root == "/" {
+		return true // the host's root outlives any of its processes
+	}
+	_, err := os.Stat(root + "/")
+	return err == nil
 }
 
 func rank(s check.Status) int {
