@@ -66,11 +66,14 @@ type envPatrol struct {
 	names   map[string]bool
 	inv     *inventory.Inventory
 	capture inventory.Capturer
-	pat     inventory.Patroller
+	timeout func() time.Duration // checks.timeout, as reloaded
 	audit   *patrol.Audit
 	state   string
 	log     *slog.Logger
 	wake    chan struct{}
+	// checks are the default set under the current skip list (it may
+	// change on SIGHUP).
+	checks func() []check.Check
 
 	captured, missed atomic.Uint64
 	// missedWhy is the last capture error (a process gone before it was
@@ -92,7 +95,8 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 		inv:   inventory.New(inventory.Config{Limit: cfg.Envs.Limit}),
 		audit: &patrol.Audit{Path: patrol.AuditPath(cfg.StateDir)},
 		state: inventory.StatePath(cfg.StateDir), wake: make(chan struct{}, 1),
-		pat: inventory.Patroller{Checks: a.checks(SetDefault, a.cfg.Load()), Runner: check.Runner{Timeout: cfg.Checks.Timeout}},
+		checks:  func() []check.Check { return a.checks(SetDefault, a.cfg.Load()) },
+		timeout: func() time.Duration { return a.cfg.Load().Checks.Timeout },
 	}
 	for _, n := range cfg.Sensors.GoNames {
 		ep.names[n] = true
@@ -192,6 +196,7 @@ func (ep *envPatrol) round(ctx context.Context) int {
 			due = append(due, e)
 		}
 	}
+	pat := inventory.Patroller{Checks: ep.checks(), Runner: check.Runner{Timeout: ep.timeout()}}
 	sem := make(chan struct{}, ep.cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, e := range due {
@@ -201,7 +206,7 @@ func (ep *envPatrol) round(ctx context.Context) int {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r, _ := ep.pat.Patrol(ctx, e)
+			r, _ := pat.Patrol(ctx, e)
 			ep.inv.SetPatrol(e.ID, r)
 			problems := make([]string, len(r.Problems))
 			for i, p := range r.Problems {
