@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -122,12 +123,20 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 // exec records the environment of a go command that just started: read
 // at once, while the process lives.
 func (ep *envPatrol) exec(x *bpf.ExecEvent) {
+	if int(x.PPID) == os.Getpid() {
+		// The agent's own checks (its patrols of these environments
+		// too): recording them would patrol the patrols.
+		return
+	}
 	env, err := ep.capture.Capture(int(x.PID), x.UID)
 	if err != nil {
 		ep.missed.Add(1)
 		why := err.Error()
 		ep.missedWhy.Store(&why)
 		ep.log.Debug("environment not read", "pid", x.PID, "err", err)
+		return
+	}
+	if env.FromDoctor() {
 		return
 	}
 	ep.captured.Add(1)

@@ -103,6 +103,14 @@ func (e Env) Place() string {
 	return fmt.Sprintf("uid %d, %s, module %q", e.UID, e.Container.key(), e.Module)
 }
 
+// FromDoctor says the go command is one of gopatrol's own (a `gopatrol
+// check` elsewhere on the node): the doctor gives its go commands a
+// GOTMPDIR of their own named gopatrol-gotmp-* (check.Env.GoCommand),
+// unique per command, which would make each one a new environment.
+func (e Env) FromDoctor() bool {
+	return strings.HasPrefix(path.Base(e.Vars["GOTMPDIR"]), "gopatrol-gotmp-")
+}
+
 // Environ is the environment as KEY=value pairs, sorted.
 func (e Env) Environ() []string {
 	out := make([]string, 0, len(e.Vars))
