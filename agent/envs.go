@@ -80,7 +80,11 @@ type envPatrol struct {
 	// missedWhy is the last capture error (a process gone before it was
 	// read), for /status.
 	missedWhy atomic.Pointer[string]
-	saveMu    sync.Mutex
+	// pending are the changes not yet in the audit log; flush wakes
+	// the writer.
+	pendingMu sync.Mutex
+	pending   []inventory.Change
+	flush     chan struct{}
 }
 
 // withEnvs tees the exec events of go commands into the inventory and
@@ -95,7 +99,7 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 		cfg: cfg.Envs, names: map[string]bool{}, log: a.log.With("part", "environments"),
 		inv:   inventory.New(inventory.Config{Limit: cfg.Envs.Limit}),
 		audit: &patrol.Audit{Path: patrol.AuditPath(cfg.StateDir)},
-		state: inventory.StatePath(cfg.StateDir), wake: make(chan struct{}, 1),
+		state: inventory.StatePath(cfg.StateDir), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 		checks:  func() []check.Check { return a.checks(SetDefault, a.cfg.Load()) },
 		timeout: func() time.Duration { return a.cfg.Load().Checks.Timeout },
 	}
@@ -106,6 +110,7 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 	out := make(chan bpf.Event, cap(events))
 	ctx, cancel := context.WithCancel(context.Background())
 	go ep.loop(ctx)
+	go ep.writer(ctx)
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -143,30 +148,59 @@ func (ep *envPatrol) exec(x *bpf.ExecEvent) {
 	_, changes := ep.inv.Observe(env, time.Now(), int(x.PPID), int(x.PID))
 	if len(changes) > 0 {
 		ep.changed(changes)
+		poke(ep.wake)
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// changed logs changes and queues them for the writer: the event
+// pipeline does not wait for the audit log's and state file's fsyncs.
+func (ep *envPatrol) changed(changes []inventory.Change) {
+	for _, c := range changes {
+		ep.log.Info("environment "+c.Kind, "env", c.ID, "previous", c.Previous, "place", c.Place,
+			"fields", strings.Join(c.Fields, ","), "detail", c.Detail)
+	}
+	ep.pendingMu.Lock()
+	ep.pending = append(ep.pending, changes...)
+	ep.pendingMu.Unlock()
+	poke(ep.flush)
+}
+
+// writer writes the queued changes to the audit log and the inventory to
+// the state file, whenever flush is signalled, until ctx ends (then once
+// more).
+func (ep *envPatrol) writer(ctx context.Context) {
+	for {
 		select {
-		case ep.wake <- struct{}{}:
-		default:
+		case <-ctx.Done():
+			ep.write()
+			return
+		case <-ep.flush:
+			ep.write()
 		}
 	}
 }
 
-// changed logs and audits changes, and saves the inventory.
-func (ep *envPatrol) changed(changes []inventory.Change) {
-	ents := make([]patrol.AuditEntry, 0, len(changes))
-	for _, c := range changes {
-		ep.log.Info("environment "+c.Kind, "env", c.ID, "previous", c.Previous, "place", c.Place,
-			"fields", strings.Join(c.Fields, ","), "detail", c.Detail)
-		ents = append(ents, patrol.AuditEntry{Time: c.Time.UTC(), Kind: AuditEnvironment, ID: c.ID, Change: c.Kind, Detail: c.Describe()})
+func (ep *envPatrol) write() {
+	ep.pendingMu.Lock()
+	changes := ep.pending
+	ep.pending = nil
+	ep.pendingMu.Unlock()
+	if len(changes) > 0 {
+		ents := make([]patrol.AuditEntry, 0, len(changes))
+		for _, c := range changes {
+			ents = append(ents, patrol.AuditEntry{Time: c.Time.UTC(), Kind: AuditEnvironment, ID: c.ID, Change: c.Kind, Detail: c.Describe()})
+		}
+		if err := ep.audit.Append(ents...); err != nil {
+			ep.log.Error("audit log not written", "err", err)
+		}
 	}
-	if err := ep.audit.Append(ents...); err != nil {
-		ep.log.Error("audit log not written", "err", err)
-	}
-	ep.save()
-}
-
-func (ep *envPatrol) save() {
-	ep.saveMu.Lock()
-	defer ep.saveMu.Unlock()
 	now := time.Now()
 	if err := inventory.Save(ep.state, ep.inv.Snapshot(now, now.Add(-24*time.Hour))); err != nil {
 		ep.log.Error("inventory not saved", "err", err)
@@ -190,7 +224,7 @@ func (ep *envPatrol) loop(ctx context.Context) {
 			ep.changed(gone)
 		}
 		if ep.round(ctx) > 0 {
-			ep.save()
+			poke(ep.flush)
 		}
 	}
 }

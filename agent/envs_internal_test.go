@@ -60,7 +60,7 @@ func TestOwnGoCommandsAreNotEnvironments(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			ep := &envPatrol{inv: inventory.New(inventory.Config{}), wake: make(chan struct{}, 1),
+			ep := &envPatrol{inv: inventory.New(inventory.Config{}), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 				log: slog.New(slog.DiscardHandler), state: inventory.StatePath(dir), audit: &patrol.Audit{Path: patrol.AuditPath(dir)}}
 			pid := run(tc.env...)
 			ep.exec(&bpf.ExecEvent{Header: bpf.Header{PID: uint32(pid)}, PPID: uint32(tc.ppid), UID: uint32(os.Getuid()), Filename: goBin})
