@@ -244,6 +244,34 @@ func TestEnvironmentsOfRealBuilds(t *testing.T) {
 	}
 	cliOut := string(out)
 
+	// The GOFLAGS fixed in the same namespace, user and module: a change
+	// of that environment, naming the field, not its value.
+	fixed := builds[1]
+	nsenter := testgate.Tool(t, "nsenter", "util-linux")
+	rebuild := exec.CommandContext(ctx, nsenter, "-t", fmt.Sprint(fixed.holder.Process.Pid), "-m", "--",
+		"sh", "-c", `cd "$0" && exec "$@"`, fixed.module, setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", fixed.mnt+"/bin/gopatrolgo", "list", ".")
+	rebuild.Dir = fixed.module
+	for k, v := range fixed.vars {
+		rebuild.Env = append(rebuild.Env, k+"="+v)
+	}
+	rebuild.Env = append(rebuild.Env, "GOFLAGS=-mod=mod", "SECRET_TOKEN="+envSecret)
+	if out, err := rebuild.CombinedOutput(); err != nil {
+		t.Fatalf("go list with the fixed GOFLAGS: %v: %s", err, out)
+	}
+	var change inventory.Change
+	waitFor(t, time.Minute, "the GOFLAGS change", func() bool {
+		for _, c := range p.envStatus(t).Changes {
+			if c.Kind == inventory.Changed && c.Previous == fixed.envID {
+				change = c
+				return true
+			}
+		}
+		return false
+	})
+	if strings.Join(change.Fields, ",") != "GOFLAGS" || strings.Contains(change.Describe(), "-mod=mod") {
+		t.Errorf("change %+v: want the GOFLAGS field named, no value", change)
+	}
+
 	// A container that is gone cannot be entered: unreachable, never
 	// healthy, in the agent and in the CLI.
 	gone := builds[2]
@@ -271,6 +299,15 @@ func TestEnvironmentsOfRealBuilds(t *testing.T) {
 	lines, err := patrol.ReadAudit(patrol.AuditPath(state))
 	if err != nil {
 		t.Fatal(err)
+	}
+	changed := 0
+	for _, l := range lines {
+		if l.Kind == agent.AuditEnvironment && l.Change == inventory.Changed && l.ID == change.ID {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Errorf("audit log has %d lines of the change to %s, want 1: %+v", changed, change.ID, lines)
 	}
 	for _, b := range builds {
 		n := 0
