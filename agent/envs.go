@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,6 +106,11 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 	}
 	for _, n := range cfg.Sensors.GoNames {
 		ep.names[n] = true
+	}
+	if st, err := inventory.Load(ep.state); err == nil {
+		ep.inv.Restore(st)
+	} else if !errors.Is(err, inventory.ErrNoState) {
+		a.log.Warn("environment inventory not restored; starting empty", "err", err)
 	}
 	a.envs = ep
 	out := make(chan bpf.Event, cap(events))

@@ -253,6 +253,14 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil || e.ID != id || e.Patrol == nil || e.Patrol.Outcome != inventory.OutcomeUnreachable || len(st.Changes) != 1 {
 		t.Fatalf("find %s: %+v, %v; changes %v", id[:6], e, err, st.Changes)
 	}
+	again := inventory.New(inventory.Config{Limit: 5})
+	again.Restore(st)
+	if _, cs := again.Observe(env(1000, "-mod=mod", "go1.26.8"), now, 43); len(cs) != 0 || again.Len() != 1 || len(again.Changes(time.Time{})) != 1 {
+		t.Errorf("after a restore, the same environment made changes %+v (len %d)", cs, again.Len())
+	}
+	if _, cs := again.Observe(env(1000, "-mod=vendor", "go1.26.8"), now, 44); len(cs) != 1 || cs[0].Kind != inventory.Changed || cs[0].Previous != id {
+		t.Errorf("after a restore, a new GOFLAGS in the same place: %+v, want changed from %s", cs, id)
+	}
 	if _, err := st.Find("ffffffffffff"); err == nil || !strings.Contains(err.Error(), "agent status") {
 		t.Errorf("unknown ID: %v, want an error saying where the IDs are", err)
 	}

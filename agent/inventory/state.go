@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/gopatrol/gopatrol/internal/atomicfile"
@@ -52,6 +53,32 @@ func Save(path string, st State) error {
 		return fmt.Errorf("environments state: %w", err)
 	}
 	return nil
+}
+
+// Restore puts a saved inventory back (at the agent's start), so that an
+// environment seen before a restart is not "appeared" again and the
+// day's changes still reach tickets. Entries past the limit are dropped,
+// least recently seen first; entries already present are kept.
+func (inv *Inventory) Restore(st State) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, e := range st.Entries { // most recently seen first
+		if inv.lru.Len() >= inv.cfg.Limit {
+			break
+		}
+		if _, ok := inv.byID[e.ID]; ok || e.ID != e.Env.ID() {
+			continue // present, or not what its fields say: not trusted
+		}
+		c := copyEntry(&e)
+		inv.byID[e.ID] = inv.lru.PushBack(&c)
+		if p := e.Env.Place(); inv.places[p] == "" {
+			inv.places[p] = e.ID
+		}
+	}
+	inv.changes = append(slices.Clone(st.Changes), inv.changes...)
+	if over := len(inv.changes) - inv.cfg.ChangeLog; over > 0 {
+		inv.changes = slices.Delete(inv.changes, 0, over)
+	}
 }
 
 // ErrNoState is Load's error when the agent has written no inventory.
