@@ -88,6 +88,7 @@ type agent struct {
 	sensor   *bpf.Sensor
 	agg      *sense.Aggregator
 	traces   *buildTraces
+	envs     *envPatrol // nil without sensors or environments (envs.go)
 	res      *resource.Resource
 	sched    *Scheduler
 	rules    *ruleEngine // nil without rules.dir (rules.go)

@@ -40,6 +40,8 @@ type Config struct {
 	Checks  ChecksConfig  `yaml:"checks"`
 	Sensors SensorsConfig `yaml:"sensors"`
 	Traces  TracesConfig  `yaml:"traces"`
+	// Envs is the patrol of the environments builds use (envs.go).
+	Envs    EnvsConfig    `yaml:"environments"`
 	Plugins PluginsConfig `yaml:"plugins"`
 	// Collect is the schedule of the probes' cloud metrics (collect.go).
 	Collect CollectConfig `yaml:"collect"`
@@ -156,6 +158,7 @@ func Default() Config {
 			RingSize: bpf.DefaultRingSize,
 		},
 		Traces:          DefaultTraces(),
+		Envs:            DefaultEnvs(),
 		Plugins:         PluginsConfig{ProbeDeadline: 5 * time.Second},
 		Collect:         CollectConfig{Every: time.Minute},
 		Metrics:         MetricsConfig{CardinalityLimit: 200},
@@ -383,6 +386,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Traces.validate(c.File); err != nil {
+		return err
+	}
+	if err := c.Envs.validate(c.File); err != nil {
 		return err
 	}
 	if c.Plugins.Dir != "" && !filepath.IsAbs(c.Plugins.Dir) {

@@ -122,6 +122,8 @@ type Status struct {
 	Reloads    map[string]int      `json:"reloads"`
 	// Rules is the rule engine's state: group scores, firing series.
 	Rules *patrol.Status `json:"rules,omitempty"`
+	// Environments is the inventory of the Go environments builds use.
+	Environments *EnvsStatus `json:"environments,omitempty"`
 }
 
 // PatrolStatus is the last patrol: its set, when, and its report.
@@ -160,5 +162,6 @@ func (a *agent) status() Status {
 	sched := a.sched.Status()
 	st.Schedule = &sched
 	st.Rules = a.rulesStatus()
+	st.Environments = a.envsStatus()
 	return st
 }

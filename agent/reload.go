@@ -56,6 +56,7 @@ func restartKeys(old, next Config) []string {
 	add(old.Checks.Dir != next.Checks.Dir || old.Checks.AsUser != next.Checks.AsUser, "checks.dir/as_user")
 	add(fmt.Sprint(old.Sensors) != fmt.Sprint(next.Sensors), "sensors")
 	add(old.Traces != next.Traces, "traces")
+	add(old.Envs != next.Envs, "environments")
 	add(old.Plugins != next.Plugins, "plugins")
 	add(fmt.Sprint(old.Collect) != fmt.Sprint(next.Collect), "collect")
 	add(old.K8s != next.K8s, "kubernetes")

@@ -264,7 +264,7 @@ func (a *agent) escalate(ctx context.Context, r *ruleEngine, ev patrol.Event) {
 	ne := notify.Event{Kind: notify.Firing, Rule: escalationRule, Group: ev.Group, Node: a.nodeName(),
 		Value: ev.Score, TraceID: ev.TraceID, StartsAt: ev.Time, Notify: cfg.Rules.Tickets,
 		Summary: fmt.Sprintf("health score %.0f of group %s stayed under %g", ev.Score, groupName(ev.Group), cfg.Rules.EscalateBelow),
-		Details: ticketDetails(ev, rep)}
+		Details: ticketDetails(ev, rep) + a.envChanges()}
 	if ctx.Err() != nil {
 		// The engine will not escalate this episode again: the ticket
 		// still goes to the outbox, saying why the diagnosis is short.

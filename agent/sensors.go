@@ -52,7 +52,7 @@ func (a *agent) startSensors() error {
 	if err := a.startBuildTraces(a.res); err != nil {
 		return err
 	}
-	go a.agg.Run(context.Background(), a.withBuildTraces(s.Events()))
+	go a.agg.Run(context.Background(), a.withEnvs(a.withBuildTraces(s.Events())))
 	a.log.Info("sensors attached", "go_tools", len(s.GoTools()))
 	return nil
 }

@@ -77,5 +77,6 @@ failed.`,
 	fl.StringVar(&over.Plugins.Dir, "plugin-dir", "", "directory of the cloud probe plugins (config: plugins.dir)")
 	fl.StringVar(&over.Go, "go", "", "the go binary the checks use (config: go)")
 	fl.BoolVar(&over.Sensors.Require, "require-sensors", false, "exit instead of running without the eBPF sensors (config: sensors.require)")
+	cmd.AddCommand(newAgentStatusCmd())
 	return cmd
 }

@@ -35,7 +35,9 @@ type checkFlags struct {
 	fix        bool
 	dryRun     bool
 	yes        bool
-	gate       gateFlags // gate.go
+	gate       gateFlags     // gate.go
+	env        string        // --env: an environment of the agent's inventory (check_env.go)
+	envState   stateDirFlags // where that inventory is
 }
 
 func newCheckCmd() *cobra.Command {
@@ -74,6 +76,8 @@ printed in every case but 2.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --fix: print what would change, and how to undo it, without changing anything")
 	fl.BoolVar(&f.yes, "yes", false, "with --fix: apply even when stdout is not a terminal (scripts, CI)")
 	addGateFlags(cmd, &f.gate)
+	fl.StringVar(&f.env, "env", "", "check this environment of the agent's inventory (ID from `gopatrol agent status`): its user, variables and container")
+	f.envState.add(cmd)
 	return cmd
 }
 
@@ -101,6 +105,11 @@ func runCheck(ctx context.Context, stdout, stderr io.Writer, f checkFlags) error
 	target, err := check.LocalTarget()
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if f.env != "" {
+		if target, f.goBin, err = envTarget(f.env, &f.envState, f.goBin); err != nil {
+			return err
+		}
 	}
 	if f.dir != "" {
 		abs, err := filepath.Abs(f.dir)

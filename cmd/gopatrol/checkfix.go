@@ -29,6 +29,11 @@ func chooseFixMode(f checkFlags, stdout io.Writer) (fixMode, error) {
 		return fixOff, usageErr("--dry-run and --yes go with --fix (gopatrol check --fix --dry-run)")
 	case !f.fix:
 		return fixOff, nil
+	case f.env != "":
+		// A learned environment lives in another mount namespace, reached
+		// through /proc/PID/root while a process holds it: a fix there
+		// could land in the wrong container once that process is gone.
+		return fixOff, usageErr("--fix does not apply to --env %s: check it, then fix inside its container (gopatrol check --fix there)", f.env)
 	case f.dryRun && f.yes:
 		return fixOff, usageErr("--dry-run and --yes contradict each other: --dry-run plans, --yes applies")
 	case f.dryRun, !f.yes && !isTerminal(stdout):
