@@ -42,7 +42,7 @@ func TestCheckFixPlansThenApplies(t *testing.T) {
 		t.Errorf("after the fix %s holds %q", goenv, b)
 	}
 
-	for _, bad := range [][]string{{"check", "--yes"}, {"check", "--dry-run"}, {"check", "--fix", "--dry-run", "--yes"}} {
+	for _, bad := range [][]string{{"check", "--yes"}, {"check", "--dry-run"}, {"check", "--fix", "--dry-run", "--yes"}, {"check", "--fix", "--env", "0123"}} {
 		if _, stderr, code := gopatrol(t, nil, bad...); code != 2 || !strings.Contains(stderr, "--fix") && !strings.Contains(stderr, "contradict") {
 			t.Errorf("%q: exit %d, want 2 naming the flags: %s", bad, code, stderr)
 		}
