@@ -296,8 +296,11 @@ func sample(pid int) (usage, error) {
 	return u, nil
 }
 
-// children are the PIDs whose parent is pid and whose command is comm.
-func children(pid int, comm string) []int {
+// children are the live (not zombie) processes running the executable
+// exe whose parent is pid, or with any parent when pid is 0. By exe, not
+// by name: every plugin's name starts "gopatrol-probe-", which is all of
+// it the kernel keeps, and other tests on the machine run plugins too.
+func children(pid int, exe string) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -305,18 +308,15 @@ func children(pid int, comm string) []int {
 		if err != nil {
 			continue
 		}
+		if path, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cpid)); err != nil || path != exe {
+			continue
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cpid))
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		rest := strings.Fields(s[end+1:])
-		// comm is cut to 15 bytes by the kernel.
-		if len(rest) < 2 || !strings.HasPrefix(comm, s[open+1:end]) {
+		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(rest) < 2 || rest[0] == "Z" {
 			continue
 		}
 		if pid == 0 || rest[1] == strconv.Itoa(pid) {
