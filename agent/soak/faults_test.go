@@ -33,7 +33,7 @@ func stateWorld(t *testing.T, state string, sensors, viaRelay bool) *world {
 	w.state = state
 	cfg := w.config(tl)
 	// No plugin, no export, the hook without its relay.
-	cfg = strings.Replace(cfg, "plugins:\n  dir: "+bins.plugins+"\n", "", 1)
+	cfg = strings.Replace(cfg, "plugins:\n  dir: "+bins.plugins+"\n  probe_deadline: 5s\n", "", 1)
 	if !viaRelay {
 		cfg = strings.Replace(cfg, w.target.addr, strings.TrimPrefix(w.hook.URL, "http://"), 1)
 	}
@@ -123,13 +123,29 @@ func TestStateDirFull(t *testing.T) {
 	f.Close()
 
 	// Breaches and heals while full: each wants the outbox, the audit log
-	// and the rule state written.
-	for i := range 6 {
+	// and the rule state written. A notification that cannot be queued is
+	// said (an error naming the rule), not silently lost.
+	full, _, _ := w.hook.deliveries()
+	const flips = 6
+	for i := range flips {
 		w.flip(t, i%2 == 0, 0)
 		time.Sleep(time.Second)
 	}
+	// A broken rule set wants an audit line written too: one longer than
+	// a page, so that it cannot fit in what is left of the log's last page
+	// and the file system takes only part of it.
+	broken := filepath.Join(w.rules, "broken.yaml")
+	writeFile(t, broken, "- name: half"+strings.Repeat("f", 5000)+"\n  type: exec\n  threshold: \"gt(\"\n", 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "rule reload refused", time.Minute)
+	os.Remove(broken)
 	line := p.waitLog(t, "no space left on device", time.Minute)
 	t.Logf("the agent's word for it: %s", line)
+	during, _, _ := w.hook.deliveries()
+	notQueued := p.logCount("notification not queued")
+	if notQueued+len(during)-len(full) != flips {
+		t.Errorf("%d flips while full: %d notifications delivered and %d logged as not queued, want them to add up", flips, len(during)-len(full), notQueued)
+	}
 	if code, body := p.get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz with a full state directory: %d %s", code, body)
 	}
