@@ -24,27 +24,26 @@ import (
 )
 
 // stateWorld is a rules agent with its state directory where the test
-// says, its notifications going to the webhook through the relay or
-// straight.
-func stateWorld(t *testing.T, state string, sensors, viaRelay bool) *world {
+// says. Whole, it has its sensors, the probe plugin and the relay in
+// front of the webhook; otherwise none of them.
+func stateWorld(t *testing.T, state string, whole bool) *world {
 	t.Helper()
 	tl := shortRun
 	w := newWorld(t, tl)
 	w.state = state
 	cfg := w.config(tl)
-	// No plugin, no export, the hook without its relay.
-	cfg = strings.Replace(cfg, "plugins:\n  dir: "+bins.plugins+"\n  probe_deadline: 5s\n", "", 1)
-	if !viaRelay {
+	if !whole {
+		cfg = strings.Replace(cfg, "plugins:\n  dir: "+bins.plugins+"\n  probe_deadline: 5s\n", "", 1)
 		cfg = strings.Replace(cfg, w.target.addr, strings.TrimPrefix(w.hook.URL, "http://"), 1)
-	}
-	if !sensors {
 		cfg = strings.Replace(cfg, "sensors:\n", "sensors:\n  enabled: false\n", 1)
 	}
 	writeFile(t, w.cfg, cfg, 0o644)
 	return w
 }
 
-func stateEnv() []string { return []string{"OTEL_METRICS_EXPORTER=none", "SOAK_HOOK_KEY=" + hookKey} }
+func stateEnv() []string {
+	return []string{"OTEL_METRICS_EXPORTER=none", "SOAK_HOOK_KEY=" + hookKey, "TESTPROBE_ATTRS_" + probeName + "=cloud.region=soak-1"}
+}
 
 // flip breaches the rule or heals it, and waits for its notification.
 func (w *world) flip(t *testing.T, on bool, wantAtHook int) {
@@ -97,7 +96,7 @@ func TestStateDirFull(t *testing.T) {
 		testgate.Missing(t, "mount a tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", state).Run() })
-	w := stateWorld(t, state, false, false)
+	w := stateWorld(t, state, false)
 	p := startAgent(t, w.cfg, stateEnv())
 	p.waitReady(t, time.Now())
 	w.flip(t, true, 1)
@@ -186,12 +185,12 @@ func TestStateDirFull(t *testing.T) {
 }
 
 // SIGKILL in the middle of it all: no BPF object of the agent stays in
-// the kernel, the next start finds the state whole and is ready within
+// the kernel, its plugin does not live on as an orphan, the next start finds the state whole and is ready within
 // the start budget (2 s plus the probe deadline, issue 11), and what the
 // outbox held is delivered, once.
 func TestSIGKILLAndRestart(t *testing.T) {
 	bpftest.Require(t)
-	w := stateWorld(t, filepath.Join(t.TempDir(), "state"), true, true)
+	w := stateWorld(t, filepath.Join(t.TempDir(), "state"), true)
 	p := startAgent(t, w.cfg, stateEnv())
 	p.waitReady(t, time.Now())
 	p.waitLog(t, "sensors attached", time.Minute)
@@ -205,8 +204,23 @@ func TestSIGKILLAndRestart(t *testing.T) {
 	w.target.Down()
 	w.flip(t, false, 0)
 	p.waitLog(t, "notification failed, will retry", time.Minute)
+	plugins := children(p.cmd.Process.Pid, probeExe())
+	if len(plugins) != 1 {
+		t.Errorf("plugin processes before the kill: %v, want one", plugins)
+	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
+	// The plugin notices that its host is gone and exits: no orphan.
+	waitFor(t, 30*time.Second, "the killed agent's plugin to exit", func() bool {
+		for _, pid := range plugins {
+			if syscall.Kill(pid, 0) == nil {
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	waitFor(t, 30*time.Second, "the agent's BPF programs to leave the kernel", func() bool {
 		for _, id := range ids {
 			if prog, err := ebpf.NewProgramFromID(id); err == nil {
@@ -225,7 +239,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 	start := time.Now()
 	q := startAgent(t, w.cfg, stateEnv())
 	ready := q.waitReady(t, start)
-	budget := 2*time.Second + 5*time.Second // probe_deadline in stateWorld's config
+	budget := 2*time.Second + 5*time.Second // probe_deadline in the world's config
 	t.Logf("restart to ready: %v (budget %v); %d audit lines kept", ready, budget, len(audit))
 	if ready > budget {
 		t.Errorf("ready %v after the restart, over the start budget %v", ready, budget)

@@ -137,8 +137,8 @@ func plot(samples []point, events []event) *image.RGBA {
 		}
 		ymax = niceCeil(ymax * 1.1)
 		y := func(v float64) int { return bottom - int(v/ymax*float64(panelH)) }
-		for k := 0; k <= 4; k++ {
-			v := ymax * float64(k) / 4
+		for k := 0; k <= 5; k++ {
+			v := ymax * float64(k) / 5
 			hline(img, marginL, plotW-marginR, y(v), grey)
 			text(img, 4, y(v)-5, fmt.Sprintf("%.0f", v), black)
 		}
@@ -212,18 +212,20 @@ func bands(img *image.RGBA, events []event, x func(float64) int, top, bottom int
 
 func ticks(img *image.RGBA, events []event, x func(float64) int, top, bottom int) {
 	for _, e := range events {
+		// SIGHUPs above the kills: both come on the minute.
 		var c color.RGBA
+		y0, y1 := top, bottom
 		switch e.Kind {
 		case "plugin killed":
 			c = killTick
 		case "broken config", "broken rules":
-			c = hupTick
+			c, y0, y1 = hupTick, top-12, top-1
 		case "opens start":
 			c = opensTick
 		default:
 			continue
 		}
-		vline(img, x(e.T.Seconds()), top, bottom, c)
+		vline(img, x(e.T.Seconds()), y0, y1, c)
 	}
 }
 
