@@ -15,9 +15,10 @@
 //   - its scheduler's loop is stalled through Options.BeforeSchedulerTick.
 //
 // The package holds tests only. `go test` (and so `make test`) runs each
-// fault for seconds; `make soak` (GOPATROL_SOAK=full) runs the issue's durations
-// (a 5-minute collector and target outage, a plugin kill every 30 s, a
-// SIGHUP every minute, 1,000 builds and a million failing opens) in about
-// 13 minutes, and with SOAK_OUT set writes the run's samples (CSV) and
-// their plot (PNG) there: docs/soak holds the committed ones.
+// fault for seconds; `make soak` (GOPATROL_SOAK=full) runs the issue's
+// durations (a 5-minute collector and target outage, a plugin kill every
+// 30 s, a SIGHUP every minute, 1,000 builds and a million failing opens)
+// in about 15 minutes, 11 of them the all-faults run, and with SOAK_OUT
+// set writes the run's samples (CSV), figures (JSON) and their plot (PNG)
+// there: docs/soak holds the committed ones.
 package soak

@@ -58,7 +58,7 @@ var shortRun = timeline{
 }
 
 // fullRun is `make soak`'s (GOPATROL_SOAK=full): the issue's durations,
-// in about 13 minutes.
+// 11 minutes of faults at once.
 var fullRun = timeline{
 	total: 11 * time.Minute, warmup: 90 * time.Second, export: 5 * time.Second, timeout: 2 * time.Second,
 	collectorDownAt: time.Minute, collectorDown: 5 * time.Minute,
@@ -69,7 +69,7 @@ var fullRun = timeline{
 }
 
 // fullEnv=full selects fullRun: `make test` runs `go test ./...` without
-// -short, and must not take 13 minutes.
+// -short, and must not take 15 minutes.
 const fullEnv = "GOPATROL_SOAK"
 
 // world is the agent's files and the servers it talks to.
