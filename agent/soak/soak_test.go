@@ -49,7 +49,7 @@ type timeline struct {
 // shortRun is the soak of `go test` and `make test`: every fault, in
 // seconds.
 var shortRun = timeline{
-	total: 36 * time.Second, warmup: 10 * time.Second, export: time.Second, timeout: 500 * time.Millisecond,
+	total: 36 * time.Second, warmup: 15 * time.Second, export: time.Second, timeout: 500 * time.Millisecond,
 	collectorDownAt: 8 * time.Second, collectorDown: 7 * time.Second,
 	targetDownAt: 17 * time.Second, targetDown: 7 * time.Second,
 	killEvery: 6 * time.Second, hupEvery: 5 * time.Second, toggleEvery: 2 * time.Second,
@@ -449,6 +449,18 @@ func TestSoak(t *testing.T) {
 	os.Remove(w.flag)
 	os.Remove(brokenRules)
 	writeFile(t, w.cfg, string(good), 0o644)
+	// The last kill may be a moment old: the plugin must be back (and
+	// /status, which the final export's probe.up reads, must say so).
+	if !eventually(time.Minute, func() bool {
+		for _, pr := range p.status(t).Probes {
+			if pr.Plugin == probeName && pr.Up {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("the plugin %s not up again a minute after the last kill", probeName)
+	}
 	// One notification per flip, and the resolution of a last flip on.
 	wantMsgs := toggles + toggles%2
 	if !eventually(2*time.Minute, func() bool { got, _, _ := w.hook.deliveries(); return len(got) >= wantMsgs }) {
