@@ -50,6 +50,11 @@ type Options struct {
 	// TracerProvider, when set, gets one span per rule patrol cycle; its
 	// trace ID goes into notifications and tickets.
 	TracerProvider trace.TracerProvider
+	// BeforeSchedulerTick, when set, is called by the scheduler's loop
+	// before each tick; a test that blocks in it stalls the loop as a
+	// deadlock would, to see /healthz turn 503 (agent/soak). It must
+	// return once ctx ends.
+	BeforeSchedulerTick func(ctx context.Context)
 }
 
 // ExitError ends Run with a process exit code: the doctor's in --once.
@@ -213,6 +218,7 @@ func (a *agent) serve(ctx context.Context) error {
 			a.self.skipped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.check.set", string(set))))
 			a.log.Warn("patrol skipped: the previous one still runs", "set", string(set))
 		})
+	a.sched.beforeTick = a.opts.BeforeSchedulerTick
 	schedCtx, stopSched := context.WithCancel(ctx)
 	defer stopSched()
 	var loops sync.WaitGroup

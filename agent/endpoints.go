@@ -44,7 +44,7 @@ func (a *agent) loops() []loopHealth {
 	a.mu.Unlock()
 	return []loopHealth{
 		{"scheduler", a.sched.Status().LastTick, cfg.Checks.Every},
-		{"export loop", export, a.interval()},
+		{"export loop", export, a.exportPeriod()},
 	}
 }
 

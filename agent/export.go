@@ -103,6 +103,22 @@ func nonEmpty(kvs []attribute.KeyValue) []attribute.KeyValue {
 	return out
 }
 
+// exportPeriod is the longest a healthy export loop takes between two
+// ticks: the interval, the probes' detection and the export's timeout.
+// An unreachable collector makes every export run to its timeout; that
+// is not a stall (agent/soak's collector outage showed /healthz 503
+// when the period was the interval alone).
+func (a *agent) exportPeriod() time.Duration {
+	d := a.interval()
+	if a.provider != nil {
+		d += a.provider.Timeout()
+	}
+	if a.plugins != nil {
+		d += a.plan.cfg.Plugins.ProbeDeadline
+	}
+	return d
+}
+
 // interval is the export loop's period (OTEL_METRIC_EXPORT_INTERVAL).
 func (a *agent) interval() time.Duration {
 	if d := a.plan.otel.Interval; d > 0 {
@@ -156,7 +172,11 @@ func (a *agent) exportOnce(ctx context.Context) {
 		}
 	}
 	if a.plugins != nil {
-		rep := a.plugins.Detect(ctx)
+		// Bounded as at start: a plugin that hangs while it restarts must
+		// not hold the export (and /healthz) with it (found by agent/soak).
+		dctx, cancel := context.WithTimeout(ctx, a.plan.cfg.Plugins.ProbeDeadline)
+		rep := a.plugins.Detect(dctx)
+		cancel()
 		a.setProbes(a.plugins.Found(), rep)
 	}
 	a.recordProbes(ctx)

@@ -83,6 +83,8 @@ type Scheduler struct {
 	run   func(ctx context.Context, set CheckSet)
 	// onSkip is told of every skipped slot (for the counter).
 	onSkip func(set CheckSet)
+	// beforeTick is Options.BeforeSchedulerTick: a test's stall.
+	beforeTick func(ctx context.Context)
 
 	mu          sync.Mutex
 	sched       Schedule
@@ -133,6 +135,12 @@ func (sc *Scheduler) SetSchedule(s Schedule) {
 // Loop runs until ctx ends, then waits for nothing: Wait does.
 func (sc *Scheduler) Loop(ctx context.Context, runCtx context.Context) {
 	for {
+		if sc.beforeTick != nil {
+			sc.beforeTick(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+		}
 		wait := sc.tick(runCtx)
 		select {
 		case <-ctx.Done():

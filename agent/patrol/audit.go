@@ -105,11 +105,18 @@ func (a *Audit) Append(entries ...AuditEntry) error {
 		}
 		buf = append(append(buf, b...), '\n')
 	}
+	// A full file system takes part of a write: cut the log back to its
+	// last whole line, or the next line would be glued to the partial one
+	// and the log unreadable after a restart (agent/soak's full tmpfs).
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
 	if _, err := f.Write(buf); err != nil {
-		return fmt.Errorf("audit log %s: %w", a.Path, err)
+		return fmt.Errorf("audit log %s: %w", a.Path, errors.Join(err, f.Truncate(st.Size())))
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit log %s: %w", a.Path, err)
+		return fmt.Errorf("audit log %s: %w", a.Path, errors.Join(err, f.Truncate(st.Size())))
 	}
 	return nil
 }
