@@ -76,6 +76,8 @@ test: deps
 	@# deploy/kubernetes is a module of its own: kustomize and the
 	@# Kubernetes API types stay out of gopatrol's module graph.
 	cd deploy/kubernetes && $(GO) test -timeout 5m ./...
+	@# deploy/grafana too: the Grafana Foundation SDK generates the board.
+	cd deploy/grafana && $(GO) vet ./... && $(GO) test -timeout 5m ./...
 	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),3s) scripts/fuzz.sh
 
 # Every fuzz target for a minute (FUZZTIME). Failing inputs land in the
@@ -90,6 +92,8 @@ bench: deps build
 
 generate: deps
 	$(GO) generate ./...
+	@# The Grafana board (deploy/grafana/gopatrol-health.json), from its own module.
+	cd deploy/grafana && $(GO) generate ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
