@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,6 +74,16 @@ func TestOpenShiftServiceMonitor(t *testing.T) {
 	}
 	if ep.Path != "/metrics" || (ep.Scheme != nil && ep.Scheme.String() != "http") {
 		t.Errorf("ServiceMonitor scrapes %v %s, want http /metrics (the agent's endpoint)", ep.Scheme, ep.Path)
+	}
+	// The agent serves /metrics only with the Prometheus exporter on.
+	exporters := ""
+	for _, e := range c.Env {
+		if e.Name == "OTEL_METRICS_EXPORTER" {
+			exporters = e.Value
+		}
+	}
+	if !slices.Contains(strings.Split(exporters, ","), "prometheus") {
+		t.Errorf("OTEL_METRICS_EXPORTER=%q: without prometheus the agent answers the ServiceMonitor's scrape with 404", exporters)
 	}
 	if ep.Interval == "" || ep.ScrapeTimeout == "" {
 		t.Errorf("interval %q, scrapeTimeout %q: want both set", ep.Interval, ep.ScrapeTimeout)
