@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -190,14 +191,32 @@ func TestCollectorCarriesTheAgentsExport(t *testing.T) {
 	grpcAddr, httpAddr := freePort(t), freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config", "config.yaml",
-		"--set", "receivers.otlp.protocols.grpc.endpoint="+grpcAddr,
-		"--set", "receivers.otlp.protocols.http.endpoint="+httpAddr,
-		// The shipped 10 s window, shortened so that the test does not
-		// wait for it.
-		"--set", "processors.batch.timeout=200ms",
-		// No listener of the Collector's own beyond the two above.
-		"--set", "service.telemetry.metrics.level=none")
+	// config.yaml as shipped, merged with an overlay that moves only the
+	// listen addresses to loopback, shortens the batch window (10 s),
+	// lets the otlp exporter speak plaintext to the loopback backend (it
+	// uses TLS by default, as a real backend wants) and turns off the
+	// Collector's own telemetry listener.
+	overlay := filepath.Join(t.TempDir(), "loopback.yaml")
+	os.WriteFile(overlay, []byte(fmt.Sprintf(`receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+      http:
+        endpoint: %s
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  otlp:
+    tls:
+      insecure: true
+service:
+  telemetry:
+    metrics:
+      level: none
+`, grpcAddr, httpAddr)), 0o644)
+	cmd := exec.CommandContext(ctx, bin, "--config", "config.yaml", "--config", overlay)
 	cmd.Env = append(os.Environ(), backendEnv(backend.GRPCEndpoint, rw.URL+"/api/v1/write")...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -234,7 +253,7 @@ func TestCollectorCarriesTheAgentsExport(t *testing.T) {
 	out, err := run(ctx, ".", []string{
 		"OTEL_METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + grpcAddr, "K8S_NODE_NAME=collector-test-node",
-	}, gopatrol, "check", "--export", "--only", "go.binary,goroot.exists", "--plugin-dir", "")
+	}, gopatrol, "check", "--export", "--only", "go.binary", "--plugin-dir", "")
 	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > 1) {
 		t.Fatalf("gopatrol check --export: %v\n%s", err, out)
 	}

@@ -7,7 +7,7 @@
 // (~/.cache/gopatrol/otelcol-<version>-<manifest hash>, outside the
 // repository; `make collector` warms it), runs `otelcol validate` on
 // config.yaml, then starts it on loopback as config.yaml stands (only the
-// listen addresses, the backends' URLs and the batch timeout set from the
+// listen addresses, batch timeout and plaintext to the loopback backend set by an overlay file, the backends by the
 // command line) and has `gopatrol check --export` send to it: the metrics
 // must reach a loopback OTLP backend through the otlp exporter, and
 // Prometheus remote write through the prometheusremotewrite exporter.
