@@ -284,4 +284,3 @@ service:
 	}
 	t.Logf("OTLP exports: %d, remote writes: %d", len(reqs), writes.Load())
 }
-
