@@ -22,7 +22,7 @@ endif
 # in `make fuzz` (override with FUZZTIME=10m, or FUZZ=otelcfg for a subset).
 FUZZTIME ?=
 
-.PHONY: all deps build run test fuzz bench generate fmt vet clean image soak
+.PHONY: all deps build run test fuzz bench generate fmt vet clean image soak collector
 
 all: build
 
@@ -65,6 +65,13 @@ image:
 	echo "$$engine build -t $(IMAGE) ."; \
 	$$engine build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
+# The OpenTelemetry Collector that deploy/collector's test runs, built
+# with ocb at the pinned version into ~/.cache/gopatrol (outside the
+# repository); the first build is long (docs/deploy.md), so CI runs this
+# before the tests.
+collector:
+	$(GO) test -count=1 -timeout 30m -run 'TestCollectorValidatesConfig' ./deploy/collector
+
 run: build
 	./$(BIN)/gopatrol check
 
@@ -72,10 +79,16 @@ run: build
 # them) for a few seconds each.
 test: deps
 	$(GO) vet ./...
+	@# The ocb-built Collector first, without go test's 12-minute bound:
+	@# a cold machine's first build is long (docs/deploy.md), later runs
+	@# find it cached in ~/.cache/gopatrol.
+	$(MAKE) collector
 	$(GO) test -p 2 -timeout 12m ./...
 	@# deploy/kubernetes is a module of its own: kustomize and the
 	@# Kubernetes API types stay out of gopatrol's module graph.
 	cd deploy/kubernetes && $(GO) test -timeout 5m ./...
+	@# deploy/grafana too: the Grafana Foundation SDK generates the board.
+	cd deploy/grafana && $(GO) vet ./... && $(GO) test -timeout 5m ./...
 	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),3s) scripts/fuzz.sh
 
 # Every fuzz target for a minute (FUZZTIME). Failing inputs land in the
@@ -100,6 +113,8 @@ bench: deps build
 
 generate: deps
 	$(GO) generate ./...
+	@# The Grafana board (deploy/grafana/gopatrol-health.json), from its own module.
+	cd deploy/grafana && $(GO) generate ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +38,9 @@ type box struct {
 	env                         []string
 	caps                        []string // capabilities(7) names without CAP_
 	hostRoot, stateDir          string
+	// rules is the rules ConfigMap's files, mounted at rulesDir as the
+	// kubelet mounts the volume.
+	rules, rulesDir string
 }
 
 func newBox(t *testing.T) *box {
@@ -45,7 +52,7 @@ func newBox(t *testing.T) *box {
 	o := build(t, "eks")
 	cfg, data := agentConfig(t, o)
 	dir := t.TempDir()
-	b := &box{hostRoot: cfg.HostRoot, stateDir: cfg.StateDir}
+	b := &box{hostRoot: cfg.HostRoot, stateDir: cfg.StateDir, rulesDir: cfg.Rules.Dir}
 	// The binary of this tree.
 	b.bin = filepath.Join(dir, "gopatrol")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -70,6 +77,19 @@ func newBox(t *testing.T) *box {
 	os.WriteFile(filepath.Join(b.hostSrc, "etc/os-release"), []byte("ID=gopatrol-box\n"), 0o644)
 	b.state = filepath.Join(dir, "state")
 	os.Mkdir(b.state, 0o700)
+	// The rules volume: the generated ConfigMap's files.
+	b.rules = filepath.Join(dir, "rules")
+	os.Mkdir(b.rules, 0o755)
+	rulesMap := volume(t, o.ds, "rules").ConfigMap
+	for _, cm := range o.configs {
+		if rulesMap != nil && cm.Name == rulesMap.Name {
+			for name, data := range cm.Data {
+				if err := os.WriteFile(filepath.Join(b.rules, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 	// The Downward API, as the kubelet would set it.
 	c := o.ds.Spec.Template.Spec.Containers[0]
 	for _, e := range c.Env {
@@ -82,7 +102,7 @@ func newBox(t *testing.T) *box {
 	}
 	// Mount points the namespace binds over; made here when this machine
 	// lacks them, removed at the end.
-	for _, p := range []string{b.hostRoot, b.stateDir} {
+	for _, p := range []string{b.hostRoot, b.stateDir, b.rulesDir} {
 		if _, err := os.Stat(p); os.IsNotExist(err) {
 			if err := os.MkdirAll(p, 0o755); err != nil {
 				t.Fatal(err)
@@ -126,12 +146,15 @@ func (b *box) command(ctx context.Context, drop string, args ...string) *exec.Cm
 mount --bind "$BOX_HOST" "$BOX_HOST_ROOT"
 mount -o remount,bind,ro "$BOX_HOST_ROOT"
 mount --bind "$BOX_STATE" "$BOX_STATE_DIR"
+mount --bind "$BOX_RULES" "$BOX_RULES_DIR"
+mount -o remount,bind,ro "$BOX_RULES_DIR"
 exec setpriv --bounding-set="$BOX_CAPS" -- "$@"`
 	full := append([]string{"-m", "--propagation", "private", "sh", "-c", script, "box", b.bin}, args...)
 	cmd := exec.CommandContext(ctx, "unshare", full...)
 	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Env = append(cmd.Env, "BOX_HOST="+b.hostSrc, "BOX_HOST_ROOT="+b.hostRoot, "BOX_STATE="+b.state,
-		"BOX_STATE_DIR="+b.stateDir, "BOX_CAPS="+bounding, "OTEL_METRICS_EXPORTER=none")
+		"BOX_STATE_DIR="+b.stateDir, "BOX_RULES="+b.rules, "BOX_RULES_DIR="+b.rulesDir,
+		"BOX_CAPS="+bounding, "OTEL_METRICS_EXPORTER=none")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -174,6 +197,71 @@ func TestDaemonSetInABox(t *testing.T) {
 		}
 	})
 
+	t.Run("the sensors see a go build started outside the box", func(t *testing.T) {
+		// /metrics needs the Prometheus exporter; the overlay's OTLP
+		// collector is not here.
+		addr, ready, stop := b.startAgent(t, "", "OTEL_METRICS_EXPORTER=prometheus")
+		// The resource carries the Downward API's values.
+		metrics := string(get(t, "http://"+addr+"/metrics"))
+		var info string
+		for _, line := range strings.Split(metrics, "\n") {
+			if strings.HasPrefix(line, "target_info{") {
+				info = line
+			}
+		}
+		for _, want := range []string{`k8s_node_name="box-node"`, `k8s_pod_name="gopatrol-box"`,
+			`k8s_namespace_name="gopatrol"`, `k8s_pod_uid="0b0c0d0e-0000-4000-8000-000000000001"`} {
+			if !strings.Contains(info, want) {
+				t.Errorf("target_info %q lacks %s: the resource does not carry the Downward API's k8s.* values", info, want)
+			}
+		}
+		if !strings.Contains(ready, "sensors attached") {
+			// Kernels that keep the perf_uprobe PMU to CAP_SYS_ADMIN
+			// (this project's 6.18 VM does) refuse the uprobes to
+			// CAP_PERFMON alone; the agent then runs degraded. The
+			// sensor half runs with CAP_SYS_ADMIN added, so that it
+			// still proves the box's agent sees a build outside it.
+			if !strings.Contains(ready, "perf_uprobe") || !strings.Contains(ready, "permission denied") {
+				testgate.Missing(t, "the box's agent has no sensors on this kernel: /readyz %q", ready)
+			}
+			t.Logf("with the manifest's capabilities this kernel refuses the uprobes (/readyz %q): CAP_SYS_ADMIN added for the sensors' half", ready)
+			stop()
+			admin := *b
+			admin.caps = append(slices.Clone(b.caps), "sys_admin")
+			addr, ready, _ = admin.startAgent(t, "", "OTEL_METRICS_EXPORTER=prometheus")
+			if !strings.Contains(ready, "sensors attached") {
+				testgate.Missing(t, "the box's agent has no sensors even with CAP_SYS_ADMIN: /readyz %q", ready)
+			}
+			metrics = string(get(t, "http://"+addr+"/metrics"))
+		}
+		before := compiles(metrics)
+		// A build the test starts, in this machine's mount namespace: a
+		// package of its own so that compile runs whatever the cache holds.
+		src := t.TempDir()
+		os.WriteFile(filepath.Join(src, "go.mod"), []byte("module boxbuild\n\ngo 1.21\n"), 0o644)
+		os.WriteFile(filepath.Join(src, "main.go"), []byte(fmt.Sprintf("package main\n\nconst stamp = %d\n\nfunc main() { println(stamp) }\n", time.Now().UnixNano())), 0o644)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		gobuild := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(src, "out"), ".")
+		gobuild.Dir = src
+		gobuild.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=")
+		gobuild.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		gobuild.Cancel = func() error { return syscall.Kill(-gobuild.Process.Pid, syscall.SIGKILL) }
+		gobuild.WaitDelay = 5 * time.Second
+		if out, err := gobuild.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%.2000s", err, out)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			after := compiles(string(get(t, "http://"+addr+"/metrics")))
+			if after > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gopatrol.toolchain.execs of compile stayed at %v after a go build outside the box", after)
+			}
+		}
+	})
+
 	t.Run("without CAP_BPF preflight names it", func(t *testing.T) {
 		r, code := b.preflight(t, "bpf", "--plugin-dir", "")
 		if code != 0 || r.Verdict() != "degraded" {
@@ -186,60 +274,13 @@ func TestDaemonSetInABox(t *testing.T) {
 	})
 
 	t.Run("without CAP_BPF the agent runs degraded", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		// The image holds the plugins; this machine has none installed.
-		cmd := b.command(ctx, "bpf", "agent", "--config", b.config, "--listen", addr, "--plugin-dir", "")
-		var logs lockedBuffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		defer func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			<-exited
-		}()
-		body := ""
-		for ctx.Err() == nil {
-			select {
-			case err := <-exited:
-				exited <- err
-				t.Fatalf("the agent exited (%v) before ready; logs:\n%s", err, logs.String())
-			default:
-			}
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err == nil {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					body = string(b)
-					break
-				}
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		if body == "" {
-			t.Fatalf("/readyz never 200 within the deadline; agent logs:\n%s", logs.String())
-		}
+		addr, body, _ := b.startAgent(t, "bpf")
 		if !strings.Contains(body, "sensors off") || !strings.Contains(body, "CAP_BPF") {
 			t.Errorf("/readyz %q: want ready, sensors off naming CAP_BPF", body)
 		}
 		// The resource carries the Downward API's k8s.* values and the
 		// checks ran against the box's host root.
-		resp, err := http.Get("http://" + addr + "/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
+		st := get(t, "http://"+addr+"/status")
 		// This machine has a go on PATH; the box's host root has none: a
 		// go.binary that finds none looked in the host root, not here.
 		if _, err := exec.LookPath("go"); err != nil {
@@ -270,6 +311,90 @@ func TestDaemonSetInABox(t *testing.T) {
 			t.Errorf("/status's last patrol has no go.binary result:\n%.2000s", st)
 		}
 	})
+}
+
+// startAgent starts `gopatrol agent` in the box with its capabilities
+// minus drop and env added, waits for /readyz to answer 200 and returns
+// the listen address, that answer and a stop that ends the agent with
+// SIGTERM and waits for it (also run when the test ends).
+func (b *box) startAgent(t *testing.T, drop string, env ...string) (addr, ready string, stop func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// The image holds the plugins; this machine has none installed.
+	cmd := b.command(ctx, drop, "agent", "--config", b.config, "--listen", addr, "--plugin-dir", "")
+	cmd.Env = append(cmd.Env, env...)
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			<-exited
+			cancel()
+			if t.Failed() {
+				t.Logf("agent logs:\n%.8000s", logs.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	for ctx.Err() == nil {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the agent exited (%v) before ready", err)
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr, string(body), stop
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatal("/readyz never 200 within the deadline")
+	return "", "", stop
+}
+
+// get returns the body of a GET that must answer 200.
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%.2000s", url, resp.Status, body)
+	}
+	return body
+}
+
+var compileExecs = regexp.MustCompile(`(?m)^gopatrol_toolchain_execs_total\{[^}]*process_executable_name="compile"[^}]*\} (\S+)$`)
+
+// compiles is the exec count of compile in a /metrics exposition.
+func compiles(metrics string) float64 {
+	var n float64
+	for _, m := range compileExecs.FindAllStringSubmatch(metrics, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		n += v
+	}
+	return n
 }
 
 // lockedBuffer is a bytes.Buffer safe for the process's writers and the

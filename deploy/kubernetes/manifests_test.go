@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -62,6 +63,8 @@ type objects struct {
 	sa        *corev1.ServiceAccount
 	ns        *corev1.Namespace
 	sccs      []*scc
+	services  []*corev1.Service
+	monitors  []*monv1.ServiceMonitor
 	resources int
 }
 
@@ -109,6 +112,14 @@ func build(t *testing.T, overlay string) objects {
 		case "Namespace":
 			o.ns = &corev1.Namespace{}
 			into = o.ns
+		case "Service":
+			c := &corev1.Service{}
+			o.services = append(o.services, c)
+			into = c
+		case "ServiceMonitor":
+			c := &monv1.ServiceMonitor{}
+			o.monitors = append(o.monitors, c)
+			into = c
 		case "SecurityContextConstraints":
 			c := &scc{}
 			o.sccs = append(o.sccs, c)
@@ -443,5 +454,10 @@ func TestOpenShiftSCC(t *testing.T) {
 	}
 	if b := o.nsBinds[0]; len(b.Subjects) != 1 || b.Subjects[0].Name != o.sa.Name {
 		t.Errorf("SCC binding subjects %+v", b.Subjects)
+	}
+	// Without a namespace, kubectl would create them in whatever
+	// namespace the user's context names, where they grant nothing.
+	if o.nsRoles[0].Namespace != o.ns.Name || o.nsBinds[0].Namespace != o.ns.Name {
+		t.Errorf("SCC Role in %q, RoleBinding in %q, want %q", o.nsRoles[0].Namespace, o.nsBinds[0].Namespace, o.ns.Name)
 	}
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -150,11 +152,9 @@ func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.
 		if err := p.cmsCall(ctx, u, q, &res); err != nil {
 			return nil, err
 		}
-		var dps []datapoint
-		if res.Datapoints != "" {
-			if err := json.Unmarshal([]byte(res.Datapoints), &dps); err != nil {
-				return nil, fmt.Errorf("DescribeMetricList: Datapoints is not a JSON list of points: %w", err)
-			}
+		dps, err := res.points()
+		if err != nil {
+			return nil, err
 		}
 		for _, d := range dps {
 			series[d.InstanceID] = append(series[d.InstanceID], d)
@@ -164,16 +164,48 @@ func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.
 		}
 		q.Set("NextToken", res.NextToken)
 	}
+	return qpsPoints(ids, series), nil
+}
+
+// maxTimestamp bounds a datapoint's milliseconds so that its nanoseconds
+// fit an int64 (the year 2262).
+const maxTimestamp = math.MaxInt64 / int64(time.Millisecond)
+
+// points decodes the page's Datapoints, a JSON list inside a JSON string.
+// A point whose timestamp is not a time is refused with the page, as is
+// one whose Average is negative: a QPS never is.
+func (res *cmsResult) points() ([]datapoint, error) {
+	if res.Datapoints == "" {
+		return nil, nil
+	}
+	var dps []datapoint
+	if err := json.Unmarshal([]byte(res.Datapoints), &dps); err != nil {
+		return nil, fmt.Errorf("DescribeMetricList: Datapoints is not a JSON list of points: %w", err)
+	}
+	for _, d := range dps {
+		if d.Timestamp <= 0 || d.Timestamp > maxTimestamp {
+			return nil, fmt.Errorf("DescribeMetricList: %.80q: timestamp %d is not milliseconds since 1970", d.InstanceID, d.Timestamp)
+		}
+		if d.Average < 0 {
+			return nil, fmt.Errorf("DescribeMetricList: %.80q: negative QPS %v", d.InstanceID, d.Average)
+		}
+	}
+	return dps, nil
+}
+
+// qpsPoints turns each named load balancer's series into its newest QPS
+// and that QPS's change against the mean of the earlier points.
+func qpsPoints(ids []string, series map[string][]datapoint) []sdk.Point {
 	var pts []sdk.Point
 	for _, id := range ids {
 		s := series[id]
 		if len(s) == 0 {
 			continue
 		}
-		slices.SortFunc(s, func(a, b datapoint) int { return int(a.Timestamp - b.Timestamp) })
+		slices.SortStableFunc(s, func(a, b datapoint) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 		last := s[len(s)-1]
-		attrs := map[string]string{attrLB: id}
-		pts = append(pts, sdk.Point{Name: metricQPS, Value: last.Average, Unit: "{request}/s", Attributes: attrs, TimeUnixNano: last.Timestamp * int64(time.Millisecond)})
+		at := last.Timestamp * int64(time.Millisecond)
+		pts = append(pts, sdk.Point{Name: metricQPS, Value: last.Average, Unit: "{request}/s", Attributes: map[string]string{attrLB: id}, TimeUnixNano: at})
 		if len(s) < 2 {
 			continue
 		}
@@ -181,11 +213,14 @@ func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.
 		for _, d := range s[:len(s)-1] {
 			sum += d.Average
 		}
-		if base := sum / float64(len(s)-1); base > 0 {
-			pts = append(pts, sdk.Point{Name: metricChange, Value: last.Average/base - 1, Unit: "1", Attributes: map[string]string{attrLB: id}, TimeUnixNano: last.Timestamp * int64(time.Millisecond)})
+		base := sum / float64(len(s)-1)
+		// A base so small that the ratio overflows says nothing a rule
+		// could use.
+		if change := last.Average/base - 1; base > 0 && !math.IsInf(change, 0) && !math.IsNaN(change) {
+			pts = append(pts, sdk.Point{Name: metricChange, Value: change, Unit: "1", Attributes: map[string]string{attrLB: id}, TimeUnixNano: at})
 		}
 	}
-	return pts, nil
+	return pts
 }
 
 type cmsResult struct {

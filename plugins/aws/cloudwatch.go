@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -105,20 +106,14 @@ func (p *probe) cloudWatch(ctx context.Context, id identity, now time.Time) ([]s
 		if err := p.cwCall(ctx, u, id.Region, q, &res); err != nil {
 			return nil, err
 		}
-		for _, r := range res.Results {
-			if _, seen := latest[r.ID]; seen || len(r.Values) == 0 {
-				continue
-			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(r.Values[0]), 64)
-			if err != nil {
-				return nil, fmt.Errorf("GetMetricData: %s value %q: %w", r.ID, r.Values[0], err)
-			}
-			latest[r.ID] = v
+		next, err := res.merge(latest)
+		if err != nil {
+			return nil, err
 		}
-		if res.NextToken == "" {
+		if next == "" {
 			break
 		}
-		q.Set("NextToken", res.NextToken)
+		q.Set("NextToken", next)
 	}
 	var pts []sdk.Point
 	for _, c := range cwQueries {
@@ -144,6 +139,28 @@ type getMetricDataResult struct {
 		Values []string `xml:"Values>member"`
 	} `xml:"GetMetricDataResult>MetricDataResults>member"`
 	NextToken string `xml:"GetMetricDataResult>NextToken"`
+}
+
+// merge adds the page's newest value of each query not seen on an
+// earlier page to latest (ScanBy=TimestampDescending puts it first) and
+// returns the NextToken. A value that is not a finite number refuses the
+// page: CloudWatch never sends one, and NaN or Inf would poison every rule
+// that reads the point.
+func (res *getMetricDataResult) merge(latest map[string]float64) (string, error) {
+	for _, r := range res.Results {
+		if _, seen := latest[r.ID]; seen || len(r.Values) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(r.Values[0]), 64)
+		if err != nil {
+			return "", fmt.Errorf("GetMetricData: %s value %.40q: %w", r.ID, r.Values[0], err)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return "", fmt.Errorf("GetMetricData: %s value %.40q: want a finite number", r.ID, r.Values[0])
+		}
+		latest[r.ID] = v
+	}
+	return strings.TrimSpace(res.NextToken), nil
 }
 
 type apiError struct {
