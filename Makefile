@@ -91,8 +91,6 @@ test: deps
 	cd deploy/grafana && $(GO) vet ./... && $(GO) test -timeout 5m ./...
 	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),3s) scripts/fuzz.sh
 
-# Every fuzz target for a minute (FUZZTIME). Failing inputs land in the
-# package's testdata/fuzz/: fix the parser, commit them as regressions.
 # Issue 19's soak (agent/soak): the real agent through every fault at the
 # issue's durations (a 5-minute collector and notification-target outage,
 # a plugin kill every 30 s, a broken SIGHUP every minute, 1,000 builds and
@@ -103,6 +101,8 @@ SOAK_OUT ?= $(CURDIR)/docs/soak
 soak: deps
 	GOPATROL_SOAK=full SOAK_OUT=$(SOAK_OUT) $(GO) test -count=1 -timeout 20m -v ./agent/soak/
 
+# Every fuzz target for a minute (FUZZTIME). Failing inputs land in the
+# package's testdata/fuzz/: fix the parser, commit them as regressions.
 fuzz: deps
 	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh
 
