@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -25,6 +24,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/agent/sense"
 	"github.com/gopatrol/gopatrol/bpf"
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
@@ -209,7 +209,7 @@ func (a *agent) serve(ctx context.Context) error {
 	defer cancelRuns()
 	a.sched = NewScheduler(a.clock, a.schedule(cfg), func(ctx context.Context, set CheckSet) { a.patrol(ctx, set) },
 		func(set CheckSet) {
-			a.self.skipped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.check.set", string(set))))
+			a.self.skipped.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrCheckSet.String(string(set))))
 			a.log.Warn("patrol skipped: the previous one still runs", "set", string(set))
 		})
 	schedCtx, stopSched := context.WithCancel(ctx)

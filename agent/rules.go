@@ -18,6 +18,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/patrol"
 	"github.com/gopatrol/gopatrol/agent/patrol/patrolmetrics"
 	"github.com/gopatrol/gopatrol/agent/patrol/query"
+	"github.com/gopatrol/gopatrol/metricdef"
 )
 
 // escalationRule is the rule name of escalation tickets in notify and in
@@ -139,7 +140,7 @@ func (a *agent) reloadRules(cfg *Config) {
 	a.mu.Lock()
 	a.reloads[result]++
 	a.mu.Unlock()
-	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.reload.result", result)))
+	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrReloadResult.String(result)))
 }
 
 // rulesLoop evaluates the due rules every rules.tick of the agent's clock

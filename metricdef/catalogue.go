@@ -22,6 +22,8 @@ const (
 	AttrRuleStage     = attribute.Key("gopatrol.rule.stage")
 	AttrRuleLabels    = attribute.Key("gopatrol.rule.labels")
 	AttrGroup         = attribute.Key("gopatrol.group")
+	AttrReloadResult  = attribute.Key("gopatrol.reload.result")
+	AttrCheckSet      = attribute.Key("gopatrol.check.set")
 )
 
 // FileClasses are the values of AttrFileClass: the toolchain directory a
@@ -194,6 +196,7 @@ var Catalogue = []Spec{
 	SpecRuleBaselineMean, SpecRuleBaselineLower, SpecRuleBaselineUpper,
 	SpecRuleEvaluationDuration, SpecRuleEvaluationErrors,
 	SpecGroupScore,
+	SpecAgentExportFailures, SpecAgentReloads, SpecAgentPatrolsSkipped,
 	SpecCloudAllowanceExceeded, SpecCloudNetworkPackets, SpecCloudCPUCreditBalance,
 	SpecCloudLBRequestRate, SpecCloudLBRequestChange, SpecCloudNodeCondition,
 }
@@ -223,6 +226,9 @@ type Instruments struct {
 	RuleEvaluationDuration      metric.Float64Histogram
 	RuleEvaluationErrors        metric.Int64Counter
 	GroupScore                  metric.Float64Gauge
+	AgentExportFailures         metric.Int64Counter
+	AgentReloads                metric.Int64Counter
+	AgentPatrolsSkipped         metric.Int64Counter
 	// Cloud holds the CloudSpecs' gauges by metric name.
 	Cloud map[string]metric.Float64Gauge
 }
@@ -255,6 +261,9 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.RuleEvaluationDuration = create(&errs, SpecRuleEvaluationDuration, m.Float64Histogram)
 	in.RuleEvaluationErrors = create(&errs, SpecRuleEvaluationErrors, m.Int64Counter)
 	in.GroupScore = create(&errs, SpecGroupScore, m.Float64Gauge)
+	in.AgentExportFailures = create(&errs, SpecAgentExportFailures, m.Int64Counter)
+	in.AgentReloads = create(&errs, SpecAgentReloads, m.Int64Counter)
+	in.AgentPatrolsSkipped = create(&errs, SpecAgentPatrolsSkipped, m.Int64Counter)
 	in.Cloud = newCloudGauges(&errs, m)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)
