@@ -34,7 +34,8 @@ type Options struct {
 	// Flags are the command's overrides, applied again over the file on
 	// every reload.
 	Flags func(*Config)
-	// Once runs one cycle (resolve, detect, one patrol, one export) and
+	// Once runs one cycle (resolve, detect, one patrol, one rule
+	// evaluation, one cloud collection, one export) and
 	// returns the doctor's exit code as an *ExitError.
 	Once bool
 	// Version is service.version and the scope's version.
@@ -145,13 +146,20 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 }
 
 // once is --once: one detection, one patrol of the default set, one
-// export; the doctor's exit code.
+// evaluation of the rules, one cloud collection, one export; the
+// doctor's exit code (once.go).
 func (a *agent) once(ctx context.Context) error {
 	if err := a.startExport(ctx); err != nil {
 		a.closePlugins()
 		return err
 	}
 	rep := a.patrol(ctx, SetDefault)
+	if err := a.onceRules(ctx); err != nil {
+		a.shutdownExport(context.WithoutCancel(ctx))
+		a.closePlugins()
+		return err
+	}
+	a.onceCollect(ctx)
 	a.recordProbes(ctx)
 	code := rep.ExitCode(false)
 	err := a.shutdownExport(context.WithoutCancel(ctx))
