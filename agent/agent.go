@@ -107,6 +107,7 @@ type agent struct {
 	probes     []record.ProbeState
 	detection  *host.Report
 	ready      bool
+	first      *firstPatrol // the first default patrol, until a slot takes it
 	exportTick time.Time
 	exportErr  string
 	reloads    map[string]int
@@ -139,6 +140,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first patrol's checks run beside detection and sensors (ready.go).
+	a.startFirstPatrol(ctx)
+	defer a.dropFirst()
 	if opts.Once {
 		return a.once(ctx)
 	}
