@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -25,6 +24,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/agent/sense"
 	"github.com/gopatrol/gopatrol/bpf"
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
@@ -34,7 +34,8 @@ type Options struct {
 	// Flags are the command's overrides, applied again over the file on
 	// every reload.
 	Flags func(*Config)
-	// Once runs one cycle (resolve, detect, one patrol, one export) and
+	// Once runs one cycle (resolve, detect, one patrol, one rule
+	// evaluation, one cloud collection, one export) and
 	// returns the doctor's exit code as an *ExitError.
 	Once bool
 	// Version is service.version and the scope's version.
@@ -112,6 +113,7 @@ type agent struct {
 	probes     []record.ProbeState
 	detection  *host.Report
 	ready      bool
+	first      *firstPatrol // the first default patrol, until a slot takes it
 	exportTick time.Time
 	exportErr  string
 	reloads    map[string]int
@@ -144,6 +146,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first patrol's checks run beside detection and sensors (ready.go).
+	a.startFirstPatrol(ctx)
+	defer a.dropFirst()
 	if opts.Once {
 		return a.once(ctx)
 	}
@@ -151,13 +156,20 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 }
 
 // once is --once: one detection, one patrol of the default set, one
-// export; the doctor's exit code.
+// evaluation of the rules, one cloud collection, one export; the
+// doctor's exit code (once.go).
 func (a *agent) once(ctx context.Context) error {
 	if err := a.startExport(ctx); err != nil {
 		a.closePlugins()
 		return err
 	}
 	rep := a.patrol(ctx, SetDefault)
+	if err := a.onceRules(ctx); err != nil {
+		a.shutdownExport(context.WithoutCancel(ctx))
+		a.closePlugins()
+		return err
+	}
+	a.onceCollect(ctx)
 	a.recordProbes(ctx)
 	code := rep.ExitCode(false)
 	err := a.shutdownExport(context.WithoutCancel(ctx))
@@ -215,7 +227,7 @@ func (a *agent) serve(ctx context.Context) error {
 	defer cancelRuns()
 	a.sched = NewScheduler(a.clock, a.schedule(cfg), func(ctx context.Context, set CheckSet) { a.patrol(ctx, set) },
 		func(set CheckSet) {
-			a.self.skipped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.check.set", string(set))))
+			a.self.skipped.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrCheckSet.String(string(set))))
 			a.log.Warn("patrol skipped: the previous one still runs", "set", string(set))
 		})
 	a.sched.beforeTick = a.opts.BeforeSchedulerTick

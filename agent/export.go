@@ -9,27 +9,21 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/gopatrol/gopatrol/agent/record"
+	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
-// selfInstruments are the agent's own counters; the runtime
-// instrumentation adds the process's CPU, memory and Go runtime.
+// selfInstruments are the agent's own counters (metricdef's
+// SpecAgent*); the runtime instrumentation adds the process's CPU, memory
+// and Go runtime.
 type selfInstruments struct {
 	exportFailures metric.Int64Counter
 	reloads        metric.Int64Counter
 	skipped        metric.Int64Counter
 }
-
-// Self-telemetry instruments of the agent (docs/agent.md).
-const (
-	MetricExportFailures = "gopatrol.agent.export.failures"
-	MetricReloads        = "gopatrol.agent.reloads"
-	MetricPatrolsSkipped = "gopatrol.agent.patrols.skipped"
-)
 
 // startExport detects the node through the plugins (bounded by the probe
 // deadline), builds the resource and the meter provider. The provider
@@ -77,13 +71,8 @@ func (a *agent) startExport(ctx context.Context) error {
 	if a.rec, err = record.New(a.provider.Meter()); err != nil {
 		return err
 	}
-	m := a.provider.Meter()
-	a.self.exportFailures, _ = m.Int64Counter(MetricExportFailures, metric.WithUnit("{export}"),
-		metric.WithDescription("Exports of the agent's metrics that failed."))
-	a.self.reloads, _ = m.Int64Counter(MetricReloads, metric.WithUnit("{reload}"),
-		metric.WithDescription("Config reloads on SIGHUP, by result (ok, failed)."))
-	a.self.skipped, _ = m.Int64Counter(MetricPatrolsSkipped, metric.WithUnit("{patrol}"),
-		metric.WithDescription("Scheduled patrols skipped because another was still running, by check set."))
+	in := a.rec.Instruments()
+	a.self = selfInstruments{exportFailures: in.AgentExportFailures, reloads: in.AgentReloads, skipped: in.AgentPatrolsSkipped}
 	if err := runtime.Start(runtime.WithMeterProvider(a.provider.MeterProvider())); err != nil {
 		a.log.Warn("runtime metrics off", "err", err)
 	}
@@ -190,7 +179,7 @@ func (a *agent) exportOnce(ctx context.Context) {
 	}
 	a.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
-		a.self.exportFailures.Add(ctx, 1, metric.WithAttributes(semconv.ErrorTypeKey.String(exportErrorType(err))))
+		a.self.exportFailures.Add(ctx, 1, metric.WithAttributes(metricdef.AttrErrorType.String(exportErrorType(err))))
 		a.log.Warn("export failed", "endpoint", a.provider.Endpoint(), "err", err)
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/gopatrol/gopatrol/agent/logging"
+	"github.com/gopatrol/gopatrol/metricdef"
 )
 
 // setLevel applies cfg's (validated) log level.
@@ -39,7 +39,7 @@ func (a *agent) reload() {
 	a.mu.Lock()
 	a.reloads[result]++
 	a.mu.Unlock()
-	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.reload.result", result)))
+	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrReloadResult.String(result)))
 }
 
 // restartKeys names the keys that differ and are read only at start.

@@ -18,6 +18,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/patrol"
 	"github.com/gopatrol/gopatrol/agent/patrol/patrolmetrics"
 	"github.com/gopatrol/gopatrol/agent/patrol/query"
+	"github.com/gopatrol/gopatrol/metricdef"
 )
 
 // escalationRule is the rule name of escalation tickets in notify and in
@@ -40,14 +41,29 @@ type ruleEngine struct {
 
 	mu sync.Mutex
 	// open are the escalation tickets by group: the key and start of
-	// each, so that recovery comments on the same ticket.
+	// each, so that recovery comments on the same ticket; kept in the
+	// state directory (tickets.go).
 	open map[string]notify.Event
 }
 
-// startRules builds the engine from the config, loads the rule set (a bad
-// set is a *ConfigError: the start fails with exit 2), and starts the
-// evaluation loop and the notification delivery. No rules.dir: nothing.
+// startRules loads the rules (loadRules) and starts the evaluation loop
+// and the notification delivery. No rules.dir: nothing.
 func (a *agent) startRules(ctx context.Context) error {
+	if err := a.loadRules(ctx); err != nil || a.rules == nil {
+		return err
+	}
+	r := a.rules
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); r.notifier.Run(ctx) }()
+	go func() { defer r.wg.Done(); a.rulesLoop(ctx, r) }()
+	return nil
+}
+
+// loadRules builds the engine from the config and loads the rule set (a
+// bad set is a *ConfigError: the start fails with exit 2) into a.rules;
+// nothing runs yet. No rules.dir: a.rules stays nil. ctx is the one the
+// engine's events act in (escalations, silences).
+func (a *agent) loadRules(ctx context.Context) error {
 	cfg := a.plan.cfg
 	if cfg.Rules.Dir == "" {
 		return nil
@@ -62,7 +78,12 @@ func (a *agent) startRules(ctx context.Context) error {
 		reg.Close()
 		return splitKey(cfg.File, "notify", err)
 	}
-	r := &ruleEngine{notifier: n, reg: reg, open: map[string]notify.Event{}}
+	open, err := loadTickets(cfg.StateDir)
+	if err != nil {
+		reg.Close()
+		return bad("state_dir", err)
+	}
+	r := &ruleEngine{notifier: n, reg: reg, open: open}
 	// A cycle's span goes through the caller's provider, else through the
 	// one OTEL_TRACES_EXPORTER built for build traces (started before the
 	// rules), so that tickets carry a trace ID that exists in the backend.
@@ -106,9 +127,6 @@ func (a *agent) startRules(ctx context.Context) error {
 	set := r.eng.Rules()
 	a.log.Info("rules loaded", "dir", cfg.Rules.Dir, "rules", len(set.Rules), "digest", set.Digest, "revision", set.Revision)
 	a.rules = r
-	r.wg.Add(2)
-	go func() { defer r.wg.Done(); n.Run(ctx) }()
-	go func() { defer r.wg.Done(); a.rulesLoop(ctx, r) }()
 	return nil
 }
 
@@ -140,7 +158,7 @@ func (a *agent) reloadRules(cfg *Config) {
 	a.mu.Lock()
 	a.reloads[result]++
 	a.mu.Unlock()
-	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("gopatrol.reload.result", result)))
+	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrReloadResult.String(result)))
 }
 
 // rulesLoop evaluates the due rules every rules.tick of the agent's clock
@@ -271,9 +289,7 @@ func (a *agent) escalate(ctx context.Context, r *ruleEngine, ev patrol.Event) {
 		ne.Details += "\nThe diagnosis was cut short: the agent was stopping.\n"
 	}
 	ne.Key = notify.EpisodeKey(escalationRule, ev.Group, nil, ev.Time)
-	r.mu.Lock()
-	r.open[ev.Group] = ne
-	r.mu.Unlock()
+	a.setTicket(r, ev.Group, &ne)
 	if len(ne.Notify) == 0 {
 		a.log.Warn("escalation without a ticket target (rules.tickets)", "group", ev.Group)
 		return
@@ -287,10 +303,12 @@ func (a *agent) escalate(ctx context.Context, r *ruleEngine, ev patrol.Event) {
 func (a *agent) recoverTicket(r *ruleEngine, ev patrol.Event) {
 	r.mu.Lock()
 	ne, ok := r.open[ev.Group]
-	delete(r.open, ev.Group)
 	r.mu.Unlock()
+	if ok {
+		a.setTicket(r, ev.Group, nil)
+	}
 	if !ok {
-		a.log.Warn("group recovered, but its ticket was opened before this start: comment on it by hand", "group", ev.Group)
+		a.log.Warn("group recovered, but no open ticket is known for it (state_dir lost?): comment on it by hand", "group", ev.Group)
 		return
 	}
 	if len(ne.Notify) == 0 {

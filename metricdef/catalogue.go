@@ -25,8 +25,10 @@ const (
 	// AttrRuleAction is remediate or webhook; AttrRuleOutcome what it
 	// came to (held, not_held, refused, error, delivered, skipped,
 	// rate_limited).
-	AttrRuleAction  = attribute.Key("gopatrol.rule.action")
-	AttrRuleOutcome = attribute.Key("gopatrol.rule.action.outcome")
+	AttrRuleAction   = attribute.Key("gopatrol.rule.action")
+	AttrRuleOutcome  = attribute.Key("gopatrol.rule.action.outcome")
+	AttrReloadResult = attribute.Key("gopatrol.reload.result")
+	AttrCheckSet     = attribute.Key("gopatrol.check.set")
 )
 
 // FileClasses are the values of AttrFileClass: the toolchain directory a
@@ -210,6 +212,7 @@ var Catalogue = []Spec{
 	SpecRuleEvaluationDuration, SpecRuleEvaluationErrors,
 	SpecRuleActions, SpecRuleRepairRate,
 	SpecGroupScore,
+	SpecAgentExportFailures, SpecAgentReloads, SpecAgentPatrolsSkipped,
 	SpecCloudAllowanceExceeded, SpecCloudNetworkPackets, SpecCloudCPUCreditBalance,
 	SpecCloudLBRequestRate, SpecCloudLBRequestChange, SpecCloudNodeCondition,
 }
@@ -241,6 +244,9 @@ type Instruments struct {
 	RuleActions                 metric.Int64Counter
 	RuleRepairRate              metric.Float64Gauge
 	GroupScore                  metric.Float64Gauge
+	AgentExportFailures         metric.Int64Counter
+	AgentReloads                metric.Int64Counter
+	AgentPatrolsSkipped         metric.Int64Counter
 	// Cloud holds the CloudSpecs' gauges by metric name.
 	Cloud map[string]metric.Float64Gauge
 }
@@ -275,6 +281,9 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.RuleActions = create(&errs, SpecRuleActions, m.Int64Counter)
 	in.RuleRepairRate = create(&errs, SpecRuleRepairRate, m.Float64Gauge)
 	in.GroupScore = create(&errs, SpecGroupScore, m.Float64Gauge)
+	in.AgentExportFailures = create(&errs, SpecAgentExportFailures, m.Int64Counter)
+	in.AgentReloads = create(&errs, SpecAgentReloads, m.Int64Counter)
+	in.AgentPatrolsSkipped = create(&errs, SpecAgentPatrolsSkipped, m.Int64Counter)
 	in.Cloud = newCloudGauges(&errs, m)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("create instruments: %v", errs)

@@ -46,6 +46,9 @@ func TestInstrumentsMatchCatalogue(t *testing.T) {
 	in.RuleActions.Add(ctx, 1)
 	in.RuleRepairRate.Record(ctx, 1)
 	in.GroupScore.Record(ctx, 1)
+	in.AgentExportFailures.Add(ctx, 1)
+	in.AgentReloads.Add(ctx, 1)
+	in.AgentPatrolsSkipped.Add(ctx, 1)
 	for _, g := range in.Cloud {
 		g.Record(ctx, 1)
 	}
