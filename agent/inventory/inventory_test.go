@@ -63,14 +63,17 @@ func startB(t testing.TB, dir string, env []string, argv ...string) *exec.Cmd {
 	return cmd
 }
 
-// captured waits until the process shows its new executable (the exec is
-// done) and captures it.
+// captured waits until the process shows its new executable and its
+// environment (the exec is done) and captures it. /proc/PID/exe names the
+// new file a moment before the new stack's environment is in place; the
+// agent never sees that moment, since sched_process_exec fires after both.
 func captured(t *testing.T, c *inventory.Capturer, pid int, exe string) inventory.Env {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		env, err := c.Capture(pid, uint32(os.Getuid()))
-		if err == nil && strings.HasSuffix(env.Go, exe) {
+		// Every test's environment has a listed variable (PATH at least).
+		if err == nil && strings.HasSuffix(env.Go, exe) && len(env.Vars) > 0 {
 			return env
 		}
 		if time.Now().After(deadline) {
