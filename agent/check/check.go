@@ -48,7 +48,7 @@ type Check struct {
 	// FillsCache marks checks whose go commands compile: on a release's
 	// first use of a build cache they compile the standard library into
 	// it. Past its timeout, such a check keeps running while the cache
-	// is being written (up to ColdCacheTimeout) and is a hang once it is
+	// is being written or its builds use CPU (up to FillLimit) and is a hang once it is
 	// not (Runner.Stall), unless --timeout was given.
 	FillsCache bool
 

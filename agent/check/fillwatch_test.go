@@ -58,6 +58,9 @@ func TestColdCacheIsNotAHang(t *testing.T) {
 			}
 			w.Setenv("GOCACHE=" + cache)
 			env := w.Env()
+			if env.Toolchain.Err != nil {
+				t.Fatalf("the toolchain did not resolve: %v", env.Toolchain.Err)
+			}
 			if env.Toolchain.ColdCache != tc.wantColdFlag {
 				t.Fatalf("Toolchain.ColdCache = %v, want %v", env.Toolchain.ColdCache, tc.wantColdFlag)
 			}
@@ -69,7 +72,7 @@ func TestColdCacheIsNotAHang(t *testing.T) {
 				if res.Duration <= base {
 					t.Errorf("%s took %s, within its %s: the cache was not cold, the test proves nothing", res.ID, res.Duration, base)
 				}
-				if !checktest.EvidenceContains(res, "filling the build cache "+cache) {
+				if !checktest.EvidenceContains(res, "compiling into the build cache "+cache) {
 					t.Errorf("%s: no cold-cache evidence naming %s: %v", res.ID, cache, res.Evidence)
 				}
 			}
@@ -91,7 +94,7 @@ func TestHangIsNotAColdCache(t *testing.T) {
 	w.GoBin = filepath.Join(bin, "go")
 	// A cache of its own: other builds writing to the machine's cache
 	// would look like progress (the watch then waits up to
-	// ColdCacheTimeout, as documented).
+	// FillLimit, as documented).
 	w.Setenv("GOCACHE=" + filepath.Join(t.TempDir(), "go-build"))
 	const stall = 3 * time.Second
 	start := time.Now()
@@ -101,7 +104,7 @@ func TestHangIsNotAColdCache(t *testing.T) {
 			t.Errorf("%s: %s %q, want an error saying it hung", res.ID, res.Status, res.Summary)
 		}
 	}
-	// Generous for a loaded machine, far under ColdCacheTimeout.
+	// Generous for a loaded machine, far under FillLimit.
 	if took := time.Since(start); took > base+stall+30*time.Second {
 		t.Errorf("the hung checks took %s: the watch let them run past base+stall", took)
 	}

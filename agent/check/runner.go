@@ -96,7 +96,7 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 		cctx, cancel, fill = r.watchFill(ctx, env, c, base)
 		if fill != nil {
 			// The watch bends the deadline and says why it took longer.
-			timeout, cold = max(base, ColdCacheTimeout), false
+			timeout, cold = max(base, FillLimit), false
 		} else {
 			cctx, cancel = context.WithTimeout(ctx, timeout)
 		}
