@@ -76,7 +76,7 @@ test: deps
 	@# The release matrix builds with every Go release from 1.21: where the
 	@# build cache is cold for them (a new machine, a new release), its first
 	@# run compiles each release's standard library, longer than the 12
-	@# minutes above (docs/testing.md); it gets a budget of its own.
+	@# minutes above (docs/checks.md); it gets a budget of its own.
 	$(GO) test -timeout 40m ./agent/check/matrix
 	@# deploy/kubernetes is a module of its own: kustomize and the
 	@# Kubernetes API types stay out of gopatrol's module graph.
