@@ -563,7 +563,7 @@ sensors:
 
 // goLink makes dir/gopatrolgo, a link to the real go: its trees are the
 // only ones sensorConfig watches.
-func goLink(t *testing.T, dir string) string {
+func goLink(t testing.TB, dir string) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {

@@ -45,6 +45,12 @@ type Check struct {
 	// NoToolchain marks checks that run even when `go env` failed; every
 	// other check is skipped then, pointing at go.binary.
 	NoToolchain bool
+	// FillsCache marks checks whose go commands compile: on a release's
+	// first use of a build cache they compile the standard library into
+	// it. Past its timeout, such a check keeps running while the cache
+	// is being written or its builds use CPU (up to FillLimit) and is a hang once it is
+	// not (Runner.Stall), unless --timeout was given.
+	FillsCache bool
 
 	Run func(ctx context.Context, env *Env) Result
 }

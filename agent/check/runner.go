@@ -36,6 +36,9 @@ type Runner struct {
 	// (done true), one call at a time: a terminal shows what still runs
 	// while slow work (a cold build) goes on.
 	Progress func(id string, done bool)
+	// Stall is how long a FillsCache check past its timeout may go
+	// without writing to the build cache (DefaultStall when zero).
+	Stall time.Duration
 }
 
 // Validate reports a runner setting that cannot work, naming the value.
@@ -100,10 +103,19 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 	}
 
 	var res Result
+	var fill *fillWatch
 	if env.Toolchain != nil && env.Toolchain.Err != nil && !c.NoToolchain {
 		res = Skipf("no working Go toolchain, see go.binary").With("error", env.Toolchain.Err.Error())
 	} else {
-		cctx, cancel := context.WithTimeout(ctx, timeout)
+		var cctx context.Context
+		var cancel context.CancelFunc
+		cctx, cancel, fill = r.watchFill(ctx, env, c, base)
+		if fill != nil {
+			// The watch bends the deadline and says why it took longer.
+			timeout, cold = max(base, FillLimit), false
+		} else {
+			cctx, cancel = context.WithTimeout(ctx, timeout)
+		}
 		done := make(chan Result, 1)
 		go func() {
 			defer func() {
@@ -135,6 +147,11 @@ func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {
 	}
 	res.ID, res.Title, res.Source = c.ID, c.Title, c.Source
 	res.Duration = time.Since(start)
+	if fill != nil {
+		took := res.Duration
+		res = fill.annotate(res, took)
+		res.ID, res.Title, res.Source, res.Duration = c.ID, c.Title, c.Source, took
+	}
 	if cold && res.Duration > base {
 		res = res.With("cold cache", fmt.Sprintf("took %s, over the usual %s: the build cache %s had never finished a build, so the timeout was %s", res.Duration.Round(time.Millisecond), base, env.Toolchain.Get("GOCACHE"), timeout))
 	}

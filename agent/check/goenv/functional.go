@@ -23,8 +23,9 @@ var envFunctional = check.Check{
 	Source: "1",
 	// A cold build cache compiles the runtime first; a warm one takes
 	// tens of milliseconds.
-	Timeout: time.Minute,
-	Run:     runFunctional,
+	Timeout:    time.Minute,
+	FillsCache: true,
+	Run:        runFunctional,
 }
 
 const (
