@@ -2,9 +2,14 @@ package main
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check/checktest"
 )
 
 // The gate on the real binary: GOCACHE is a regular file, so
@@ -56,5 +61,44 @@ func TestGatePolicy(t *testing.T) {
 				t.Errorf("message file %q lacks the failing check", b)
 			}
 		})
+	}
+}
+
+// The gate with --fix, as an init container run by root for a build user
+// would run it over the pod's own cache volume: the volume is root's, so
+// gocache.writable fails for nobody; --fix --yes hands it to nobody, the
+// checks run again, and the gate lets the pod start. Without --fix the
+// same world stops it.
+func TestGateFixesThePodsOwnCache(t *testing.T) {
+	checktest.RequireRoot(t)
+	// A world's directory: other users can traverse it, as they can a
+	// pod's volume mount point.
+	volume := filepath.Join(checktest.New(t).Dir, "cache")
+	gocache := filepath.Join(volume, "go-build")
+	for _, d := range []string{volume, gocache} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"GOCACHE=" + gocache}
+	args := []string{"check", "--only", "gocache.writable", "--as-user", "nobody", "--gate", "gocache.*"}
+
+	if _, stderr, code := gopatrol(t, env, args...); code != 1 || !strings.Contains(stderr, "gocache.writable") {
+		t.Fatalf("without --fix: exit %d, want 1 naming gocache.writable:\n%s", code, stderr)
+	}
+	stdout, stderr, code := gopatrol(t, env, append(args, "--fix", "--yes")...)
+	if code != 0 {
+		t.Fatalf("with --fix --yes: exit %d, want 0 (fixed, then gated on the rerun):\n%s%s", code, stdout, stderr)
+	}
+	fi, err := os.Stat(gocache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; strconv.Itoa(int(uid)) != nobody.Uid {
+		t.Errorf("%s is owned by uid %d after the fix, want nobody (%s)\n%s", gocache, uid, nobody.Uid, stdout)
 	}
 }
