@@ -229,9 +229,7 @@ func (ep *envPatrol) loop(ctx context.Context) {
 		if gone := ep.inv.Sweep(time.Now(), ep.cfg.ForgetAfter); len(gone) > 0 {
 			ep.changed(gone)
 		}
-		if ep.round(ctx) > 0 {
-			poke(ep.flush)
-		}
+		ep.round(ctx)
 	}
 }
 
@@ -257,6 +255,9 @@ func (ep *envPatrol) round(ctx context.Context) int {
 			defer func() { <-sem }()
 			r, _ := pat.Patrol(ctx, e)
 			ep.inv.SetPatrol(e.ID, r)
+			// Each result reaches the state file (what `gopatrol agent
+			// status` reads) without waiting for the round's slowest.
+			poke(ep.flush)
 			problems := make([]string, len(r.Problems))
 			for i, p := range r.Problems {
 				problems[i] = string(p.Status) + " " + p.ID

@@ -289,10 +289,12 @@ func TestEnvironmentsOfRealBuilds(t *testing.T) {
 		t.Errorf("check --env of a gone environment: %v, want exit 4 saying it cannot be entered:\n%s", err, out)
 	}
 	cliOut += string(out)
-	out, err = exec.Command(binary, "agent", "status", "--state-dir", state).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), gone.envID) || !strings.Contains(string(out), "unreachable") {
-		t.Errorf("agent status: %v:\n%s", err, out)
-	}
+	// agent status reads the state file, which the agent writes a moment
+	// after /status has the result.
+	waitFor(t, 30*time.Second, "agent status showing the gone environment unreachable", func() bool {
+		out, err = exec.Command(binary, "agent", "status", "--state-dir", state).CombinedOutput()
+		return err == nil && strings.Contains(string(out), gone.envID) && strings.Contains(string(out), "unreachable")
+	})
 	cliOut += string(out)
 
 	// Appearances are in the audit log; the secret is nowhere.
