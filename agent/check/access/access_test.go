@@ -3,10 +3,12 @@ package access
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +236,37 @@ func expectProbe(t *testing.T, probe, p string, err error, errno string) {
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Errno() != errno || !strings.Contains(err.Error(), p) {
 		t.Fatalf("%s(%s): want a probe error with %s naming %s, got %v", probe, p, errno, p, err)
+	}
+}
+
+// A probe as another user must not end its thread: ending a thread
+// SIGKILLs every child it started with Pdeathsig (golang/go#27505), and
+// the runtime may have started another check's command on that thread
+// before the probe ran there. Children started while probes run must all
+// live to exit on their own.
+func TestProbesKillNoChild(t *testing.T) {
+	tgt, dir := world(t)
+	nobody := asNobody(t, tgt)
+	locked := checktest.Mkdir(t, filepath.Join(dir, "locked"), 0o700)
+	sleep := testgate.Tool(t, "sleep", "coreutils")
+	errs := make(chan error, 200)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			cmd := tgt.Command(context.Background(), sleep, "0.2")
+			if err := cmd.Start(); err != nil {
+				errs <- err
+				return
+			}
+			if err := cmd.Wait(); err != nil {
+				errs <- fmt.Errorf("child %d: %w", i, err)
+			}
+		})
+		wg.Go(func() { Writable(context.Background(), nobody, locked) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -99,15 +100,77 @@ func asUser(ctx context.Context, t *check.Target, fn func(hostDir string) error,
 	}
 	u := t.User
 	return wait(ctx, dir, func() error {
-		// The thread's credentials are changed for good: never
-		// unlock, so the runtime discards the thread when this
-		// goroutine ends instead of reusing it.
 		runtime.LockOSThread()
+		saved, err := threadIdentity()
+		if err != nil {
+			runtime.UnlockOSThread()
+			return fmt.Errorf("probe as user %s: %w", u.Name, err)
+		}
+		// The thread goes back to the runtime only with its own identity
+		// restored and checked. Otherwise it stays locked and the runtime
+		// ends it with this goroutine; that is the exception, because
+		// ending a thread SIGKILLs every child it ever started with
+		// Pdeathsig (golang/go#27505): another check's `go` command,
+		// forked earlier on this thread, would die with it.
+		defer func() {
+			if restoreThread(saved) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		if err := switchThread(u); err != nil {
 			return err
 		}
 		return fn(hostDir)
 	})
+}
+
+// identity is a thread's filesystem identity: fsuid, fsgid and groups.
+type identity struct {
+	uid, gid uint32
+	groups   []uint32
+}
+
+// threadIdentity reads the calling thread's identity (setfs[ug]id with -1
+// change nothing and return the current value).
+func threadIdentity() (identity, error) {
+	uid, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
+	gid, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
+	id := identity{uid: uint32(uid), gid: uint32(gid)}
+	n, _, e := unix.RawSyscall(unix.SYS_GETGROUPS, 0, 0, 0)
+	if e != 0 {
+		return id, fmt.Errorf("getgroups: %w", e)
+	}
+	if n > 0 {
+		id.groups = make([]uint32, n)
+		if m, _, e := unix.RawSyscall(unix.SYS_GETGROUPS, n, uintptr(unsafe.Pointer(&id.groups[0])), 0); e != 0 || m != n {
+			return id, fmt.Errorf("getgroups: %v (%d of %d)", e, m, n)
+		}
+	}
+	return id, nil
+}
+
+// restoreThread puts saved back on the calling thread and checks it.
+// fsuid first back to root, so that the capabilities a non-zero fsuid
+// dropped from the effective set (setgroups needs none of them, but the
+// runtime's next goroutine on this thread may) come back with it.
+func restoreThread(saved identity) error {
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(saved.uid), 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(saved.gid), 0, 0)
+	var p unsafe.Pointer
+	if len(saved.groups) > 0 {
+		p = unsafe.Pointer(&saved.groups[0])
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(saved.groups)), uintptr(p), 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
+	}
+	now, err := threadIdentity()
+	if err != nil {
+		return err
+	}
+	if now.uid != saved.uid || now.gid != saved.gid || !slices.Equal(now.groups, saved.groups) {
+		return fmt.Errorf("identity not restored: %+v, want %+v", now, saved)
+	}
+	return nil
 }
 
 // wait runs fn on its own goroutine. On ctx's end it returns at once; fn
