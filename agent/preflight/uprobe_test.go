@@ -67,24 +67,12 @@ func TestProbeUprobeCapabilities(t *testing.T) {
 	if err := feature.Check(); err != nil {
 		testgate.Missing(t, "no eBPF here: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	child := func(caps string) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, setpriv, "--inh-caps=-all"+caps, "--bounding-set=-all"+caps, "--",
-			exe, "-test.run=^TestProbeUprobeCapabilities$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "PREFLIGHT_UPROBE_CHILD=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 5 * time.Second
-		out, err := cmd.CombinedOutput()
+		out, err := runChild(t, setpriv, caps, "TestProbeUprobeCapabilities")
 		if err != nil {
 			t.Fatalf("child with %q: %v\n%s", caps, err, out)
 		}
-		for _, line := range strings.Split(string(out), "\n") {
+		for _, line := range strings.Split(out, "\n") {
 			if _, item, ok := strings.Cut(line, "ITEM "); ok {
 				return item
 			}
@@ -122,20 +110,28 @@ func TestProbeUprobeUnprivileged(t *testing.T) {
 	}
 	testgate.Root(t, "drop every capability with setpriv")
 	setpriv := testgate.Tool(t, "setpriv", "util-linux")
+	out, err := runChild(t, setpriv, "", "TestProbeUprobeUnprivileged")
+	if err != nil || !strings.Contains(out, "PROBE refused=true") {
+		t.Errorf("without capabilities ProbeUprobe must be refused: %v\n%s", err, out)
+	}
+}
+
+// runChild runs the test named run of this test binary under setpriv
+// with only the capabilities caps (",+bpf,..." or ""), as its child.
+func runChild(t *testing.T, setpriv, caps, run string) (string, error) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, setpriv, "--inh-caps=-all", "--bounding-set=-all", "--",
-		exe, "-test.run=^TestProbeUprobeUnprivileged$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(ctx, setpriv, "--inh-caps=-all"+caps, "--bounding-set=-all"+caps, "--",
+		exe, "-test.run=^"+run+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), "PREFLIGHT_UPROBE_CHILD=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "PROBE refused=true") {
-		t.Errorf("without capabilities ProbeUprobe must be refused: %v\n%s", err, out)
-	}
+	return string(out), err
 }
