@@ -4,7 +4,11 @@
 // It inspects what the sensors and the checks need: the capabilities held
 // (CAP_BPF and CAP_PERFMON for the sensors, CAP_SYS_CHROOT for checks run
 // against a host root mounted elsewhere, CAP_SETUID and CAP_SETGID for
-// checks.as_user), kernel BTF, the uprobe PMU, lockdown mode,
+// checks.as_user), kernel BTF, the uprobe PMU and whether a uprobe really
+// attaches with the capabilities held (some kernels keep the perf_uprobe
+// PMU to CAP_SYS_ADMIN even when CAP_PERFMON is held: ProbeUprobe attaches
+// a program that only returns to a function of this very binary, for every
+// process as the sensors do, and detaches it at once), lockdown mode,
 // perf_event_paranoid, the memlock limit, tracefs, the host root mount and
 // the state directory. Each finding is an Item: ok or not, required or
 // not, what was seen, what to do, and what stays off without it.

@@ -65,6 +65,9 @@ type Options struct {
 	// Kernel probes the BPF ring buffer once the privileges are there; nil
 	// is feature.Check.
 	Kernel func() error
+	// Uprobe attaches and detaches a uprobe as the sensors would; nil is
+	// ProbeUprobe.
+	Uprobe func() error
 }
 
 // need is a capability the config needs, and why.
@@ -155,6 +158,9 @@ func Run(o Options) Report {
 	if o.Kernel == nil {
 		o.Kernel = feature.Check
 	}
+	if o.Uprobe == nil {
+		o.Uprobe = ProbeUprobe
+	}
 	r := Report{HostRoot: o.HostRoot, StateDir: o.StateDir}
 	add := func(it Item) { r.Items = append(r.Items, it) }
 
@@ -170,7 +176,13 @@ func Run(o Options) Report {
 	}
 	if o.Sensors {
 		add(btfItem(o.Sys, sensReq))
-		add(uprobeItem(o.Sys, o.TLS && sensReq))
+		pmu := uprobeItem(o.Sys, o.TLS && sensReq)
+		add(pmu)
+		if pmu.OK && sensorsPriv {
+			// The PMU existing is not the kernel letting this process
+			// use it: some keep it to CAP_SYS_ADMIN.
+			add(uprobeAttachItem(o.Uprobe, has, sensReq))
+		}
 		add(lockdownItem(o.Sys, sensReq))
 		add(paranoidItem(o.Proc, sensorsPriv || has(CapPerfmon), sensReq))
 		add(memlockItem(o.Proc, o.RingSize, sensReq))

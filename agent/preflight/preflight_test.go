@@ -3,10 +3,13 @@ package preflight
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // node builds a real procfs/sysfs look-alike and a host root in a temp
@@ -35,6 +38,10 @@ func caps(cs ...int) func() (uint64, error) {
 		return m, nil
 	}
 }
+
+// eacces is how the kernel refuses the perf_uprobe PMU, wrapped as
+// cilium/ebpf wraps it.
+var eacces = fmt.Errorf("attach a uprobe: creating perf_uprobe PMU: opening perf event: %w", unix.EACCES)
 
 var healthy = map[string]string{
 	"sys/kernel/btf/vmlinux":                   "btf",
@@ -70,9 +77,11 @@ func TestRun(t *testing.T) {
 		require  bool
 		asUser   string
 		kernel   error
+		uprobe   error
 		verdict  string
 		missing  []string // item names not OK
 		costLike string   // a missing item's cost contains this
+		fixLike  string   // a missing item's fix contains this
 	}{
 		{name: "healthy node", files: healthy, caps: sensorCaps, verdict: "ready"},
 		{name: "CAP_SYS_ADMIN stands in for BPF and PERFMON", files: healthy, caps: caps(CapSysAdmin, CapSysChroot), verdict: "ready"},
@@ -88,6 +97,12 @@ func TestRun(t *testing.T) {
 		{name: "no tracefs is not a loss", files: with(nil, "sys/kernel/tracing/events/.keep"), caps: sensorCaps, verdict: "ready"},
 		{name: "ring buffer probe fails", files: healthy, caps: sensorCaps, kernel: errors.New("ring buffer: operation not supported"), verdict: "degraded", missing: []string{"BPF ring buffer"}},
 		{name: "empty host root", files: with(nil, "host/etc/os-release", "host/usr/bin/.keep"), caps: sensorCaps, verdict: "not-ready", missing: []string{"host root"}},
+		{name: "uprobe refused with CAP_PERFMON held names CAP_SYS_ADMIN", files: healthy, caps: sensorCaps, uprobe: eacces, verdict: "degraded", missing: []string{"uprobe attach"}, costLike: "file-access failures and TLS handshakes not observed", fixLike: "CAP_SYS_ADMIN"},
+		{name: "uprobe refused, sensors required", files: healthy, caps: sensorCaps, require: true, uprobe: eacces, verdict: "not-ready", missing: []string{"uprobe attach"}, fixLike: "uprobes-sys-admin"},
+		{name: "uprobe refused to CAP_SYS_ADMIN is not the capability", files: healthy, caps: caps(CapSysAdmin, CapSysChroot), uprobe: eacces, verdict: "degraded", missing: []string{"uprobe attach"}, fixLike: "security module"},
+		{name: "uprobe attach fails otherwise", files: healthy, caps: sensorCaps, uprobe: errors.New("open /proc/self/maps: no such file"), verdict: "degraded", missing: []string{"uprobe attach"}, fixLike: "CONFIG_UPROBE_EVENTS"},
+		{name: "no uprobe PMU, no attach tried", files: with(nil, "sys/bus/event_source/devices/uprobe/type"), caps: sensorCaps, uprobe: eacces, verdict: "degraded", missing: []string{"uprobes"}},
+		{name: "no sensor privileges, no attach tried", files: healthy, caps: caps(CapPerfmon, CapSysChroot), uprobe: eacces, verdict: "degraded", missing: []string{"CAP_BPF"}},
 		{name: "cannot read caps", files: healthy, caps: func() (uint64, error) { return 0, errors.New("no CapEff") }, verdict: "not-ready", missing: []string{"CAP_BPF", "CAP_PERFMON", "CAP_SYS_CHROOT", "perf_event_paranoid"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +111,7 @@ func TestRun(t *testing.T) {
 				HostRoot: filepath.Join(dir, "host"), StateDir: filepath.Join(dir, "state"),
 				Sensors: true, TLS: true, RequireSensors: tt.require, AsUser: tt.asUser, RingSize: 1 << 20,
 				Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys"),
-				Caps: tt.caps, Kernel: func() error { return tt.kernel },
+				Caps: tt.caps, Kernel: func() error { return tt.kernel }, Uprobe: func() error { return tt.uprobe },
 			})
 			if got := r.Verdict(); got != tt.verdict {
 				t.Errorf("verdict %s, want %s; items %+v", got, tt.verdict, r.Items)
@@ -109,6 +124,9 @@ func TestRun(t *testing.T) {
 				}
 				if tt.costLike != "" && !strings.Contains(it.Cost, tt.costLike) {
 					t.Errorf("%s cost %q, want it to name %q", it.Name, it.Cost, tt.costLike)
+				}
+				if tt.fixLike != "" && !strings.Contains(it.Fix, tt.fixLike) {
+					t.Errorf("%s fix %q, want it to name %q", it.Name, it.Fix, tt.fixLike)
 				}
 			}
 			if strings.Join(names, ",") != strings.Join(tt.missing, ",") {

@@ -37,7 +37,9 @@ type box struct {
 	bin, config, hostSrc, state string
 	env                         []string
 	caps                        []string // capabilities(7) names without CAP_
-	hostRoot, stateDir          string
+	// componentCaps are caps with the uprobes-sys-admin component.
+	componentCaps      []string
+	hostRoot, stateDir string
 	// rules is the rules ConfigMap's files, mounted at rulesDir as the
 	// kubelet mounts the volume.
 	rules, rulesDir string
@@ -97,9 +99,8 @@ func newBox(t *testing.T) *box {
 			b.env = append(b.env, e.Name+"="+downward(e.ValueFrom.FieldRef))
 		}
 	}
-	for _, cp := range c.SecurityContext.Capabilities.Add {
-		b.caps = append(b.caps, strings.ToLower(string(cp)))
-	}
+	b.caps = boxCaps(c)
+	b.componentCaps = boxCaps(buildDir(t, "testdata/uprobes-sys-admin/eks").ds.Spec.Template.Spec.Containers[0])
 	// Mount points the namespace binds over; made here when this machine
 	// lacks them, removed at the end.
 	for _, p := range []string{b.hostRoot, b.stateDir, b.rulesDir} {
@@ -111,6 +112,15 @@ func newBox(t *testing.T) *box {
 		}
 	}
 	return b
+}
+
+// boxCaps are c's added capabilities as setpriv spells them.
+func boxCaps(c corev1.Container) []string {
+	var caps []string
+	for _, cp := range c.SecurityContext.Capabilities.Add {
+		caps = append(caps, strings.ToLower(string(cp)))
+	}
+	return caps
 }
 
 func downward(f *corev1.ObjectFieldSelector) string {
@@ -185,22 +195,62 @@ func (b *box) preflight(t *testing.T, drop string, extra ...string) (preflight.R
 func TestDaemonSetInABox(t *testing.T) {
 	b := newBox(t)
 
-	t.Run("preflight passes with the listed capabilities", func(t *testing.T) {
-		r, code := b.preflight(t, "", "--plugin-dir", "")
-		if code != 0 || r.Verdict() != "ready" {
-			t.Fatalf("exit %d, verdict %s, missing %+v", code, r.Verdict(), r.Missing())
+	// With the manifest's capabilities, preflight passes, or names the
+	// one thing some kernels refuse them: uprobes without CAP_SYS_ADMIN
+	// (this project's 6.18 VM does). Then the uprobes-sys-admin
+	// component's capabilities are the ones the sensors run with.
+	listed, code := b.preflight(t, "", "--plugin-dir", "")
+	uprobesNeedAdmin := slices.ContainsFunc(listed.Missing(), func(it preflight.Item) bool { return it.Name == "uprobe attach" })
+	sensors := b
+	if uprobesNeedAdmin {
+		sensors = &box{}
+		*sensors = *b
+		sensors.caps = b.componentCaps
+	}
+
+	t.Run("preflight with the listed capabilities passes or names the uprobe refusal", func(t *testing.T) {
+		want := "ready"
+		if uprobesNeedAdmin {
+			want = "degraded"
 		}
-		for _, it := range r.Items {
+		if code != 0 || listed.Verdict() != want {
+			t.Fatalf("exit %d, verdict %s, want %s; missing %+v", code, listed.Verdict(), want, listed.Missing())
+		}
+		for _, it := range listed.Missing() {
+			if it.Name != "uprobe attach" {
+				t.Errorf("missing %+v with the listed capabilities", it)
+				continue
+			}
+			t.Logf("this kernel refuses uprobes to the manifest's capabilities: %s", it.Found)
+			if !strings.HasPrefix(it.Found, "refused with CAP_PERFMON held") || !strings.Contains(it.Found, "perf_uprobe") ||
+				!strings.Contains(it.Fix, "CAP_SYS_ADMIN") || !strings.Contains(it.Fix, "components/uprobes-sys-admin") ||
+				!strings.Contains(it.Cost, "file-access failures and TLS handshakes not observed") {
+				t.Errorf("uprobe attach %+v: want the refusal named, CAP_SYS_ADMIN and the component as the fix, what it costs", it)
+			}
+		}
+		for _, it := range listed.Items {
 			if it.Name == "host root" && !strings.Contains(it.Found, "read-only") {
 				t.Errorf("host root %q: the box mounts it read-only", it.Found)
 			}
 		}
 	})
 
+	if uprobesNeedAdmin {
+		t.Run("preflight passes with the uprobes-sys-admin component's capabilities", func(t *testing.T) {
+			r, code := sensors.preflight(t, "", "--plugin-dir", "")
+			if code != 0 || r.Verdict() != "ready" {
+				t.Fatalf("capabilities %v: exit %d, verdict %s, missing %+v", sensors.caps, code, r.Verdict(), r.Missing())
+			}
+		})
+	}
+
 	t.Run("the sensors see a go build started outside the box", func(t *testing.T) {
 		// /metrics needs the Prometheus exporter; the overlay's OTLP
 		// collector is not here.
-		addr, ready, stop := b.startAgent(t, "", "OTEL_METRICS_EXPORTER=prometheus")
+		addr, ready, _ := sensors.startAgent(t, "", "OTEL_METRICS_EXPORTER=prometheus")
+		if !strings.Contains(ready, "sensors attached") {
+			t.Fatalf("/readyz %q with capabilities %v, which preflight found enough for the sensors", ready, sensors.caps)
+		}
 		// The resource carries the Downward API's values.
 		metrics := string(get(t, "http://"+addr+"/metrics"))
 		var info string
@@ -214,25 +264,6 @@ func TestDaemonSetInABox(t *testing.T) {
 			if !strings.Contains(info, want) {
 				t.Errorf("target_info %q lacks %s: the resource does not carry the Downward API's k8s.* values", info, want)
 			}
-		}
-		if !strings.Contains(ready, "sensors attached") {
-			// Kernels that keep the perf_uprobe PMU to CAP_SYS_ADMIN
-			// (this project's 6.18 VM does) refuse the uprobes to
-			// CAP_PERFMON alone; the agent then runs degraded. The
-			// sensor half runs with CAP_SYS_ADMIN added, so that it
-			// still proves the box's agent sees a build outside it.
-			if !strings.Contains(ready, "perf_uprobe") || !strings.Contains(ready, "permission denied") {
-				testgate.Missing(t, "the box's agent has no sensors on this kernel: /readyz %q", ready)
-			}
-			t.Logf("with the manifest's capabilities this kernel refuses the uprobes (/readyz %q): CAP_SYS_ADMIN added for the sensors' half", ready)
-			stop()
-			admin := *b
-			admin.caps = append(slices.Clone(b.caps), "sys_admin")
-			addr, ready, _ = admin.startAgent(t, "", "OTEL_METRICS_EXPORTER=prometheus")
-			if !strings.Contains(ready, "sensors attached") {
-				testgate.Missing(t, "the box's agent has no sensors even with CAP_SYS_ADMIN: /readyz %q", ready)
-			}
-			metrics = string(get(t, "http://"+addr+"/metrics"))
 		}
 		before := compiles(metrics)
 		// A build the test starts, in this machine's mount namespace: a

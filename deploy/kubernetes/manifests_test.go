@@ -70,8 +70,16 @@ type objects struct {
 
 func build(t *testing.T, overlay string) objects {
 	t.Helper()
+	return buildDir(t, filepath.Join("overlays", overlay))
+}
+
+// buildDir builds the kustomization in dir and decodes every object
+// strictly.
+func buildDir(t *testing.T, dir string) objects {
+	t.Helper()
+	overlay := strings.TrimPrefix(dir, "overlays/")
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("overlays", overlay))
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
 	}
