@@ -3,6 +3,7 @@ package checktest
 import (
 	"context"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -122,11 +123,12 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 	return FixOutcome{}
 }
 
-// alternatives splits a fix at ", or " and "; or ", dropping a trailing
-// parenthesised remark of each.
+// alternatives splits a fix at ", or " and "; or " outside parentheses
+// (a remark may list causes: "(a full disk, or a shared GOCACHE)"),
+// dropping a trailing parenthesised remark of each.
 func alternatives(fix string) []string {
 	var alts []string
-	for a := range strings.SplitSeq(strings.ReplaceAll(fix, "; or ", ", or "), ", or ") {
+	for a := range splitTopLevel(strings.ReplaceAll(fix, "; or ", ", or "), ", or ") {
 		a = strings.TrimSpace(a)
 		if i := strings.Index(a, " ("); i > 0 && strings.HasSuffix(a, ")") {
 			a = strings.TrimSpace(a[:i])
@@ -134,6 +136,29 @@ func alternatives(fix string) []string {
 		alts = append(alts, strings.Trim(a, "`"))
 	}
 	return alts
+}
+
+// splitTopLevel yields the parts of s between the seps that are not
+// inside parentheses.
+func splitTopLevel(s, sep string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		depth, start := 0, 0
+		for i := 0; i < len(s); i++ {
+			switch {
+			case s[i] == '(':
+				depth++
+			case s[i] == ')' && depth > 0:
+				depth--
+			case depth == 0 && strings.HasPrefix(s[i:], sep):
+				if !yield(s[start:i]) {
+					return
+				}
+				start = i + len(sep)
+				i = start - 1
+			}
+		}
+		yield(s[start:])
+	}
 }
 
 // applicable reports whether the harness knows how to apply alt.
