@@ -245,4 +245,8 @@ func TestCacheVerifyCheck(t *testing.T) {
 	if !strings.Contains(res.Evidence["gocacheverify"], "cache verify failed") || res.Fix == "" {
 		t.Errorf("gocacheverify evidence %q fix %q: want the verify failure and a fix", res.Evidence["gocacheverify"], res.Fix)
 	}
+	// go clean -cache, as printed, and the check passes again.
+	if !checktest.FixRerun(t, w, c, res) {
+		t.Errorf("fix %q was not applied", res.Fix)
+	}
 }

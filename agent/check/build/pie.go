@@ -110,7 +110,7 @@ func runPIE(ctx context.Context, env *check.Env, buildmode string) check.Result 
 	if err != nil {
 		return check.Failf("go run -buildmode=%s of a minimal program failed", buildmode).
 			With("error", err.Error()).
-			WithFix("run `go run -buildmode=%s main.go` on a hello-world program to see the full error; -buildmode=pie needs a linker that supports PIE", buildmode)
+			WithFix("run `go run -buildmode=%s main.go` on <a hello-world program> to see the full error; -buildmode=pie needs a linker that supports PIE", buildmode)
 	}
 	fields := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -164,7 +164,7 @@ func elfType(path string) (elf.Type, error) {
 func pieVerdict(buildmode string, typ elf.Type, aslr, addr1, addr2 string) check.Result {
 	if typ != elf.ET_DYN {
 		return check.Failf("a -buildmode=%s build is %s, not ET_DYN: it is not position independent and always loads at the same address", buildmode, typ).
-			WithFix("build production binaries with `go build -buildmode=pie`; if that still gives ET_EXEC, look for -static or -no-pie in CGO_LDFLAGS and -extldflags")
+			WithFix("build <your production binaries> with `go build -buildmode=pie`; if that still gives ET_EXEC, look for -static or -no-pie in CGO_LDFLAGS and -extldflags")
 	}
 	sysctlFix := "sysctl -w kernel.randomize_va_space=2 && echo kernel.randomize_va_space=2 > /etc/sysctl.d/50-aslr.conf"
 	switch aslr {

@@ -110,16 +110,17 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 		if tc.Get("CGO_ENABLED") != "1" {
 			return check.Failf("go test -race cannot work: CGO_ENABLED=%s, and -race needs cgo on %s/%s", tc.Get("CGO_ENABLED"), goos, goarch).
 				With("CGO_ENABLED", tc.Get("CGO_ENABLED")).
-				WithFix("install a C compiler (apt-get install gcc) and set CGO_ENABLED=1 for race builds")
+				WithFix("%s", enableCgo(env.Target, tc.Get("CC")))
 		}
 		cc := strings.Fields(tc.Get("CC"))
 		if len(cc) == 0 {
 			cc = []string{"gcc"}
 		}
 		if !filepath.IsAbs(cc[0]) && len(env.Target.LookPath(cc[0])) == 0 {
-			return check.Failf("go test -race cannot work: the C compiler %q is not on PATH, and -race needs cgo", cc[0]).
-				With("CC", tc.Get("CC")).
-				WithFix("install %s (apt-get install gcc) or set CC to a C compiler", cc[0])
+			// cgo.toolchain owns CC and fails on the same missing
+			// compiler with the fix: this is its consequence.
+			return check.Failf("go test -race cannot work: the C compiler %q is not on PATH, and -race needs cgo; this follows from cgo.toolchain, fix that first", cc[0]).
+				With("CC", tc.Get("CC")).With(check.Follows, "cgo.toolchain")
 		}
 	}
 
@@ -147,7 +148,7 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 	if i := strings.Index(text, "WARNING: DATA RACE"); i >= 0 {
 		return check.Failf("go test -race found a data race in the generated HTTP server test").
 			With("race", check.FirstLines(text[i:], 12, "\n")).
-			WithFix("the race is in code every HTTP server test runs (net/http, the toolchain or its race runtime): rebuild with `go clean -cache` and compare with a clean Go installation")
+			WithFix("the race is in code every HTTP server test runs (net/http, the toolchain or its race runtime): run <the race report's test> again after `go clean -cache` and with a clean Go installation, and report it to its owner if it stays")
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -156,7 +157,7 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 	if err != nil {
 		return check.Failf("go test -race of a generated HTTP server test failed").
 			With("output", check.FirstLines(text, 12, "\n")).
-			WithFix("run `go test -race` on any package to see the full error; -race needs cgo and a working C compiler")
+			WithFix("run `go test -race` on <any package> to see the full error; -race needs cgo and a working C compiler")
 	}
 	res := check.Passf("go test -race of a concurrent HTTP server test found no race")
 	baseline := ""
@@ -179,4 +180,22 @@ func runRacePprof(ctx context.Context, env *check.Env, testSource string) check.
 		res = res.With("memprofile_error", err.Error())
 	}
 	return res
+}
+
+// enableCgo is the fix for race builds under CGO_ENABLED=0: set it to 1
+// where the builds read it (go env -w cannot override the environment),
+// once a C compiler is installed.
+func enableCgo(t *check.Target, cc string) string {
+	set := "go env -w CGO_ENABLED=1"
+	if _, ok := t.LookupEnv("CGO_ENABLED"); ok {
+		set = "export CGO_ENABLED=1"
+	}
+	name := "gcc"
+	if f := strings.Fields(cc); len(f) > 0 {
+		name = f[0]
+	}
+	if filepath.IsAbs(name) || len(t.LookPath(name)) > 0 {
+		return set + " (race builds need cgo)"
+	}
+	return fmt.Sprintf("install <a C compiler: apt-get install gcc>, then %s (race builds need cgo; %s is not on PATH)", set, name)
 }

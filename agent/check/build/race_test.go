@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gopatrol/gopatrol/agent/check"
+	"github.com/gopatrol/gopatrol/agent/check/cgo"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
 )
 
@@ -43,6 +44,10 @@ func TestRaceDetectorFindsRace(t *testing.T) {
 	if !checktest.EvidenceContains(res, "WARNING: DATA RACE") || !checktest.EvidenceContains(res, "server_test.go") {
 		t.Errorf("evidence %v does not carry the race report naming server_test.go", res.Evidence)
 	}
+	// A race needs a person to read its report: the fix says so.
+	if checktest.FixRerun(t, w, racePprofCheck(racyTest), res) {
+		t.Errorf("fix %q was applied as if a race could be fixed by a command", res.Fix)
+	}
 }
 
 func TestRaceNeedsCgo(t *testing.T) {
@@ -52,6 +57,14 @@ func TestRaceNeedsCgo(t *testing.T) {
 	if res.Status != check.Fail || res.Evidence["CGO_ENABLED"] != "0" || res.Fix == "" {
 		t.Fatalf("got %s evidence %v, want fail naming CGO_ENABLED=0 with a fix", res.Status, res.Evidence)
 	}
+	if testing.Short() {
+		t.Skip("the fix's rerun runs go test -race (seconds)")
+	}
+	// A C compiler is installed here (the world keeps the real PATH):
+	// the printed export turns cgo on, and go test -race runs clean.
+	if !checktest.FixRerun(t, w, checktest.Find(t, Checks(), "build.race-pprof"), res) {
+		t.Errorf("fix %q was not applied: a C compiler is on PATH", res.Fix)
+	}
 }
 
 func TestRaceNeedsCompiler(t *testing.T) {
@@ -60,6 +73,28 @@ func TestRaceNeedsCompiler(t *testing.T) {
 	res := w.Run(checktest.Find(t, Checks(), "build.race-pprof"))
 	if res.Status != check.Fail || !checktest.EvidenceContains(res, "gopatrol-no-such-cc") {
 		t.Fatalf("got %s %q evidence %v, want fail naming the missing compiler", res.Status, res.Summary, res.Evidence)
+	}
+	// A consequence of cgo.toolchain: no fix of its own.
+	race := checktest.Find(t, Checks(), "build.race-pprof")
+	if res.Evidence[check.Follows] != "cgo.toolchain" {
+		t.Errorf("evidence %v does not say the failure follows from cgo.toolchain", res.Evidence)
+	}
+	checktest.FixRerun(t, w, race, res)
+	if testing.Short() {
+		t.Skip("the owner's fix is followed by go test -race (seconds)")
+	}
+	// The owner's printed fix, applied in this world, makes the race
+	// build work too.
+	owner := checktest.Find(t, cgo.Checks(), "cgo.toolchain")
+	ores := w.Run(owner)
+	if ores.Status != check.Fail || ores.Fix == "" {
+		t.Fatalf("cgo.toolchain: %s %q fix %q, want fail with a fix", ores.Status, ores.Summary, ores.Fix)
+	}
+	if !checktest.FixRerun(t, w, owner, ores) {
+		t.Fatalf("cgo.toolchain's fix %q was not applied", ores.Fix)
+	}
+	if res := w.Run(race); res.Status != check.Pass {
+		t.Errorf("after cgo.toolchain's fix: %s: %s %v", res.Status, res.Summary, res.Evidence)
 	}
 }
 

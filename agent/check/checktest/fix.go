@@ -3,6 +3,7 @@ package checktest
 import (
 	"context"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,8 +22,9 @@ import (
 //
 //   - `export KEY=value` and `unset KEY`: the world's environment changes
 //     (a shell's $VAR is expanded from the world);
-//   - a command (go, chmod, mkdir, rm, ln, chown, setfacl, cd), alone or joined with
-//     && and ;: it runs under /bin/sh in the world, as its build user;
+//   - a command (go, chmod, mkdir, rm, ln, chown, setfacl, chcon, cd), alone
+//     or joined with && and ;: it runs under /bin/sh in the world, as its
+//     build user (chown, setfacl and chcon as the administrator);
 //   - "edit FILE line N: replace A with B" and "remove the KEY line from
 //     FILE": the harness performs the edit.
 //
@@ -42,7 +44,7 @@ var (
 	removeLine  = regexp.MustCompile(`^remove the ([A-Z0-9_]+) line from (\S+)$`)
 	placeholde  = regexp.MustCompile(`<[^<>]+>`)
 	assignments = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S*\s+)+`)
-	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown ", "setfacl ", "cd "}
+	commands    = []string{"go ", "chmod ", "mkdir ", "rm ", "ln ", "chown ", "setfacl ", "chcon ", "cd "}
 )
 
 // ApplyFix applies the fix printed in res to w. It fails the test when the
@@ -53,9 +55,10 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 	var manual []string
 	for _, alt := range alternatives(fix) {
 		// "give nobody write access: chown -R nobody DIR" leads in with
-		// prose; the command is what follows the colon.
-		if _, cmd, ok := strings.Cut(alt, ": "); ok && !applicable(alt) && applicable(cmd) {
-			alt = cmd
+		// prose; the command is what follows the colon, perhaps quoted
+		// ("relabel it: `chcon ...`").
+		if _, cmd, ok := strings.Cut(alt, ": "); ok && !applicable(alt) && applicable(strings.Trim(cmd, "`")) {
+			alt = strings.Trim(cmd, "`")
 		}
 		if p := placeholde.FindString(alt); p != "" {
 			manual = append(manual, fmt.Sprintf("%q needs %s", alt, p))
@@ -95,11 +98,11 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 			})
 		case isCommand(alt):
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			// A fix that hands a path to the build user or changes its
-			// ACL is for an administrator (or the owner); everything else
-			// runs as the build user.
+			// A fix that hands a path to the build user, changes its ACL
+			// or its SELinux label is for an administrator (or the
+			// owner); everything else runs as the build user.
 			target := w.Target
-			if strings.Contains(alt, "chown ") || strings.Contains(alt, "setfacl ") {
+			if strings.Contains(alt, "chown ") || strings.Contains(alt, "setfacl ") || strings.Contains(alt, "chcon ") {
 				target = &check.Target{Root: w.Target.Root, Dir: w.Target.Dir, Environ: w.Target.Environ}
 			}
 			out, err := check.CombinedOutput(target.Command(ctx, "/bin/sh", "-c", strings.Trim(alt, "`")))
@@ -120,11 +123,12 @@ func ApplyFix(t testing.TB, w *World, fix string) FixOutcome {
 	return FixOutcome{}
 }
 
-// alternatives splits a fix at ", or " and "; or ", dropping a trailing
-// parenthesised remark of each.
+// alternatives splits a fix at ", or " and "; or " outside parentheses
+// (a remark may list causes: "(a full disk, or a shared GOCACHE)"),
+// dropping a trailing parenthesised remark of each.
 func alternatives(fix string) []string {
 	var alts []string
-	for a := range strings.SplitSeq(strings.ReplaceAll(fix, "; or ", ", or "), ", or ") {
+	for a := range splitTopLevel(strings.ReplaceAll(fix, "; or ", ", or "), ", or ") {
 		a = strings.TrimSpace(a)
 		if i := strings.Index(a, " ("); i > 0 && strings.HasSuffix(a, ")") {
 			a = strings.TrimSpace(a[:i])
@@ -132,6 +136,29 @@ func alternatives(fix string) []string {
 		alts = append(alts, strings.Trim(a, "`"))
 	}
 	return alts
+}
+
+// splitTopLevel yields the parts of s between the seps that are not
+// inside parentheses.
+func splitTopLevel(s, sep string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		depth, start := 0, 0
+		for i := 0; i < len(s); i++ {
+			switch {
+			case s[i] == '(':
+				depth++
+			case s[i] == ')' && depth > 0:
+				depth--
+			case depth == 0 && strings.HasPrefix(s[i:], sep):
+				if !yield(s[start:i]) {
+					return
+				}
+				start = i + len(sep)
+				i = start - 1
+			}
+		}
+		yield(s[start:])
+	}
 }
 
 // applicable reports whether the harness knows how to apply alt.

@@ -23,6 +23,14 @@ import (
 // cache of its own. Afterwards GOPROXY is off: the checks must not fetch.
 func newModuleWorld(t testing.TB) (w *checktest.World, modcache string) {
 	t.Helper()
+	w, modcache, _ = newModuleWorldProxy(t)
+	return w, modcache
+}
+
+// newModuleWorldProxy is newModuleWorld that also returns the loopback
+// proxy's GOPROXY value, for a person who has one to turn back on.
+func newModuleWorldProxy(t testing.TB) (w *checktest.World, modcache, goproxy string) {
+	t.Helper()
 	p := proxytest.New(t)
 	p.Module("example.com/dep", "v1.0.0", map[string]string{
 		"dep.go":     "package dep\n\nfunc Hello() string { return \"hi\" }\n",
@@ -35,7 +43,7 @@ func newModuleWorld(t testing.TB) (w *checktest.World, modcache string) {
 	write(t, filepath.Join(w.Target.Dir, "main.go"), "package main\n\nimport (\n\t\"example.com/dep\"\n\t_ \"example.com/dep/sub\"\n)\n\nfunc main() { println(dep.Hello()) }\n")
 	goRun(t, w, "mod", "tidy")
 	w.Setenv("GOPROXY=off", "GOFLAGS=")
-	return w, modcache
+	return w, modcache, p.URL()
 }
 
 func write(t testing.TB, path, content string) {
@@ -124,7 +132,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, modcache := newModuleWorld(t)
+			w, modcache, goproxy := newModuleWorldProxy(t)
 			if tt.breakf != nil {
 				tt.breakf(t, w, modcache)
 			}
@@ -139,6 +147,21 @@ func TestVerify(t *testing.T) {
 			}
 			if tt.status == check.Fail && !strings.Contains(res.Fix, "go mod download example.com/dep@v1.0.0") {
 				t.Errorf("fix %q does not re-download the module", res.Fix)
+			}
+			if tt.status != check.Fail {
+				return
+			}
+			// Under GOPROXY=off the download cannot work: the fix asks
+			// for the person's proxy first.
+			if checktest.FixRerun(t, w, verify, res) {
+				t.Errorf("fix %q was applied although GOPROXY=off forbids its download", res.Fix)
+			}
+			// With their proxy back, the printed re-download, applied
+			// as printed, repairs the cache.
+			w.Setenv("GOPROXY=" + goproxy)
+			res = w.Run(verify)
+			if !checktest.FixRerun(t, w, verify, res) {
+				t.Errorf("fix %q was not applied with a proxy", res.Fix)
 			}
 		})
 	}

@@ -94,7 +94,13 @@ func runVerify(ctx context.Context, env *check.Env) check.Result {
 		return r.WithFix("run `go mod verify` in %s and fix what it reports first (often `go mod download` or `go mod tidy`)", t.Dir)
 	}
 	r.Summary = fmt.Sprintf("%d module(s) changed in the module cache since download: %s", len(bad), strings.Join(bad, ", "))
-	return r.WithFix("re-download them: %s; or start over with `go clean -modcache`", strings.Join(fixes, "; "))
+	fix := fmt.Sprintf("re-download them: %s; or start over with `go clean -modcache`", strings.Join(fixes, "; "))
+	if env.Toolchain.Get("GOPROXY") == "off" {
+		// go mod download would fail the same way it does for missing
+		// modules: which proxy to use is the person's choice.
+		fix = "GOPROXY=off forbids downloads: export GOPROXY=<your module proxy>,direct first, then " + fix
+	}
+	return r.WithFix("%s", fix)
 }
 
 // redownload is the shell command that removes one module from the cache

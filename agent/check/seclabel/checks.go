@@ -81,7 +81,7 @@ func runSELinux(ctx context.Context, env *check.Env) check.Result {
 	case len(dirs) == 0:
 		res = check.Skipf("neither GOCACHE nor GOMODCACHE is an absolute path to look at (env.consistency reports why)")
 	default:
-		res = verdict(mode, domain, dirs)
+		res = verdict(env.Target, mode, domain, dirs)
 	}
 	res = res.With("selinux", mode)
 	if domain != "" {
@@ -144,7 +144,7 @@ func cacheDirs(env *check.Env) (dirs []cacheDir, errs []string, mountErr error) 
 // verdict judges the caches' labels under the SELinux mode: a type that
 // confined build domains cannot write fails where SELinux enforces, and
 // warns where it does not yet.
-func verdict(mode, domain string, dirs []cacheDir) check.Result {
+func verdict(t *check.Target, mode, domain string, dirs []cacheDir) check.Result {
 	var bad, unknown []cacheDir
 	labelled := 0
 	for _, d := range dirs {
@@ -175,11 +175,11 @@ func verdict(mode, domain string, dirs []cacheDir) check.Result {
 		default:
 			res = check.Warnf("%s: SELinux is disabled, so nothing enforces the label now, but builds will fail on a host that enforces it", what)
 		}
-		return res.WithFix("%s", relabelFix(d))
+		return res.WithFix("%s", relabelFix(t, d))
 	case len(unknown) > 0 && mode == "enforcing":
 		d := unknown[0]
 		return check.Warnf("%s %s is labelled %s, a type not known to be writable by build domains", d.Name, d.Path, labelType(d.Label)).
-			WithFix("look for denials with `ausearch -m AVC -ts recent | grep %s`; if there are any, %s", labelType(d.Label), relabelFix(d))
+			WithFix("look for denials with `ausearch -m AVC -ts recent | grep %s`; if there are any, %s", labelType(d.Label), relabelFix(t, d))
 	case labelled == 0 && mode == "disabled":
 		return check.Skipf("SELinux is disabled and GOCACHE and GOMODCACHE carry no SELinux labels")
 	case mode == "disabled":
@@ -208,10 +208,27 @@ func (d cacheDir) evidence(res check.Result) check.Result {
 	return res
 }
 
-func relabelFix(d cacheDir) string {
-	fix := fmt.Sprintf("relabel it: `chcon -R -t container_file_t %s` (lost on the next relabel), or for good `semanage fcontext -a -t container_file_t '%s(/.*)?' && restorecon -R %s`", d.Path, d.Path, d.Path)
+// containerFile is the label that builds in containers and confined
+// users may write, given whole: chcon -t would keep the rest of the old
+// label, and fails on a file that has none.
+const containerFile = "system_u:object_r:container_file_t:s0"
+
+func relabelFix(t *check.Target, d cacheDir) string {
+	var fix string
+	if d.Probed != d.Path {
+		// The go command creates the cache with the label of its nearest
+		// existing parent: that is the directory to relabel.
+		fix = fmt.Sprintf("relabel %s, which %s will inherit: `chcon %s %s` (lost on the next relabel), or for good `semanage fcontext -a -t container_file_t '%s(/.*)?' && mkdir -p %s && restorecon -R %s`", d.Probed, d.Path, containerFile, d.Probed, d.Path, d.Path, d.Path)
+	} else {
+		fix = fmt.Sprintf("relabel it: `chcon -R %s %s` (lost on the next relabel), or for good `semanage fcontext -a -t container_file_t '%s(/.*)?' && restorecon -R %s`", containerFile, d.Path, d.Path, d.Path)
+	}
 	if d.Mount != nil && d.Mount.FSType == "tmpfs" {
-		fix += fmt.Sprintf("; or mount the tmpfs with -o context=system_u:object_r:container_file_t:s0 (remount does not change it), or move the cache off it: go env -w %s=$HOME/.cache/%s", d.Name, strings.ToLower(d.Name))
+		move := fmt.Sprintf("go env -w %s=$HOME/.cache/%s", d.Name, strings.ToLower(d.Name))
+		if _, ok := t.LookupEnv(d.Name); ok {
+			// The environment overrides go env -w.
+			move = fmt.Sprintf("export %s=$HOME/.cache/%s", d.Name, strings.ToLower(d.Name))
+		}
+		fix += fmt.Sprintf("; or mount the tmpfs with -o context=%s (remount does not change it), or move the cache off it: %s", containerFile, move)
 	}
 	return fix
 }

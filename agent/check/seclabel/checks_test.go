@@ -43,7 +43,8 @@ func TestTmpfsCacheLabelledTmpfsT(t *testing.T) {
 	setLabel(t, gocache, "system_u:object_r:tmpfs_t:s0")
 	w.Setenv("GOCACHE=" + gocache)
 
-	res := w.Run(checktest.Find(t, Checks(), "gocache.selinux"))
+	c := checktest.Find(t, Checks(), "gocache.selinux")
+	res := w.Run(c)
 	if res.Status != flagged() {
 		t.Fatalf("status %s, want %s", res.Status, flagged())
 	}
@@ -53,8 +54,21 @@ func TestTmpfsCacheLabelledTmpfsT(t *testing.T) {
 	if !strings.HasPrefix(res.Evidence["GOCACHE.mount"], shm+" type tmpfs") || !strings.HasPrefix(res.Evidence["GOCACHE.tmpfs"], "yes") {
 		t.Errorf("evidence %v does not place GOCACHE on the tmpfs at %s", res.Evidence, shm)
 	}
-	if !strings.Contains(res.Fix, "chcon -R -t container_file_t "+gocache) {
-		t.Errorf("fix %q does not relabel %s", res.Fix, gocache)
+	if !strings.Contains(res.Fix, "chcon -R "+containerFile+" "+gocache) || !strings.Contains(res.Fix, "export GOCACHE=") {
+		t.Errorf("fix %q does not relabel %s, or does not move GOCACHE where the environment sets it", res.Fix, gocache)
+	}
+	relabelled(t, w, c, res, gocache)
+}
+
+// relabelled applies the printed fix as printed (its chcon) and runs the
+// check again: it passes, and dir now carries container_file_t.
+func relabelled(t *testing.T, w *checktest.World, c check.Check, res check.Result, dir string) {
+	t.Helper()
+	if !checktest.FixRerun(t, w, c, res) {
+		t.Fatalf("fix %q was not applied", res.Fix)
+	}
+	if got, err := getLabel(dir); err != nil || labelType(got) != "container_file_t" {
+		t.Errorf("after the fix %s is labelled %q (%v), want container_file_t", dir, got, err)
 	}
 }
 
@@ -76,12 +90,16 @@ func TestCacheLabels(t *testing.T) {
 			}
 			setLabel(t, dir, tc.label)
 			w.Setenv("GOCACHE=" + dir)
-			res := w.Run(checktest.Find(t, Checks(), "gocache.selinux"))
+			c := checktest.Find(t, Checks(), "gocache.selinux")
+			res := w.Run(c)
 			if selinux.GetEnabled() && tc.want == check.Pass {
 				t.Skip("a real policy decides the other caches' labels here")
 			}
 			if res.Status != tc.want || res.Evidence["GOCACHE.label"] != tc.label {
 				t.Errorf("status %s label %q, want %s and %q", res.Status, res.Evidence["GOCACHE.label"], tc.want, tc.label)
+			}
+			if tc.want != check.Pass {
+				relabelled(t, w, c, res, dir)
 			}
 		})
 	}
@@ -99,10 +117,14 @@ func TestMissingCacheUsesParentLabel(t *testing.T) {
 	setLabel(t, parent, "system_u:object_r:usr_t:s0")
 	// GOMODCACHE: `go env` itself creates a missing GOCACHE.
 	w.Setenv("GOMODCACHE=" + filepath.Join(parent, "not", "yet"))
-	res := w.Run(checktest.Find(t, Checks(), "gocache.selinux"))
+	c := checktest.Find(t, Checks(), "gocache.selinux")
+	res := w.Run(c)
 	if res.Status != flagged() || !strings.HasPrefix(res.Evidence["GOMODCACHE.label_of"], parent) {
 		t.Errorf("status %s evidence %v, want %s with the label of %s", res.Status, res.Evidence, flagged(), parent)
 	}
+	// The fix relabels the parent, which the cache will inherit: a
+	// chcon of the cache itself would fail, it does not exist.
+	relabelled(t, w, c, res, parent)
 }
 
 func TestNoLabelsNoSELinux(t *testing.T) {

@@ -79,13 +79,13 @@ func runSessionReuse(ctx context.Context, env *check.Env) check.Result {
 	switch {
 	case err != nil:
 		res = check.Failf("TLS connection %d to %s failed: %v", st.attempts, addr, err).
-			WithFix("check that %s serves HTTPS with a certificate for %s (set %s to its CA)", addr, serverName, reuseCAEnv)
+			WithFix("check that <the server at %s> serves HTTPS with a certificate for %s (set %s to its CA)", addr, serverName, reuseCAEnv)
 	case st.resumed == 0:
 		res = check.Failf("none of %d reconnects to %s resumed the TLS 1.2 session: every connection pays a full handshake", reconnects, addr).
-			WithFix("enable session tickets on the server (do not set tls.Config.SessionTicketsDisabled; with several replicas share SessionTicketKey or call SetSessionTicketKeys with the same keys)")
+			WithFix("enable session tickets in <the tls.Config of the server at %s>: do not set SessionTicketsDisabled; with several replicas share SessionTicketKey or call SetSessionTicketKeys with the same keys", addr)
 	case st.resumed < reconnects:
 		res = check.Warnf("only %d of %d reconnects to %s resumed the TLS 1.2 session", st.resumed, reconnects, addr).
-			WithFix("rotate session ticket keys less often, and share them across replicas behind one address (tls.Config.SetSessionTicketKeys)")
+			WithFix("in <the tls.Config of the server at %s>, rotate session ticket keys less often, and share them across replicas behind one address with SetSessionTicketKeys", addr)
 	default:
 		res = check.Passf("%d of %d reconnects to %s resumed the TLS 1.2 session", st.resumed, reconnects, addr)
 	}

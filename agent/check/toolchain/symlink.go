@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 )
@@ -95,11 +96,28 @@ func runGorootSymlink(ctx context.Context, env *check.Env) check.Result {
 			target, _ := os.Readlink(t.LinkPath(link))
 			if lr, err := t.Resolve(link); err == nil && lr.Real != "" && !sameDir(t, lr.Real, pathRoot) {
 				ev["link"] = check.Link{Path: link, Dest: target}.String()
-				fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target), Fix: fmt.Sprintf("put %s on PATH instead of %s", filepath.Join(link, "bin"), filepath.Dir(start))})
+				fs = append(fs, check.Finding{Status: check.Warn, Summary: fmt.Sprintf("PATH names the versioned %s while %s points to %s: updating the link does not change the go you run", filepath.Dir(start), link, target), Fix: pathInstead(t, filepath.Dir(start), filepath.Join(link, "bin"))})
 			}
 		}
 	}
 	return check.Combine(fmt.Sprintf("%s resolves to %s, GOROOT's own go", start, goReal), fs, ev)
+}
+
+// pathInstead is the export that puts to on PATH where from is, the rest
+// of PATH kept in its order. A PATH with blanks or quotes would not survive
+// an unquoted export: then the person edits it where they set it.
+func pathInstead(t *check.Target, from, to string) string {
+	entries := filepath.SplitList(t.Getenv("PATH"))
+	for i, e := range entries {
+		if filepath.Clean(e) == from {
+			entries[i] = to
+		}
+	}
+	path := strings.Join(entries, string(filepath.ListSeparator))
+	if strings.ContainsAny(path, " \t'\"$`\\") {
+		return fmt.Sprintf("put %s on PATH instead of %s in <the shell profile or unit that sets PATH>", to, from)
+	}
+	return fmt.Sprintf("export PATH=%s (%s instead of %s; where PATH is set for good too)", path, to, from)
 }
 
 func addHops(ev map[string]string, prefix string, links []check.Link) {

@@ -414,6 +414,11 @@ func TestVersionedDirectoryOnPath(t *testing.T) {
 	if res.Status != check.Warn || !checktest.EvidenceContains(res, filepath.Join(sdk, "go1.26.1", "bin")) || !checktest.EvidenceContains(res, "go1.26.2") {
 		t.Errorf("PATH names the versioned dir: %s %s %v, want warn naming both", res.Status, res.Summary, res.Evidence)
 	}
+	// The printed export, applied as printed, puts the link's bin where
+	// the versioned one was.
+	if !checktest.FixRerun(t, w, c, res) {
+		t.Errorf("fix %q was not applied", res.Fix)
+	}
 }
 
 // shim puts first on the world's PATH a wrapper script that runs the real
