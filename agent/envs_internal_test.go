@@ -39,8 +39,14 @@ func TestOwnGoCommandsAreNotEnvironments(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 200; i++ { // until the exec is done
-			if l, _ := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/exe"); l == goBin {
+		// Until the exec is done: /proc/PID/exe names the new program a
+		// moment before its environment is in place (the agent reads on
+		// sched_process_exec, after both).
+		proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
+		for i := 0; i < 200; i++ {
+			l, _ := os.Readlink(proc + "/exe")
+			environ, _ := os.ReadFile(proc + "/environ")
+			if l == goBin && len(environ) > 0 {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)
