@@ -3,6 +3,7 @@ package otelcfg
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -305,18 +306,17 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		if err != nil || host == "" || port == "" {
 			return "", envError(name, shown, "want a URL such as https://collector:4317, or host:port")
 		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return "", envError(name, shown, "bad port "+port)
-		}
 		scheme := "https://"
 		if *insecure {
 			scheme = "http://"
 		}
-		return scheme + v, nil
+		// From here on it is a URL like any other: the same checks of its
+		// host and port (a "host" such as "#" is no host once in a URL).
+		v = scheme + v
 	}
 	u, err := url.Parse(v)
 	if err != nil {
-		return "", envError(name, shown, "not a URL: "+strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(v)+": "))
+		return "", envError(name, shown, "not a URL: "+urlProblem(err, v, shown))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", envError(name, shown, "want an http:// or https:// URL")
@@ -334,6 +334,28 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + metricsPath
 	}
 	return u.String(), nil
+}
+
+// urlProblem is url.Parse's complaint without the URL it quotes, which
+// can hold a password (it quotes the URL cut at its fragment, so the
+// quoted text is not always v). A detail that still shows the password
+// is dropped.
+func urlProblem(err error, v, shown string) string {
+	detail := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		detail = ue.Err.Error()
+	}
+	if v != shown {
+		if _, rest, ok := strings.Cut(v, "://"); ok {
+			if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+				if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" && strings.Contains(detail, pw) {
+					return "malformed"
+				}
+			}
+		}
+	}
+	return detail
 }
 
 // withoutPassword hides the password of a URL's user:password@, also in
