@@ -44,3 +44,13 @@ func Tool(tb testing.TB, name, debPackage string) string {
 	}
 	return p
 }
+
+// Slow skips tb under `go test -short`, for a quick local run, saying
+// what the test would have cost. Where tests are Required (CI), -short
+// is ignored: the test runs, so nothing can skip there.
+func Slow(tb testing.TB, cost string) {
+	tb.Helper()
+	if testing.Short() && !Required() {
+		tb.Skipf("-short: %s (runs without -short, and always with %s=1)", cost, RequireEnv)
+	}
+}

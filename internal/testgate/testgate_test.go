@@ -37,3 +37,27 @@ func TestTool(t *testing.T) {
 		t.Errorf("Tool(sh) = %q", p)
 	}
 }
+
+// Slow skips under -short only where tests are not Required.
+func TestSlow(t *testing.T) {
+	if os.Getenv("TESTGATE_CHILD") == "1" {
+		Slow(t, "a costly thing")
+		t.Log("ran in full")
+		return
+	}
+	for _, tt := range []struct {
+		short, require string
+		want           string
+	}{
+		{"false", "", "ran in full"},
+		{"true", "", "--- SKIP"},
+		{"true", "1", "ran in full"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSlow$", "-test.v", "-test.short="+tt.short)
+		cmd.Env = append(os.Environ(), "TESTGATE_CHILD=1", RequireEnv+"="+tt.require)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("-short=%s %s=%q: err %v, output:\n%s\nwant %q", tt.short, RequireEnv, tt.require, err, out, tt.want)
+		}
+	}
+}

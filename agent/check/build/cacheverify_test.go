@@ -197,9 +197,7 @@ func pad(s string) string { return strings.Repeat(" ", 20-len(s)) + s }
 // in an output and an index entry that records another output ID, the
 // case only gocacheverify can see.
 func TestCacheVerifyCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the runtime into an empty GOCACHE (seconds)")
-	}
+	testgate.Slow(t, "builds the runtime into an empty GOCACHE (seconds)")
 	w := checktest.New(t)
 	gocache := filepath.Join(w.Dir, "gocache")
 	w.Setenv("GOCACHE=" + gocache)

@@ -6,6 +6,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/cgo"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // racyTest writes a map from two goroutines without a lock.
@@ -33,9 +34,7 @@ func TestHTTPServer(t *testing.T) {
 
 // One slow test: it runs the real go test -race on a real data race.
 func TestRaceDetectorFindsRace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go test -race (seconds)")
-	}
+	testgate.Slow(t, "runs go test -race (seconds)")
 	w := checktest.New(t)
 	res := w.Run(racePprofCheck(racyTest))
 	if res.Status != check.Fail {
@@ -57,9 +56,7 @@ func TestRaceNeedsCgo(t *testing.T) {
 	if res.Status != check.Fail || res.Evidence["CGO_ENABLED"] != "0" || res.Fix == "" {
 		t.Fatalf("got %s evidence %v, want fail naming CGO_ENABLED=0 with a fix", res.Status, res.Evidence)
 	}
-	if testing.Short() {
-		t.Skip("the fix's rerun runs go test -race (seconds)")
-	}
+	testgate.Slow(t, "the fix's rerun runs go test -race (seconds)")
 	// A C compiler is installed here (the world keeps the real PATH):
 	// the printed export turns cgo on, and go test -race runs clean.
 	if !checktest.FixRerun(t, w, checktest.Find(t, Checks(), "build.race-pprof"), res) {
@@ -80,9 +77,7 @@ func TestRaceNeedsCompiler(t *testing.T) {
 		t.Errorf("evidence %v does not say the failure follows from cgo.toolchain", res.Evidence)
 	}
 	checktest.FixRerun(t, w, race, res)
-	if testing.Short() {
-		t.Skip("the owner's fix is followed by go test -race (seconds)")
-	}
+	testgate.Slow(t, "the owner's fix is followed by go test -race (seconds)")
 	// The owner's printed fix, applied in this world, makes the race
 	// build work too.
 	owner := checktest.Find(t, cgo.Checks(), "cgo.toolchain")

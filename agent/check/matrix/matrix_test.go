@@ -263,9 +263,7 @@ func allowed(r check.Result) bool {
 // command. Installations run in parallel (each builds for real, so the
 // test runner's -parallel, GOMAXPROCS, bounds them).
 func TestMatrix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the matrix builds with every Go release: not in -short")
-	}
+	testgate.Slow(t, "the matrix builds with every Go release: not in -short")
 	if runtime.GOOS != "linux" {
 		testgate.Missing(t, "the matrix runs on linux (its toolchains are fetched for %s/%s)", runtime.GOOS, runtime.GOARCH)
 	}
