@@ -233,9 +233,8 @@ func (ep *envPatrol) loop(ctx context.Context) {
 	}
 }
 
-// round patrols the due environments, cfg.Parallel at a time, and
-// returns how many it patrolled.
-func (ep *envPatrol) round(ctx context.Context) int {
+// round patrols the due environments, cfg.Parallel at a time.
+func (ep *envPatrol) round(ctx context.Context) {
 	now := time.Now()
 	var due []inventory.Entry
 	for _, e := range ep.inv.Entries() {
@@ -271,7 +270,6 @@ func (ep *envPatrol) round(ctx context.Context) int {
 		})
 	}
 	wg.Wait()
-	return len(due)
 }
 
 // EnvsStatus is /status's environments section.

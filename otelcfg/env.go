@@ -316,7 +316,7 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 	}
 	u, err := url.Parse(v)
 	if err != nil {
-		return "", envError(name, shown, "not a URL: "+urlProblem(err, v, shown))
+		return "", envError(name, shown, "not a URL: "+urlProblem(err, v))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", envError(name, shown, "want an http:// or https:// URL")
@@ -340,20 +340,14 @@ func endpointFromEnv(e env, protocol string, insecure *bool) (string, error) {
 // can hold a password (it quotes the URL cut at its fragment, so the
 // quoted text is not always v). A detail that still shows the password
 // is dropped.
-func urlProblem(err error, v, shown string) string {
+func urlProblem(err error, v string) string {
 	detail := err.Error()
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		detail = ue.Err.Error()
 	}
-	if v != shown {
-		if _, rest, ok := strings.Cut(v, "://"); ok {
-			if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-				if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" && strings.Contains(detail, pw) {
-					return "malformed"
-				}
-			}
-		}
+	if i, j := passwordSpan(v); i < j && strings.Contains(detail, v[i:j]) {
+		return "malformed"
 	}
 	return detail
 }
@@ -361,23 +355,35 @@ func urlProblem(err error, v, shown string) string {
 // withoutPassword hides the password of a URL's user:password@, also in
 // a value url.Parse rejects, so that an error can show the rest.
 func withoutPassword(v string) string {
-	scheme, rest, ok := strings.Cut(v, "://")
-	if !ok {
+	i, j := passwordSpan(v)
+	if i == j {
 		return v
 	}
+	return v[:i] + "***" + v[j:]
+}
+
+// passwordSpan is where the password of v's user:password@ lies, v[i:j];
+// i == j when v has none. It reads the authority as url.Parse would, up
+// to the first / ? or #, also in a value url.Parse rejects.
+func passwordSpan(v string) (i, j int) {
+	_, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return 0, 0
+	}
+	start := len(v) - len(rest)
 	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
+	if k := strings.IndexAny(rest, "/?#"); k >= 0 {
+		authority = rest[:k]
 	}
 	at := strings.LastIndexByte(authority, '@')
 	if at < 0 {
-		return v
+		return 0, 0
 	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	if !hasPassword {
-		return v
+	colon := strings.IndexByte(authority[:at], ':')
+	if colon < 0 {
+		return 0, 0
 	}
-	return scheme + "://" + user + ":***" + rest[at:]
+	return start + colon + 1, start + at
 }
 
 // tlsFromEnv loads the CA and client certificate files now, so that a
