@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,12 +24,20 @@ type Error struct {
 	Path string // in the target's namespace
 	User string
 	Err  error
+	// Blocked is the first directory on the way to Path that User may not
+	// search (no x permission for that user), when that, and not Path
+	// itself, is why the kernel said EACCES. Handing Path to the user
+	// would change nothing then.
+	Blocked string
 }
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("cannot %s in %s as user %s: %v", e.Op, e.Path, e.User, e.Err)
 	if name := e.Errno(); name != "" {
 		msg += " (" + name + ")"
+	}
+	if e.Blocked != "" {
+		msg += fmt.Sprintf(": user %s cannot search %s, a directory on the way", e.User, e.Blocked)
 	}
 	return msg
 }
@@ -65,7 +74,11 @@ func writeProbe(t *check.Target, dir, hostDir string) error {
 	}
 	f, err := os.CreateTemp(hostDir, ".gopatrol-probe-*")
 	if err != nil {
-		return fail("create a file", dir, err)
+		e := fail("create a file", dir, err).(*Error)
+		if errors.Is(err, fs.ErrPermission) {
+			e.Blocked = unsearchable(t, dir)
+		}
+		return e
 	}
 	name := filepath.Join(dir, filepath.Base(f.Name()))
 	_, werr := f.Write([]byte("gopatrol probe\n"))
@@ -87,6 +100,34 @@ func writeProbe(t *check.Target, dir, hostDir string) error {
 		return fail("remove a directory", filepath.Join(dir, filepath.Base(sub)), err)
 	}
 	return nil
+}
+
+// unsearchable returns the first directory on the way to dir (a path of
+// the target) that the calling thread's user may not search, or "" when
+// every one of them can be passed. It walks from the root down and lstats
+// each next component: EACCES there means its parent refused the search.
+// It runs as the probing user, so the kernel answers for that user, ACLs
+// and all.
+func unsearchable(t *check.Target, dir string) string {
+	dir = filepath.Clean(dir)
+	if !filepath.IsAbs(dir) {
+		return ""
+	}
+	parent := "/"
+	for _, name := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		next := filepath.Join(parent, name)
+		if _, err := os.Lstat(t.Path(next)); err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				return parent
+			}
+			return "" // gone or not a directory: not a permission matter
+		}
+		parent = next
+	}
+	return ""
 }
 
 // asUser runs fn on hostDir with the build user's filesystem credentials

@@ -355,12 +355,18 @@ func probeDirs(ctx context.Context, t *check.Target, dirs []string, cache, varia
 			return check.Errorf("could not probe %s: %v", d, err).With("path", d), false
 		}
 		summary := fmt.Sprintf("%s is not writable by user %s: %v", variable, pe.User, err)
-		if d != cache && !strings.HasPrefix(d, cache+"/") {
+		switch {
+		case pe.Blocked != "":
+			summary = fmt.Sprintf("user %s cannot reach %s %s: %s is not searchable for that user (no x permission), so every build fails to open the cache", pe.User, variable, cache, pe.Blocked)
+		case d != cache && !strings.HasPrefix(d, cache+"/"):
 			summary = fmt.Sprintf("%s %s does not exist and user %s cannot create it: %v", variable, cache, pe.User, err)
 		}
 		r := check.Failf("%s", summary).
-			With("path", d).With("user", pe.User).With("errno", pe.Errno()).
-			WithFix("%s", fixFor(pe, d, cache, variable))
+			With("path", d).With("user", pe.User).With("errno", pe.Errno())
+		if pe.Blocked != "" {
+			r = r.With("not searchable", pe.Blocked)
+		}
+		r = r.WithFix("%s", fixFor(pe, d, cache, variable))
 		if rem := remedyFor(pe, d, dirs, cache); rem != nil {
 			r = r.WithRemedy(*rem)
 		}
@@ -381,6 +387,10 @@ func fixFor(pe *access.Error, dir, cache, variable string) string {
 		}
 		return fmt.Sprintf("the filesystem of %s is full or over quota: free space (%s) or move %s to a larger disk", dir, clean, variable)
 	case "EACCES", "EPERM":
+		if pe.Blocked != "" {
+			// The cache may be fine: the user cannot get to it.
+			return fmt.Sprintf("let %s pass through %s: setfacl -m u:%s:x %s, or chmod o+x %s (as its owner), or point %s at a directory %s can reach (go env -w %s=/path/you/own)", pe.User, pe.Blocked, pe.User, pe.Blocked, pe.Blocked, variable, pe.User, variable)
+		}
 		if dir != cache && !strings.HasPrefix(dir, cache+"/") {
 			// Never suggest handing a parent (possibly / or /home) over.
 			return fmt.Sprintf("create it for the user: mkdir -p %s && chown %s %s; or point %s at a directory %s can write (for a HOME-less user: %s=/tmp/%s)", cache, pe.User, cache, variable, pe.User, variable, defaultName(variable, pe.User))
@@ -395,6 +405,11 @@ func fixFor(pe *access.Error, dir, cache, variable string) string {
 // to the user. A read-only or full filesystem needs a person.
 func remedyFor(pe *access.Error, dir string, dirs []string, cache string) *check.Remedy {
 	if e := pe.Errno(); e != "EACCES" && e != "EPERM" {
+		return nil
+	}
+	if pe.Blocked != "" {
+		// Opening a directory above the cache to the user is a person's
+		// decision: it is not the cache's, and not gopatrol's to own.
 		return nil
 	}
 	if dir != cache && !strings.HasPrefix(dir, cache+"/") {

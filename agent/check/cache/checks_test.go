@@ -66,6 +66,13 @@ func TestModcacheWritable(t *testing.T) {
 			w.Setenv("GOMODCACHE=" + mc)
 			return []string{dl, "EACCES"}
 		}, Want: check.Fail},
+		{Name: "missing GOMODCACHE under a directory nobody cannot search", ID: "modcache.writable", Setup: func(t *testing.T, w *checktest.World) []string {
+			w.AsUser("nobody")
+			private := checktest.Mkdir(t, filepath.Join(w.Dir, "private"), 0o700)
+			open := checktest.Mkdir(t, filepath.Join(private, "caches"), 0o777)
+			w.Setenv("GOMODCACHE=" + filepath.Join(open, "mod"))
+			return []string{private, "not searchable"}
+		}, Want: check.Fail},
 		{Name: "missing GOMODCACHE the user can create", ID: "modcache.writable", Setup: func(t *testing.T, w *checktest.World) []string {
 			mc := filepath.Join(w.Dir, "new", "modcache")
 			w.Setenv("GOMODCACHE=" + mc)
@@ -94,6 +101,15 @@ func TestGocacheWritable(t *testing.T) {
 			gc := checktest.Mkdir(t, filepath.Join(w.Dir, "gocache"), 0o755)
 			w.Setenv("GOCACHE=" + gc)
 			return []string{gc, "EACCES", "nobody"}
+		}, Want: check.Fail},
+		{Name: "writable GOCACHE behind a directory nobody cannot search", ID: "gocache.writable", Setup: func(t *testing.T, w *checktest.World) []string {
+			// The cache itself is open to all: handing it to the user
+			// (the chown fix of a root-owned cache) would change nothing.
+			w.AsUser("nobody")
+			private := checktest.Mkdir(t, filepath.Join(w.Dir, "private"), 0o700)
+			gc := checktest.Mkdir(t, filepath.Join(private, "gocache"), 0o777)
+			w.Setenv("GOCACHE=" + gc)
+			return []string{private, "not searchable", "nobody"}
 		}, Want: check.Fail},
 		{Name: "GOCACHE on tmpfs", ID: "gocache.writable", Setup: func(t *testing.T, w *checktest.World) []string {
 			mnt := checktest.MountTmpfs(t, filepath.Join(w.Dir, "tmpfs"), "size=1m")
