@@ -22,6 +22,7 @@ type cms struct {
 	throttle int
 	expired  map[string]bool
 	raw      string
+	redirect bool // answer every request with a redirect elsewhere
 }
 
 func (c *cms) count() int {
@@ -34,6 +35,10 @@ func (c *cms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
+	if c.redirect {
+		http.Redirect(w, r, "http://192.0.2.1/elsewhere", http.StatusFound)
+		return
+	}
 	fail := func(status int, code, msg string) {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]any{"RequestId": "r", "Code": code, "Message": msg, "Success": false})
@@ -110,6 +115,7 @@ func TestAlibabaCloudMonitor(t *testing.T) {
 		{"throttled past the retries", &cms{throttle: 100}, nil, "after 4 attempts", 1},
 		{"malformed Datapoints", &cms{raw: `{"Code":"200","Success":true,"Datapoints":"[{oops"}`}, nil, "Datapoints is not a JSON list", 1},
 		{"malformed answer", &cms{raw: `{"Code":"200","Datapoints":[`}, nil, "SDK.JsonUnmarshalError", 1},
+		{"redirect refused (the SDK's own http.Client would follow it)", &cms{redirect: true}, nil, "refusing to follow a signed request", 1},
 		{"oversized answer", &cms{raw: `{"Datapoints":"` + strings.Repeat("a", 2<<20) + `"}`}, nil, "too large", 1},
 	}
 	for _, tt := range tests {

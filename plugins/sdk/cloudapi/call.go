@@ -33,15 +33,14 @@ func NewHTTPClient(base *http.Transport) *http.Client {
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	return &http.Client{
 		Transport: &BoundedTransport{Base: tr, MaxBody: MaxBody},
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			return fmt.Errorf("API redirected to %s: refusing to follow a signed request", req.URL.Host)
-		},
 	}
 }
 
 // BoundedTransport caps the body of every answer Base returns: reading
 // past MaxBody fails with ErrTooLarge (naming the host, never the URL,
-// whose query may hold a signed request's token).
+// whose query may hold a signed request's token). It refuses redirects
+// itself, not only through the client's CheckRedirect: an SDK may build
+// its own http.Client around the transport (Alibaba's does).
 type BoundedTransport struct {
 	Base    http.RoundTripper
 	MaxBody int64
@@ -52,6 +51,14 @@ func (t *BoundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := t.Base.RoundTrip(req)
 	if err != nil {
 		return nil, err
+	}
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close()
+		to := "elsewhere"
+		if u, err := req.URL.Parse(loc); err == nil {
+			to = u.Host
+		}
+		return nil, fmt.Errorf("API at %s redirected to %s: refusing to follow a signed request", req.URL.Host, to)
 	}
 	limit := t.MaxBody
 	if limit <= 0 {
