@@ -3,9 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -15,6 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	alisdk "github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	alierrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/cms"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
@@ -118,41 +122,54 @@ type datapoint struct {
 	Average    float64 `json:"Average"`
 }
 
-func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.Point, error) {
+// cmsEndpoint is CloudMonitor's endpoint: GOPATROL_ALIBABA_CMS_ENDPOINT
+// (passed into the SDK's request), else the region's public one.
+func cmsEndpoint(region string) (*url.URL, error) {
 	endpoint := os.Getenv(cmsEndpointEnv)
 	if endpoint == "" {
-		region, err := p.meta(ctx, "/latest/meta-data/region-id")
-		if err != nil {
-			return nil, fmt.Errorf("region: %w", err)
-		}
 		endpoint = "https://metrics." + region + ".aliyuncs.com"
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("%s=%q: want https://host[:port]", cmsEndpointEnv, endpoint)
+	}
+	return u, nil
+}
+
+func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.Point, error) {
+	region, err := p.meta(ctx, "/latest/meta-data/region-id")
+	if err != nil {
+		return nil, fmt.Errorf("region: %w", err)
+	}
+	u, err := cmsEndpoint(region)
+	if err != nil {
+		return nil, err
+	}
+	client, err := p.cmsClient(ctx, region)
+	if err != nil {
+		return nil, err
 	}
 	dims := make([]map[string]string, len(ids))
 	for i, id := range ids {
 		dims[i] = map[string]string{"instanceId": id}
 	}
 	dj, _ := json.Marshal(dims)
-	q := url.Values{
-		"Action": {"DescribeMetricList"}, "Version": {"2019-01-01"}, "Format": {"JSON"},
-		"Namespace": {"acs_slb_dashboard"}, "MetricName": {"Qps"}, "Period": {"60"},
-		"Dimensions": {string(dj)}, "Length": {"1000"},
-		"StartTime": {strconv.FormatInt(now.Add(-window).UnixMilli(), 10)},
-		"EndTime":   {strconv.FormatInt(now.UnixMilli(), 10)},
-	}
+	req := cms.CreateDescribeMetricListRequest()
+	req.Scheme, req.Domain = u.Scheme, u.Host
+	req.Namespace, req.MetricName, req.Period = "acs_slb_dashboard", "Qps", "60"
+	req.Dimensions, req.Length = string(dj), "1000"
+	req.StartTime = strconv.FormatInt(now.Add(-window).UnixMilli(), 10)
+	req.EndTime = strconv.FormatInt(now.UnixMilli(), 10)
 	series := map[string][]datapoint{}
 	for page := 0; ; page++ {
 		if page == maxPages {
 			return nil, fmt.Errorf("DescribeMetricList: more than %d pages: refusing to follow NextToken further", maxPages)
 		}
-		var res cmsResult
-		if err := p.cmsCall(ctx, u, q, &res); err != nil {
+		res, err := p.describe(ctx, client, req)
+		if err != nil {
 			return nil, err
 		}
-		dps, err := res.points()
+		dps, err := points(res.Datapoints)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +179,7 @@ func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.
 		if res.NextToken == "" {
 			break
 		}
-		q.Set("NextToken", res.NextToken)
+		req.NextToken = res.NextToken
 	}
 	return qpsPoints(ids, series), nil
 }
@@ -171,15 +188,15 @@ func (p *probe) slbQPS(ctx context.Context, ids []string, now time.Time) ([]sdk.
 // fit an int64 (the year 2262).
 const maxTimestamp = math.MaxInt64 / int64(time.Millisecond)
 
-// points decodes the page's Datapoints, a JSON list inside a JSON string.
-// A point whose timestamp is not a time is refused with the page, as is
-// one whose Average is negative: a QPS never is.
-func (res *cmsResult) points() ([]datapoint, error) {
-	if res.Datapoints == "" {
+// points decodes a page's Datapoints, a JSON list inside the JSON string
+// the SDK hands over. A point whose timestamp is not a time is refused
+// with the page, as is one whose Average is negative: a QPS never is.
+func points(datapoints string) ([]datapoint, error) {
+	if datapoints == "" {
 		return nil, nil
 	}
 	var dps []datapoint
-	if err := json.Unmarshal([]byte(res.Datapoints), &dps); err != nil {
+	if err := json.Unmarshal([]byte(datapoints), &dps); err != nil {
 		return nil, fmt.Errorf("DescribeMetricList: Datapoints is not a JSON list of points: %w", err)
 	}
 	for _, d := range dps {
@@ -223,64 +240,111 @@ func qpsPoints(ids []string, series map[string][]datapoint) []sdk.Point {
 	return pts
 }
 
-type cmsResult struct {
-	Code       string          `json:"Code"`
-	Message    string          `json:"Message"`
-	Success    json.RawMessage `json:"Success"`
-	NextToken  string          `json:"NextToken"`
-	Datapoints string          `json:"Datapoints"`
+// cmsClient is a CloudMonitor client of Alibaba Cloud's SDK for this
+// collection: its requests carry ctx (the SDK's calls take none), go
+// through the bounded HTTP client, and are signed by the SDK with the
+// credentials of p.creds. The SDK's own retries are off (they have no
+// backoff and skip throttling, which CloudMonitor answers with a 4xx as
+// often as a 503): describe retries. The SDK's log is never enabled.
+func (p *probe) cmsClient(ctx context.Context, region string) (*cms.Client, error) {
+	conf := alisdk.NewConfig()
+	conf.AutoRetry = false
+	conf.Transport = ctxTransport{ctx: ctx, base: p.api.Transport}
+	conf.Timeout = cmsTimeout
+	c, err := cms.NewClientWithOptions(region, conf, credsProvider{ctx: ctx, cache: &p.creds})
+	if err != nil {
+		return nil, fmt.Errorf("CloudMonitor client: %w", err)
+	}
+	return c, nil
 }
 
-// cmsCall sends one GET signed with the RPC signature v1, retrying
-// throttling and 5xx with backoff, and expired STS credentials once after
-// fetching new ones from the RAM role.
-func (p *probe) cmsCall(ctx context.Context, u *url.URL, params url.Values, out *cmsResult) error {
+// cmsTimeout bounds one request when the collection's deadline is later.
+const cmsTimeout = 10 * time.Second
+
+// ctxTransport gives every request of the SDK the collection's context,
+// so the host's deadline ends a request in flight.
+type ctxTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.base.RoundTrip(req.WithContext(t.ctx))
+}
+
+// credsProvider hands the SDK's signer the probe's credentials: the
+// usual variables, else the ECS RAM role fetched and refreshed through
+// the metadata client. The SDK's own RAM-role provider cannot be used:
+// it asks 100.100.100.200 with no override and no token-mode TTL choice.
+type credsProvider struct {
+	ctx   context.Context
+	cache *cloudapi.CredentialCache
+}
+
+func (c credsProvider) GetCredentials() (*credentials.Credentials, error) {
+	cr, err := c.cache.Get(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &credentials.Credentials{AccessKeyId: cr.AccessKeyID, AccessKeySecret: cr.Secret, SecurityToken: cr.SessionToken, ProviderName: c.GetProviderName()}, nil
+}
+
+func (credsProvider) GetProviderName() string { return "gopatrol_probe" }
+
+// describe asks for one page, retrying throttling and 5xx with backoff,
+// and expired STS credentials once after fetching new ones from the RAM
+// role. Errors carry CloudMonitor's code and message, never the SDK's
+// own text: that quotes the request URL and the string it signed, both
+// holding the security token.
+func (p *probe) describe(ctx context.Context, client *cms.Client, req *cms.DescribeMetricListRequest) (*cms.DescribeMetricListResponse, error) {
 	refreshed := false
-	return cloudapi.Retry(ctx, 4, 200*time.Millisecond, func() error {
-		creds, err := p.creds.Get(ctx)
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		for k, v := range params {
-			q[k] = v
-		}
-		nonce := make([]byte, 16)
-		rand.Read(nonce)
-		q.Set("AccessKeyId", creds.AccessKeyID)
-		q.Set("SignatureMethod", "HMAC-SHA1")
-		q.Set("SignatureVersion", "1.0")
-		q.Set("SignatureNonce", hex.EncodeToString(nonce))
-		q.Set("Timestamp", time.Now().UTC().Format("2006-01-02T15:04:05Z"))
-		if creds.SessionToken != "" {
-			q.Set("SecurityToken", creds.SessionToken)
-		}
-		q.Set("Signature", cloudapi.SignRPC(http.MethodGet, q, creds.Secret))
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+"/?"+q.Encode(), nil)
-		if err != nil {
-			return fmt.Errorf("DescribeMetricList: %w", err)
-		}
-		r, err := p.api.Do(req)
-		if err != nil {
-			return fmt.Errorf("DescribeMetricList: %w", err)
-		}
-		*out = cmsResult{}
-		jerr := json.Unmarshal(r.Body, out)
-		if r.Status == http.StatusOK && jerr == nil && (out.Code == "" || out.Code == "200") {
+	var res *cms.DescribeMetricListResponse
+	err := cloudapi.Retry(ctx, 4, 200*time.Millisecond, func() error {
+		r, err := client.DescribeMetricList(req)
+		status, code, msg := 0, "", ""
+		var se *alierrors.ServerError
+		switch {
+		case errors.As(err, &se):
+			status, code, msg = se.HttpStatus(), se.ErrorCode(), se.Message()
+		case err != nil:
+			return fmt.Errorf("DescribeMetricList: %w", redact(err))
+		case r.Code != "" && r.Code != "200": // failures answered with HTTP 200
+			status, code, msg = r.GetHttpStatus(), r.Code, r.Message
+		default:
+			res = r
 			return nil
 		}
-		if r.Status == http.StatusOK && jerr != nil {
-			return fmt.Errorf("DescribeMetricList: the answer is not JSON: %w", jerr)
-		}
-		err = fmt.Errorf("DescribeMetricList: HTTP %d %s: %.200s", r.Status, out.Code, out.Message)
+		err = fmt.Errorf("DescribeMetricList: HTTP %d %s: %.200s", status, code, msg)
 		switch {
-		case strings.HasPrefix(out.Code, "InvalidSecurityToken") && !refreshed:
+		case strings.HasPrefix(code, "InvalidSecurityToken") && !refreshed:
 			refreshed = true
 			p.creds.Invalidate()
 			return fmt.Errorf("%w: %w", cloudapi.ErrRetry, err)
-		case strings.HasPrefix(out.Code, "Throttling") || r.Status == http.StatusTooManyRequests || r.Status >= 500:
+		case strings.HasPrefix(code, "Throttling") || status == http.StatusTooManyRequests || status >= 500:
 			return fmt.Errorf("%w: %w", cloudapi.ErrRetry, err)
 		}
 		return err
 	})
+	return res, err
+}
+
+// redact drops the request URL (signed, with the security token in its
+// query) from a transport error, keeping its host and cause.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := ""
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			host = u.Host
+		}
+		return fmt.Errorf("%s %s: %w", ue.Op, host, ue.Err)
+	}
+	var ce *alierrors.ClientError
+	if errors.As(err, &ce) {
+		if o := ce.OriginError(); o != nil {
+			return fmt.Errorf("%s: %w", ce.ErrorCode(), redact(o))
+		}
+		return fmt.Errorf("%s: %s", ce.ErrorCode(), ce.Message())
+	}
+	return err
 }

@@ -44,15 +44,16 @@ var items = []item{
 // carries the token and the data requests.
 type probe struct {
 	tokens *metadata.TokenSource
-	// CloudMonitor: client, credentials (never outside this process) and
-	// the sampler that bounds the calls.
-	api   *cloudapi.Client
+	// CloudMonitor: the bounded HTTP client under the SDK's, the
+	// credentials (never outside this process) and the sampler that
+	// bounds the calls.
+	api   *http.Client
 	creds cloudapi.CredentialCache
 	cms   cloudapi.Sampler
 }
 
 func newProbe() *probe {
-	p := &probe{api: cloudapi.NewClient(), tokens: &metadata.TokenSource{
+	p := &probe{api: cloudapi.NewHTTPClient(nil), tokens: &metadata.TokenSource{
 		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "ECS's metadata service", NotThisCloud: []int{http.StatusNotFound},
 	}}

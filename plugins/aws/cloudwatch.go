@@ -1,20 +1,28 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/xml"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
+	"github.com/gopatrol/gopatrol/plugins/sdk/metadata"
 )
 
 const (
@@ -23,11 +31,13 @@ const (
 	// than minInterval.
 	intervalEnv = "GOPATROL_AWS_CLOUDWATCH_INTERVAL"
 	minInterval = time.Minute
-	// cloudWatchEnv is the SDKs' service-specific endpoint override.
-	cloudWatchEnv = "AWS_ENDPOINT_URL_CLOUDWATCH"
-	credsPath     = "/latest/meta-data/iam/security-credentials/"
-	cwPeriod      = 300 // seconds: EC2 basic monitoring
-	maxPages      = 10
+	cwPeriod    = 300 // seconds: EC2 basic monitoring
+	maxPages    = 10
+	// maxAttempts bounds the SDK's retryer (throttling, 5xx, dropped
+	// connections), maxBackoff its longest wait; the call's deadline
+	// bounds both.
+	maxAttempts = 4
+	maxBackoff  = time.Second
 )
 
 // cloudWatchInterval reads intervalEnv: 0 (off) when unset.
@@ -50,76 +60,157 @@ var cwQueries = []struct{ id, metric, stat, name, unit string }{
 	{"credit", "CPUCreditBalance", "Average", metricCreditBalance, "{credit}"},
 }
 
-// credentials come from the usual variables, else from the instance
-// role through IMDSv2.
-func (p *probe) fetchCredentials(ctx context.Context) (cloudapi.Credentials, error) {
-	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
-		return cloudapi.Credentials{AccessKeyID: id, Secret: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}, nil
-	}
-	role, err := p.imds(ctx, credsPath)
-	if err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("instance role: %w", err)
-	}
-	name, err := cloudapi.RoleName(string(role))
-	if err != nil {
-		return cloudapi.Credentials{}, fmt.Errorf("GET %s: %w", credsPath, err)
-	}
-	b, err := p.imds(ctx, credsPath+name)
-	if err != nil {
-		return cloudapi.Credentials{}, err
-	}
-	return cloudapi.RoleCredentials(b, "SecretAccessKey", "Token")
+// cwClient is a CloudWatch client of the SDK for one region, made once:
+// the credentials it caches live as long as the probe.
+type cwClient struct {
+	region string
+	api    *cloudwatch.Client
+	// creds is the SDK's credential cache, dropped when CloudWatch says
+	// the credentials expired before their announced end.
+	creds *aws.CredentialsCache
 }
 
-// cloudWatch asks GetMetricData (query protocol) for this instance's
-// metrics over the last two periods, following NextToken.
+// newCloudWatch loads the SDK's configuration for region. Credentials:
+// the usual variables (AWS_ACCESS_KEY_ID..., and the SDK's other
+// environment sources), else the instance role through IMDSv2, asked
+// through the metadata client (never a proxy) at the SDK's own override
+// AWS_EC2_METADATA_SERVICE_ENDPOINT. The shared files (~/.aws/config,
+// ~/.aws/credentials) are not read: they belong to whoever runs the
+// agent, not to this node's identity. The endpoint is the SDK's own, so
+// AWS_ENDPOINT_URL_CLOUDWATCH overrides it. CloudWatch is asked through
+// the SDK's transport (so AWS_CA_BUNDLE applies) under cloudapi's bounds.
+// The SDK logs nothing.
+func (p *probe) newCloudWatch(ctx context.Context, region string) (*cwClient, error) {
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(region),
+		config.WithSharedConfigFiles([]string{}),
+		config.WithSharedCredentialsFiles([]string{}),
+		config.WithHTTPClient(awshttp.NewBuildableClient()),
+		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) {
+			o.Client = imds.New(imds.Options{HTTPClient: p.imdsHTTP()})
+		}),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				o.MaxBackoff = maxBackoff
+			})
+		}),
+		config.WithLogger(logging.Nop{}),
+		config.WithClientLogMode(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	var base *http.Transport
+	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		base = b.GetTransport()
+	}
+	c := &cwClient{region: region, api: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		o.HTTPClient = cloudapi.NewHTTPClient(base)
+	})}
+	c.creds, _ = cfg.Credentials.(*aws.CredentialsCache)
+	return c, nil
+}
+
+// imdsHTTP is the metadata client's HTTP client (no proxy, the short
+// dial) with its answers bounded as the metadata client bounds them.
+func (p *probe) imdsHTTP() *http.Client {
+	hc := *p.tokens.Client.HTTP
+	hc.Transport = &cloudapi.BoundedTransport{Base: hc.Transport, MaxBody: metadata.MaxBody}
+	return &hc
+}
+
+// cloudWatch asks GetMetricData for this instance's metrics over the last
+// two periods, following NextToken through the SDK's paginator.
 func (p *probe) cloudWatch(ctx context.Context, id identity, now time.Time) ([]sdk.Point, error) {
-	endpoint := os.Getenv(cloudWatchEnv)
-	if endpoint == "" {
-		endpoint = "https://monitoring." + id.Region + ".amazonaws.com"
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("%s=%q: want https://host[:port]", cloudWatchEnv, endpoint)
-	}
-	q := url.Values{
-		"Action": {"GetMetricData"}, "Version": {"2010-08-01"},
-		"StartTime": {now.Add(-2 * cwPeriod * time.Second).UTC().Format(time.RFC3339)},
-		"EndTime":   {now.UTC().Format(time.RFC3339)}, "ScanBy": {"TimestampDescending"},
-	}
-	for i, c := range cwQueries {
-		m := fmt.Sprintf("MetricDataQueries.member.%d.", i+1)
-		q.Set(m+"Id", c.id)
-		q.Set(m+"MetricStat.Metric.Namespace", "AWS/EC2")
-		q.Set(m+"MetricStat.Metric.MetricName", c.metric)
-		q.Set(m+"MetricStat.Metric.Dimensions.member.1.Name", "InstanceId")
-		q.Set(m+"MetricStat.Metric.Dimensions.member.1.Value", id.InstanceID)
-		q.Set(m+"MetricStat.Period", strconv.Itoa(cwPeriod))
-		q.Set(m+"MetricStat.Stat", c.stat)
-	}
-	latest := map[string]float64{}
-	for page := 0; ; page++ {
-		if page == maxPages {
-			return nil, fmt.Errorf("GetMetricData: more than %d pages: refusing to follow NextToken further", maxPages)
-		}
-		var res getMetricDataResult
-		if err := p.cwCall(ctx, u, id.Region, q, &res); err != nil {
-			return nil, err
-		}
-		next, err := res.merge(latest)
+	if p.cwc == nil || p.cwc.region != id.Region {
+		c, err := p.newCloudWatch(ctx, id.Region)
 		if err != nil {
 			return nil, err
 		}
-		if next == "" {
-			break
-		}
-		q.Set("NextToken", next)
+		p.cwc = c
 	}
+	in := &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(now.Add(-2 * cwPeriod * time.Second)),
+		EndTime:   aws.Time(now),
+		ScanBy:    types.ScanByTimestampDescending,
+	}
+	for _, c := range cwQueries {
+		in.MetricDataQueries = append(in.MetricDataQueries, types.MetricDataQuery{
+			Id: aws.String(c.id),
+			MetricStat: &types.MetricStat{
+				Metric: &types.Metric{
+					Namespace: aws.String("AWS/EC2"), MetricName: aws.String(c.metric),
+					Dimensions: []types.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id.InstanceID)}},
+				},
+				Period: aws.Int32(cwPeriod), Stat: aws.String(c.stat),
+			},
+		})
+	}
+	pager := cloudwatch.NewGetMetricDataPaginator(p.cwc.api, in, func(o *cloudwatch.GetMetricDataPaginatorOptions) {
+		o.StopOnDuplicateToken = true
+	})
+	latest := map[string]float64{}
+	for page := 0; pager.HasMorePages(); page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("GetMetricData: more than %d pages: refusing to follow NextToken further", maxPages)
+		}
+		out, err := p.cwc.page(ctx, pager)
+		if err != nil {
+			return nil, err
+		}
+		if err := merge(out.MetricDataResults, latest); err != nil {
+			return nil, err
+		}
+	}
+	return cwPoints(latest, now), nil
+}
+
+// page asks for the pager's next page. Credentials CloudWatch calls
+// expired are dropped and the page asked again once: the instance role's
+// are rotated early, and the SDK's cache would keep them till their end.
+func (c *cwClient) page(ctx context.Context, pager *cloudwatch.GetMetricDataPaginator) (*cloudwatch.GetMetricDataOutput, error) {
+	out, err := pager.NextPage(ctx)
+	var api smithy.APIError
+	if errors.As(err, &api) && (api.ErrorCode() == "ExpiredToken" || api.ErrorCode() == "ExpiredTokenException") && c.creds != nil {
+		c.creds.Invalidate()
+		out, err = pager.NextPage(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("GetMetricData: %w", err)
+	}
+	return out, nil
+}
+
+// merge adds each result's newest value (ScanBy=TimestampDescending puts
+// it first) to latest, unless an earlier page or result already gave its
+// query one. A value that is not a finite number refuses the page:
+// CloudWatch never sends one, and NaN or Inf would poison every rule
+// that reads the point.
+func merge(results []types.MetricDataResult, latest map[string]float64) error {
+	for _, r := range results {
+		id := aws.ToString(r.Id)
+		if _, seen := latest[id]; seen || len(r.Values) == 0 {
+			continue
+		}
+		v := r.Values[0]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("GetMetricData: %.40q value %v: want a finite number", id, v)
+		}
+		latest[id] = v
+	}
+	return nil
+}
+
+// cwPoints turns the queries' values into points at now, in the order of
+// cwQueries; a query without a value (no CPU credits on a non-burstable
+// type) gives none.
+func cwPoints(latest map[string]float64, now time.Time) []sdk.Point {
 	var pts []sdk.Point
 	for _, c := range cwQueries {
 		v, ok := latest[c.id]
 		if !ok {
-			continue // e.g. no CPU credits on a non-burstable type
+			continue
 		}
 		attrs := map[string]string{}
 		switch c.id {
@@ -130,85 +221,5 @@ func (p *probe) cloudWatch(ctx context.Context, id identity, now time.Time) ([]s
 		}
 		pts = append(pts, sdk.Point{Name: c.name, Value: v, Unit: c.unit, Attributes: attrs, TimeUnixNano: now.UnixNano()})
 	}
-	return pts, nil
-}
-
-type getMetricDataResult struct {
-	Results []struct {
-		ID     string   `xml:"Id"`
-		Values []string `xml:"Values>member"`
-	} `xml:"GetMetricDataResult>MetricDataResults>member"`
-	NextToken string `xml:"GetMetricDataResult>NextToken"`
-}
-
-// merge adds the page's newest value of each query not seen on an
-// earlier page to latest (ScanBy=TimestampDescending puts it first) and
-// returns the NextToken. A value that is not a finite number refuses the
-// page: CloudWatch never sends one, and NaN or Inf would poison every rule
-// that reads the point.
-func (res *getMetricDataResult) merge(latest map[string]float64) (string, error) {
-	for _, r := range res.Results {
-		if _, seen := latest[r.ID]; seen || len(r.Values) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(r.Values[0]), 64)
-		if err != nil {
-			return "", fmt.Errorf("GetMetricData: %s value %.40q: %w", r.ID, r.Values[0], err)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return "", fmt.Errorf("GetMetricData: %s value %.40q: want a finite number", r.ID, r.Values[0])
-		}
-		latest[r.ID] = v
-	}
-	return strings.TrimSpace(res.NextToken), nil
-}
-
-type apiError struct {
-	Code    string `xml:"Error>Code"`
-	Message string `xml:"Error>Message"`
-}
-
-// cwCall sends one signed GetMetricData page (a form POST, as the SDKs'
-// query protocol does), retrying throttling and 5xx with backoff and
-// expired credentials once after fetching new ones.
-func (p *probe) cwCall(ctx context.Context, u *url.URL, region string, q url.Values, out *getMetricDataResult) error {
-	body := []byte(q.Encode())
-	refreshed := false
-	return cloudapi.Retry(ctx, 4, 200*time.Millisecond, func() error {
-		creds, err := p.creds.Get(ctx)
-		if err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String()+"/", bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("GetMetricData: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-		cloudapi.SigV4{Region: region, Service: "monitoring"}.Sign(req, body, creds, time.Now())
-		r, err := p.api.Do(req)
-		if err != nil {
-			return fmt.Errorf("GetMetricData: %w", err)
-		}
-		if r.Status == http.StatusOK {
-			if err := xml.Unmarshal(r.Body, out); err != nil {
-				return fmt.Errorf("GetMetricData: the answer is not GetMetricDataResponse XML: %w", err)
-			}
-			return nil
-		}
-		var e apiError
-		_ = xml.Unmarshal(r.Body, &e)
-		err = fmt.Errorf("GetMetricData: HTTP %d %s: %.200s", r.Status, e.Code, e.Message)
-		switch {
-		case e.Code == "ExpiredToken":
-			if refreshed {
-				return err
-			}
-			refreshed = true
-			p.creds.Invalidate()
-			return fmt.Errorf("%w: %w", cloudapi.ErrRetry, err)
-		case e.Code == "Throttling" || e.Code == "ThrottlingException" || r.Status == http.StatusTooManyRequests || r.Status >= 500:
-			return fmt.Errorf("%w: %w", cloudapi.ErrRetry, err)
-		}
-		return err
-	})
+	return pts
 }

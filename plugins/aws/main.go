@@ -30,15 +30,15 @@ var version = "v1.0.0"
 // carries the token and the data requests.
 type probe struct {
 	tokens *metadata.TokenSource
-	// CloudWatch: its client, the credentials (never outside this
-	// process) and the sampler that calls it at most once per interval.
-	api   *cloudapi.Client
-	creds cloudapi.CredentialCache
-	cw    cloudapi.Sampler
+	// CloudWatch: the SDK's client (made at the first call; it holds
+	// the credentials, which never leave this process) and the sampler
+	// that calls it at most once per interval (and serializes the calls).
+	cwc *cwClient
+	cw  cloudapi.Sampler
 }
 
 func newProbe() *probe {
-	p := &probe{api: cloudapi.NewClient(), tokens: &metadata.TokenSource{
+	return &probe{tokens: &metadata.TokenSource{
 		Client: metadata.New(nil), Path: tokenPath, TTLHeader: ttlHeader, TTL: tokenTTL,
 		Service: "EC2's IMDSv2",
 		// Something listens at the link-local address but does not
@@ -46,8 +46,6 @@ func newProbe() *probe {
 		NotThisCloud: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest},
 		Hint:         "is IMDS enabled with tokens allowed, and the hop limit high enough for containers?",
 	}}
-	p.creds.Fetch = p.fetchCredentials
-	return p
 }
 
 func (p *probe) Info() sdk.Info {
@@ -108,15 +106,6 @@ func (p *probe) identity(ctx context.Context, base *url.URL) (identity, error) {
 		return identity{}, fmt.Errorf("GET %s: identity document lacks region or instanceId", docPath)
 	}
 	return id, nil
-}
-
-// imds GETs path from IMDSv2.
-func (p *probe) imds(ctx context.Context, path string) ([]byte, error) {
-	base, err := metadata.Endpoint(endpointEnv, defaultURL)
-	if err != nil {
-		return nil, err
-	}
-	return p.get(ctx, base, path, true)
 }
 
 // get fetches path with a cached token; a 401 means the token expired or

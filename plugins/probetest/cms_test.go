@@ -9,21 +9,20 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
 )
 
-// cms is CloudMonitor's RPC API as Alibaba's SDKs speak it: GET with the
-// parameters, signed with the RPC signature v1 (HMAC-SHA1 over the
-// sorted, RFC 3986-encoded parameters), verified here with the key's
-// secret; DescribeMetricList pages with NextToken and returns Datapoints
-// as a JSON string.
+// cms is CloudMonitor's RPC API as Alibaba Cloud's SDK for Go speaks it:
+// POST with the parameters in the query (and any in the form), signed
+// with the RPC signature v1 (HMAC-SHA1 over the sorted, RFC 3986-encoded
+// parameters), verified here with the key's secret; DescribeMetricList
+// pages with NextToken and returns Datapoints as a JSON string.
 type cms struct {
 	mu       sync.Mutex
 	requests int
 	throttle int
 	expired  map[string]bool
 	raw      string
+	redirect bool // answer every request with a redirect elsewhere
 }
 
 func (c *cms) count() int {
@@ -36,15 +35,23 @@ func (c *cms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
+	if c.redirect {
+		http.Redirect(w, r, "http://192.0.2.1/elsewhere", http.StatusFound)
+		return
+	}
 	fail := func(status int, code, msg string) {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]any{"RequestId": "r", "Code": code, "Message": msg, "Success": false})
 	}
-	q := r.URL.Query()
+	if err := r.ParseForm(); err != nil {
+		fail(http.StatusBadRequest, "InvalidParameter", "form")
+		return
+	}
+	q := r.Form // the query's parameters and the body's
 	sig := q.Get("Signature")
 	q.Del("Signature")
 	secret := secretOf(q.Get("AccessKeyId"))
-	if secret == "" || sig != cloudapi.SignRPC(http.MethodGet, q, secret) || q.Get("SignatureMethod") != "HMAC-SHA1" || q.Get("SignatureNonce") == "" {
+	if secret == "" || sig != signRPC(r.Method, q, secret) || q.Get("SignatureMethod") != "HMAC-SHA1" || q.Get("SignatureNonce") == "" {
 		fail(http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
 		return
 	}
@@ -107,6 +114,8 @@ func TestAlibabaCloudMonitor(t *testing.T) {
 		{"wrong secret refused by the signature check", &cms{}, []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=AKIDENV", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=wrong"}, "SignatureDoesNotMatch", 0},
 		{"throttled past the retries", &cms{throttle: 100}, nil, "after 4 attempts", 1},
 		{"malformed Datapoints", &cms{raw: `{"Code":"200","Success":true,"Datapoints":"[{oops"}`}, nil, "Datapoints is not a JSON list", 1},
+		{"malformed answer", &cms{raw: `{"Code":"200","Datapoints":[`}, nil, "SDK.JsonUnmarshalError", 1},
+		{"redirect refused (the SDK's own http.Client would follow it)", &cms{redirect: true}, nil, "refusing to follow a signed request", 1},
 		{"oversized answer", &cms{raw: `{"Datapoints":"` + strings.Repeat("a", 2<<20) + `"}`}, nil, "too large", 1},
 	}
 	for _, tt := range tests {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -15,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go/encoding/cbor"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
-	"github.com/gopatrol/gopatrol/plugins/sdk/cloudapi"
 )
 
 // roleIMDS adds an instance role to a token-mode metadata service: each
@@ -71,18 +70,23 @@ func secretOf(key string) string {
 	return ""
 }
 
-// cloudWatch is CloudWatch's query API as the SDKs speak it: a form POST
-// of GetMetricData, signed with SigV4 for monitoring in the region;
-// it verifies the signature and the session token, pages with NextToken,
-// and can throttle, refuse expired keys, or answer garbage.
+// cloudWatch is CloudWatch as the AWS SDK for Go v2 speaks to it: Smithy
+// RPC v2 CBOR (POST /service/GraniteServiceVersion20100801/operation/
+// GetMetricData, a CBOR body), signed with SigV4 for monitoring in the
+// region. It verifies the signature with the key's secret and the
+// session token, pages with NextToken, and can throttle, refuse expired
+// keys, or answer garbage. Errors are answered as the service does in
+// query-compatible mode: a CBOR __type and message, and the query code in
+// X-Amzn-Query-Error.
 type cloudWatch struct {
-	mu        sync.Mutex
-	requests  int
-	throttle  int             // answer Throttling this many times first
-	expired   map[string]bool // keys answered ExpiredToken
-	raw       string          // answer this instead
-	instances []string
+	mu       sync.Mutex
+	requests int
+	throttle int             // answer Throttling this many times first
+	expired  map[string]bool // keys answered ExpiredToken
+	raw      []byte          // answer this instead
 }
+
+const cwPath = "/service/GraniteServiceVersion20100801/operation/GetMetricData"
 
 func (c *cloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
@@ -90,46 +94,31 @@ func (c *cloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.requests++
 	body, _ := io.ReadAll(r.Body)
 	fail := func(status int, code, msg string) {
+		w.Header().Set("Content-Type", "application/cbor")
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("X-Amzn-Query-Error", code+";Sender")
 		w.WriteHeader(status)
-		fmt.Fprintf(w, `<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error></ErrorResponse>`, code, msg)
+		w.Write(cbor.Encode(cbor.Map{"__type": cbor.String("com.amazonaws.cloudwatch#" + code), "message": cbor.String(msg)}))
 	}
-	auth := r.Header.Get("Authorization")
-	var key, scope, signed, sig string
-	for _, part := range strings.Split(strings.TrimPrefix(auth, "AWS4-HMAC-SHA256 "), ", ") {
-		k, v, _ := strings.Cut(part, "=")
-		switch k {
-		case "Credential":
-			key, scope, _ = strings.Cut(v, "/")
-		case "SignedHeaders":
-			signed = v
-		case "Signature":
-			sig = v
-		}
-	}
-	date, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || time.Since(date).Abs() > 5*time.Minute || !strings.HasSuffix(scope, "/eu-central-1/monitoring/aws4_request") {
-		fail(http.StatusForbidden, "IncompleteSignature", "bad date or scope "+scope)
+	if r.Method != http.MethodPost || r.URL.Path != cwPath || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
+		fail(http.StatusNotFound, "UnknownOperationException", r.Method+" "+r.URL.Path)
 		return
 	}
-	// Recompute the signature over what arrived, with the key's secret.
-	check, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
-	for _, h := range strings.Split(signed, ";") {
-		if h != "host" {
-			check.Header.Set(h, r.Header.Get(h))
-		}
+	sig, err := parseSigV4(r)
+	if err != nil || time.Since(sig.at).Abs() > 5*time.Minute || sig.region != "eu-central-1" || sig.service != "monitoring" {
+		fail(http.StatusForbidden, "IncompleteSignature", fmt.Sprintf("bad date or scope: %+v %v", sig, err))
+		return
 	}
-	check.Header.Del("Authorization")
-	secret := secretOf(key)
-	cloudapi.SigV4{Region: "eu-central-1", Service: "monitoring"}.Sign(check, body, cloudapi.Credentials{AccessKeyID: key, Secret: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}, date)
-	if secret == "" || !strings.HasSuffix(check.Header.Get("Authorization"), "Signature="+sig) || !strings.Contains(signed, "x-amz-date") {
+	secret := secretOf(sig.key)
+	if secret == "" || verifySigV4(r, body, sig, secret) != nil {
 		fail(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
 		return
 	}
-	if strings.HasPrefix(key, "STS.") && r.Header.Get("X-Amz-Security-Token") != "session-"+strings.TrimPrefix(key, "STS.KEY") {
+	if strings.HasPrefix(sig.key, "STS.") && r.Header.Get("X-Amz-Security-Token") != "session-"+strings.TrimPrefix(sig.key, "STS.KEY") {
 		fail(http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
 		return
 	}
-	if c.expired[key] {
+	if c.expired[sig.key] {
 		fail(http.StatusForbidden, "ExpiredToken", "The security token included in the request is expired")
 		return
 	}
@@ -138,24 +127,60 @@ func (c *cloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Throttling", "Rate exceeded")
 		return
 	}
-	if c.raw != "" {
-		fmt.Fprint(w, c.raw)
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+	if c.raw != nil {
+		w.Write(c.raw)
 		return
 	}
-	q, _ := url.ParseQuery(string(body))
-	if q.Get("Action") != "GetMetricData" || q.Get("Version") != "2010-08-01" ||
-		q.Get("MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Value") != "i-0123456789abcdef0" {
-		fail(http.StatusBadRequest, "InvalidParameterValue", "unexpected request "+string(body))
+	in, _ := cbor.Decode(body)
+	q, _ := in.(cbor.Map)
+	if instance := cwInstance(q); instance != "i-0123456789abcdef0" {
+		fail(http.StatusBadRequest, "InvalidParameterValue", "unexpected request for "+instance)
 		return
+	}
+	at := func(min int) cbor.Value {
+		return cbor.Tag{ID: 1, Value: cbor.Float64(time.Date(2026, 11, 30, 8, min, 0, 0, time.UTC).Unix())}
+	}
+	result := func(id string, vals ...float64) cbor.Value {
+		var vs, ts cbor.List
+		for i, v := range vals {
+			vs, ts = append(vs, cbor.Float64(v)), append(ts, at(-5*i))
+		}
+		return cbor.Map{"Id": cbor.String(id), "StatusCode": cbor.String("Complete"), "Timestamps": ts, "Values": vs}
 	}
 	// Two pages: the packets, then the credits.
-	page := `<member><Id>pin</Id><StatusCode>Complete</StatusCode><Timestamps><member>2026-11-30T08:00:00Z</member><member>2026-11-30T07:55:00Z</member></Timestamps><Values><member>1200.0</member><member>900.0</member></Values></member>
-<member><Id>pout</Id><StatusCode>Complete</StatusCode><Values><member>800.0</member></Values></member>`
-	next := "<NextToken>page-2</NextToken>"
-	if q.Get("NextToken") == "page-2" {
-		page, next = `<member><Id>credit</Id><StatusCode>Complete</StatusCode><Values><member>42.5</member></Values></member>`, ""
+	out := cbor.Map{"MetricDataResults": cbor.List{result("pin", 1200, 900), result("pout", 800)}, "NextToken": cbor.String("page-2")}
+	if tok, _ := q["NextToken"].(cbor.String); tok == "page-2" {
+		out = cbor.Map{"MetricDataResults": cbor.List{result("credit", 42.5)}}
 	}
-	fmt.Fprintf(w, `<GetMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><GetMetricDataResult><MetricDataResults>%s</MetricDataResults>%s<Messages/></GetMetricDataResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetMetricDataResponse>`, page, next)
+	w.Write(cbor.Encode(out))
+}
+
+// cwInstance is the InstanceId dimension of every query of a
+// GetMetricData input, or "" when they differ or one has none.
+func cwInstance(in cbor.Map) string {
+	qs, _ := in["MetricDataQueries"].(cbor.List)
+	id := ""
+	for i, q := range qs {
+		var v cbor.String
+		if qm, ok := q.(cbor.Map); ok {
+			if st, ok := qm["MetricStat"].(cbor.Map); ok {
+				if m, ok := st["Metric"].(cbor.Map); ok && m["Namespace"] == cbor.String("AWS/EC2") {
+					if ds, ok := m["Dimensions"].(cbor.List); ok && len(ds) == 1 {
+						if d, ok := ds[0].(cbor.Map); ok && d["Name"] == cbor.String("InstanceId") {
+							v, _ = d["Value"].(cbor.String)
+						}
+					}
+				}
+			}
+		}
+		if v == "" || i > 0 && string(v) != id {
+			return ""
+		}
+		id = string(v)
+	}
+	return id
 }
 
 // inCatalogue fails unless every point is a catalogue cloud instrument
@@ -204,9 +229,9 @@ func TestAWSCloudWatch(t *testing.T) {
 		{"expired role credentials refreshed through IMDS", &cloudWatch{expired: map[string]bool{"STS.KEY1": true}}, nil, "", 2},
 		{"environment credentials", &cloudWatch{}, []string{"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=env-secret"}, "", 0},
 		{"wrong secret refused by the signature check", &cloudWatch{}, []string{"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=not-the-secret"}, "SignatureDoesNotMatch", 0},
-		{"throttled past the retries", &cloudWatch{throttle: 100}, nil, "after 4 attempts", 1},
-		{"malformed answer", &cloudWatch{raw: "<GetMetricDataResponse><unclosed"}, nil, "not GetMetricDataResponse XML", 1},
-		{"oversized answer", &cloudWatch{raw: "<x>" + strings.Repeat("a", 2<<20) + "</x>"}, nil, "too large", 1},
+		{"throttled past the retries", &cloudWatch{throttle: 100}, nil, "maximum number of attempts, 4", 1},
+		{"malformed answer", &cloudWatch{raw: []byte{0xbf, 0x71, 'M', 'e', 't'}}, nil, "deserialization failed", 1},
+		{"oversized answer", &cloudWatch{raw: cbor.Encode(cbor.Map{"NextToken": cbor.String(strings.Repeat("a", 2<<20))})}, nil, "API answer too large", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,52 +16,86 @@ const MaxBody = 1 << 20
 // ErrTooLarge is returned for an answer beyond the cap.
 var ErrTooLarge = errors.New("API answer too large")
 
-// Client calls a cloud API: the environment's proxy (these are public
-// endpoints, unlike the metadata services), no redirects, bounded bodies.
-type Client struct {
-	HTTP    *http.Client
+// NewHTTPClient returns the HTTP client handed to a vendor SDK: base (nil:
+// Go's default transport, so the environment's proxy, as these are public
+// endpoints unlike the metadata services) with bounded headers, no
+// redirects (a signed request is not replayed elsewhere), and every
+// answer's body cut at MaxBody with ErrTooLarge, whichever SDK code reads
+// it.
+func NewHTTPClient(base *http.Transport) *http.Client {
+	var tr *http.Transport
+	if base != nil {
+		tr = base.Clone()
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	tr.MaxResponseHeaderBytes = 64 << 10
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{
+		Transport: &BoundedTransport{Base: tr, MaxBody: MaxBody},
+	}
+}
+
+// BoundedTransport caps the body of every answer Base returns: reading
+// past MaxBody fails with ErrTooLarge (naming the host, never the URL,
+// whose query may hold a signed request's token). It refuses redirects
+// itself, not only through the client's CheckRedirect: an SDK may build
+// its own http.Client around the transport (Alibaba's does).
+type BoundedTransport struct {
+	Base    http.RoundTripper
 	MaxBody int64
 }
 
-// NewClient returns a Client with the defaults.
-func NewClient() *Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxResponseHeaderBytes = 64 << 10
-	return &Client{
-		HTTP: &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			return fmt.Errorf("API redirected to %s: refusing to follow a signed request", req.URL.Redacted())
-		}},
-		MaxBody: MaxBody,
-	}
-}
-
-// Response is an answer with its body read.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// Do sends req and reads its answer, capped.
-func (c *Client) Do(req *http.Request) (*Response, error) {
-	resp, err := c.HTTP.Do(req)
+// RoundTrip sends req through Base and wraps the answer's body.
+func (t *BoundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.Base.RoundTrip(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	limit := c.MaxBody
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close()
+		to := "elsewhere"
+		if u, err := req.URL.Parse(loc); err == nil {
+			to = u.Host
+		}
+		return nil, fmt.Errorf("API at %s redirected to %s: refusing to follow a signed request", req.URL.Host, to)
+	}
+	limit := t.MaxBody
 	if limit <= 0 {
 		limit = MaxBody
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Host, err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%s %s: %w: more than %d bytes", req.Method, req.URL.Host, ErrTooLarge, limit)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	resp.Body = &boundedBody{rc: resp.Body, left: limit, limit: limit, host: req.URL.Host}
+	return resp, nil
 }
+
+type boundedBody struct {
+	rc          io.ReadCloser
+	left, limit int64
+	host        string
+}
+
+// Read passes the body through until limit bytes were read; a byte more
+// is an error, so a reader that reads to EOF learns the body was cut.
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, b.tooLarge()
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), b.tooLarge()
+	}
+	return n, err
+}
+
+func (b *boundedBody) tooLarge() error {
+	return fmt.Errorf("%s: %w: more than %d bytes", b.host, ErrTooLarge, b.limit)
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }
 
 // ErrRetry marks an attempt worth repeating (throttled, 5xx, expired
 // credentials that were just dropped).

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +158,62 @@ func TestRoleCredentials(t *testing.T) {
 		got, err := RoleName(list)
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("RoleName(%q) = %q, %v; want %q", list, got, err, want)
+		}
+	}
+}
+
+func TestCredentialsNeverPrinted(t *testing.T) {
+	c := Credentials{AccessKeyID: "AKIAEXAMPLEKEY", Secret: "s3cr3t-value", SessionToken: "tok-value"}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "creds", c)
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), b.String()} {
+		if strings.Contains(s, "s3cr3t") || strings.Contains(s, "tok-value") || strings.Contains(s, "EXAMPLEKEY") {
+			t.Errorf("credentials leak: %s", s)
+		}
+	}
+}
+
+// The client handed to the SDKs: a body of MaxBody bytes reads whole, one
+// byte more fails with ErrTooLarge naming the host but not the query; a
+// redirect is refused.
+func TestHTTPClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/exact":
+			w.Write(make([]byte, MaxBody))
+		case "/big":
+			w.Write(make([]byte, MaxBody+1))
+		case "/redirect":
+			http.Redirect(w, r, "http://192.0.2.1/elsewhere", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	c := NewHTTPClient(nil)
+	read := func(path string) ([]byte, error) {
+		resp, err := c.Get(srv.URL + path + "?SecurityToken=tok-value")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+	for _, tc := range []struct {
+		path, wantErr string
+		wantLen       int
+	}{
+		{"/exact", "", MaxBody},
+		{"/big", "API answer too large", MaxBody},
+		{"/redirect", "refusing to follow", 0},
+	} {
+		b, err := read(tc.path)
+		if tc.wantErr == "" && (err != nil || len(b) != tc.wantLen) {
+			t.Errorf("%s: %d bytes, %v; want %d bytes", tc.path, len(b), err, tc.wantLen)
+		}
+		if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: %v, want an error with %q", tc.path, err, tc.wantErr)
+		}
+		if tc.path == "/big" && (!errors.Is(err, ErrTooLarge) || strings.Contains(err.Error(), "tok-value") || len(b) != MaxBody) {
+			t.Errorf("/big: %d bytes, %v: want MaxBody bytes and ErrTooLarge without the query", len(b), err)
 		}
 	}
 }
