@@ -436,3 +436,25 @@ func TestCollect(t *testing.T) {
 		t.Fatalf("Collect = %+v, want two testprobe.attr points for a and b", pts)
 	}
 }
+
+// Serve runs a probe on sdk.DefaultMaxProcs Ps, each P's memory being
+// the probe's cost (#11), unless the environment the host gives it sets
+// GOMAXPROCS.
+func TestServeMaxProcs(t *testing.T) {
+	tests := []struct {
+		env  string
+		want int
+	}{
+		{"GOMAXPROCS=", sdk.DefaultMaxProcs}, // empty is unset, for the runtime too
+		{"GOMAXPROCS=3", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			h := open(t, pluginDir(t, "procs"), nil, tt.env, "TESTPROBE_ATTRS_procs=cloud.provider=x", "TESTPROBE_REPORTPROCS_procs=1")
+			r := h.Plugins()[0].Detect(context.Background())
+			if got := r.Attributes["gomaxprocs"]; got != strconv.Itoa(tt.want) {
+				t.Errorf("GOMAXPROCS %q in the probe (status %s, %s), want %d", got, r.Status, r.Reason, tt.want)
+			}
+		})
+	}
+}
