@@ -437,23 +437,24 @@ func TestCollect(t *testing.T) {
 	}
 }
 
-// Serve runs a probe on sdk.DefaultMaxProcs Ps, each P's memory being
-// the probe's cost (#11), unless the environment the host gives it sets
-// GOMAXPROCS.
-func TestServeMaxProcs(t *testing.T) {
+// The host runs every plugin on host.PluginMaxProcs Ps, each P's memory
+// being the probe's cost (#11), unless its Env sets GOMAXPROCS; whatever
+// the host's own environment says is the host's.
+func TestPluginMaxProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "4") // the agent's own, not its plugins'
 	tests := []struct {
-		env  string
+		env  []string
 		want int
 	}{
-		{"GOMAXPROCS=", sdk.DefaultMaxProcs}, // empty is unset, for the runtime too
-		{"GOMAXPROCS=3", 3},
+		{nil, host.PluginMaxProcs},
+		{[]string{"GOMAXPROCS=3"}, 3},
 	}
 	for _, tt := range tests {
-		t.Run(tt.env, func(t *testing.T) {
-			h := open(t, pluginDir(t, "procs"), nil, tt.env, "TESTPROBE_ATTRS_procs=cloud.provider=x", "TESTPROBE_REPORTPROCS_procs=1")
-			r := h.Plugins()[0].Detect(context.Background())
+		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
+			env := append(tt.env, "TESTPROBE_ATTRS_procs=cloud.provider=x", "TESTPROBE_REPORTPROCS_procs=1")
+			r := open(t, pluginDir(t, "procs"), nil, env...).Plugins()[0].Detect(context.Background())
 			if got := r.Attributes["gomaxprocs"]; got != strconv.Itoa(tt.want) {
-				t.Errorf("GOMAXPROCS %q in the probe (status %s, %s), want %d", got, r.Status, r.Reason, tt.want)
+				t.Errorf("GOMAXPROCS %q in the plugin (status %s, %s), want %d", got, r.Status, r.Reason, tt.want)
 			}
 		})
 	}

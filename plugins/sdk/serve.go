@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"os"
-	"runtime"
 	"strconv"
 
 	"github.com/hashicorp/go-hclog"
@@ -16,18 +15,8 @@ const EnvHostPID = "GOPATROL_PROBE_HOST_PID"
 // EnvLogLevel sets the plugin's log level (trace, debug, info, warn, error).
 const EnvLogLevel = "GOPATROL_PROBE_LOG_LEVEL"
 
-// DefaultMaxProcs is a probe process's GOMAXPROCS unless its environment
-// sets GOMAXPROCS or the probe passes WithMaxProcs. A probe is a small,
-// mostly idle server waiting on the network, and each P the runtime keeps
-// holds memory of its own (its allocation caches, the collector's per-P
-// buffers): measured on the built-in probes, 3.2 MiB of anonymous memory
-// each at the default of 2 P, 2.8 at 1 and 6.4 at 64, the default on a
-// 64-CPU node outside a CPU-limited cgroup (docs/benchmarks.md, #11).
-const DefaultMaxProcs = 1
-
 type serveConfig struct {
-	logger   hclog.Logger
-	maxProcs int
+	logger hclog.Logger
 }
 
 // Option changes how Serve runs.
@@ -36,12 +25,6 @@ type Option func(*serveConfig)
 // WithLogger replaces the default logger (hclog JSON on stderr, which the
 // host parses line by line). It must not write to stdout.
 func WithLogger(l hclog.Logger) Option { return func(c *serveConfig) { c.logger = l } }
-
-// WithMaxProcs sets the probe process's GOMAXPROCS instead of
-// DefaultMaxProcs, for a probe that computes more than it waits; n <= 0
-// leaves the Go runtime's own choice. GOMAXPROCS in the environment
-// still wins.
-func WithMaxProcs(n int) Option { return func(c *serveConfig) { c.maxProcs = n } }
 
 // Logger is the logger a probe should use: hclog JSON on stderr, which
 // the host re-logs under the plugin's name. Stdout belongs to the
@@ -57,16 +40,12 @@ func Logger(name string) hclog.Logger {
 // Serve runs probe as a go-plugin gRPC plugin until the host closes it.
 // Call it from main and do nothing else on stdout, before or after: the
 // first line on stdout is the handshake. On Linux the plugin is killed when
-// its host dies. GOMAXPROCS is DefaultMaxProcs unless set (WithMaxProcs,
-// or the environment).
+// its host dies.
 func Serve(probe Probe, opts ...Option) {
 	dieWithParent(hostPID())
-	cfg := serveConfig{maxProcs: DefaultMaxProcs}
+	cfg := serveConfig{}
 	for _, o := range opts {
 		o(&cfg)
-	}
-	if os.Getenv("GOMAXPROCS") == "" && cfg.maxProcs > 0 {
-		runtime.GOMAXPROCS(cfg.maxProcs)
 	}
 	if cfg.logger == nil {
 		cfg.logger = Logger(probe.Info().Name)

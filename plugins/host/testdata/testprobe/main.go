@@ -45,7 +45,7 @@ func (p probe) Detect(context.Context) (map[string]string, error) {
 		m[k] = v
 	}
 	if p.env("REPORTPROCS") != "" {
-		m["gomaxprocs"] = strconv.Itoa(runtime.GOMAXPROCS(0)) // what sdk.Serve left
+		m["gomaxprocs"] = strconv.Itoa(runtime.GOMAXPROCS(0)) // what the host gave it
 	}
 	return m, nil
 }
