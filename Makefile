@@ -43,14 +43,21 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The built-in probes: the names cmd/gopatrol-probes answers to.
+PROBES := aws alibaba gcp azure openshift
+
 # Static binaries (CGO_ENABLED=0): the image (Dockerfile) has no libc.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gopatrol ./cmd/gopatrol
 	@# The probe plugins and their manifest, ready for --plugin-dir $(BIN)/plugins:
-	@# the host refuses files writable by group or others, hence chmod.
+	@# one multi-call binary (cmd/gopatrol-probes) under the five names, as
+	@# hard links, so that the five probe processes share one file's pages
+	@# (the host refuses symlinks); the manifest lists each name. The host
+	@# refuses files writable by group or others, hence chmod.
 	@mkdir -p $(BIN)/plugins
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/plugins/ ./plugins/aws ./plugins/alibaba ./plugins/gcp ./plugins/azure ./plugins/openshift
-	cd $(BIN)/plugins && for p in aws alibaba gcp azure openshift; do mv -f $$p gopatrol-probe-$$p; done && \
+	rm -f $(BIN)/plugins/gopatrol-probe-*
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/plugins/gopatrol-probe-aws ./cmd/gopatrol-probes
+	cd $(BIN)/plugins && for p in $(PROBES); do [ $$p = aws ] || ln gopatrol-probe-aws gopatrol-probe-$$p; done && \
 		chmod go-w . gopatrol-probe-* && sha256sum gopatrol-probe-* > SHA256SUMS && chmod 0644 SHA256SUMS
 
 # The container image, with docker or podman, whichever is installed

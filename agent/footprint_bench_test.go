@@ -15,17 +15,12 @@ import (
 	"github.com/gopatrol/gopatrol/plugins/probetest"
 )
 
-// vendorProbes are the five cloud probes, as `make build` ships them.
-var vendorProbes = map[string]string{
-	"aws":       "github.com/gopatrol/gopatrol/plugins/aws",
-	"alibaba":   "github.com/gopatrol/gopatrol/plugins/alibaba",
-	"gcp":       "github.com/gopatrol/gopatrol/plugins/gcp",
-	"azure":     "github.com/gopatrol/gopatrol/plugins/azure",
-	"openshift": "github.com/gopatrol/gopatrol/plugins/openshift",
-}
+// vendorProbes are the five cloud probes, as `make build` ships them:
+// five names (hard links) of one multi-call binary.
+var vendorProbes = probetest.Builtins()
 
 // buildVendorProbes compiles the five probes into a plugin directory
-// with its manifest.
+// with its manifest, as `make build` lays them out.
 func buildVendorProbes(tb testing.TB) string {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -76,6 +71,43 @@ func plugins(tb testing.TB, pid int) []int {
 	return out
 }
 
+// memory is a process's footprint from /proc/PID/smaps_rollup, in KiB.
+// RSS counts every resident page the process maps, PSS divides each
+// shared page among the processes that map it (so a sum of PSS counts a
+// page once, as the node's memory and the pod's cgroup pay it), and anon
+// is the part no file backs: heaps and stacks, what the kernel cannot
+// drop and re-read.
+type memory struct{ rss, pss, anon float64 }
+
+func (m memory) plus(o memory) memory {
+	return memory{m.rss + o.rss, m.pss + o.pss, m.anon + o.anon}
+}
+
+// memoryKiB reads pid's smaps_rollup.
+func memoryKiB(b *testing.B, pid int) memory {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var m memory
+	fields := map[string]*float64{"Rss:": &m.rss, "Pss:": &m.pss, "Anonymous:": &m.anon}
+	seen := 0
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && f[2] == "kB" && fields[f[0]] != nil {
+			if _, err := fmt.Sscan(f[1], fields[f[0]]); err != nil {
+				b.Fatalf("/proc/%d/smaps_rollup: %q: %v", pid, l, err)
+			}
+			seen++
+		}
+	}
+	if seen != len(fields) {
+		b.Fatalf("/proc/%d/smaps_rollup lacks Rss, Pss or Anonymous:\n%s", pid, raw)
+	}
+	return m
+}
+
 // footprintWindow is how long BenchmarkAgentFootprint runs the agent
 // (issue 11: RSS after 10 minutes, idle CPU over 5; GOPATROL_FOOTPRINT_WINDOW=10m
 // for the figures).
@@ -93,20 +125,24 @@ func footprintWindow(b *testing.B) time.Duration {
 // BenchmarkAgentFootprint runs the agent as a node runs it, sensors on,
 // the five vendor probes supervised (off-cloud: their metadata endpoints
 // refuse), the default patrol every 5 minutes and an export every 10 s,
-// for the window, with no build of its trees: it reports the agent's
-// resident set and that of the agent plus its plugins at the end (issue
-// 11: 48 and 96 MiB), and the CPU share of one core the agent used over
-// the window (0.5 %; the patrols' go commands are its children, not it),
-// and the agent with its plugins. The sensors
-// watch trees named gopatrolgo only: other tenants' builds on a shared
-// machine are not this node's idle.
+// for the window, with no build of its trees. At the end it reports the
+// memory of the agent and of the agent plus its plugins, each as RSS,
+// PSS and anonymous memory. Issue 11's budgets: 48 MiB RSS for the
+// agent; 96 MiB for all, judged on PSS: the five probes are one binary
+// whose pages their processes share, which a sum of RSS counts five
+// times and the node once (docs/benchmarks.md). It also reports the CPU
+// share of one core the agent used over the window (0.5 %; the patrols'
+// go commands are its children, not it), and the agent with its plugins.
+// The sensors watch trees named gopatrolgo only: other tenants' builds on
+// a shared machine are not this node's idle.
 func BenchmarkAgentFootprint(b *testing.B) {
 	dir := buildVendorProbes(b)
 	window := footprintWindow(b)
 	closed := "127.0.0.1:9" // discard: nothing listens on loopback there
 	cfg := strings.Replace(quietConfig, "every: 1h", "every: 5m", 1)
 	cfg = strings.Replace(cfg, "enabled: false", "go_names: [gopatrolgo]", 1) + "plugins:\n  dir: " + dir + "\n"
-	var rssAgent, rssTotal, share, shareAgent float64
+	var agent, total memory
+	var share, shareAgent float64
 	for range b.N {
 		p := startAgent(b, agentOpts{config: cfg, env: []string{
 			"OTEL_METRICS_EXPORTER=none", "OTEL_METRIC_EXPORT_INTERVAL=10000",
@@ -133,22 +169,31 @@ func BenchmarkAgentFootprint(b *testing.B) {
 		a1, c1 := cpu()
 		shareAgent += (a1 - a0) / window.Seconds()
 		share += (c1 - c0) / window.Seconds()
-		a := rssKiB(b, pid)
-		rssAgent = max(rssAgent, a)
+		a := memoryKiB(b, pid)
+		all := a
 		for _, c := range plugins(b, pid) {
-			a += rssKiB(b, c)
+			all = all.plus(memoryKiB(b, c))
 		}
-		rssTotal = max(rssTotal, a)
+		agent, total = maxMemory(agent, a), maxMemory(total, all)
 		if err := p.stop(b, syscall.SIGTERM, 30*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(rssAgent/1024, "MiB-rss-agent")
-	b.ReportMetric(rssTotal/1024, "MiB-rss-with-plugins")
+	b.ReportMetric(agent.rss/1024, "MiB-rss-agent")
+	b.ReportMetric(agent.pss/1024, "MiB-pss-agent")
+	b.ReportMetric(agent.anon/1024, "MiB-anon-agent")
+	b.ReportMetric(total.rss/1024, "MiB-rss-with-plugins")
+	b.ReportMetric(total.pss/1024, "MiB-pss-with-plugins")
+	b.ReportMetric(total.anon/1024, "MiB-anon-with-plugins")
 	b.ReportMetric(100*shareAgent/float64(b.N), "%cpu-agent")
 	b.ReportMetric(100*share/float64(b.N), "%cpu-with-plugins")
 	b.ReportMetric(load1(b), "load1")
 	b.ReportMetric(window.Seconds(), "s-window")
+}
+
+// maxMemory keeps the larger of each figure over the benchmark's runs.
+func maxMemory(a, b memory) memory {
+	return memory{max(a.rss, b.rss), max(a.pss, b.pss), max(a.anon, b.anon)}
 }
 
 // BenchmarkAgentCPUBesideBuild runs `go build -a std` (a fresh GOCACHE)

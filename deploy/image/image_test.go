@@ -120,6 +120,20 @@ func TestMakeBuildHoldsTheImage(t *testing.T) {
 	for _, n := range names {
 		static(t, n)
 	}
+	// The built-in probes are one file under five names (hard links), so
+	// that their processes share its pages (docs/benchmarks.md, #11).
+	if len(names) != 5 {
+		t.Errorf("%d gopatrol-probe-* built, want the five built-in probes: %v", len(names), names)
+	}
+	first, err := os.Stat(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[1:] {
+		if fi, err := os.Stat(n); err != nil || !os.SameFile(first, fi) {
+			t.Errorf("%s is not a hard link to %s (%v): the probes would not share their binary's pages", n, names[0], err)
+		}
+	}
 	// The plugin host's own verification: every plugin in SHA256SUMS,
 	// hashes right, nothing writable.
 	b := run(t, out, filepath.Join(out, "gopatrol"), "plugins", "list", "--plugin-dir", plugins, "-o", "json")

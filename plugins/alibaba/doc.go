@@ -1,6 +1,8 @@
-// Command gopatrol-probe-alibaba detects an Alibaba Cloud ECS instance
-// through its metadata service in hardened (token) mode: PUT
-// /latest/api/token, then the meta-data items with the token header.
+// Package alibaba is the probe served as gopatrol-probe-alibaba (one name
+// of the multi-call binary cmd/gopatrol-probes). It detects an Alibaba
+// Cloud ECS instance through its metadata service in hardened (token)
+// mode: PUT /latest/api/token, then the meta-data items with the token
+// header.
 //
 // It collects the QPS of the load balancers GOPATROL_ALIBABA_SLB_IDS
 // names, and its change against the last ten minutes, from CloudMonitor's
@@ -19,4 +21,4 @@
 // client, retries with backoff (the SDK's own retry has none and skips
 // throttling), errors stripped of the signed URL, the rate gate, and the
 // decoding of the Datapoints JSON into points.
-package main
+package alibaba

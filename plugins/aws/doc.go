@@ -1,6 +1,8 @@
-// Command gopatrol-probe-aws detects an EC2 instance through IMDSv2: a
-// session token (PUT /latest/api/token), then the instance identity
-// document, which carries the region (never derived from the zone name).
+// Package aws is the probe served as gopatrol-probe-aws (one name of the
+// multi-call binary cmd/gopatrol-probes). It detects an EC2 instance
+// through IMDSv2: a session token (PUT /latest/api/token), then the
+// instance identity document, which carries the region (never derived
+// from the zone name).
 //
 // It collects the ENA driver's allowance counters (read on the node with
 // the SIOCETHTOOL ioctl: no credentials, no cost) and, only when
@@ -15,4 +17,4 @@
 // proxy; no ~/.aws file), the bounded transport under the SDK, the rate
 // gate, one retry with fresh credentials after ExpiredToken, and the
 // conversion of the results into points (non-finite values refused).
-package main
+package aws

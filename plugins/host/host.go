@@ -12,6 +12,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// PluginMaxProcs is the GOMAXPROCS the host gives every plugin process,
+// unless Config.Env sets another. A probe is a small server that mostly
+// waits on the network, and each P of a Go runtime holds memory of its
+// own (allocation caches, the collector's per-P workers and buffers).
+// Measured on the built-in probes (docs/benchmarks.md, #11): 2.8 MiB of
+// anonymous memory each with 1 P, 3.1 with 2 and 6.4 with 64, the
+// runtime's choice on a 64-CPU node outside a CPU-limited cgroup. It is
+// set in the environment, not by the plugin once running: the runtime
+// sizes itself at start, and a runtime.GOMAXPROCS call in the plugin's
+// main measured no gain with 2 CPUs and only a third of it with 64.
+const PluginMaxProcs = 1
+
 // Config says where the plugins are and how patient to be with them.
 type Config struct {
 	// Dir is the plugin directory (DefaultDir when empty).
@@ -28,7 +40,8 @@ type Config struct {
 	// crashed plugin; it doubles with each crash in a row (100 ms, 30 s).
 	MinBackoff, MaxBackoff time.Duration
 	// Env is added to the plugins' environment (which otherwise is the
-	// agent's, so the endpoint overrides reach them).
+	// agent's, so the endpoint overrides reach them, plus GOMAXPROCS set
+	// to PluginMaxProcs, which Env may override).
 	Env []string
 	// Logger gets the host's own logs (slog.Default()); PluginLog gets
 	// go-plugin's and the plugins' stderr as hclog JSON (os.Stderr, at

@@ -436,3 +436,26 @@ func TestCollect(t *testing.T) {
 		t.Fatalf("Collect = %+v, want two testprobe.attr points for a and b", pts)
 	}
 }
+
+// The host runs every plugin on host.PluginMaxProcs Ps, each P's memory
+// being the probe's cost (#11), unless its Env sets GOMAXPROCS; whatever
+// the host's own environment says is the host's.
+func TestPluginMaxProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "4") // the agent's own, not its plugins'
+	tests := []struct {
+		env  []string
+		want int
+	}{
+		{nil, host.PluginMaxProcs},
+		{[]string{"GOMAXPROCS=3"}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
+			env := append(tt.env, "TESTPROBE_ATTRS_procs=cloud.provider=x", "TESTPROBE_REPORTPROCS_procs=1")
+			r := open(t, pluginDir(t, "procs"), nil, env...).Plugins()[0].Detect(context.Background())
+			if got := r.Attributes["gomaxprocs"]; got != strconv.Itoa(tt.want) {
+				t.Errorf("GOMAXPROCS %q in the plugin (status %s, %s), want %d", got, r.Status, r.Reason, tt.want)
+			}
+		})
+	}
+}

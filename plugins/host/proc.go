@@ -58,7 +58,10 @@ func (p *Plugin) newProc() *proc {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// Later entries win in exec; go-plugin would append the agent's
 	// environment after ours, so it is skipped there and put first here.
-	cmd.Env = append(append(os.Environ(), p.h.cfg.Env...), sdk.EnvHostPID+"="+strconv.Itoa(os.Getpid()))
+	// GOMAXPROCS before the configured Env, which may override it, and
+	// after the agent's own environment, whose value is the agent's.
+	env := append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(PluginMaxProcs))
+	cmd.Env = append(append(env, p.h.cfg.Env...), sdk.EnvHostPID+"="+strconv.Itoa(os.Getpid()))
 	stderr := &tail{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,

@@ -18,7 +18,7 @@ import (
 // wall time per run (budget: 400 ms off-cloud, 150 ms on a loopback cloud).
 func benchDetect(b *testing.B, env []string, want sdk.Status, budget time.Duration) {
 	dir := probetest.Dir(b, built, all...)
-	env = append(offCloud(b), env...)
+	env = append(probetest.OffCloud(b), env...)
 	var runs []time.Duration
 	cpu0 := cpuTime()
 	for b.Loop() {

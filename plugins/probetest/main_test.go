@@ -3,7 +3,6 @@ package probetest_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,13 +14,8 @@ import (
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
 
-var vendors = map[string]string{
-	"aws":       "github.com/gopatrol/gopatrol/plugins/aws",
-	"alibaba":   "github.com/gopatrol/gopatrol/plugins/alibaba",
-	"gcp":       "github.com/gopatrol/gopatrol/plugins/gcp",
-	"azure":     "github.com/gopatrol/gopatrol/plugins/azure",
-	"openshift": "github.com/gopatrol/gopatrol/plugins/openshift",
-}
+// vendors are the built-in probes: five names of one binary.
+var vendors = probetest.Builtins()
 
 // built holds the five probes, compiled once.
 var built string
@@ -29,33 +23,6 @@ var built string
 func TestMain(m *testing.M) {
 	probetest.InNetns()
 	probetest.Main(m, vendors, &built)
-}
-
-// offCloud points every probe at a closed loopback port, and unsets the
-// in-cluster variables: what a node on no cloud looks like, minus the
-// real link-local addresses, which no test may dial.
-func offCloud(t testing.TB) []string {
-	closed := closedAddr(t)
-	return []string{
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + closed,
-		"GOPATROL_ALIBABA_METADATA_ENDPOINT=http://" + closed,
-		"GCE_METADATA_HOST=" + closed,
-		"GOPATROL_AZURE_IMDS_ENDPOINT=http://" + closed,
-		"KUBERNETES_SERVICE_HOST=", "KUBERNETES_SERVICE_PORT=",
-		// Proxies must be ignored: point them somewhere that would fail.
-		"HTTP_PROXY=http://" + closed, "http_proxy=http://" + closed, "NO_PROXY=", "no_proxy=",
-	}
-}
-
-// closedAddr is a 127.0.0.1 port with nothing listening.
-func closedAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 type hostOpt func(*host.Config)
@@ -66,7 +33,7 @@ func callTimeout(d time.Duration) hostOpt { return func(c *host.Config) { c.Call
 // after the off-cloud defaults (later values win).
 func openHost(t testing.TB, names []string, env []string, opts ...hostOpt) *host.Host {
 	t.Helper()
-	cfg := host.Config{Dir: probetest.Dir(t, built, names...), Env: append(offCloud(t), env...)}
+	cfg := host.Config{Dir: probetest.Dir(t, built, names...), Env: append(probetest.OffCloud(t), env...)}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -122,3 +89,6 @@ func server(t testing.TB, h http.Handler) *httptest.Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// closedAddr is a 127.0.0.1 port with nothing listening.
+func closedAddr(t testing.TB) string { return probetest.ClosedAddr(t) }

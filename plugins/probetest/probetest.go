@@ -2,6 +2,7 @@ package probetest
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -105,9 +106,28 @@ func InNetns() {
 	os.Exit(1)
 }
 
+// Builtin is the multi-call binary that serves gopatrol's own probes
+// under the names in BuiltinNames (make build ships it so).
+const Builtin = "github.com/gopatrol/gopatrol/cmd/gopatrol-probes"
+
+// BuiltinNames are the built-in probes, the names Builtin answers to.
+var BuiltinNames = []string{"aws", "alibaba", "gcp", "azure", "openshift"}
+
+// Builtins maps every built-in probe's name to Builtin, for Build and
+// Main: one binary, five names.
+func Builtins() map[string]string {
+	m := make(map[string]string, len(BuiltinNames))
+	for _, n := range BuiltinNames {
+		m[n] = Builtin
+	}
+	return m
+}
+
 // Build compiles each package into dir as gopatrol-probe-<name>, in one
 // go build (which compiles them in parallel), and writes dir's manifest.
-// pkgs maps name to import path.
+// pkgs maps name to import path; names that share a package (a
+// multi-call binary) become hard links to one file, as make build
+// installs them.
 func Build(dir string, pkgs map[string]string) error {
 	tmp, err := os.MkdirTemp("", "probebuild")
 	if err != nil {
@@ -118,15 +138,25 @@ func Build(dir string, pkgs map[string]string) error {
 	// without -trimpath, which would recompile every dependency apart
 	// from the test binary's on a cold cache.
 	args := []string{"build", "-ldflags=-s -w", "-o", tmp + "/"}
-	for _, p := range pkgs {
-		args = append(args, p)
+	for _, p := range slices.Sorted(maps.Values(pkgs)) {
+		if !slices.Contains(args, p) {
+			args = append(args, p)
+		}
 	}
 	cmd := exec.Command("go", args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
-	for name, p := range pkgs {
-		if err := os.Rename(filepath.Join(tmp, path.Base(p)), filepath.Join(dir, host.Prefix+name)); err != nil {
+	first := map[string]string{} // package to the file its first name got
+	for _, name := range slices.Sorted(maps.Keys(pkgs)) {
+		p, dst := pkgs[name], filepath.Join(dir, host.Prefix+name)
+		if f, ok := first[p]; ok {
+			err = os.Link(f, dst)
+		} else {
+			first[p] = dst
+			err = os.Rename(filepath.Join(tmp, path.Base(p)), dst)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -166,24 +196,68 @@ func fuzzWorker() bool {
 }
 
 // Dir returns a fresh plugin directory (0755, as root owns it) holding
-// copies of the named binaries of built and a manifest for them.
+// copies of the named binaries of built and a manifest for them. Names
+// that are hard links to one file in built are so in the directory too,
+// as make build installs the built-in probes.
 func Dir(t testing.TB, built string, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	copied := map[uint64]string{} // inode in built to its copy in dir
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(built, host.Prefix+n))
+		src, dst := filepath.Join(built, host.Prefix+n), filepath.Join(dir, host.Prefix+n)
+		fi, err := os.Stat(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, host.Prefix+n), b, 0o755); err != nil {
+		ino := fi.Sys().(*syscall.Stat_t).Ino
+		if f, ok := copied[ino]; ok {
+			if err := os.Link(f, dst); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		copied[ino] = dst
 	}
 	if err := host.WriteManifest(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// OffCloud is the environment of a node on no cloud for the built-in
+// probes: every metadata endpoint a closed loopback port, the in-cluster
+// variables unset, proxies pointed at the closed port (the probes must
+// ignore them). The real link-local addresses are never dialled.
+func OffCloud(tb testing.TB) []string {
+	closed := ClosedAddr(tb)
+	return []string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + closed,
+		"GOPATROL_ALIBABA_METADATA_ENDPOINT=http://" + closed,
+		"GCE_METADATA_HOST=" + closed,
+		"GOPATROL_AZURE_IMDS_ENDPOINT=http://" + closed,
+		"KUBERNETES_SERVICE_HOST=", "KUBERNETES_SERVICE_PORT=",
+		"HTTP_PROXY=http://" + closed, "http_proxy=http://" + closed, "NO_PROXY=", "no_proxy=",
+	}
+}
+
+// ClosedAddr is a 127.0.0.1 port with nothing listening.
+func ClosedAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,6 +43,9 @@ func (p probe) Detect(context.Context) (map[string]string, error) {
 	for _, kv := range strings.Split(attrs, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
+	}
+	if p.env("REPORTPROCS") != "" {
+		m["gomaxprocs"] = strconv.Itoa(runtime.GOMAXPROCS(0)) // what the host gave it
 	}
 	return m, nil
 }

@@ -1,4 +1,4 @@
-package main
+package azure
 
 import (
 	"context"
@@ -18,12 +18,13 @@ const (
 	instancePath = "/metadata/instance?api-version=2021-02-01"
 )
 
-var version = "v1.0.0"
-
-type probe struct{ md *metadata.Client }
+type probe struct {
+	md      *metadata.Client
+	version string // what Info reports: the build's
+}
 
 func (p *probe) Info() sdk.Info {
-	return sdk.Info{Name: "azure", Version: version,
+	return sdk.Info{Name: "azure", Version: p.version,
 		Description: "Azure virtual machines through IMDS",
 		AttributeKeys: []string{sdk.CloudProvider, sdk.CloudPlatform, sdk.CloudRegion, sdk.CloudAvailabilityZone,
 			sdk.CloudAccountID, sdk.CloudResourceID, sdk.HostID, sdk.HostType}}
@@ -91,6 +92,8 @@ func (p *probe) Detect(ctx context.Context) (map[string]string, error) {
 	return attrs, nil
 }
 
-func main() {
-	sdk.Serve(&probe{md: metadata.New(nil)})
+// New returns the probe that gopatrol-probe-azure serves; version is the
+// one Info reports (the build's).
+func New(version string) sdk.Probe {
+	return &probe{md: metadata.New(nil), version: version}
 }

@@ -1,4 +1,4 @@
-package main
+package gcp
 
 import (
 	"context"
@@ -22,8 +22,6 @@ const (
 	prefix      = "/computeMetadata/v1/"
 )
 
-var version = "v1.0.0"
-
 type item struct {
 	path     string
 	optional bool
@@ -38,10 +36,13 @@ var (
 	items       = []item{project, zone, instanceID, machineType, clusterName}
 )
 
-type probe struct{ md *metadata.Client }
+type probe struct {
+	md      *metadata.Client
+	version string // what Info reports: the build's
+}
 
 func (p *probe) Info() sdk.Info {
-	return sdk.Info{Name: "gcp", Version: version,
+	return sdk.Info{Name: "gcp", Version: p.version,
 		Description: "Google Compute Engine and GKE through the metadata server",
 		AttributeKeys: []string{sdk.CloudProvider, sdk.CloudPlatform, sdk.CloudRegion, sdk.CloudAvailabilityZone,
 			sdk.CloudAccountID, sdk.HostID, sdk.HostType, sdk.K8sClusterName}}
@@ -126,6 +127,8 @@ func (p *probe) get(ctx context.Context, base *url.URL, it item) (string, error)
 	return "", fmt.Errorf("GET %s%s: %d %s", prefix, it.path, r.Status, http.StatusText(r.Status))
 }
 
-func main() {
-	sdk.Serve(&probe{md: metadata.New(nil)})
+// New returns the probe that gopatrol-probe-gcp serves; version is the
+// one Info reports (the build's).
+func New(version string) sdk.Probe {
+	return &probe{md: metadata.New(nil), version: version}
 }

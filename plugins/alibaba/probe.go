@@ -1,4 +1,4 @@
-package main
+package alibaba
 
 import (
 	"context"
@@ -23,8 +23,6 @@ const (
 	tokenTTL    = 6 * time.Hour // the service's maximum, 21600 s
 )
 
-var version = "v1.0.0"
-
 // item is one meta-data path and the attribute it fills.
 type item struct {
 	path     string
@@ -43,7 +41,8 @@ var items = []item{
 // probe asks through its token source's client, so one keep-alive pool
 // carries the token and the data requests.
 type probe struct {
-	tokens *metadata.TokenSource
+	version string // what Info reports: the build's
+	tokens  *metadata.TokenSource
 	// CloudMonitor: the bounded HTTP client under the SDK's, the
 	// credentials (never outside this process) and the sampler that
 	// bounds the calls.
@@ -66,7 +65,7 @@ func (p *probe) Info() sdk.Info {
 	for _, it := range items {
 		keys = append(keys, it.key)
 	}
-	return sdk.Info{Name: "alibaba", Version: version,
+	return sdk.Info{Name: "alibaba", Version: p.version,
 		Description: "Alibaba Cloud ECS through the metadata service in token mode", AttributeKeys: keys}
 }
 
@@ -119,6 +118,10 @@ func (p *probe) get(ctx context.Context, base *url.URL, tok string, it item) (st
 	return "", fmt.Errorf("GET %s: %d %s", it.path, r.Status, http.StatusText(r.Status))
 }
 
-func main() {
-	sdk.Serve(newProbe())
+// New returns the probe that gopatrol-probe-alibaba serves; version is the
+// one Info reports (the build's).
+func New(version string) sdk.Probe {
+	p := newProbe()
+	p.version = version
+	return p
 }

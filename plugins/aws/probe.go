@@ -1,4 +1,4 @@
-package main
+package aws
 
 import (
 	"context"
@@ -24,12 +24,11 @@ const (
 	tokenTTL    = 6 * time.Hour // IMDSv2's maximum
 )
 
-var version = "v1.0.0"
-
 // probe asks through its token source's client, so one keep-alive pool
 // carries the token and the data requests.
 type probe struct {
-	tokens *metadata.TokenSource
+	version string // what Info reports: the build's
+	tokens  *metadata.TokenSource
 	// CloudWatch: the SDK's client (made at the first call; it holds
 	// the credentials, which never leave this process) and the sampler
 	// that calls it at most once per interval (and serializes the calls).
@@ -50,7 +49,7 @@ func newProbe() *probe {
 
 func (p *probe) Info() sdk.Info {
 	return sdk.Info{
-		Name: "aws", Version: version,
+		Name: "aws", Version: p.version,
 		Description: "Amazon EC2 through IMDSv2 (token, then the instance identity document)",
 		AttributeKeys: []string{sdk.CloudProvider, sdk.CloudPlatform, sdk.CloudRegion, sdk.CloudAvailabilityZone,
 			sdk.CloudAccountID, sdk.HostID, sdk.HostType},
@@ -131,6 +130,10 @@ func (p *probe) get(ctx context.Context, base *url.URL, path string, retry bool)
 	return nil, fmt.Errorf("GET %s: %s", path, http.StatusText(r.Status))
 }
 
-func main() {
-	sdk.Serve(newProbe())
+// New returns the probe that gopatrol-probe-aws serves; version is the
+// one Info reports (the build's).
+func New(version string) sdk.Probe {
+	p := newProbe()
+	p.version = version
+	return p
 }

@@ -1,4 +1,4 @@
-package main
+package openshift
 
 import (
 	"context"
@@ -37,8 +37,6 @@ const (
 	zoneLabel   = "topology.kubernetes.io/zone"
 )
 
-var version = "v1.0.0"
-
 // platforms maps status.platformStatus.type to cloud.provider and the
 // semconv *_openshift platform. Platforms without a semconv value
 // (BareMetal, VSphere, OpenStack, None...) set neither.
@@ -50,10 +48,10 @@ var platforms = map[string][2]string{
 	"AlibabaCloud": {sdk.ProviderAlibaba, sdk.PlatformAlibabaOpenShift},
 }
 
-type probe struct{}
+type probe struct{ version string }
 
-func (probe) Info() sdk.Info {
-	return sdk.Info{Name: "openshift", Version: version,
+func (p probe) Info() sdk.Info {
+	return sdk.Info{Name: "openshift", Version: p.version,
 		Description: "OpenShift platform and Kubernetes node topology through the in-cluster API",
 		AttributeKeys: []string{sdk.CloudProvider, sdk.CloudPlatform, sdk.CloudRegion, sdk.CloudAvailabilityZone,
 			sdk.K8sClusterName, sdk.K8sNodeName}}
@@ -193,6 +191,6 @@ func envOr(k, def string) string {
 	return def
 }
 
-func main() {
-	sdk.Serve(probe{})
-}
+// New returns the probe that gopatrol-probe-openshift serves; version is the
+// one Info reports (the build's).
+func New(version string) sdk.Probe { return probe{version: version} }
