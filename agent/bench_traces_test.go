@@ -25,11 +25,17 @@ const (
 	traceBuildBudget    = 0.005
 )
 
-// traceBenchConfig is both sides' agent: the sensors watching gopatrolgo,
-// and the environment patrol off, whose checks of the build's go
-// environment run at moments of their own and moved the agent's CPU by a
-// second from one side to the next (docs/benchmarks.md).
-const traceBenchConfig = sensorConfig + "environments:\n  enabled: false\n"
+// traceBenchConfig is both sides' agent: the sensors watching only
+// traceBenchGo, a name no other test's builds use (other sessions' agent
+// tests build through gopatrolgo on the same machine, and the tracing
+// side would trace their builds too), and the environment patrol off,
+// whose checks of the build's go environment run at moments of their own
+// and moved the agent's CPU by a second from one side to the next
+// (docs/benchmarks.md).
+const traceBenchGo = "gptracebenchgo"
+
+var traceBenchConfig = strings.Replace(sensorConfig, "go_names: [gopatrolgo]", "go_names: ["+traceBenchGo+"]", 1) +
+	"environments:\n  enabled: false\n"
 
 // BenchmarkBuildTraceCost runs the real agent with its sensors twice per
 // pair, metrics only (traces.enabled: false) and tracing every build
@@ -62,9 +68,15 @@ const traceBenchConfig = sensorConfig + "environments:\n  enabled: false\n"
 // docs/benchmarks.md has the figures and says which is which.
 func BenchmarkBuildTraceCost(b *testing.B) {
 	bpftest.Require(b)
+	if !strings.Contains(traceBenchConfig, traceBenchGo) {
+		b.Fatalf("sensorConfig no longer names gopatrolgo; traceBenchConfig watches:\n%s", traceBenchConfig)
+	}
 	r := otlptest.Start(b, otlptest.Options{})
 	dir := b.TempDir()
-	link := goLink(b, dir)
+	link := filepath.Join(dir, traceBenchGo)
+	if err := os.Symlink(goLinkTarget(b), link); err != nil {
+		b.Fatal(err)
+	}
 	mod := filepath.Join(dir, "m")
 	writeTraceBenchModule(b, mod)
 	args := []string{"build", "-a", "-o", os.DevNull, "./..."}
