@@ -565,6 +565,16 @@ sensors:
 // only ones sensorConfig watches.
 func goLink(t testing.TB, dir string) string {
 	t.Helper()
+	link := filepath.Join(dir, "gopatrolgo")
+	if err := os.Symlink(goLinkTarget(t), link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+// goLinkTarget is the real go binary that the links point to.
+func goLinkTarget(t testing.TB) string {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatal(err)
@@ -573,11 +583,7 @@ func goLink(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "gopatrolgo")
-	if err := os.Symlink(goBin, link); err != nil {
-		t.Fatal(err)
-	}
-	return link
+	return goBin
 }
 
 // A build whose GOCACHE its user cannot write reaches the receiver as a

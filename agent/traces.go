@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/gopatrol/gopatrol/agent/buildtrace"
 	"github.com/gopatrol/gopatrol/bpf"
@@ -75,7 +76,11 @@ func (a *agent) startBuildTraces(res *resource.Resource) error {
 		a.log.Info("build traces off", "reason", "OTEL_TRACES_EXPORTER=none")
 		return nil
 	}
-	tp, err := otelcfg.NewTracerProvider(context.Background(), tc, res, otelcfg.Options{Console: a.opts.Stderr, Version: a.opts.Version})
+	// Each build goes out when it ends (buildtrace.TraceBatcher), not on
+	// the batch processor's timer, which costs the agent CPU between builds.
+	log := a.log
+	tp, err := otelcfg.NewTracerProvider(context.Background(), tc, res, otelcfg.Options{Console: a.opts.Stderr, Version: a.opts.Version,
+		SpanProcessor: func(exp sdktrace.SpanExporter) sdktrace.SpanProcessor { return buildtrace.NewTraceBatcher(exp, log) }})
 	if err != nil {
 		return &ConfigError{Key: "environment", Msg: err.Error()}
 	}

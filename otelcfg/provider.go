@@ -26,6 +26,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -77,6 +78,9 @@ type Options struct {
 	// MeterOptions are added to the MeterProvider's own (the agent's
 	// cardinality limit, views).
 	MeterOptions []sdkmetric.Option
+	// SpanProcessor, when set, sends each trace exporter's spans instead
+	// of the SDK's batch span processor (OTEL_BSP_*).
+	SpanProcessor func(sdktrace.SpanExporter) sdktrace.SpanProcessor
 }
 
 // New builds the MeterProvider of cfg, with res on every metric. Nothing is

@@ -123,6 +123,10 @@ func NewTracerProvider(ctx context.Context, cfg TracesConfig, res *resource.Reso
 		if err != nil {
 			return nil, err
 		}
+		if opts.SpanProcessor != nil {
+			tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(opts.SpanProcessor(exp)))
+			continue
+		}
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(maxQueuedSpans), sdktrace.WithMaxExportBatchSize(1024)))
 	}
 	p.sdk = sdktrace.NewTracerProvider(tpOpts...)

@@ -97,7 +97,7 @@ func (w *world) build(t *testing.T, root int, timeout time.Duration) *buildtrace
 // writeModule writes module example.com/m with packages p0..p(n-1), each
 // with a constant unique to this run (so that they compile, whatever the
 // build cache holds), and a main importing them all.
-func writeModule(t *testing.T, dir string, n int, broken string) {
+func writeModule(t testing.TB, dir string, n int, broken string) {
 	t.Helper()
 	nonce := fmt.Sprint(time.Now().UnixNano())
 	files := map[string]string{"go.mod": "module example.com/m\n\ngo 1.22\n"}
@@ -127,7 +127,7 @@ func writeModule(t *testing.T, dir string, n int, broken string) {
 
 // goCmd is a go command in dir with no network, its own process group,
 // and a deadline after which the group is killed.
-func goCmd(t *testing.T, dir string, args ...string) *exec.Cmd {
+func goCmd(t testing.TB, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
