@@ -82,14 +82,14 @@ func TestOwnGoCommandsAreNotEnvironments(t *testing.T) {
 func TestTicketCarriesEnvironmentChanges(t *testing.T) {
 	ep := &envPatrol{inv: inventory.New(inventory.Config{})}
 	a := &agent{envs: ep}
-	if s := a.envChanges(); s != "" {
+	if s := a.envChanges(""); s != "" {
 		t.Errorf("no changes, yet the ticket says %q", s)
 	}
 	e := inventory.Env{Go: "/usr/local/go/bin/go", Version: "go1.26.8", UID: 1000, Vars: map[string]string{"GOFLAGS": "-tags=very-private-value"}}
 	first, _ := ep.inv.Observe(e, time.Now().Add(-30*time.Hour), 10)
 	e.Vars = map[string]string{"GOFLAGS": "-tags=other-private-value"}
 	second, _ := ep.inv.Observe(e, time.Now(), 11)
-	s := a.envChanges()
+	s := a.envChanges("")
 	if strings.Contains(s, first+" appeared") || !strings.Contains(s, second+" changed") || !strings.Contains(s, "replacing "+first) ||
 		!strings.Contains(s, "changed: GOFLAGS") || strings.Contains(s, "private-value") {
 		t.Errorf("ticket section (the 30-hour-old appearance out, the change in, no values):\n%s", s)
