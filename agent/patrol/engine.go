@@ -393,10 +393,23 @@ func (e *Engine) evaluate(ctx context.Context, all bool) (Cycle, error) {
 		e.cfg.Logger.Warn("patrol state not saved; baselines restart from scratch after a restart", "err", err)
 	}
 	if e.cfg.Instruments != nil {
+		// An environment's series and group are not instruments' series:
+		// environment IDs are unbounded (up to environments.limit, each
+		// with every check). /status and the alerts show them.
 		for _, res := range cyc.Results {
-			e.cfg.Instruments.RecordResult(ctx, res)
+			if res.Labels[LabelEnvironment] == "" {
+				e.cfg.Instruments.RecordResult(ctx, res)
+			}
 		}
+		e.mu.Lock()
+		var scores []GroupScore
 		for _, g := range cyc.Scores {
+			if gs := e.state.Groups[g.Group]; gs == nil || gs.Labels[LabelEnvironment] == "" {
+				scores = append(scores, g)
+			}
+		}
+		e.mu.Unlock()
+		for _, g := range scores {
 			e.cfg.Instruments.RecordScore(ctx, g)
 		}
 	}

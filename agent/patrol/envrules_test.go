@@ -92,6 +92,15 @@ func (h hostChecks) Run(_ context.Context, ids []string) []check.Result {
 	return out
 }
 
+// recorded keeps what the engine gives its instruments.
+type recorded struct {
+	results []Result
+	scores  []GroupScore
+}
+
+func (r *recorded) RecordResult(_ context.Context, res Result)  { r.results = append(r.results, res) }
+func (r *recorded) RecordScore(_ context.Context, g GroupScore) { r.scores = append(r.scores, g) }
+
 // envPatrols are the environments' latest patrols, set by the test.
 type envPatrols struct{ list []EnvironmentResult }
 
@@ -109,7 +118,8 @@ func TestEnvironmentEpisodesAndEscalation(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var events []Event
 	envs := &envPatrols{}
-	e, err := New(Config{StateDir: t.TempDir(), Checks: hostChecks{"gocache.writable", "env.config"}, Environments: envs,
+	rec := &recorded{}
+	e, err := New(Config{StateDir: t.TempDir(), Checks: hostChecks{"gocache.writable", "env.config"}, Environments: envs, Instruments: rec,
 		Now: func() time.Time { return now }, Events: func(ev Event) { events = append(events, ev) }})
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +190,20 @@ func TestEnvironmentEpisodesAndEscalation(t *testing.T) {
 		if g.Group == "service=go-toolchain" && (g.Score != 100 || g.Escalated) {
 			t.Errorf("the host's group: %+v, want 100 and quiet", g)
 		}
+	}
+	// Environment IDs are unbounded: not the instruments' series.
+	for _, r := range rec.results {
+		if r.Labels[LabelEnvironment] != "" {
+			t.Errorf("an environment's series reached the instruments: %+v", r)
+		}
+	}
+	for _, g := range rec.scores {
+		if g.Group != "service=go-toolchain" {
+			t.Errorf("group %q reached the instruments, want only the host's", g.Group)
+		}
+	}
+	if len(rec.results) == 0 || len(rec.scores) == 0 {
+		t.Errorf("the host's series and group were not recorded: %d results, %d scores", len(rec.results), len(rec.scores))
 	}
 
 	// Unreachable: the episode keeps its state, no resolve (the rule
