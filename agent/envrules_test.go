@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,27 +14,6 @@ import (
 	"github.com/gopatrol/gopatrol/agent/inventory"
 	"github.com/gopatrol/gopatrol/agent/patrol"
 )
-
-// envAlert is an alert as Alertmanager's v2 API lists it.
-type envAlert struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	EndsAt      time.Time         `json:"endsAt"`
-}
-
-func envAlerts(t *testing.T, base, rule string) []envAlert {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v2/alerts?filter=" + url.QueryEscape(`rule="`+rule+`"`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []envAlert
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("alertmanager alerts: %v", err)
-	}
-	return out
-}
 
 // A check rule over GOCACHE, on an agent that patrols the environments
 // of real builds: the build whose GOCACHE its user cannot write raises
@@ -92,9 +69,9 @@ notify:
 		}
 		return broken.envID != "" && good.envID != ""
 	})
-	var alert envAlert
+	var alert amAlert
 	waitFor(t, 2*time.Minute, "the broken environment's alert", func() bool {
-		for _, a := range envAlerts(t, am.URL, "gocache") {
+		for _, a := range amAlerts(t, am.URL, "gocache") {
 			if a.Labels["environment_id"] == broken.envID {
 				alert = a
 				return true
@@ -109,7 +86,7 @@ notify:
 	}
 	// A few more rule cycles: still one alert, the broken environment's.
 	time.Sleep(3 * time.Second)
-	for _, a := range envAlerts(t, am.URL, "gocache") {
+	for _, a := range amAlerts(t, am.URL, "gocache") {
 		if a.Labels["environment_id"] != broken.envID {
 			t.Errorf("alert for another environment or the host: %+v", a.Labels)
 		}
@@ -144,7 +121,7 @@ notify:
 	if f := firingFor(); !f[broken.envID] {
 		t.Errorf("the unreachable environment's rule was resolved: firing %v", f)
 	}
-	as := envAlerts(t, am.URL, "gocache")
+	as := amAlerts(t, am.URL, "gocache")
 	if len(as) != 1 || as[0].Labels["environment_id"] != broken.envID || !as[0].EndsAt.After(time.Now()) {
 		t.Errorf("alerts %+v: want the unreachable environment's alert still active", as)
 	}
