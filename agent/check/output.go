@@ -90,9 +90,9 @@ func CombinedOutput(cmd *exec.Cmd) ([]byte, error) {
 }
 
 func start(cmd *exec.Cmd) error {
-	release, err := func() {}, error(nil)
+	var err error
 	if n, ok := niced.LoadAndDelete(cmd); ok {
-		release, err = startNiced(cmd, n.(int))
+		err = startNiced(cmd, n.(int))
 	} else {
 		err = cmd.Start()
 	}
@@ -100,7 +100,6 @@ func start(cmd *exec.Cmd) error {
 		return err
 	}
 	err = cmd.Wait()
-	release()
 	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
 		// The group's id is the leader's pid, which stays reserved while
 		// any member lives, so this reaches only what cmd started.
