@@ -126,8 +126,16 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 		b.ReportMetric(float64(errs), "errors/round")
 		return wall, used
 	}
-	cold, _ := timedRound()
-	b.Logf("first round (cold caches): %v", cold.Round(time.Millisecond))
+	// progress goes to stderr at once with -v: a run takes many minutes.
+	progress := func(format string, a ...any) {
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
+		}
+	}
+	progress("%d environments captured; first round", n)
+	cold, coldCPU := timedRound()
+	b.Logf("first round (cold caches): %v, CPU %v", cold.Round(time.Millisecond), coldCPU.Round(time.Millisecond))
+	progress("first round %v, CPU %v, load %.1f", cold.Round(time.Millisecond), coldCPU.Round(time.Millisecond), load1(b))
 
 	mod := filepath.Join(dir, "m")
 	writeTraceBenchModule(b, mod)
@@ -180,6 +188,8 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 		}
 		ratios = append(ratios, with.Seconds()/alone.Seconds())
 		loads = append(loads, load1(b))
+		progress("pair %d: round %v (CPU %v), build alone %v, beside %v, load %.1f", i, wall.Round(time.Millisecond),
+			used.Round(time.Millisecond), alone.Round(time.Millisecond), with.Round(time.Millisecond), loads[len(loads)-1])
 		b.Logf("pair %d: round of %d environments %v (CPU %v); build alone %v, beside the patrol %v (%.3f); load %.1f",
 			i, n, wall.Round(time.Millisecond), used.Round(time.Millisecond), alone.Round(time.Millisecond),
 			with.Round(time.Millisecond), ratios[len(ratios)-1], loads[len(loads)-1])
