@@ -69,6 +69,12 @@ func TestLoad(t *testing.T) {
 		{name: "go name with directory", body: "sensors:\n  go_names: [/usr/bin/go]\n", errWant: []string{"sensors.go_names", "without directory"}},
 		{name: "cardinality limit", body: "metrics:\n  cardinality_limit: 0\n", errWant: []string{"metrics.cardinality_limit"}},
 		{name: "not yaml", body: "listen: [\n", errWant: []string{"not YAML"}},
+		{name: "environments niceness out of range", body: "environments:\n  nice: 20\n", errWant: []string{"environments.nice", "20", "from 0"}},
+		{name: "environments niceness default", body: "", check: func(t *testing.T, c Config) {
+			if c.Envs.Nice != DefaultEnvNice {
+				t.Errorf("environments.nice = %d, want %d", c.Envs.Nice, DefaultEnvNice)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,11 +37,19 @@ type EnvsConfig struct {
 	ForgetAfter time.Duration `yaml:"forget_after"`
 	// Parallel is how many environments are patrolled at once.
 	Parallel int `yaml:"parallel"`
+	// Nice is the niceness the patrols' commands run at (0 to 19; 0:
+	// the agent's), so that the builds beside them keep their speed.
+	Nice int `yaml:"nice"`
 }
+
+// DefaultEnvNice is the niceness of environment patrols: the lowest
+// priority, under which a build beside one loses at most about 1.5 % of a
+// contended CPU (a weight of 15 against 1024) instead of half of it.
+const DefaultEnvNice = 19
 
 // DefaultEnvs are the environment patrol's defaults.
 func DefaultEnvs() EnvsConfig {
-	return EnvsConfig{Enabled: true, Limit: inventory.DefaultLimit, Every: 5 * time.Minute, ForgetAfter: 24 * time.Hour, Parallel: 2}
+	return EnvsConfig{Enabled: true, Limit: inventory.DefaultLimit, Every: 5 * time.Minute, ForgetAfter: 24 * time.Hour, Parallel: 2, Nice: DefaultEnvNice}
 }
 
 func (c EnvsConfig) validate(file string) error {
@@ -54,6 +65,8 @@ func (c EnvsConfig) validate(file string) error {
 		return bad("forget_after", "%v: want a duration of at least 1m", c.ForgetAfter)
 	case c.Parallel < 1 || c.Parallel > 64:
 		return bad("parallel", "%d: want from 1 to 64 patrols at once", c.Parallel)
+	case c.Nice < 0 || c.Nice > 19:
+		return bad("nice", "%d: want a niceness from 0 (the agent's priority) to 19 (the lowest)", c.Nice)
 	}
 	return nil
 }
@@ -86,6 +99,9 @@ type envPatrol struct {
 	pendingMu sync.Mutex
 	pending   []inventory.Change
 	flush     chan struct{}
+	// rules is the rule engine once it runs: an environment that leaves
+	// the inventory ends its series there.
+	rules atomic.Pointer[patrol.Engine]
 }
 
 // withEnvs tees the exec events of go commands into the inventory and
@@ -198,6 +214,13 @@ func (ep *envPatrol) write() {
 	changes := ep.pending
 	ep.pending = nil
 	ep.pendingMu.Unlock()
+	if eng := ep.rules.Load(); eng != nil {
+		for _, c := range changes {
+			if c.Kind == inventory.Disappeared || c.Kind == inventory.Evicted {
+				eng.ForgetEnvironment(c.ID, c.Kind)
+			}
+		}
+	}
 	if len(changes) > 0 {
 		ents := make([]patrol.AuditEntry, 0, len(changes))
 		for _, c := range changes {
@@ -242,7 +265,7 @@ func (ep *envPatrol) round(ctx context.Context) {
 			due = append(due, e)
 		}
 	}
-	pat := inventory.Patroller{Checks: ep.checks(), Runner: check.Runner{Timeout: ep.timeout()}}
+	pat := inventory.Patroller{Checks: ep.checks(), Runner: check.Runner{Timeout: ep.timeout()}, Nice: ep.cfg.Nice}
 	sem := make(chan struct{}, ep.cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, e := range due {
@@ -300,12 +323,16 @@ func (a *agent) envsStatus() *EnvsStatus {
 }
 
 // envChanges is the escalation ticket's section on the environments:
-// their changes of the last 24 hours, "" when none.
-func (a *agent) envChanges() string {
+// their changes of the last 24 hours (only those of environment id when
+// not ""), "" when none.
+func (a *agent) envChanges(id string) string {
 	if a.envs == nil {
 		return ""
 	}
 	cs := a.envs.inv.Changes(time.Now().Add(-24 * time.Hour))
+	if id != "" {
+		cs = slices.DeleteFunc(cs, func(c inventory.Change) bool { return c.ID != id && c.Previous != id })
+	}
 	if len(cs) == 0 {
 		return ""
 	}
@@ -319,4 +346,96 @@ func (a *agent) envChanges() string {
 		fmt.Fprintf(&b, "- %s %s\n", c.Time.UTC().Format(time.RFC3339), c.Describe())
 	}
 	return b.String()
+}
+
+// Environments are the latest patrols of the inventory's environments,
+// for the rule engine's check rules (patrol.EnvironmentSource). One not
+// patrolled yet is left out; one that could not be entered, or whose
+// toolchain could not be resolved, is Unknown: its rules keep their
+// last state.
+func (ep *envPatrol) Environments() []patrol.EnvironmentResult {
+	checks := ep.checks()
+	var out []patrol.EnvironmentResult
+	for _, e := range ep.inv.Entries() {
+		r := e.Patrol
+		if r == nil {
+			continue
+		}
+		er := patrol.EnvironmentResult{ID: e.ID, Identity: envIdentity(e.Env)}
+		switch {
+		case r.Outcome == inventory.OutcomeUnreachable:
+			er.Unknown = "unreachable: " + r.Reason
+		case r.Summary == nil:
+			er.Unknown = r.Outcome + ": " + r.Reason // no check ran
+		default:
+			// A check is a problem, else it passed (or was skipped).
+			for _, c := range checks {
+				res := check.Result{ID: c.ID, Status: check.Pass}
+				if i := slices.IndexFunc(r.Problems, func(p inventory.Problem) bool { return p.ID == c.ID }); i >= 0 {
+					res.Status, res.Summary = r.Problems[i].Status, r.Problems[i].Summary
+				}
+				er.Results = append(er.Results, res)
+			}
+		}
+		out = append(out, er)
+	}
+	return out
+}
+
+// envIdentity is who and where an environment is, for the annotations of
+// its alerts: user, container, pod, mount namespace, go binary and
+// version. Never a variable's value (a GOPROXY can hold a token).
+func envIdentity(env inventory.Env) map[string]string {
+	id := map[string]string{"user.id": strconv.FormatUint(uint64(env.UID), 10), "process.executable.path": env.Go}
+	set := func(k, v string) {
+		if v != "" {
+			id[k] = v
+		}
+	}
+	set("go.version", env.Version)
+	set("container.id", env.Container.ID)
+	set("k8s.pod.uid", env.Container.Pod)
+	if env.Container.MountNS != 0 {
+		id["mount_ns"] = strconv.FormatUint(env.Container.MountNS, 10)
+	}
+	return id
+}
+
+// envSource is the rule engine's view of the environments' patrols, nil
+// when they are off.
+func (a *agent) envSource() patrol.EnvironmentSource {
+	if a.envs == nil {
+		return nil
+	}
+	return a.envs
+}
+
+// envDetails is the long form of an environment's alert: which one, and
+// where to look.
+func envDetails(id string, identity map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Go environment %s", id)
+	for _, k := range slices.Sorted(maps.Keys(identity)) {
+		fmt.Fprintf(&b, ", %s %s", k, identity[k])
+	}
+	fmt.Fprintf(&b, ".\n`gopatrol agent status` lists it; `gopatrol check --env %s` reruns the doctor in it.\n", id)
+	return b.String()
+}
+
+// envDiagnosis is an escalated environment's diagnosis: the full doctor
+// in it, entered as its patrols are. where says which environment, or
+// why there is no report.
+func (a *agent) envDiagnosis(ctx context.Context, id string, cfg *Config) (check.Report, string) {
+	entries := a.envs.inv.Entries()
+	i := slices.IndexFunc(entries, func(e inventory.Entry) bool { return e.ID == id })
+	if i < 0 {
+		return check.Report{}, fmt.Sprintf("Go environment %s is no longer in the inventory: no diagnosis.\n", id)
+	}
+	e := entries[i]
+	where := envDetails(id, envIdentity(e.Env))
+	r, rep := inventory.Patroller{Checks: a.checks(SetFull, cfg), Runner: check.Runner{Timeout: cfg.Checks.Timeout}, Nice: a.envs.cfg.Nice}.Patrol(ctx, e)
+	if rep == nil {
+		return check.Report{}, where + fmt.Sprintf("The diagnosis could not run in it: %s: %s\n", r.Outcome, r.Reason)
+	}
+	return *rep, where + "The diagnosis ran in it, as its user, with its variables.\n"
 }

@@ -95,19 +95,22 @@ func (p *proc) envStatus(t *testing.T) *agent.EnvsStatus {
 	return st.Environments
 }
 
-// Builds as another user, each in its own mount namespace with its own
-// GOROOT mount: each shows up once with exactly its variables; the broken
-// ones are diagnosed as themselves while the agent's own environment
-// stays healthy; one whose container is gone is reported unreachable;
-// the secret in an unrelated variable reaches nothing.
-func TestEnvironmentsOfRealBuilds(t *testing.T) {
+// envWorld is where the environment tests build: a copy of the host's
+// GOROOT (hard links) whose go is also named gopatrolgo, the tools to
+// run a build as nobody in a mount namespace of its own, and directories.
+type envWorld struct {
+	dir, goroot, unshare, setpriv string
+}
+
+func newEnvWorld(t *testing.T) *envWorld {
+	t.Helper()
 	bpftest.Require(t)
-	unshare := testgate.Tool(t, "unshare", "util-linux")
-	setpriv := testgate.Tool(t, "setpriv", "util-linux")
+	w := &envWorld{unshare: testgate.Tool(t, "unshare", "util-linux"), setpriv: testgate.Tool(t, "setpriv", "util-linux")}
 	world, err := os.MkdirTemp("", "gopatrol-envs")
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.dir = world
 	t.Cleanup(func() { os.RemoveAll(world) })
 	os.Chmod(world, 0o755)
 	goBin, err := exec.LookPath("go")
@@ -115,37 +118,58 @@ func TestEnvironmentsOfRealBuilds(t *testing.T) {
 		testgate.Missing(t, "go: %v", err)
 	}
 	goBin, _ = filepath.EvalSymlinks(goBin)
-	goroot := filepath.Join(world, "goroot")
+	w.goroot = filepath.Join(world, "goroot")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A copy of the host's GOROOT (hard links: same files, its own tree).
-	if out, err := exec.CommandContext(ctx, "cp", "-al", filepath.Dir(filepath.Dir(goBin)), goroot).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "cp", "-al", filepath.Dir(filepath.Dir(goBin)), w.goroot).CombinedOutput(); err != nil {
 		t.Fatalf("copy GOROOT: %v: %s", err, out)
 	}
-	if err := os.Symlink("go", filepath.Join(goroot, "bin", "gopatrolgo")); err != nil {
+	if err := os.Symlink("go", filepath.Join(w.goroot, "bin", "gopatrolgo")); err != nil {
 		t.Fatal(err)
 	}
-	nobodyDir := func(name string) string {
-		d := filepath.Join(world, name)
-		os.MkdirAll(d, 0o755)
-		os.Chown(d, 65534, 65534)
-		return d
-	}
-	rootDir := func(name string) string { // root's, 0755: nobody cannot write it
-		d := filepath.Join(world, name)
-		os.MkdirAll(d, 0o755)
-		return d
-	}
-	newBuild := func(name, problem string, vars map[string]string) *nsBuild {
-		b := &nsBuild{name: name, problem: problem, mnt: rootDir("mnt-" + name), module: rootDir("m-" + name), vars: vars}
-		os.WriteFile(filepath.Join(b.module, "go.mod"), []byte("module example.com/"+name+"\n\ngo 1.22\n"), 0o644)
-		os.WriteFile(filepath.Join(b.module, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
-		b.vars["PATH"] = b.mnt + "/bin:/usr/bin:/bin"
-		b.vars["HOME"] = nobodyDir("home-" + name)
-		b.vars["GOTOOLCHAIN"] = "local"
-		b.vars["GOPROXY"] = "off"
-		return b
-	}
+	return w
+}
+
+// nobodyDir is a directory nobody owns.
+func (w *envWorld) nobodyDir(name string) string {
+	d := filepath.Join(w.dir, name)
+	os.MkdirAll(d, 0o755)
+	os.Chown(d, 65534, 65534)
+	return d
+}
+
+// rootDir is root's, 0755: nobody cannot write it.
+func (w *envWorld) rootDir(name string) string {
+	d := filepath.Join(w.dir, name)
+	os.MkdirAll(d, 0o755)
+	return d
+}
+
+// build is a build of a module of its own, named name, with vars (and
+// the PATH, HOME, GOTOOLCHAIN and GOPROXY every build gets).
+func (w *envWorld) build(name, problem string, vars map[string]string) *nsBuild {
+	b := &nsBuild{name: name, problem: problem, mnt: w.rootDir("mnt-" + name), module: w.rootDir("m-" + name), vars: vars}
+	os.WriteFile(filepath.Join(b.module, "go.mod"), []byte("module example.com/"+name+"\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(b.module, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	b.vars["PATH"] = b.mnt + "/bin:/usr/bin:/bin"
+	b.vars["HOME"] = w.nobodyDir("home-" + name)
+	b.vars["GOTOOLCHAIN"] = "local"
+	b.vars["GOPROXY"] = "off"
+	return b
+}
+
+// Builds as another user, each in its own mount namespace with its own
+// GOROOT mount: each shows up once with exactly its variables; the broken
+// ones are diagnosed as themselves while the agent's own environment
+// stays healthy; one whose container is gone is reported unreachable;
+// the secret in an unrelated variable reaches nothing.
+func TestEnvironmentsOfRealBuilds(t *testing.T) {
+	w := newEnvWorld(t)
+	unshare, setpriv, goroot, world := w.unshare, w.setpriv, w.goroot, w.dir
+	nobodyDir, rootDir, newBuild := w.nobodyDir, w.rootDir, w.build
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	builds := []*nsBuild{
 		newBuild("cache", "gocache.writable", map[string]string{"GOCACHE": rootDir("cache-root")}),
 		newBuild("goflags", "env.config", map[string]string{"GOCACHE": nobodyDir("cache-b"), "GOFLAGS": "-bogusflag"}),

@@ -105,13 +105,14 @@ func (a *agent) loadRules(ctx context.Context) error {
 		// shipped set puts the slow build checks in an `at: 02:00` rule.
 		Checks: patrol.Doctor{Env: env, Checks: a.plan.sets[SetFull],
 			Runner: check.Runner{Timeout: cfg.Checks.Timeout}},
-		Metrics:     readerMetrics{a.selfRead},
-		Remediation: remediation(cfg.Remediation, env, defaultFix),
-		Events:      func(ev patrol.Event) { a.onRuleEvent(ctx, r, ev) },
-		TraceID:     traceID,
-		Instruments: patrolmetrics.New(a.rec.Instruments()),
-		Logger:      a.log.With("component", "patrol"),
-		Now:         a.clock.Now,
+		Environments: a.envSource(),
+		Metrics:      readerMetrics{a.selfRead},
+		Remediation:  remediation(cfg.Remediation, env, defaultFix),
+		Events:       func(ev patrol.Event) { a.onRuleEvent(ctx, r, ev) },
+		TraceID:      traceID,
+		Instruments:  patrolmetrics.New(a.rec.Instruments()),
+		Logger:       a.log.With("component", "patrol"),
+		Now:          a.clock.Now,
 	})
 	if err != nil {
 		reg.Close()
@@ -123,6 +124,9 @@ func (a *agent) loadRules(ctx context.Context) error {
 	}
 	if audit := r.eng.Audit(); audit != nil {
 		n.OnDelivery(func(d notify.Delivery) { a.audited(audit, d) })
+	}
+	if a.envs != nil {
+		a.envs.rules.Store(r.eng)
 	}
 	set := r.eng.Rules()
 	a.log.Info("rules loaded", "dir", cfg.Rules.Dir, "rules", len(set.Rules), "digest", set.Digest, "revision", set.Revision)
@@ -227,7 +231,10 @@ func (a *agent) notifyEpisode(ctx context.Context, r *ruleEngine, ev patrol.Even
 	}
 	ne := notify.Event{Kind: notify.Firing, Rule: ev.Rule, Group: ev.Group, Stage: string(ev.Stage),
 		Node: a.nodeName(), Labels: ev.Labels, Cloud: a.cloudAttrs(), Value: ev.Value, Summary: episodeSummary(ev),
-		TraceID: ev.TraceID, StartsAt: ev.Since, Notify: ev.Notify}
+		TraceID: ev.TraceID, StartsAt: ev.Since, Notify: ev.Notify, Annotations: ev.Annotations}
+	if id := ev.Labels[patrol.LabelEnvironment]; id != "" {
+		ne.Details = envDetails(id, ev.Annotations)
+	}
 	if ev.Kind == patrol.EventResolve {
 		ne.Kind, ne.EndsAt = notify.Resolved, ev.Time
 	}
@@ -277,12 +284,20 @@ func (a *agent) silenceCanary(ctx context.Context, r *ruleEngine, ev patrol.Even
 func (a *agent) escalate(ctx context.Context, r *ruleEngine, ev patrol.Event) {
 	cfg := a.cfg.Load()
 	a.log.Warn("group escalated: running the full doctor", "group", ev.Group, "score", ev.Score)
-	env := &check.Env{Target: a.plan.target, Toolchain: a.plan.toolchain}
-	rep := check.NewReport(a.plan.toolchain, check.Runner{Timeout: cfg.Checks.Timeout}.Run(ctx, env, a.checks(SetFull, cfg)))
+	envID := ev.Labels[patrol.LabelEnvironment]
+	var rep check.Report
+	var where string
+	if envID != "" {
+		// The group is one environment's: the diagnosis is there.
+		rep, where = a.envDiagnosis(ctx, envID, cfg)
+	} else {
+		env := &check.Env{Target: a.plan.target, Toolchain: a.plan.toolchain}
+		rep = check.NewReport(a.plan.toolchain, check.Runner{Timeout: cfg.Checks.Timeout}.Run(ctx, env, a.checks(SetFull, cfg)))
+	}
 	ne := notify.Event{Kind: notify.Firing, Rule: escalationRule, Group: ev.Group, Node: a.nodeName(),
-		Value: ev.Score, TraceID: ev.TraceID, StartsAt: ev.Time, Notify: cfg.Rules.Tickets,
+		Value: ev.Score, TraceID: ev.TraceID, StartsAt: ev.Time, Notify: cfg.Rules.Tickets, Labels: ev.Labels,
 		Summary: fmt.Sprintf("health score %.0f of group %s stayed under %g", ev.Score, groupName(ev.Group), cfg.Rules.EscalateBelow),
-		Details: ticketDetails(ev, rep) + a.envChanges()}
+		Details: where + ticketDetails(ev, rep) + a.envChanges(envID)}
 	if ctx.Err() != nil {
 		// The engine will not escalate this episode again: the ticket
 		// still goes to the outbox, saying why the diagnosis is short.

@@ -109,9 +109,10 @@ func (c *counter) count() int {
 }
 
 type amAlert struct {
-	Labels map[string]string `json:"labels"`
-	EndsAt time.Time         `json:"endsAt"`
-	Status struct{ State string }
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	EndsAt      time.Time         `json:"endsAt"`
+	Status      struct{ State string }
 }
 
 func amAlerts(t *testing.T, base, rule string) []amAlert {

@@ -90,10 +90,16 @@ func CombinedOutput(cmd *exec.Cmd) ([]byte, error) {
 }
 
 func start(cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
+	var err error
+	if n, ok := niced.LoadAndDelete(cmd); ok {
+		err = startNiced(cmd, n.(int))
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return err
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
 		// The group's id is the leader's pid, which stays reserved while
 		// any member lives, so this reaches only what cmd started.

@@ -31,6 +31,10 @@ type Target struct {
 	User *User
 	// Environ is the environment builds see, "KEY=value" pairs.
 	Environ []string
+	// Nice is the niceness its commands start with, inherited by all
+	// they start (0: this process's). The agent patrols the environments
+	// builds use at 19, so that the builds beside keep their speed.
+	Nice int
 }
 
 // User is an account of the target, read from its /etc/passwd and
@@ -112,6 +116,9 @@ func (t *Target) Command(ctx context.Context, name string, args ...string) *exec
 		cmd.Env = append(cmd.Env, "HOME="+t.User.Home, "USER="+t.User.Name, "LOGNAME="+t.User.Name)
 	}
 	cmd.SysProcAttr = attr
+	if t.Nice > 0 {
+		niced.Store(cmd, t.Nice)
+	}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/inventory"
 	"github.com/gopatrol/gopatrol/internal/testgate"
 )
@@ -306,5 +307,33 @@ func TestMountNamespaceEnteredWhileItLives(t *testing.T) {
 	r, rep := inventory.Patroller{}.Patrol(context.Background(), e)
 	if r.Outcome != inventory.OutcomeUnreachable || r.Healthy() || rep != nil || !strings.Contains(r.Reason, "no process left") {
 		t.Errorf("patrol of a gone namespace: %+v, want unreachable", r)
+	}
+}
+
+// A patrol's commands, and what they start, run at the Patroller's
+// niceness (environments.nice): the builds beside keep their speed. A
+// niceness of 2 tells it from the test's 0 without starving the go env
+// of the toolchain's resolution on a loaded machine, as 19 would.
+func TestPatrolRunsAtItsNiceness(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		testgate.Missing(t, "go: %v", err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	niceOf := check.Check{ID: "test.nice", Title: "niceness of a command and its child", Run: func(ctx context.Context, env *check.Env) check.Result {
+		out, err := check.CombinedOutput(env.Target.Command(ctx, "/bin/sh", "-c", `cut -d' ' -f19 /proc/self/stat; sh -c "cut -d' ' -f19 /proc/self/stat"`))
+		if err != nil {
+			return check.Result{ID: "test.nice", Status: check.Error, Summary: err.Error()}
+		}
+		return check.Result{ID: "test.nice", Status: check.Pass, Summary: strings.Join(strings.Fields(string(out)), " ")}
+	}}
+	e := inventory.Entry{ID: "self", PIDs: []int{os.Getpid()}, Env: inventory.Env{Go: goBin, UID: uint32(os.Getuid()),
+		Vars: map[string]string{"PATH": filepath.Dir(goBin) + ":/usr/bin:/bin", "GOTOOLCHAIN": "local", "HOME": t.TempDir()}}}
+	r, rep := inventory.Patroller{Checks: []check.Check{niceOf}, Nice: 2}.Patrol(context.Background(), e)
+	if rep == nil || len(rep.Results) != 1 {
+		t.Fatalf("%+v: want the check's result", r)
+	}
+	if got := rep.Results[0].Summary; got != "2 2" {
+		t.Errorf("Nice 2: the check's command and its child ran at %q, want 2 2", got)
 	}
 }

@@ -61,6 +61,9 @@ type Patroller struct {
 	// MaxScan bounds the processes looked at to find one in an
 	// environment's mount namespace (0: 65536).
 	MaxScan int
+	// Nice is the niceness of the checks' commands and all they start
+	// (check.Target.Nice; 0: the caller's).
+	Nice int
 }
 
 func (p Patroller) proc() string {
@@ -83,7 +86,9 @@ func (p Patroller) Enter(e Entry) (*check.Target, int, error) {
 	if ns, _ := nsInode(p.proc() + "/" + strconv.Itoa(pid) + "/ns/mnt"); ns != self {
 		root = p.proc() + "/" + strconv.Itoa(pid) + "/root"
 	}
-	return Target(e.Env, root), pid, nil
+	t := Target(e.Env, root)
+	t.Nice = p.Nice
+	return t, pid, nil
 }
 
 // Target is the doctor's target for env inside root: env's variables and

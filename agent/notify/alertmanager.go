@@ -75,6 +75,9 @@ func (a *alertmanager) Deliver(ctx context.Context, m *Message) (string, error) 
 		},
 		StartsAt: m.StartsAt,
 	}
+	for k, v := range m.Annotations {
+		al.Annotations[labelName(k)] = v
+	}
 	if m.Details != "" {
 		al.Annotations["description"] = m.Details
 	}

@@ -35,9 +35,13 @@ type Event struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Cloud holds the node's cloud.* resource attributes, keys as in
 	// OTel semconv ("cloud.provider", "cloud.region", ...).
-	Cloud   map[string]string `json:"cloud,omitempty"`
-	Value   float64           `json:"value"`
-	Summary string            `json:"summary"`
+	Cloud map[string]string `json:"cloud,omitempty"`
+	// Annotations describe what fired without being part of its
+	// identity (a Go environment's user and container); Alertmanager
+	// gets them as annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Value       float64           `json:"value"`
+	Summary     string            `json:"summary"`
 	// Details is the long form: for a ticket, the score history, the
 	// breaching rules with values and baselines, the diagnosis.
 	Details  string    `json:"details,omitempty"`

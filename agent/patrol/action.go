@@ -229,6 +229,12 @@ func (e *Engine) runAction(ctx context.Context, p pendingAction, kind, target, t
 	if kind == ActionWebhook {
 		res.Target = webhookTarget(target)
 	}
+	if env := p.labels[LabelEnvironment]; env != "" && kind == ActionRemediate {
+		// A fix runs in the agent's own environment; the environment
+		// that fired is another user's, container's or toolchain's.
+		res.Outcome, res.Reason = OutcomeSkipped, "the firing is environment "+env+"'s: fixes run only in the agent's own environment (gopatrol check --env "+env+" shows what to do)"
+		return res
+	}
 	if res.Outcome, res.Reason = e.gate(p, now); res.Outcome != "" {
 		return res
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	Sources map[string]SourceFactory
 	// Checks runs the doctor's checks for check rules.
 	Checks CheckRunner
+	// Environments gives check rules the latest patrols of the Go
+	// environments builds use (optional): each environment's results are
+	// series of their own, labelled LabelEnvironment.
+	Environments EnvironmentSource
 	// Metrics gives metric rules the agent's own instruments.
 	Metrics MetricSource
 	// HTTPClient, Resolver and TLSRoots serve http, dns and tls rules
@@ -92,19 +96,22 @@ const (
 // Shadow rules, and canary rules on nodes outside the canary, never produce
 // fire or resolve events.
 type Event struct {
-	Kind      EventKind         `json:"kind"`
-	Time      time.Time         `json:"time"`
-	Rule      string            `json:"rule,omitempty"`
-	Stage     Stage             `json:"stage,omitempty"`
-	Group     string            `json:"group"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Notify    []string          `json:"notify,omitempty"`
-	Value     float64           `json:"value"`
-	Threshold string            `json:"threshold,omitempty"`
-	Baseline  *Band             `json:"baseline,omitempty"`
-	Message   string            `json:"message,omitempty"`
-	Since     time.Time         `json:"since,omitzero"`
-	TraceID   string            `json:"trace_id,omitempty"`
+	Kind   EventKind         `json:"kind"`
+	Time   time.Time         `json:"time"`
+	Rule   string            `json:"rule,omitempty"`
+	Stage  Stage             `json:"stage,omitempty"`
+	Group  string            `json:"group"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations describe the series (an environment's user and
+	// container), for the alert's annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Notify      []string          `json:"notify,omitempty"`
+	Value       float64           `json:"value"`
+	Threshold   string            `json:"threshold,omitempty"`
+	Baseline    *Band             `json:"baseline,omitempty"`
+	Message     string            `json:"message,omitempty"`
+	Since       time.Time         `json:"since,omitzero"`
+	TraceID     string            `json:"trace_id,omitempty"`
 	// Escalation events: the group's score, its recent history and the
 	// series breaching now.
 	Score     float64      `json:"score"`
@@ -386,10 +393,23 @@ func (e *Engine) evaluate(ctx context.Context, all bool) (Cycle, error) {
 		e.cfg.Logger.Warn("patrol state not saved; baselines restart from scratch after a restart", "err", err)
 	}
 	if e.cfg.Instruments != nil {
+		// An environment's series and group are not instruments' series:
+		// environment IDs are unbounded (up to environments.limit, each
+		// with every check). /status and the alerts show them.
 		for _, res := range cyc.Results {
-			e.cfg.Instruments.RecordResult(ctx, res)
+			if res.Labels[LabelEnvironment] == "" {
+				e.cfg.Instruments.RecordResult(ctx, res)
+			}
 		}
+		e.mu.Lock()
+		var scores []GroupScore
 		for _, g := range cyc.Scores {
+			if gs := e.state.Groups[g.Group]; gs == nil || gs.Labels[LabelEnvironment] == "" {
+				scores = append(scores, g)
+			}
+		}
+		e.mu.Unlock()
+		for _, g := range scores {
 			e.cfg.Instruments.RecordScore(ctx, g)
 		}
 	}
@@ -448,6 +468,22 @@ func seriesKey(rule string, labels map[string]string) string {
 	return rule + "\x00" + GroupKey(labels)
 }
 
+// groupLabels are the labels of the score group a series of r belongs
+// to: the rule's labels, and the environment's ID for an environment's
+// series, so that each environment has its own score and escalation.
+func groupLabels(r Rule, series map[string]string) map[string]string {
+	id, ok := series[LabelEnvironment]
+	if !ok {
+		return r.Labels
+	}
+	g := maps.Clone(r.Labels)
+	if g == nil {
+		g = map[string]string{}
+	}
+	g[LabelEnvironment] = id
+	return g
+}
+
 // apply judges one sample and moves its episode on.
 func (e *Engine) apply(r Rule, s Sample, now time.Time) (Result, *Event) {
 	labels := maps.Clone(r.Labels)
@@ -456,7 +492,7 @@ func (e *Engine) apply(r Rule, s Sample, now time.Time) (Result, *Event) {
 	}
 	maps.Copy(labels, s.Labels)
 	stage := e.EffectiveStage(r)
-	res := Result{Rule: r.Name, Type: r.Type, Stage: stage, Group: GroupKey(r.Labels), Labels: labels,
+	res := Result{Rule: r.Name, Type: r.Type, Stage: stage, Group: GroupKey(groupLabels(r, labels)), Labels: labels,
 		Value: s.Value, Threshold: r.Threshold, Message: s.Message}
 	st := e.state.series(seriesKey(r.Name, labels), r.Name, labels)
 	stats := e.state.ruleStats(r.Name)
@@ -480,7 +516,7 @@ func (e *Engine) apply(r Rule, s Sample, now time.Time) (Result, *Event) {
 	live := stage != StageShadow
 	event := func(k EventKind) *Event {
 		return &Event{Kind: k, Time: now, Rule: r.Name, Stage: stage, Group: res.Group, Labels: labels,
-			Notify: r.Notify, Value: s.Value, Threshold: r.Threshold, Baseline: res.Baseline,
+			Annotations: s.Annotations, Notify: r.Notify, Value: s.Value, Threshold: r.Threshold, Baseline: res.Baseline,
 			Message: s.Message, Since: st.Since}
 	}
 	fired := 0
@@ -535,6 +571,27 @@ func (e *Engine) score(set *RuleSet, now time.Time, results []Result, events []E
 			groups[GroupKey(r.Labels)] = true
 		}
 	}
+	// An environment's group is scored while it has series, and once more
+	// after, to recover an escalated one (ForgetEnvironment).
+	envGroups := map[string]map[string]string{}
+	for _, s := range e.state.Series {
+		if r, ok := rules[s.Rule]; ok && s.Labels[LabelEnvironment] != "" && e.EffectiveStage(r) != StageShadow {
+			gl := groupLabels(r, s.Labels)
+			envGroups[GroupKey(gl)] = gl
+		}
+	}
+	for g, gs := range e.state.Groups {
+		if gs.Labels[LabelEnvironment] != "" {
+			if _, ok := envGroups[g]; !ok && gs.Escalated {
+				envGroups[g] = gs.Labels
+			} else if !ok {
+				delete(e.state.Groups, g)
+			}
+		}
+	}
+	for g := range envGroups {
+		groups[g] = true
+	}
 	weights := map[string][]float64{}
 	minutes := map[string][]float64{}
 	for _, s := range e.state.Series {
@@ -542,7 +599,7 @@ func (e *Engine) score(set *RuleSet, now time.Time, results []Result, events []E
 		if !ok || !s.Firing || e.EffectiveStage(r) == StageShadow {
 			continue
 		}
-		g := GroupKey(r.Labels)
+		g := GroupKey(groupLabels(r, s.Labels))
 		weights[g] = append(weights[g], r.Weight)
 		minutes[g] = append(minutes[g], now.Sub(s.Since).Minutes())
 	}
@@ -550,6 +607,7 @@ func (e *Engine) score(set *RuleSet, now time.Time, results []Result, events []E
 	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		sc := Score(weights[g], minutes[g])
 		gs := e.state.group(g)
+		gs.Labels = envGroups[g]
 		gs.History = append(gs.History, ScorePoint{Time: now, Score: sc})
 		if len(gs.History) > scoreHistoryLen {
 			gs.History = slices.Clone(gs.History[len(gs.History)-scoreHistoryLen:])
@@ -558,14 +616,14 @@ func (e *Engine) score(set *RuleSet, now time.Time, results []Result, events []E
 			gs.Below++
 			if gs.Below >= e.cfg.EscalateAfter && !gs.Escalated {
 				gs.Escalated = true
-				events = append(events, Event{Kind: EventEscalate, Time: now, Group: g, Score: sc,
+				events = append(events, Event{Kind: EventEscalate, Time: now, Group: g, Labels: gs.Labels, Score: sc,
 					History: slices.Clone(gs.History), Breaching: e.breaching(rules, g, now, results)})
 			}
 		} else {
 			gs.Below = 0
 			if gs.Escalated {
 				gs.Escalated = false
-				events = append(events, Event{Kind: EventRecover, Time: now, Group: g, Score: sc,
+				events = append(events, Event{Kind: EventRecover, Time: now, Group: g, Labels: gs.Labels, Score: sc,
 					History: slices.Clone(gs.History)})
 			}
 		}
@@ -590,7 +648,7 @@ func (e *Engine) breaching(rules map[string]Rule, g string, now time.Time, resul
 	}
 	for k, s := range e.state.Series {
 		r, ok := rules[s.Rule]
-		if !ok || seen[k] || !s.Firing || GroupKey(r.Labels) != g || e.EffectiveStage(r) == StageShadow {
+		if !ok || seen[k] || !s.Firing || GroupKey(groupLabels(r, s.Labels)) != g || e.EffectiveStage(r) == StageShadow {
 			continue
 		}
 		out = append(out, Result{Rule: r.Name, Type: r.Type, Stage: e.EffectiveStage(r), Group: g,
@@ -605,4 +663,55 @@ func (e *Engine) timeout(r Rule) time.Duration {
 		return r.Timeout
 	}
 	return DefaultTimeout
+}
+
+// ForgetEnvironment ends the series of an environment that left the
+// inventory (disappeared: no build used it for a while; or evicted): a
+// firing one is resolved with a message saying so, never as healthy,
+// and its state is dropped. An escalated group of it recovers at the
+// next evaluation. why is the inventory's reason; the events go to the
+// engine's sink as well.
+func (e *Engine) ForgetEnvironment(id, why string) []Event {
+	c := e.set.Load()
+	e.cycle.Lock()
+	defer e.cycle.Unlock()
+	e.mu.Lock()
+	now := e.cfg.Now()
+	rules := map[string]Rule{}
+	if c != nil {
+		for _, r := range c.set.Rules {
+			rules[r.Name] = r
+		}
+	}
+	var events []Event
+	for _, k := range slices.Sorted(maps.Keys(e.state.Series)) {
+		st := e.state.Series[k]
+		if st.Labels[LabelEnvironment] != id {
+			continue
+		}
+		delete(e.state.Series, k)
+		r, ok := rules[st.Rule]
+		if !ok || !st.Firing {
+			continue
+		}
+		stage := e.EffectiveStage(r)
+		if stage == StageShadow {
+			continue
+		}
+		events = append(events, Event{Kind: EventResolve, Time: now, Rule: r.Name, Stage: stage,
+			Group: GroupKey(groupLabels(r, st.Labels)), Labels: st.Labels, Notify: r.Notify, Value: st.Value,
+			Threshold: r.Threshold, Since: st.Since,
+			Message: fmt.Sprintf("environment %s left the inventory (%s): no longer patrolled; resolved without a healthy result", id, why)})
+	}
+	err := e.state.Save(e.cfg.StateDir)
+	e.mu.Unlock()
+	if err != nil {
+		e.cfg.Logger.Warn("patrol state not saved", "err", err)
+	}
+	if e.cfg.Events != nil {
+		for _, ev := range events {
+			e.cfg.Events(ev)
+		}
+	}
+	return events
 }

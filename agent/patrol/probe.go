@@ -15,10 +15,13 @@ type Sample struct {
 	// Labels are what the probe adds to the rule's labels, e.g. the check
 	// ID of a check rule over a glob. Each label set has its own baseline
 	// and episode.
-	Labels  map[string]string
-	Value   float64
-	Message string
-	Err     error
+	Labels map[string]string
+	// Annotations describe the series for its alerts (an environment's
+	// user and container); they are not part of its identity.
+	Annotations map[string]string
+	Value       float64
+	Message     string
+	Err         error
 }
 
 // Probe measures a rule once. Local rule types are probes of this package;
@@ -68,7 +71,7 @@ func (e *Engine) newProbe(r Rule) (Probe, error) {
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("target %q matches no check ID (gopatrol check --list shows them)", r.Target)
 		}
-		return checkProbe{ids: ids, checks: e.cfg.Checks}, nil
+		return checkProbe{ids: ids, checks: e.cfg.Checks, scope: r.Scope, envs: e.cfg.Environments}, nil
 	case TypeMetric:
 		q, err := parseMetricQuery(r.Query)
 		if err != nil {

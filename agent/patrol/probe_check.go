@@ -3,7 +3,10 @@ package patrol
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 )
@@ -85,20 +88,82 @@ func matchChecks(ids []string, glob string) []string {
 type checkProbe struct {
 	ids    []string
 	checks CheckRunner
+	scope  Scope
+	envs   EnvironmentSource
 }
 
 func (p checkProbe) Probe(ctx context.Context) []Sample {
-	results := p.checks.Run(ctx, p.ids)
-	out := make([]Sample, 0, len(results))
-	for _, r := range results {
-		s := Sample{Labels: map[string]string{"check": r.ID}, Message: r.Summary}
-		v, ok := CheckValue(r.Status)
-		if ok {
-			s.Value = v
-		} else {
-			s.Err = errors.New("check could not run: " + r.Summary)
+	var out []Sample
+	if p.scope.Host() {
+		for _, r := range p.checks.Run(ctx, p.ids) {
+			out = append(out, checkSample(r, nil, nil))
 		}
-		out = append(out, s)
+	}
+	if p.scope.Environments() && p.envs != nil {
+		out = append(out, p.envSamples()...)
 	}
 	return out
+}
+
+// checkSample is the sample of one check result: value 0, 1 or 2, or an
+// error when the check could not run.
+func checkSample(r check.Result, labels, annotations map[string]string) Sample {
+	s := Sample{Labels: map[string]string{"check": r.ID}, Message: r.Summary, Annotations: annotations}
+	maps.Copy(s.Labels, labels)
+	if v, ok := CheckValue(r.Status); ok {
+		s.Value = v
+	} else {
+		s.Err = errors.New("check could not run: " + r.Summary)
+	}
+	return s
+}
+
+// envSamples are the rule's samples from each environment's latest
+// patrol: one per matched check it ran, labelled with the environment's
+// ID. An environment that could not be entered gives errors, which keep
+// each series' last state: unreachable is not healthy.
+func (p checkProbe) envSamples() []Sample {
+	var out []Sample
+	for _, env := range p.envs.Environments() {
+		labels := map[string]string{LabelEnvironment: env.ID}
+		if env.Unknown != "" {
+			for _, id := range p.ids {
+				s := Sample{Labels: map[string]string{"check": id, LabelEnvironment: env.ID}, Annotations: env.Identity,
+					Err: fmt.Errorf("environment %s not judged, the rule keeps its last state: %s", env.ID, env.Unknown)}
+				s.Message = s.Err.Error()
+				out = append(out, s)
+			}
+			continue
+		}
+		for _, r := range env.Results {
+			if slices.Contains(p.ids, r.ID) {
+				out = append(out, checkSample(r, labels, env.Identity))
+			}
+		}
+	}
+	return out
+}
+
+// LabelEnvironment is the label the engine adds to the series of an
+// environment's results (its ID, docs/environments.md): each environment
+// has its own episodes, score group and escalation.
+const LabelEnvironment = "environment.id"
+
+// EnvironmentSource gives check rules the latest patrol results of the Go
+// environments builds use (agent/inventory).
+type EnvironmentSource interface {
+	Environments() []EnvironmentResult
+}
+
+// EnvironmentResult is the latest patrol of one environment.
+type EnvironmentResult struct {
+	ID string
+	// Identity is who and where it is (user, container, pod), for the
+	// annotations of its alerts; never a variable's value.
+	Identity map[string]string
+	// Unknown, when set, says why the checks' results are not known (the
+	// environment could not be entered, its toolchain not resolved).
+	Unknown string
+	// Results are the checks the patrol ran.
+	Results []check.Result
 }

@@ -83,6 +83,10 @@ type Rule struct {
 	// node that opted in.
 	Remediate string `json:"remediate,omitempty"`
 	Webhook   string `json:"webhook,omitempty"`
+	// Scope says whose check results a check rule judges: the agent's
+	// own environment (host), the Go environments builds use
+	// (environments, docs/environments.md), or both (all, the default).
+	Scope Scope `json:"scope,omitempty"`
 
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -91,6 +95,29 @@ type Rule struct {
 	atHour    int
 	atMinute  int
 }
+
+// Scope is whose check results a check rule judges.
+type Scope string
+
+const (
+	// ScopeHost judges the agent's own patrol (the environment it is
+	// pointed at: its own, or the host root).
+	ScopeHost Scope = "host"
+	// ScopeEnvironments judges the latest patrol of each Go environment
+	// builds use, each as its own series labelled LabelEnvironment.
+	ScopeEnvironments Scope = "environments"
+	// ScopeAll is both: the default of a check rule.
+	ScopeAll Scope = "all"
+)
+
+// Scopes lists every scope.
+var Scopes = []Scope{ScopeHost, ScopeEnvironments, ScopeAll}
+
+// Host says the rule judges the agent's own patrol.
+func (s Scope) Host() bool { return s == ScopeHost || s == ScopeAll || s == "" }
+
+// Environments says the rule judges the environments' patrols.
+func (s Scope) Environments() bool { return s == ScopeEnvironments || s == ScopeAll || s == "" }
 
 // Baseline tunes an ewma threshold.
 type Baseline struct {
@@ -201,7 +228,7 @@ func duplicates(rules []Rule) Problems {
 }
 
 var fields = []string{"name", "type", "target", "query", "threshold", "notify", "every", "at", "weight",
-	"labels", "for", "stage", "canary_percent", "baseline", "timeout", "remediate", "webhook"}
+	"labels", "for", "stage", "canary_percent", "baseline", "timeout", "remediate", "webhook", "scope"}
 
 var (
 	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
@@ -357,6 +384,14 @@ func parseRule(file string, n *yaml.Node) (Rule, Problems) {
 		if _, err := filepath.Match(r.Target, ""); err != nil {
 			bad(field("target"), "target", "%q is not a valid glob: %v", r.Target, err)
 		}
+		if r.Scope == "" {
+			r.Scope = ScopeAll
+		}
+	} else if seen["scope"] {
+		bad(field("scope"), "scope", "only check rules have a scope (the environments are patrolled with the doctor's checks); remove it from this %s rule", r.Type)
+	}
+	if _, ok := r.Labels[LabelEnvironment]; ok {
+		bad(field("labels"), "labels", "%q is the label the engine gives the results of an environment; choose another name", LabelEnvironment)
 	}
 	return r, probs
 }
@@ -496,6 +531,15 @@ func decodeField(r *Rule, key string, v *yaml.Node) error {
 			return fmt.Errorf("%q: want shadow, canary or active", s)
 		}
 		r.Stage = st
+	case "scope":
+		if serr != nil {
+			return serr
+		}
+		sc := Scope(s)
+		if !slices.Contains(Scopes, sc) {
+			return fmt.Errorf("%q: want host (the agent's own environment), environments (the Go environments builds use) or all (both, the default)", s)
+		}
+		r.Scope = sc
 	case "labels":
 		if v.Kind != yaml.MappingNode {
 			return fmt.Errorf("want a mapping such as {service: build, region: eu-west-1}")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -34,9 +35,13 @@ import (
 //	        values: "pass fail fail"
 //	      - rule: replication-lag          # the rule's value itself
 //	        values: "1 2 _ 90"             # _ is an unknown evaluation
+//	      - check: gocache.writable       # the check in one environment's
+//	        environment: ci-1              # patrols; unreachable: it
+//	        values: "pass fail unreachable" # could not be entered
 //	    expect:
 //	      - eval_time: 5m
-//	        firing: [gocache-eacces]       # exactly these rules fire then
+//	        firing: [gocache-eacces, doctor@ci-1] # exactly these fire then;
+//	                                       # rule@ID for an environment's
 type TestFile struct {
 	RuleFiles          []string   `yaml:"rule_files"`
 	EvaluationInterval string     `yaml:"evaluation_interval"`
@@ -56,8 +61,10 @@ type RuleTest struct {
 type TestSeries struct {
 	Metric string `yaml:"metric"`
 	Check  string `yaml:"check"`
-	Rule   string `yaml:"rule"`
-	Values string `yaml:"values"`
+	// Environment makes a check series that of an environment's patrols.
+	Environment string `yaml:"environment"`
+	Rule        string `yaml:"rule"`
+	Values      string `yaml:"values"`
 }
 
 // Expectation is which rules fire after the evaluation at EvalTime.
@@ -129,19 +136,27 @@ func RunTestFile(path string) ([]TestFailure, error) {
 }
 
 func runRuleTest(tf TestFile, tc RuleTest, rules []Rule, interval time.Duration) ([]TestFailure, error) {
-	in := &testInputs{rule: map[string][]*float64{}, check: map[string][]*float64{}}
+	in := &testInputs{rule: map[string][]*float64{}, check: map[string][]*float64{}, env: map[string]map[string][]*float64{}}
 	steps := 0
 	byName := map[string]Rule{}
 	for _, r := range rules {
 		byName[r.Name] = r
 	}
 	for _, s := range tc.Series {
-		vals, err := ExpandSeries(s.Values, s.Check != "")
+		vals, err := expandEnvSeries(s)
 		if err != nil {
 			return nil, err
 		}
 		steps = max(steps, len(vals))
 		switch {
+		case s.Environment != "":
+			if s.Check == "" {
+				return nil, fmt.Errorf("series of environment %q: name its check", s.Environment)
+			}
+			if in.env[s.Environment] == nil {
+				in.env[s.Environment] = map[string][]*float64{}
+			}
+			in.env[s.Environment][s.Check] = vals
 		case s.Rule != "":
 			if _, ok := byName[s.Rule]; !ok {
 				return nil, fmt.Errorf("series for rule %q: no such rule in rule_files", s.Rule)
@@ -171,7 +186,7 @@ func runRuleTest(tf TestFile, tc RuleTest, rules []Rule, interval time.Duration)
 		}
 	}
 	clk := &testClock{t: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	e, err := New(Config{HostID: tf.HostID, Checks: in, Metrics: in, Now: clk.now})
+	e, err := New(Config{HostID: tf.HostID, Checks: in, Metrics: in, Environments: in, Now: clk.now})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +227,11 @@ func runRuleTest(tf TestFile, tc RuleTest, rules []Rule, interval time.Duration)
 			firing := map[string]bool{}
 			for _, r := range c.Results {
 				if r.Firing {
-					firing[r.Rule] = true
+					name := r.Rule
+					if env := r.Labels[LabelEnvironment]; env != "" {
+						name += "@" + env
+					}
+					firing[name] = true
 				}
 			}
 			got := slices.Sorted(func(yield func(string) bool) {
@@ -248,7 +267,53 @@ type testInputs struct {
 	step    int
 	rule    map[string][]*float64
 	check   map[string][]*float64
+	env     map[string]map[string][]*float64 // environment, check: values
 	metrics []testMetric
+}
+
+// unreachable marks a step where an environment could not be entered.
+var unreachable = math.Inf(-1)
+
+// expandEnvSeries is ExpandSeries, with the word unreachable in the
+// series of an environment.
+func expandEnvSeries(s TestSeries) ([]*float64, error) {
+	if s.Environment == "" {
+		return ExpandSeries(s.Values, s.Check != "")
+	}
+	var out []*float64
+	for _, tok := range strings.Fields(s.Values) {
+		if tok == "unreachable" {
+			out = append(out, &unreachable)
+			continue
+		}
+		vals, err := ExpandSeries(tok, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals...)
+	}
+	return out, nil
+}
+
+// Environments are the environments' patrols at the current step.
+func (in *testInputs) Environments() []EnvironmentResult {
+	var out []EnvironmentResult
+	for _, id := range slices.Sorted(maps.Keys(in.env)) {
+		er := EnvironmentResult{ID: id, Identity: map[string]string{"user.id": "test"}}
+		for _, check := range slices.Sorted(maps.Keys(in.env[id])) {
+			v := in.at(in.env[id][check])
+			switch {
+			case v == &unreachable:
+				er.Unknown, er.Results = "unreachable in the test series", nil
+			case er.Unknown == "":
+				er.Results = append(er.Results, in.result(check, v))
+			}
+		}
+		if er.Unknown != "" || len(er.Results) > 0 {
+			out = append(out, er)
+		}
+	}
+	return out
 }
 
 func (in *testInputs) at(vals []*float64) *float64 {
@@ -276,21 +341,34 @@ func (in *testInputs) IDs() []string {
 	for id := range in.check {
 		ids = append(ids, id)
 	}
+	for _, checks := range in.env {
+		for id := range checks {
+			if _, ok := in.check[id]; !ok && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
 	sort.Strings(ids)
 	return ids
 }
 
 func (in *testInputs) Run(_ context.Context, ids []string) []check.Result {
-	statuses := []check.Status{check.Pass, check.Warn, check.Fail}
 	out := make([]check.Result, 0, len(ids))
 	for _, id := range ids {
-		r := check.Result{ID: id, Status: check.Error, Summary: "no value in the series"}
-		if v := in.at(in.check[id]); v != nil && *v >= 0 && int(*v) < len(statuses) {
-			r.Status, r.Summary = statuses[int(*v)], "from the test series"
+		if vals, ok := in.check[id]; ok { // else only environments have it
+			out = append(out, in.result(id, in.at(vals)))
 		}
-		out = append(out, r)
 	}
 	return out
+}
+
+func (in *testInputs) result(id string, v *float64) check.Result {
+	statuses := []check.Status{check.Pass, check.Warn, check.Fail}
+	r := check.Result{ID: id, Status: check.Error, Summary: "no value in the series"}
+	if v != nil && *v >= 0 && int(*v) < len(statuses) {
+		r.Status, r.Summary = statuses[int(*v)], "from the test series"
+	}
+	return r
 }
 
 func (in *testInputs) Snapshot() []MetricPoint {

@@ -55,9 +55,12 @@ type SeriesState struct {
 
 // GroupState is the escalation state of a group of labels.
 type GroupState struct {
-	History   []ScorePoint `json:"history"`
-	Below     int          `json:"below"`
-	Escalated bool         `json:"escalated"`
+	// Labels are an environment's group labels (the rule's and
+	// LabelEnvironment), nil for the rules' own groups.
+	Labels    map[string]string `json:"labels,omitempty"`
+	History   []ScorePoint      `json:"history"`
+	Below     int               `json:"below"`
+	Escalated bool              `json:"escalated"`
 }
 
 // RuleStats counts a rule's evaluations and firings per hour over the

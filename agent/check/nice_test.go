@@ -1,0 +1,89 @@
+package check_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopatrol/gopatrol/agent/check"
+)
+
+// A target with Nice runs its commands, and what they start, at that
+// niceness; one without runs them at this process's; the niceness does
+// not leak to later commands.
+func TestTargetNice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Field 19 of /proc/PID/stat is the niceness; the cut is a child
+	// of the shell, the nested shell's cut a grandchild.
+	script := `cut -d' ' -f19 /proc/self/stat; sh -c "cut -d' ' -f19 /proc/self/stat"`
+	run := func(nice int) string {
+		t.Helper()
+		tg := &check.Target{Root: "/", Dir: "/", Environ: []string{"PATH=/usr/bin:/bin"}, Nice: nice}
+		out, err := check.CombinedOutput(tg.Command(ctx, "/bin/sh", "-c", script))
+		if err != nil {
+			t.Fatalf("nice %d: %v: %s", nice, err, out)
+		}
+		return strings.Join(strings.Fields(string(out)), " ")
+	}
+	plain := run(0)
+	if plain != "0 0" {
+		t.Skipf("this test runs at niceness %q, not 0: it cannot tell 7 from inherited", plain)
+	}
+	for range 3 { // each start on a fresh thread: none is left reniced
+		if got := run(7); got != "7 7" {
+			t.Errorf("Nice 7: the command and its child run at %q, want 7 7", got)
+		}
+		if got := run(0); got != "0 0" {
+			t.Errorf("after a niced command, a plain one runs at %q, want 0 0", got)
+		}
+	}
+}
+
+// A child's parent-death signal follows the thread that forked it: the
+// threads that start niced commands must never end, or they would kill
+// what they started, and what the runtime had forked from them before
+// (here: sleepers started with Target.Command's SIGKILL on parent death).
+func TestNicedStartsKillNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	plain := &check.Target{Root: "/", Dir: "/", Environ: []string{"PATH=/usr/bin:/bin"}}
+	var sleepers []*exec.Cmd
+	for range 8 {
+		c := plain.Command(ctx, "sleep", "30")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sleepers = append(sleepers, c)
+		runtime.Gosched()
+	}
+	defer func() {
+		for _, c := range sleepers {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			tg := &check.Target{Root: "/", Dir: "/", Environ: []string{"PATH=/usr/bin:/bin"}, Nice: 1 + i%3}
+			if out, err := check.CombinedOutput(tg.Command(ctx, "true")); err != nil {
+				t.Errorf("niced command: %v: %s", err, out)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond) // a parent-death signal is delivered at once
+	for _, c := range sleepers {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		if f := strings.Fields(string(st)); err != nil || len(f) < 3 || f[2] == "Z" {
+			t.Errorf("sleeper %d died while niced commands ran: %v %q", c.Process.Pid, err, st)
+		}
+	}
+}
