@@ -24,6 +24,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/record"
 	"github.com/gopatrol/gopatrol/agent/sense"
 	"github.com/gopatrol/gopatrol/bpf"
+	"github.com/gopatrol/gopatrol/internal/atomicfile"
 	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/otelcfg"
 	"github.com/gopatrol/gopatrol/plugins/host"
@@ -143,6 +144,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	a.plan = p
+	// A SIGKILL between a state file's temporary write and its rename
+	// leaves the temporary behind; nothing else would ever remove it.
+	if n, err := atomicfile.RemoveLeftovers(cfg.StateDir); err != nil {
+		a.log.Warn("state directory", "dir", cfg.StateDir, "err", err)
+	} else if n > 0 {
+		a.log.Info("state directory: removed the leftovers of interrupted writes", "dir", cfg.StateDir, "files", n)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

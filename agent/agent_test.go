@@ -79,6 +79,11 @@ type agentOpts struct {
 func startAgent(t testing.TB, o agentOpts) *proc {
 	t.Helper()
 	p := &proc{cfg: filepath.Join(t.TempDir(), "agent.yaml"), done: make(chan struct{})}
+	if !strings.Contains(o.config, "state_dir:") {
+		// Never the machine's /var/lib/gopatrol: what one test's agent
+		// learned (environments, baselines) must not reach another's.
+		o.config += "\nstate_dir: " + filepath.Join(filepath.Dir(p.cfg), "state") + "\n"
+	}
 	if err := os.WriteFile(p.cfg, []byte(o.config), 0o644); err != nil {
 		t.Fatal(err)
 	}

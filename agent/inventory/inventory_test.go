@@ -337,3 +337,45 @@ func TestPatrolRunsAtItsNiceness(t *testing.T) {
 		t.Errorf("Nice 2: the check's command and its child ran at %q, want 2 2", got)
 	}
 }
+
+// A host environment whose go commands have ended and whose GOCACHE lived
+// in a directory since removed (a finished CI job's temporary directory)
+// is not patrolled: that would only re-create the job's cache and compile
+// into it every cycle. While that directory stays, a missing cache is
+// still the doctor's to judge (a cache its user could not create).
+func TestFinishedJobsEnvironmentIsNotRebuilt(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		testgate.Missing(t, "go: %v", err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	ran := 0
+	counted := check.Check{ID: "test.ran", Title: "counts its runs", NoToolchain: true, Run: func(context.Context, *check.Env) check.Result {
+		ran++
+		return check.Result{ID: "test.ran", Status: check.Pass, Summary: "ran"}
+	}}
+	job := t.TempDir()
+	cache := filepath.Join(job, "work", "gocache")
+	os.MkdirAll(filepath.Dir(cache), 0o755)
+	// A process that has ended: the job's go command.
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	e := inventory.Entry{ID: "job", PIDs: []int{done.Process.Pid}, Env: inventory.Env{Go: goBin, UID: uint32(os.Getuid()),
+		Vars: map[string]string{"PATH": filepath.Dir(goBin) + ":/usr/bin:/bin", "GOTOOLCHAIN": "local", "GOCACHE": cache}}}
+	pat := inventory.Patroller{Checks: []check.Check{counted}}
+
+	r, _ := pat.Patrol(context.Background(), e)
+	if r.Outcome == inventory.OutcomeUnreachable || ran != 1 {
+		t.Fatalf("job directory still there: %+v (ran %d), want patrolled", r, ran)
+	}
+	os.RemoveAll(filepath.Join(job, "work"))
+	r, _ = pat.Patrol(context.Background(), e)
+	if r.Outcome != inventory.OutcomeUnreachable || r.Healthy() || !strings.Contains(r.Reason, "GOCACHE") || ran != 1 {
+		t.Errorf("job directory removed: %+v (ran %d), want unreachable naming GOCACHE, no check run", r, ran)
+	}
+	if _, err := os.Stat(cache); err == nil {
+		t.Errorf("the patrol re-created %s", cache)
+	}
+}

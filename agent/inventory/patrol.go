@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -183,6 +185,10 @@ func (p Patroller) patrolOnce(ctx context.Context, e Entry) (r Result, rep *chec
 		return r, nil, 0
 	}
 	r.Root = t.Root
+	if why := jobGone(e, t, pid); why != "" {
+		r.Outcome, r.Reason = OutcomeUnreachable, why
+		return r, nil, 0
+	}
 	tc, err := check.ResolveToolchain(ctx, t, e.Env.Go)
 	if err == nil {
 		results := p.Runner.Run(ctx, &check.Env{Target: t, Toolchain: tc}, p.Checks)
@@ -213,6 +219,31 @@ func (p Patroller) patrolOnce(ctx context.Context, e Entry) (r Result, rep *chec
 		r.Outcome, r.Reason = OutcomeFail, "no working toolchain: "+tc.Err.Error()
 	}
 	return r, rep, 0
+}
+
+// jobGone says why e, entered by pid, is an environment nobody can use
+// any more, or "". A host environment outlives its processes, and a CI
+// job's often lived in temporary directories: once its go commands have
+// ended (pid is none of them) and the directory holding its GOCACHE or
+// GOMODCACHE has been removed, its builds are over. A patrol would only
+// re-create the job's cache and compile the standard library into it,
+// every cycle. A cache that is missing while its directory stays is
+// still patrolled: that is a cache its user could not create.
+func jobGone(e Entry, t *check.Target, pid int) string {
+	if slices.Contains(e.PIDs, pid) {
+		return "" // one of its own go commands still runs
+	}
+	for _, key := range []string{"GOCACHE", "GOMODCACHE"} {
+		v := e.Env.Vars[key]
+		if !filepath.IsAbs(v) {
+			continue // unset, "off" or relative: the doctor's to judge
+		}
+		parent := filepath.Dir(filepath.Clean(v))
+		if _, err := os.Lstat(t.Path(parent)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("its go commands have ended and %s's directory %s is gone (a finished job's temporary directory?): not patrolled, so as not to re-create its cache", key, parent)
+		}
+	}
+	return ""
 }
 
 // alive says process pid still lives and its root can be entered.

@@ -1,10 +1,12 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // TempPrefix starts the name of every temporary file WriteFile makes:
@@ -38,6 +40,29 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// RemoveLeftovers removes the temporary files of writes into dir that
+// were interrupted (a process killed between CreateTemp and Rename), and
+// returns how many it removed. Call it before anything writes into dir.
+func RemoveLeftovers(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("removing interrupted writes: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), TempPrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return n, fmt.Errorf("removing interrupted write: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // SyncDir makes the entries of dir (a rename, a new or removed file)

@@ -67,3 +67,26 @@ func TestWriteFileMissingDir(t *testing.T) {
 		t.Fatalf("err = %v, want one naming %s", err, path)
 	}
 }
+
+// An interrupted write's temporary file is removed; the files and the
+// directories beside it are not.
+func TestRemoveLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "state.json")
+	if err := WriteFile(keep, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, TempPrefix+"state.json-123"), []byte("{"), 0o600)
+	os.Mkdir(filepath.Join(dir, TempPrefix+"dir"), 0o700)
+	n, err := RemoveLeftovers(dir)
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveLeftovers: %d, %v; want 1 removed", n, err)
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 2 {
+		t.Errorf("left %v, want state.json and the directory", left)
+	}
+	if n, err := RemoveLeftovers(filepath.Join(dir, "absent")); n != 0 || err != nil {
+		t.Errorf("a missing directory: %d, %v; want nothing to do", n, err)
+	}
+}
