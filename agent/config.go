@@ -83,6 +83,11 @@ type ChecksConfig struct {
 	Skip []string `yaml:"skip"`
 	// Timeout is the per-check timeout (0: the runner's defaults).
 	Timeout time.Duration `yaml:"timeout"`
+	// ProofTTL is how long a kept proof of the checks that run the
+	// toolchain (go run, the cgo and PIE builds) stands while its inputs
+	// are unchanged (docs/checks.md, "Kept proofs"); 0 proves on every
+	// patrol.
+	ProofTTL time.Duration `yaml:"proof_ttl"`
 	// AsUser probes as this user of the host (the one who builds).
 	AsUser string `yaml:"as_user"`
 	// Dir is the module directory of module checks, in the host's
@@ -150,6 +155,7 @@ func Default() Config {
 			FullAt:    "02:00",
 			FullSplay: 30 * time.Minute,
 			Grace:     5 * time.Second,
+			ProofTTL:  check.DefaultProofTTL,
 		},
 		Sensors: SensorsConfig{
 			Enabled:  true,
@@ -363,6 +369,9 @@ func (c Config) Validate() error {
 	}
 	if c.Checks.FullSplay < 0 || c.Checks.FullSplay > 24*time.Hour {
 		return bad("checks.full_splay", "%v: want a duration from 0 to 24h", c.Checks.FullSplay)
+	}
+	if c.Checks.ProofTTL < 0 {
+		return bad("checks.proof_ttl", "%v: must not be negative (0 proves on every patrol)", c.Checks.ProofTTL)
 	}
 	if c.Checks.Timeout < 0 {
 		return bad("checks.timeout", "%v: must not be negative (0 is the runner's default)", c.Checks.Timeout)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopatrol/gopatrol/agent/check"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -58,6 +60,12 @@ func TestLoad(t *testing.T) {
 		{name: "unknown nested key", body: "checks:\n  evry: 5m\n", errWant: []string{"checks.evry", ":2:", "every, full_at"}},
 		{name: "bad duration", body: "checks:\n  every: soon\n", errWant: []string{"checks.every", `"soon"`, "a duration such as"}},
 		{name: "too short duration", body: "checks:\n  every: 10ms\n", errWant: []string{"checks.every", "at least 1s"}},
+		{name: "negative proof ttl", body: "checks:\n  proof_ttl: -1m\n", errWant: []string{"checks.proof_ttl", "-1m0s", "not be negative"}},
+		{name: "proof ttl default and off", body: "checks:\n  proof_ttl: 0s\n", check: func(t *testing.T, c Config) {
+			if c.Checks.ProofTTL != 0 || Default().Checks.ProofTTL != check.DefaultProofTTL {
+				t.Errorf("proof_ttl = %v, default %v", c.Checks.ProofTTL, Default().Checks.ProofTTL)
+			}
+		}},
 		{name: "bad bool", body: "sensors:\n  enabled: perhaps\n", errWant: []string{"sensors.enabled", "true or false"}},
 		{name: "bad time of day", body: "checks:\n  full_at: \"25:00\"\n", errWant: []string{"checks.full_at", "HH:MM"}},
 		{name: "bad level", body: "log:\n  level: loud\n", errWant: []string{"log.level", "debug, info, warn or error"}},

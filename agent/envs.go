@@ -81,7 +81,7 @@ type envPatrol struct {
 	names   map[string]bool
 	inv     *inventory.Inventory
 	capture inventory.Capturer
-	timeout func() time.Duration // checks.timeout, as reloaded
+	runner  func() check.Runner // checks.timeout and proof_ttl, as reloaded
 	audit   *patrol.Audit
 	state   string
 	log     *slog.Logger
@@ -117,8 +117,8 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 		inv:   inventory.New(inventory.Config{Limit: cfg.Envs.Limit}),
 		audit: &patrol.Audit{Path: patrol.AuditPath(cfg.StateDir)},
 		state: inventory.StatePath(cfg.StateDir), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1),
-		checks:  func() []check.Check { return a.checks(SetDefault, a.cfg.Load()) },
-		timeout: func() time.Duration { return a.cfg.Load().Checks.Timeout },
+		checks: func() []check.Check { return a.checks(SetDefault, a.cfg.Load()) },
+		runner: func() check.Runner { return a.runner(a.cfg.Load()) },
 	}
 	for _, n := range cfg.Sensors.GoNames {
 		ep.names[n] = true
@@ -265,7 +265,7 @@ func (ep *envPatrol) round(ctx context.Context) {
 			due = append(due, e)
 		}
 	}
-	pat := inventory.Patroller{Checks: ep.checks(), Runner: check.Runner{Timeout: ep.timeout()}, Nice: ep.cfg.Nice}
+	pat := inventory.Patroller{Checks: ep.checks(), Runner: ep.runner(), Nice: ep.cfg.Nice}
 	sem := make(chan struct{}, ep.cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, e := range due {

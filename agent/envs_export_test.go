@@ -18,10 +18,10 @@ type EnvRound struct{ ep *envPatrol }
 
 // NewEnvRound patrols with these checks, parallel at a time, at niceness
 // nice; every environment is due at every round.
-func NewEnvRound(checks []check.Check, parallel, nice int, timeout time.Duration) *EnvRound {
+func NewEnvRound(checks []check.Check, parallel, nice int, timeout time.Duration, proofs *check.Proofs) *EnvRound {
 	return &EnvRound{ep: &envPatrol{
 		cfg: EnvsConfig{Parallel: parallel, Nice: nice, Every: time.Nanosecond}, inv: inventory.New(inventory.Config{}),
-		checks: func() []check.Check { return checks }, timeout: func() time.Duration { return timeout },
+		checks: func() []check.Check { return checks }, runner: func() check.Runner { return check.Runner{Timeout: timeout, Proofs: proofs} },
 		flush: make(chan struct{}, 1), wake: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler),
 	}}
 }

@@ -3,10 +3,23 @@ package agent
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gopatrol/gopatrol/agent/check"
 )
+
+// runner runs the patrols' checks: with the proofs kept in the state
+// directory, so that a patrol proves the toolchain by running it once per
+// checks.proof_ttl, or when something it depends on changed. A diagnosis
+// for a ticket and a remedy's rerun prove afresh.
+func (a *agent) runner(cfg *Config) check.Runner {
+	r := check.Runner{Timeout: cfg.Checks.Timeout, Log: a.log}
+	if cfg.Checks.ProofTTL > 0 {
+		r.Proofs = &check.Proofs{Dir: filepath.Join(cfg.StateDir, "proofs"), TTL: cfg.Checks.ProofTTL}
+	}
+	return r
+}
 
 // schedule is cfg's schedule with this node's splay.
 func (a *agent) schedule(cfg Config) Schedule {
@@ -30,7 +43,7 @@ func (a *agent) patrol(ctx context.Context, set CheckSet) check.Report {
 	if results == nil {
 		start = time.Now()
 		env := &check.Env{Target: a.plan.target, Toolchain: a.plan.toolchain}
-		results = check.Runner{Timeout: cfg.Checks.Timeout}.Run(ctx, env, a.checks(set, cfg))
+		results = a.runner(cfg).Run(ctx, env, a.checks(set, cfg))
 	}
 	rep := check.NewReport(a.plan.toolchain, results)
 	a.rec.Report(context.WithoutCancel(ctx), rep)

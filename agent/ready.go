@@ -31,7 +31,7 @@ func (a *agent) startFirstPatrol(ctx context.Context) {
 	checks := a.checks(SetDefault, cfg)
 	go func() {
 		defer close(f.done)
-		f.results = check.Runner{Timeout: cfg.Checks.Timeout}.Run(ctx, env, checks)
+		f.results = a.runner(cfg).Run(ctx, env, checks)
 	}()
 	a.mu.Lock()
 	a.first = f

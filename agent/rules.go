@@ -104,7 +104,7 @@ func (a *agent) loadRules(ctx context.Context) error {
 		// A check rule runs what it names on its own schedule: the
 		// shipped set puts the slow build checks in an `at: 02:00` rule.
 		Checks: patrol.Doctor{Env: env, Checks: a.plan.sets[SetFull],
-			Runner: check.Runner{Timeout: cfg.Checks.Timeout}},
+			Runner: a.runner(&cfg)},
 		Environments: a.envSource(),
 		Metrics:      readerMetrics{a.selfRead},
 		Remediation:  remediation(cfg.Remediation, env, defaultFix),

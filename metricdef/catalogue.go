@@ -80,7 +80,7 @@ var (
 	}
 	SpecCheckDuration = Spec{
 		Name: "gopatrol.check.duration", Kind: KindHistogram, Unit: "s",
-		Description: "Time a check took to run.",
+		Description: "Time a check took to run (a kept proof of the toolchain did not run and records none).",
 		Attributes:  []attribute.Key{AttrCheckID, AttrCheckStatus},
 		Buckets:     checkBuckets,
 	}

@@ -51,6 +51,11 @@ type Check struct {
 	// is being written or its builds use CPU (up to FillLimit) and is a hang once it is
 	// not (Runner.Stall), unless --timeout was given.
 	FillsCache bool
+	// Proves marks checks that prove the toolchain by running it and whose
+	// outcome depends only on what ProofInputs fingerprints: with
+	// Runner.Proofs, their pass is kept and stands for later runs while
+	// those inputs are unchanged.
+	Proves bool
 
 	Run func(ctx context.Context, env *Env) Result
 }
@@ -76,6 +81,10 @@ type Result struct {
 	// --fix); empty when the fix needs a person.
 	Remedies []Remedy
 	Duration time.Duration
+	// ProvedAt is when a kept proof stood for this run (Runner.Proofs):
+	// the check did not run, and Duration is only the lookup's. Zero when
+	// the check ran.
+	ProvedAt time.Time
 }
 
 func result(s Status, format string, a ...any) Result {

@@ -75,6 +75,7 @@ type resultJSON struct {
 	Remedies   []Remedy          `json:"remedies,omitempty"`
 	DurationMS float64           `json:"duration_ms"`
 	Seed       string            `json:"seed"`
+	ProvedAt   *time.Time        `json:"proved_at,omitempty"`
 }
 
 // MarshalJSON writes a result in the report's field names, with the
@@ -85,7 +86,12 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		ev = map[string]string{}
 	}
 	ms := math.Round(float64(r.Duration.Microseconds())/10) / 100
-	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, r.Remedies, ms, r.Source})
+	var proved *time.Time
+	if !r.ProvedAt.IsZero() {
+		at := r.ProvedAt.UTC()
+		proved = &at
+	}
+	return json.Marshal(resultJSON{r.ID, r.Title, r.Status, r.Summary, ev, r.Fix, r.Remedies, ms, r.Source, proved})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -96,5 +102,8 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	}
 	*r = Result{ID: j.ID, Title: j.Title, Status: j.Status, Summary: j.Summary, Evidence: j.Evidence, Fix: j.Fix, Remedies: j.Remedies, Source: j.Seed}
 	r.Duration = time.Duration(j.DurationMS * float64(time.Millisecond))
+	if j.ProvedAt != nil {
+		r.ProvedAt = *j.ProvedAt
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -39,6 +40,14 @@ type Runner struct {
 	// Stall is how long a FillsCache check past its timeout may go
 	// without writing to the build cache (DefaultStall when zero).
 	Stall time.Duration
+	// Proofs, when set, keeps the passes of the checks that prove the
+	// toolchain by running it (Check.Proves) and lets them stand while
+	// their inputs are unchanged; nil proves everything on every run
+	// (--fresh, a rerun after a fix).
+	Proofs *Proofs
+	// Log hears what the runner could not do that costs only speed (a
+	// proof that could not be kept); slog.Default when nil.
+	Log *slog.Logger
 }
 
 // Validate reports a runner setting that cannot work, naming the value.
@@ -66,15 +75,42 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 			r.Progress(id, done)
 		}
 	}
+	// The fingerprint is taken once, by the first proving check that
+	// needs it, and only if one runs.
+	inputs := sync.OnceValue(func() [32]byte { return ProofInputs(env) })
 	for i, c := range checks {
 		wg.Go(func() {
 			progress(c.ID, false)
-			results[i] = r.runOne(ctx, env, c)
+			results[i] = r.runProving(ctx, env, c, inputs)
 			progress(c.ID, true)
 		})
 	}
 	wg.Wait()
 	return Attribute(results)
+}
+
+// runProving runs c, or lets its kept proof stand (Runner.Proofs).
+func (r Runner) runProving(ctx context.Context, env *Env, c Check, inputs func() [32]byte) Result {
+	if r.Proofs == nil || !c.Proves || env.Toolchain == nil || env.Toolchain.Err != nil {
+		return r.runOne(ctx, env, c)
+	}
+	start := time.Now()
+	in := inputs()
+	if res, ok := r.Proofs.lookup(c.ID, in); ok {
+		res.ID, res.Title, res.Source = c.ID, c.Title, c.Source
+		res.Duration = time.Since(start)
+		return res
+	}
+	res := r.runOne(ctx, env, c)
+	// A pass on a cold cache is kept as well: it proved the same thing.
+	if err := r.Proofs.keep(c.ID, in, res); err != nil {
+		log := r.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Debug("proof not kept; the next run proves again", "check", c.ID, "err", err)
+	}
+	return res
 }
 
 func (r Runner) runOne(ctx context.Context, env *Env, c Check) Result {

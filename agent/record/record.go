@@ -37,7 +37,8 @@ func (r *Recorder) Instruments() *metricdef.Instruments { return r.in }
 // Report records one run of the doctor (docs/metrics.md, "The doctor's
 // metrics"): for every check one gopatrol.check.result point per status,
 // 1 for the check's status and 0 for the others, so that a check moving
-// from pass to fail sets pass back to 0; one duration sample per check;
+// from pass to fail sets pass back to 0; one duration sample per check
+// that ran (a kept proof did not);
 // the health score unless every check skipped.
 func (r *Recorder) Report(ctx context.Context, rep check.Report) {
 	for _, res := range rep.Results {
@@ -49,8 +50,12 @@ func (r *Recorder) Report(ctx context.Context, rep check.Report) {
 			}
 			r.in.CheckResult.Record(ctx, v, metric.WithAttributes(id, metricdef.AttrCheckStatus.String(string(s))))
 		}
-		r.in.CheckDuration.Record(ctx, res.Duration.Seconds(),
-			metric.WithAttributes(id, metricdef.AttrCheckStatus.String(string(res.Status))))
+		// A kept proof did not run: its lookup is no sample of the
+		// check's time.
+		if res.ProvedAt.IsZero() {
+			r.in.CheckDuration.Record(ctx, res.Duration.Seconds(),
+				metric.WithAttributes(id, metricdef.AttrCheckStatus.String(string(res.Status))))
+		}
 	}
 	if r.scoreByRules.Load() {
 		return

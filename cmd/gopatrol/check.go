@@ -29,6 +29,7 @@ type checkFlags struct {
 	failOn     string
 	asUser     string
 	slow       bool
+	fresh      bool
 	timeout    time.Duration
 	export     bool
 	pluginDir  string
@@ -69,6 +70,7 @@ printed in every case but 2.`,
 	fl.StringVar(&f.failOn, "fail-on", "fail", "lowest status that makes the exit code 1: fail or warn")
 	fl.StringVar(&f.asUser, "as-user", "", "probe as this user, the one who builds (default: the invoking user)")
 	fl.BoolVar(&f.slow, "slow", false, "also run the slow checks (race build, cache verification)")
+	fl.BoolVar(&f.fresh, "fresh", false, "prove again: run the toolchain (go run, go list std, the cgo and PIE builds, go tool compile) even where a proof kept from an earlier run still stands (docs/checks.md)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-check timeout (default 10s, 3m for slow checks)")
 	fl.BoolVar(&f.export, "export", false, "also send the results as OpenTelemetry metrics (OTEL_* environment, docs/otel.md); exit 3 if that fails")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "with --export: run the cloud probe plugins in DIR and put their cloud.* attributes on the resource")
@@ -148,7 +150,12 @@ func runCheck(ctx context.Context, stdout, stderr io.Writer, f checkFlags) error
 	}
 	env := &check.Env{Target: target, Toolchain: tc}
 	progress := newProgress(stderr, len(checks))
-	results := check.Runner{Timeout: f.timeout, Progress: progress.event}.Run(ctx, env, checks)
+	runner := check.Runner{Timeout: f.timeout, Progress: progress.event}
+	if !f.fresh {
+		// Without a cache directory every run proves: slower, not wrong.
+		runner.Proofs, _ = check.UserProofs()
+	}
+	results := runner.Run(ctx, env, checks)
 	progress.end()
 	var fixes []remedy.Outcome
 	var fixErr error

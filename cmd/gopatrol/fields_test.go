@@ -16,7 +16,7 @@ import (
 var goldenFields = map[string]struct{ always, optional []string }{
 	"check":           {[]string{"schema", "toolchain", "results", "summary"}, nil},
 	"check.toolchain": {[]string{"go", "goroot", "version", "goflags", "gotoolchain"}, []string{"error"}},
-	"check.result":    {[]string{"id", "title", "status", "summary", "evidence", "duration_ms", "seed"}, []string{"fix"}},
+	"check.result":    {[]string{"id", "title", "status", "summary", "evidence", "duration_ms", "seed"}, []string{"fix", "remedies", "proved_at"}},
 	"check.summary":   {[]string{"pass", "warn", "fail", "skip", "error"}, nil},
 
 	"plugins.detect":         {[]string{"schema", "dir", "attributes", "sources", "results", "duration_ms", "total_ms"}, []string{"refused"}},

@@ -86,6 +86,7 @@ func pieCheck(buildmode string) check.Check {
 		Source: "4.3",
 		// A release's first PIE build compiles the standard library.
 		FillsCache: true,
+		Proves:     true,
 		Run: func(ctx context.Context, env *check.Env) check.Result {
 			return runPIE(ctx, env, buildmode)
 		},

@@ -19,7 +19,7 @@ import (
 // Checks returns this package's checks.
 func Checks() []check.Check {
 	return []check.Check{
-		{ID: "cgo.toolchain", Title: "cgo is on and the C toolchain builds", Source: "2.4", Timeout: 2 * time.Minute, FillsCache: true, Run: toolchain},
+		{ID: "cgo.toolchain", Title: "cgo is on and the C toolchain builds", Source: "2.4", Timeout: 2 * time.Minute, FillsCache: true, Proves: true, Run: toolchain},
 	}
 }
 

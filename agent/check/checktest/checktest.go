@@ -27,6 +27,8 @@ type World struct {
 	// Dir is a scratch directory that every user can enter, for worlds
 	// probed as another user (t.TempDir is 0700).
 	Dir string
+	// Proofs, when set, is the runner's Proofs in Run: kept proofs stand.
+	Proofs *check.Proofs
 }
 
 // RealGo is the go binary the tests run with, resolved through links.
@@ -154,7 +156,7 @@ func (w *World) Env() *check.Env {
 // Run runs one check in the world through the real runner.
 func (w *World) Run(c check.Check) check.Result {
 	w.T.Helper()
-	res := check.Runner{}.Run(context.Background(), w.Env(), []check.Check{c})[0]
+	res := check.Runner{Proofs: w.Proofs}.Run(context.Background(), w.Env(), []check.Check{c})[0]
 	w.T.Logf("%s: %s: %s evidence=%v fix=%q", res.ID, res.Status, res.Summary, res.Evidence, res.Fix)
 	return res
 }

@@ -25,6 +25,7 @@ var envFunctional = check.Check{
 	// tens of milliseconds.
 	Timeout:    time.Minute,
 	FillsCache: true,
+	Proves:     true,
 	Run:        runFunctional,
 }
 

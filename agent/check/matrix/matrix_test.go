@@ -250,7 +250,7 @@ func defaultSet(t testing.TB, w *checktest.World) []check.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return check.Runner{}.Run(context.Background(), w.Env(), checks)
+	return check.Runner{Proofs: w.Proofs}.Run(context.Background(), w.Env(), checks)
 }
 
 func allowed(r check.Result) bool {

@@ -1,0 +1,194 @@
+package check
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gopatrol/gopatrol/internal/atomicfile"
+)
+
+// DefaultProofTTL is how long a kept proof stands at most when Proofs.TTL
+// is zero (each stands between half of it and all of it, see standsFor).
+// It bounds how late the doctor can be about a change that its
+// fingerprint does not see (an edit inside a file of GOROOT/src, a broken
+// library of the C compiler): the agent re-proves at least this often.
+const DefaultProofTTL = 30 * time.Minute
+
+// Proofs keeps the passing results of the checks that prove the toolchain
+// by running it (Check.Proves: go run, a cgo build, a PIE build, go tool
+// compile). Those go commands are most of the doctor's CPU, while what
+// their outcome depends on can be fingerprinted in a few milliseconds
+// (ProofInputs): the go
+// binary and GOROOT, go env, the environment, the C toolchain, the
+// mounts, the boot. A kept proof stands for a later run while every input
+// is unchanged, for at most TTL. Only a pass is kept: a failure or a
+// warning is proved again on every run, and so is everything after a
+// change, a reboot or a fix.
+//
+// Proofs are files in Dir named by the hash of their inputs, so that the
+// many environments of the agent each keep their own. A file is trusted
+// only when Dir and the file belong to this process's user and nobody
+// else may write them.
+type Proofs struct {
+	Dir string
+	// TTL is how long a proof stands at most (DefaultProofTTL when
+	// zero); each stands between TTL/2 and TTL.
+	TTL time.Duration
+	// Now is the clock (time.Now when nil), for tests.
+	Now func() time.Time
+}
+
+// proofFile is what a proof file holds: no environment value, only what
+// the check reported (as the JSON report would) and when.
+type proofFile struct {
+	Check    string            `json:"check"`
+	ProvedAt time.Time         `json:"proved_at"`
+	Summary  string            `json:"summary"`
+	Evidence map[string]string `json:"evidence,omitempty"`
+}
+
+func (p *Proofs) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Proofs) ttl() time.Duration {
+	if p.TTL > 0 {
+		return p.TTL
+	}
+	return DefaultProofTTL
+}
+
+// key names the proof of check id over inputs.
+func proofKey(id string, inputs [32]byte) string {
+	h := sha256.New()
+	h.Write(inputs[:])
+	h.Write([]byte(id))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// lookup returns the kept proof of id over inputs, if it still stands.
+func (p *Proofs) lookup(id string, inputs [32]byte) (Result, bool) {
+	if !p.trusted() {
+		return Result{}, false
+	}
+	path := filepath.Join(p.Dir, proofKey(id, inputs)+".json")
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || !ownedAndPrivate(fi) || fi.Size() > 1<<20 {
+		return Result{}, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Result{}, false
+	}
+	var f proofFile
+	if json.Unmarshal(data, &f) != nil || f.Check != id {
+		return Result{}, false
+	}
+	age, stands := p.now().Sub(f.ProvedAt), standsFor(p.ttl(), path)
+	if age < 0 || age >= stands {
+		return Result{}, false
+	}
+	r := Passf("%s (proved %s ago; its inputs are unchanged)", f.Summary, age.Round(time.Second))
+	for k, v := range f.Evidence {
+		r = r.With(k, v)
+	}
+	r.ProvedAt = f.ProvedAt
+	return r.With("proof", fmt.Sprintf("kept from %s: the go binary, GOROOT, go env, the environment, the C toolchain, the mounts and the boot are as they were then; it stands for %s (--fresh proves again)", f.ProvedAt.UTC().Format(time.RFC3339), stands.Round(time.Second))), true
+}
+
+// standsFor is how long the proof in file stands: between ttl/2 and
+// ttl, by its name. The agent proves its environments in one round after
+// a start; were every proof to stand exactly ttl, all of them would fall
+// due in one later round again, and that round would cost what the first
+// did. Spread by the hash that names them, they fall due over many.
+func standsFor(ttl time.Duration, file string) time.Duration {
+	h := sha256.Sum256([]byte(filepath.Base(file)))
+	frac := float64(binary.BigEndian.Uint16(h[:2])) / (1 << 16)
+	return ttl/2 + time.Duration(frac*float64(ttl/2))
+}
+
+// keep records a passing result of id over inputs, and forgets the
+// proofs that no longer stand. A failure to write only costs the next run
+// its proof, so it is returned for the log and nothing else.
+func (p *Proofs) keep(id string, inputs [32]byte, r Result) error {
+	if r.Status != Pass {
+		return nil
+	}
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return fmt.Errorf("keep the proof of %s: %w", id, err)
+	}
+	if !p.trusted() {
+		return fmt.Errorf("keep the proof of %s: %s is not this user's own private directory; proofs are not kept there", id, p.Dir)
+	}
+	// How long a cold cache took is news of that run, not of the proof.
+	ev := maps.Clone(r.Evidence)
+	delete(ev, "cold cache")
+	data, err := json.Marshal(proofFile{Check: id, ProvedAt: p.now(), Summary: r.Summary, Evidence: ev})
+	if err != nil {
+		return fmt.Errorf("keep the proof of %s: %w", id, err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(p.Dir, proofKey(id, inputs)+".json"), data, 0o600); err != nil {
+		return fmt.Errorf("keep the proof of %s: %w", id, err)
+	}
+	p.forgetExpired()
+	return nil
+}
+
+// forgetExpired removes proof files older than the TTL, so that the
+// environments and toolchains of the past do not pile up.
+func (p *Proofs) forgetExpired() {
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return
+	}
+	cutoff := p.now().Add(-p.ttl())
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(p.Dir, e.Name()))
+		}
+	}
+}
+
+// trusted reports whether Dir is this user's own directory that nobody
+// else may write: a proof planted by another user would make the doctor
+// pass a toolchain it never ran.
+func (p *Proofs) trusted() bool {
+	fi, err := os.Lstat(p.Dir)
+	return err == nil && fi.IsDir() && ownedAndPrivate(fi)
+}
+
+func ownedAndPrivate(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == uint32(os.Geteuid()) && fi.Mode().Perm()&0o022 == 0
+}
+
+// ErrNoProofDir says no directory for proofs could be found.
+var ErrNoProofDir = errors.New("no directory for proofs")
+
+// UserProofs returns the proofs of the invoking user, kept in their cache
+// directory ($XDG_CACHE_HOME/gopatrol/proofs, else
+// ~/.cache/gopatrol/proofs).
+func UserProofs() (*Proofs, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoProofDir, err)
+	}
+	return &Proofs{Dir: filepath.Join(dir, "gopatrol", "proofs")}, nil
+}

@@ -1,0 +1,340 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gopatrol/gopatrol/internal/testgate"
+)
+
+// proofWorld is a toolchain laid out for real on disk (a GOROOT with a
+// standard library of three directories, its tools, a C compiler on PATH,
+// a build cache and a TMPDIR), described as ResolveToolchain would: the
+// fingerprint reads files, it never runs them.
+type proofWorld struct {
+	dir string
+	env *Env
+}
+
+func newProofWorld(t *testing.T) *proofWorld {
+	t.Helper()
+	dir := t.TempDir()
+	goroot := filepath.Join(dir, "go")
+	files := map[string]string{
+		"go/bin/go":                       "#!/bin/sh\n",
+		"go/VERSION":                      "go1.26.8\n",
+		"go/go.env":                       "GOPROXY=off\n",
+		"go/src/fmt/print.go":             "package fmt\n",
+		"go/src/net/http/server.go":       "package http\n",
+		"go/src/net/http/testdata/x.txt":  "data\n",
+		"go/src/cmd/go/main.go":           "package main\n",
+		"go/pkg/tool/linux_amd64/compile": "compiler\n",
+		"go/pkg/tool/linux_amd64/link":    "linker\n",
+		"go/pkg/include/textflag.h":       "\n",
+		"bin/gcc":                         "#!/bin/sh\nexec /usr/bin/gcc \"$@\"\n",
+		"cache/trim.txt":                  "1\n",
+		"cache/00/entry":                  "x\n",
+		"home/.config/go/env":             "",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"tmp", "gotmp"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := &Target{Root: "/", Dir: dir, User: &User{Name: "builder", UID: 1000, GID: 1000, Groups: []uint32{1000}, Home: filepath.Join(dir, "home")},
+		Environ: []string{"PATH=" + filepath.Join(dir, "bin") + ":/usr/bin:/bin", "TMPDIR=" + filepath.Join(dir, "tmp"), "HOME=" + filepath.Join(dir, "home"), "PWD=" + dir, "SHLVL=1"}}
+	tc := &Toolchain{Go: filepath.Join(goroot, "bin", "go"), Env: map[string]string{
+		"GOROOT":     goroot,
+		"GOTOOLDIR":  filepath.Join(goroot, "pkg", "tool", "linux_amd64"),
+		"GOCACHE":    filepath.Join(dir, "cache"),
+		"GOTMPDIR":   filepath.Join(dir, "gotmp"),
+		"GOENV":      filepath.Join(dir, "home", ".config", "go", "env"),
+		"CC":         "gcc",
+		"GOGCCFLAGS": "-fPIC -m64 -ffile-prefix-map=/tmp/go-build123=/tmp/go-build",
+		"GOMOD":      filepath.Join(dir, "go.mod"),
+		"GOVERSION":  "go1.26.8",
+	}}
+	return &proofWorld{dir: dir, env: &Env{Target: target, Toolchain: tc}}
+}
+
+func (w *proofWorld) path(name string) string { return filepath.Join(w.dir, name) }
+
+// A kept proof must go stale with every change that can make the proving
+// checks fail, and must survive what does not change a build, or it would
+// never be used.
+func TestProofInputs(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(t *testing.T, w *proofWorld)
+		changes bool
+	}{
+		{"nothing", func(*testing.T, *proofWorld) {}, false},
+		{"a shell's own variables", func(_ *testing.T, w *proofWorld) {
+			w.env.Target.Environ = append(w.env.Target.Environ, "PWD=/elsewhere", "SHLVL=3", "OLDPWD=/x", "TERM=xterm")
+		}, false},
+		{"the go command's random work directory in GOGCCFLAGS", func(_ *testing.T, w *proofWorld) {
+			w.env.Toolchain.Env["GOGCCFLAGS"] = "-fPIC -m64 -ffile-prefix-map=/tmp/go-build98765=/tmp/go-build"
+		}, false},
+		{"another module (GOMOD)", func(_ *testing.T, w *proofWorld) { w.env.Toolchain.Env["GOMOD"] = "/other/go.mod" }, false},
+		{"files written into TMPDIR, GOTMPDIR and GOCACHE", func(t *testing.T, w *proofWorld) {
+			for _, f := range []string{"tmp/gopatrol-run-1", "gotmp/go-build1", "cache/ab/new-entry"} {
+				mustWrite(t, w.path(f), "x")
+			}
+		}, false},
+
+		{"an environment variable", func(_ *testing.T, w *proofWorld) {
+			w.env.Target.Environ = append(w.env.Target.Environ, "CGO_CFLAGS=-O0")
+		}, true},
+		{"a go env value", func(_ *testing.T, w *proofWorld) { w.env.Toolchain.Env["CC"] = "clang" }, true},
+		{"the build user", func(_ *testing.T, w *proofWorld) { w.env.Target.User.UID = 1001 }, true},
+		{"the go binary rewritten", func(t *testing.T, w *proofWorld) { mustWrite(t, w.path("go/bin/go"), "#!/bin/sh\nexit 1\n") }, true},
+		{"the go binary's mode", func(t *testing.T, w *proofWorld) { mustChmod(t, w.path("go/bin/go"), 0o644) }, true},
+		{"GOROOT/bin/go behind a wrapper", func(t *testing.T, w *proofWorld) {
+			w.env.Toolchain.Go = w.path("bin/go-wrapper")
+			mustWrite(t, w.env.Toolchain.Go, "#!/bin/sh\nexec "+w.path("go/bin/go")+" \"$@\"\n")
+			before := ProofInputs(w.env)
+			mustWrite(t, w.path("go/bin/go"), "#!/bin/sh\necho go1.27.0\n")
+			if ProofInputs(w.env) == before {
+				t.Errorf("GOROOT/bin/go replaced behind an unchanged wrapper, fingerprint unchanged")
+			}
+		}, true},
+		{"GOROOT/VERSION", func(t *testing.T, w *proofWorld) { mustWrite(t, w.path("go/VERSION"), "go1.26.9\n") }, true},
+		{"a tool of GOTOOLDIR", func(t *testing.T, w *proofWorld) {
+			mustWrite(t, w.path("go/pkg/tool/linux_amd64/link"), "other linker\n")
+		}, true},
+		{"a tool removed", func(t *testing.T, w *proofWorld) { mustRemove(t, w.path("go/pkg/tool/linux_amd64/compile")) }, true},
+		{"a standard package removed", func(t *testing.T, w *proofWorld) { mustRemove(t, w.path("go/src/net/http")) }, true},
+		{"a file added to a standard package", func(t *testing.T, w *proofWorld) { mustWrite(t, w.path("go/src/net/http/extra.go"), "package http\n") }, true},
+		{"a file removed from a standard package", func(t *testing.T, w *proofWorld) { mustRemove(t, w.path("go/src/fmt/print.go")) }, true},
+		{"the C compiler on PATH rewritten", func(t *testing.T, w *proofWorld) { mustWrite(t, w.path("bin/gcc"), "#!/bin/sh\nexit 1\n") }, true},
+		{"the C compiler removed", func(t *testing.T, w *proofWorld) { mustRemove(t, w.path("bin/gcc")) }, true},
+		{"the build cache trimmed", func(t *testing.T, w *proofWorld) { mustWrite(t, w.path("cache/trim.txt"), "2\n") }, true},
+		{"TMPDIR made unwritable", func(t *testing.T, w *proofWorld) { mustChmod(t, w.path("tmp"), 0o555) }, true},
+		{"TMPDIR removed", func(t *testing.T, w *proofWorld) { mustRemove(t, w.path("tmp")) }, true},
+		{"TMPDIR owned by another user", func(t *testing.T, w *proofWorld) {
+			testgate.Root(t, "chown a directory")
+			if err := os.Chown(w.path("tmp"), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"the GOENV file", func(t *testing.T, w *proofWorld) {
+			mustWrite(t, w.path("home/.config/go/env"), "GOFLAGS=-mod=vendor\n")
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newProofWorld(t)
+			var before bytes.Buffer
+			writeProofInputs(&before, w.env)
+			sum := ProofInputs(w.env)
+			tt.change(t, w)
+			var after bytes.Buffer
+			writeProofInputs(&after, w.env)
+			if changed := ProofInputs(w.env) != sum; changed != tt.changes {
+				t.Errorf("fingerprint changed: %v, want %v; differing inputs:\n%s", changed, tt.changes, lineDiff(before.String(), after.String()))
+			}
+		})
+	}
+}
+
+// A remount with noexec under TMPDIR makes go run fail (its work directory
+// cannot hold programs): the fingerprint sees the mount's new options.
+func TestProofInputsSeeRemounts(t *testing.T) {
+	testgate.Root(t, "mount a tmpfs")
+	w := newProofWorld(t)
+	tmp := w.path("tmp")
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", tmp, err)
+	}
+	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
+	sum := ProofInputs(w.env)
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_REMOUNT|unix.MS_NOEXEC, "mode=0755"); err != nil {
+		t.Fatalf("remount %s noexec: %v", tmp, err)
+	}
+	if ProofInputs(w.env) == sum {
+		t.Fatalf("remounting TMPDIR %s noexec left the fingerprint unchanged", tmp)
+	}
+}
+
+// The runner lets a kept pass stand while the inputs are unchanged and for
+// TTL, says so in the result, and never keeps anything but a pass.
+func TestRunnerKeepsProofs(t *testing.T) {
+	w := newProofWorld(t)
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	proofs := &Proofs{Dir: filepath.Join(t.TempDir(), "proofs"), TTL: 10 * time.Minute, Now: func() time.Time { return now }}
+	runs := map[string]int{}
+	status := Pass
+	proving := func(id string, proves bool) Check {
+		return Check{ID: id, Proves: proves, Run: func(context.Context, *Env) Result {
+			runs[id]++
+			return Result{Status: status, Summary: "built and ran"}.With("go run", "ok in 80ms")
+		}}
+	}
+	run := func(r Runner, c Check) Result {
+		t.Helper()
+		return r.Run(context.Background(), w.env, []Check{c})[0]
+	}
+	r := Runner{Proofs: proofs}
+
+	first := run(r, proving("p", true))
+	second := run(r, proving("p", true))
+	if runs["p"] != 1 {
+		t.Fatalf("the check ran %d times, want once: its proof did not stand", runs["p"])
+	}
+	if second.Status != Pass || !strings.Contains(second.Summary, "proved 0s ago") || second.Evidence["proof"] == "" || second.Evidence["go run"] != first.Evidence["go run"] {
+		t.Fatalf("a kept proof must say so and keep its evidence: %+v", second)
+	}
+	if !second.ProvedAt.Equal(now) || !first.ProvedAt.IsZero() {
+		t.Fatalf("ProvedAt: first run %v, kept proof %v, want zero and %v", first.ProvedAt, second.ProvedAt, now)
+	}
+	data, err := json.Marshal(second)
+	if err != nil || !strings.Contains(string(data), `"proved_at":"2026-11-30T12:00:00Z"`) {
+		t.Fatalf("JSON of a kept proof: %s %v", data, err)
+	}
+	var back Result
+	if err := json.Unmarshal(data, &back); err != nil || !back.ProvedAt.Equal(now) {
+		t.Fatalf("JSON round trip lost proved_at: %+v %v", back, err)
+	}
+	if data, _ := json.Marshal(first); strings.Contains(string(data), "proved_at") {
+		t.Fatalf("a check that ran has proved_at: %s", data)
+	}
+
+	run(Runner{}, proving("p", true)) // --fresh
+	run(r, proving("q", false))
+	run(r, proving("q", false))
+	if runs["p"] != 2 || runs["q"] != 2 {
+		t.Fatalf("runs %v: a runner without Proofs and a check that does not prove must run every time", runs)
+	}
+
+	now = now.Add(10 * time.Minute)
+	run(r, proving("p", true))
+	if runs["p"] != 3 {
+		t.Fatalf("a proof past its TTL stood")
+	}
+
+	w.env.Target.Environ = append(w.env.Target.Environ, "CC=clang")
+	run(r, proving("p", true))
+	if runs["p"] != 4 {
+		t.Fatalf("a proof stood after its inputs changed")
+	}
+
+	for _, s := range []Status{Fail, Warn, Error} {
+		status = s
+		run(r, proving("bad-"+string(s), true))
+		if res := run(r, proving("bad-"+string(s), true)); res.Status != s || runs["bad-"+string(s)] != 2 {
+			t.Fatalf("a %s was kept: ran %d times, then %s", s, runs["bad-"+string(s)], res.Status)
+		}
+	}
+
+	// Expired proofs are forgotten when a new one is kept.
+	entries, _ := os.ReadDir(proofs.Dir)
+	if len(entries) != 2 {
+		t.Fatalf("%d proof files, want the two that stand", len(entries))
+	}
+}
+
+// A proof is trusted only in this user's own private directory: a proof
+// that another user could write would let them make the doctor pass a
+// toolchain it never ran.
+func TestProofsTrustOnlyPrivateDirectories(t *testing.T) {
+	w := newProofWorld(t)
+	dir := filepath.Join(t.TempDir(), "proofs")
+	ran := 0
+	c := Check{ID: "p", Proves: true, Run: func(context.Context, *Env) Result { ran++; return Passf("built") }}
+	r := Runner{Proofs: &Proofs{Dir: dir}}
+	r.Run(context.Background(), w.env, []Check{c})
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r.Run(context.Background(), w.env, []Check{c})
+	if ran != 2 {
+		t.Fatalf("a proof in world-writable %s stood", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if err := os.Chmod(filepath.Join(dir, e.Name()), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Run(context.Background(), w.env, []Check{c})
+	if ran != 3 {
+		t.Fatalf("a world-writable proof file stood")
+	}
+}
+
+func mustWrite(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A rewrite within the same clock tick must still be seen: the size or
+	// the inode changes with these contents, and ctime with the write.
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustChmod(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRemove(t *testing.T, p string) {
+	t.Helper()
+	if err := os.RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lineDiff(a, b string) string {
+	in := map[string]bool{}
+	for l := range strings.Lines(a) {
+		in[l] = true
+	}
+	var out strings.Builder
+	for l := range strings.Lines(b) {
+		if !in[l] {
+			out.WriteString("+ " + strings.ReplaceAll(l, "\x00", " "))
+		}
+	}
+	return out.String()
+}
+
+// BenchmarkProofInputs fingerprints the machine's own toolchain, as every
+// run that lets a proof stand does once.
+func BenchmarkProofInputs(b *testing.B) {
+	target, err := LocalTarget()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tc, err := ResolveToolchain(context.Background(), target, "")
+	if err != nil || tc.Err != nil {
+		b.Fatalf("resolve the toolchain: %v %v", err, tc.Err)
+	}
+	env := &Env{Target: target, Toolchain: tc}
+	for b.Loop() {
+		ProofInputs(env)
+	}
+}

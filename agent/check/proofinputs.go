@@ -1,0 +1,298 @@
+package check
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ProofInputs fingerprints what the outcome of a proving check (go run, a
+// cgo build, a PIE build) depends on, as cheaply as a few hundred stat
+// calls: a change to any of these makes every kept proof stale.
+//
+//   - who and where: the target's root and build user, the environment
+//     (without the variables a shell changes on its own, such as PWD or
+//     SHLVL), go env (without GOMOD and GOWORK: the probes build their own
+//     module), and gopatrol's own binary, whose checks may have changed;
+//   - the toolchain's files: the go binary, GOROOT and its bin/go,
+//     VERSION and go.env, every tool in GOTOOLDIR, GOROOT/pkg/include, and every
+//     directory of the standard library (a file added, removed or renamed
+//     changes its directory; an edit inside a file does not, which the TTL
+//     bounds);
+//   - the build's directories: GOCACHE (which directory, its mode and
+//     owner; builds write into it) and its trim.txt, TMPDIR and GOTMPDIR
+//     (likewise), the GOENV file;
+//   - the C toolchain: $CC, as and ld as PATH finds them, and ld.so.cache;
+//   - the mounts under all of these (a remount with noexec changes its
+//     line), the boot, ASLR, this process's security label and cgroup.
+//
+// Every value is hashed, never kept: the environment holds secrets.
+func ProofInputs(env *Env) [32]byte {
+	h := sha256.New()
+	writeProofInputs(h, env)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// writeProofInputs writes the inputs to h, a line each; tests print them
+// to see what changed.
+func writeProofInputs(h io.Writer, env *Env) {
+	t, tc := env.Target, env.Toolchain
+	put := func(kind string, parts ...string) {
+		fmt.Fprintf(h, "%s\x00%s\n", kind, strings.Join(parts, "\x00"))
+	}
+	put("root", t.Root)
+	if u := t.User; u != nil {
+		put("user", u.Name, fmt.Sprint(u.UID, u.GID, u.Groups), u.Home)
+	}
+	vars := slices.Clone(t.Environ)
+	vars = slices.DeleteFunc(vars, func(kv string) bool { k, _, _ := strings.Cut(kv, "="); return volatileVar(k) })
+	slices.Sort(vars)
+	put("environ", vars...)
+	put("toolchain", tc.Go, tc.GOFLAGS, tc.GOTOOLCHAIN)
+	for _, k := range slices.Sorted(maps.Keys(tc.Env)) {
+		if k != "GOMOD" && k != "GOWORK" {
+			// GOGCCFLAGS names the go command's own random work directory.
+			put("go env", k, goBuildDir.ReplaceAllString(tc.Env[k], "go-build"))
+		}
+	}
+	if self, err := os.Executable(); err == nil {
+		putStat(h, "gopatrol", self, self)
+	}
+
+	goroot := tc.Get("GOROOT")
+	tooldir := tc.Get("GOTOOLDIR")
+	files := []string{tc.Go, goroot, filepath.Join(goroot, "bin", "go"), filepath.Join(goroot, "VERSION"), filepath.Join(goroot, "go.env"),
+		filepath.Join(goroot, "pkg", "include"), tooldir, tc.Get("GOENV"),
+		filepath.Join(tc.Get("GOCACHE"), "trim.txt"), "/etc/ld.so.cache"}
+	// Builds write into these, the doctor's own probes too: what they are
+	// and who may write them counts, not when they last changed.
+	for _, d := range []string{tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR")} {
+		if filepath.IsAbs(d) {
+			fi, err := os.Stat(t.Path(d))
+			put("written dir", d, ownerLine(fi, err))
+		}
+	}
+	if entries, err := os.ReadDir(t.Path(tooldir)); filepath.IsAbs(tooldir) && err == nil {
+		for _, e := range entries {
+			files = append(files, filepath.Join(tooldir, e.Name()))
+		}
+	}
+	var ccDir string
+	for _, name := range []string{firstField(tc.Get("CC")), "as", "ld"} {
+		if name == "" {
+			continue
+		}
+		found := t.LookPath(name)
+		if filepath.IsAbs(name) {
+			found = []string{name} // CC=/path/to/cc: PATH plays no part
+		}
+		if len(found) == 0 {
+			put("not on PATH", name)
+			continue
+		}
+		files = append(files, found[0])
+		if ccDir == "" {
+			ccDir = filepath.Dir(found[0])
+		}
+	}
+	for _, f := range files {
+		if filepath.IsAbs(f) {
+			putStat(h, "file", f, t.Path(f))
+		}
+	}
+	if filepath.IsAbs(goroot) {
+		putStdDirs(h, t, filepath.Join(goroot, "src"))
+	}
+	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
+	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current", "/proc/self/cgroup"} {
+		data, _ := readSmall(f)
+		put("proc", f, string(data))
+	}
+	if cg, _ := readSmall("/proc/self/cgroup"); len(cg) > 0 {
+		// cgroup v2: "0::/path"; its pids.max bounds cgo's compilers.
+		for l := range strings.Lines(string(cg)) {
+			if p, ok := strings.CutPrefix(strings.TrimSpace(l), "0::"); ok {
+				data, _ := readSmall(filepath.Join("/sys/fs/cgroup", p, "pids.max"))
+				put("pids.max", string(data))
+			}
+		}
+	}
+}
+
+// volatileVar names the variables that a shell, a terminal or a login
+// changes on its own: they do not change what a build does, and keeping
+// them would make every new shell prove again.
+func volatileVar(k string) bool {
+	switch k {
+	case "PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "TERM", "COLORTERM", "TERM_PROGRAM",
+		"TERM_PROGRAM_VERSION", "DISPLAY", "WINDOWID", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_CLIENT",
+		"SSH_CONNECTION", "SSH_TTY", "TMUX", "TMUX_PANE", "STY", "WINDOW", "MAIL", "LS_COLORS",
+		"HISTFILE", "HISTSIZE", "HISTFILESIZE", "PS1", "PS2", "PROMPT_COMMAND", "INVOCATION_ID",
+		"JOURNAL_STREAM", "XDG_SESSION_ID", "XDG_VTNR", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS", "NO_COLOR":
+		return true
+	}
+	return strings.HasPrefix(k, "GOPATROL_") || strings.HasPrefix(k, "VSCODE_") || strings.HasPrefix(k, "KITTY_") ||
+		strings.HasPrefix(k, "ITERM_") || strings.HasPrefix(k, "WT_")
+}
+
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// putStat writes what changes when a file is replaced, rewritten, moved,
+// chmodded or chowned; for a symbolic link, also where it points and what
+// is there.
+func putStat(h io.Writer, kind, name, host string) {
+	fi, err := os.Lstat(host)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\n", kind, name, statLine(fi, err))
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		dest, _ := os.Readlink(host)
+		fi, err = os.Stat(host)
+		fmt.Fprintf(h, "->\x00%s\x00%s\n", dest, statLine(fi, err))
+	}
+}
+
+func statLine(fi fs.FileInfo, err error) string {
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return "error " + strconv.Itoa(int(errno))
+		}
+		return "error"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Sprint(fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return fmt.Sprint(st.Dev, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Nano(), st.Ctim.Nano())
+}
+
+// ownerLine is statLine without the times and size: which directory it
+// is, its mode and its owner.
+func ownerLine(fi fs.FileInfo, err error) string {
+	if err != nil {
+		return statLine(fi, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Sprint(fi.Mode())
+	}
+	return fmt.Sprint(st.Dev, st.Ino, st.Mode, st.Uid, st.Gid)
+}
+
+// putStdDirs stats every directory of the standard library's source: the
+// directories that `go list std` reads, without testdata and cmd.
+func putStdDirs(h io.Writer, t *Target, src string) {
+	root := t.Path(src)
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			fmt.Fprintf(h, "walk\x00%s\x00%v\n", p, err)
+			return nil
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if p != root && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || p == filepath.Join(root, "cmd")) {
+			return filepath.SkipDir
+		}
+		fi, err := d.Info()
+		fmt.Fprintf(h, "dir\x00%s\x00%s\n", p, statLine(fi, err))
+		return nil
+	})
+}
+
+// goBuildDir matches a go command's work directory, go-build and digits.
+var goBuildDir = regexp.MustCompile(`go-build[0-9]+`)
+
+// procRoot matches the root of another process's mount namespace.
+var procRoot = regexp.MustCompile(`^/proc/([0-9]+)/root/?$`)
+
+// putMounts writes the mountinfo lines of every mount at or above the
+// given target paths: their options (noexec, ro), filesystems and
+// sources.
+func putMounts(h io.Writer, t *Target, paths []string) {
+	info, under := "/proc/self/mountinfo", t.Path
+	if m := procRoot.FindStringSubmatch(t.Root); m != nil {
+		info, under = "/proc/"+m[1]+"/mountinfo", func(p string) string { return p }
+	}
+	var hosts []string
+	for _, p := range paths {
+		if filepath.IsAbs(p) {
+			hosts = append(hosts, filepath.Clean(under(p)))
+		}
+	}
+	f, err := os.Open(info)
+	if err != nil {
+		fmt.Fprintf(h, "mountinfo\x00%v\n", err)
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if slices.ContainsFunc(hosts, func(p string) bool { return within(p, mp) }) {
+			fmt.Fprintf(h, "mount\x00%s\n", sc.Text())
+		}
+	}
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// readSmall reads a small file of /proc or /sys, at most 64 KiB.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	n, err := f.Read(buf)
+	if n > 0 {
+		err = nil
+	}
+	return buf[:n], err
+}
