@@ -251,7 +251,7 @@ func putMounts(h io.Writer, t *Target, paths []string) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMount(fields[4])
+		mp := UnescapeMountinfo(fields[4])
 		if slices.ContainsFunc(hosts, func(p string) bool { return within(p, mp) }) {
 			fmt.Fprintf(h, "mount\x00%s\n", sc.Text())
 		}
@@ -263,16 +263,26 @@ func within(p, dir string) bool {
 	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
+// UnescapeMountinfo undoes the kernel's octal escapes of a mountinfo
+// field (\040 for a space, \011 for a tab, \012, \134).
+func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + (c - '0')
+			}
+			if ok {
+				b.WriteByte(v)
 				i += 3
 				continue
 			}

@@ -326,7 +326,7 @@ func readMountinfo(path string) ([]mount, error) {
 		if sep < 0 || len(fs) < sep+3 {
 			continue
 		}
-		m := mount{Point: unescapeOctal(fs[4]), mountOpts: fs[5], FSType: fs[sep+1]}
+		m := mount{Point: check.UnescapeMountinfo(fs[4]), mountOpts: fs[5], FSType: fs[sep+1]}
 		if len(fs) > sep+3 {
 			m.superOpts = fs[sep+3]
 		}
@@ -351,31 +351,3 @@ func findMount(ms []mount, path string) *mount {
 	return best
 }
 
-// unescapeOctal undoes the kernel's \040-style escapes of space, tab,
-// newline and backslash in mount points.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + (c - '0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}

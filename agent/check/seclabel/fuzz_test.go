@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gopatrol/gopatrol/agent/check"
 )
 
 // FuzzMountinfo feeds readMountinfo a mountinfo file. On a host mounted at
@@ -95,11 +97,11 @@ func FuzzUnescapeOctal(f *testing.F) {
 				esc.WriteByte(c)
 			}
 		}
-		if got := unescapeOctal(esc.String()); got != s {
-			t.Fatalf("unescapeOctal(%q) = %q, want %q", esc.String(), got, s)
+		if got := check.UnescapeMountinfo(esc.String()); got != s {
+			t.Fatalf("check.UnescapeMountinfo(%q) = %q, want %q", esc.String(), got, s)
 		}
-		if got := unescapeOctal(s); len(got) > len(s) {
-			t.Fatalf("unescapeOctal(%q) = %q grew", s, got)
+		if got := check.UnescapeMountinfo(s); len(got) > len(s) {
+			t.Fatalf("check.UnescapeMountinfo(%q) = %q grew", s, got)
 		}
 	})
 }
