@@ -350,4 +350,3 @@ func findMount(ms []mount, path string) *mount {
 	}
 	return best
 }
-
