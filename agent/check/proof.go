@@ -29,9 +29,8 @@ const DefaultProofTTL = 30 * time.Minute
 // by running it (Check.Proves: go run, a cgo build, a PIE build, go tool
 // compile). Those go commands are most of the doctor's CPU, while what
 // their outcome depends on can be fingerprinted in a few milliseconds
-// (ProofInputs): the go
-// binary and GOROOT, go env, the environment, the C toolchain, the
-// mounts, the boot. A kept proof stands for a later run while every input
+// (ProofInputs): the go binary and GOROOT, go env, the environment, the C
+// toolchain, the mounts, the boot. A kept proof stands for a later run while every input
 // is unchanged, for at most TTL. Only a pass is kept: a failure or a
 // warning is proved again on every run, and so is everything after a
 // change, a reboot or a fix.
@@ -137,11 +136,17 @@ func (p *Proofs) keep(id string, inputs [32]byte, r Result) error {
 	// How long a cold cache took is news of that run, not of the proof.
 	ev := maps.Clone(r.Evidence)
 	delete(ev, "cold cache")
-	data, err := json.Marshal(proofFile{Check: id, ProvedAt: p.now(), Summary: r.Summary, Evidence: ev})
+	at := p.now()
+	data, err := json.Marshal(proofFile{Check: id, ProvedAt: at, Summary: r.Summary, Evidence: ev})
 	if err != nil {
 		return fmt.Errorf("keep the proof of %s: %w", id, err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(p.Dir, proofKey(id, inputs)+".json"), data, 0o600); err != nil {
+	path := filepath.Join(p.Dir, proofKey(id, inputs)+".json")
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("keep the proof of %s: %w", id, err)
+	}
+	// The file's time is the proof's, on the clock forgetExpired reads.
+	if err := os.Chtimes(path, at, at); err != nil {
 		return fmt.Errorf("keep the proof of %s: %w", id, err)
 	}
 	p.forgetExpired()

@@ -243,10 +243,16 @@ func TestRunnerKeepsProofs(t *testing.T) {
 		}
 	}
 
-	// Expired proofs are forgotten when a new one is kept.
 	entries, _ := os.ReadDir(proofs.Dir)
 	if len(entries) != 2 {
-		t.Fatalf("%d proof files, want the two that stand", len(entries))
+		t.Fatalf("%d proof files, want the two kept", len(entries))
+	}
+	// Expired proofs are forgotten when a new one is kept.
+	now = now.Add(11 * time.Minute)
+	status = Pass
+	run(r, proving("later", true))
+	if entries, _ := os.ReadDir(proofs.Dir); len(entries) != 1 {
+		t.Fatalf("%d proof files, want only the one that stands", len(entries))
 	}
 }
 

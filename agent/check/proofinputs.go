@@ -18,24 +18,26 @@ import (
 )
 
 // ProofInputs fingerprints what the outcome of a proving check (go run, a
-// cgo build, a PIE build) depends on, as cheaply as a few hundred stat
-// calls: a change to any of these makes every kept proof stale.
+// cgo build, a PIE build, go tool compile) depends on, as cheaply as a few
+// hundred stat calls: a change to any of these makes every kept proof
+// stale.
 //
 //   - who and where: the target's root and build user, the environment
 //     (without the variables a shell changes on its own, such as PWD or
 //     SHLVL), go env (without GOMOD and GOWORK: the probes build their own
 //     module), and gopatrol's own binary, whose checks may have changed;
 //   - the toolchain's files: the go binary, GOROOT and its bin/go,
-//     VERSION and go.env, every tool in GOTOOLDIR, GOROOT/pkg/include, and every
-//     directory of the standard library (a file added, removed or renamed
-//     changes its directory; an edit inside a file does not, which the TTL
-//     bounds);
+//     VERSION and go.env, every tool in GOTOOLDIR, GOROOT/pkg/include,
+//     and every directory of the standard library (a file added, removed
+//     or renamed changes its directory; an edit inside a file does not,
+//     which the TTL bounds);
 //   - the build's directories: GOCACHE (which directory, its mode and
 //     owner; builds write into it) and its trim.txt, TMPDIR and GOTMPDIR
 //     (likewise), the GOENV file;
 //   - the C toolchain: $CC, as and ld as PATH finds them, and ld.so.cache;
-//   - the mounts under all of these (a remount with noexec changes its
-//     line), the boot, ASLR, this process's security label and cgroup.
+//   - the mounts at or above all of these (a remount with noexec changes
+//     its line), the boot, ASLR, this process's security label, its
+//     cgroup and that cgroup's pids.max.
 //
 // Every value is hashed, never kept: the environment holds secrets.
 func ProofInputs(env *Env) [32]byte {
@@ -117,7 +119,7 @@ func writeProofInputs(h io.Writer, env *Env) {
 		putStdDirs(h, t, filepath.Join(goroot, "src"))
 	}
 	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
-	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current", "/proc/self/cgroup"} {
+	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current"} {
 		data, _ := readSmall(f)
 		put("proc", f, string(data))
 	}
@@ -126,7 +128,7 @@ func writeProofInputs(h io.Writer, env *Env) {
 		for l := range strings.Lines(string(cg)) {
 			if p, ok := strings.CutPrefix(strings.TrimSpace(l), "0::"); ok {
 				data, _ := readSmall(filepath.Join("/sys/fs/cgroup", p, "pids.max"))
-				put("pids.max", string(data))
+				put("cgroup pids.max", p, string(data))
 			}
 		}
 	}
