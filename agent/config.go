@@ -84,9 +84,9 @@ type ChecksConfig struct {
 	// Timeout is the per-check timeout (0: the runner's defaults).
 	Timeout time.Duration `yaml:"timeout"`
 	// ProofTTL is how long a kept proof of the checks that run the
-	// toolchain (go run, the cgo and PIE builds) stands while its inputs
-	// are unchanged (docs/checks.md, "Kept proofs"); 0 proves on every
-	// patrol.
+	// toolchain (go run, the cgo and PIE builds, go tool compile) stands
+	// while its inputs are unchanged (docs/checks.md, "Kept proofs"); 0
+	// proves on every patrol.
 	ProofTTL time.Duration `yaml:"proof_ttl"`
 	// AsUser probes as this user of the host (the one who builds).
 	AsUser string `yaml:"as_user"`

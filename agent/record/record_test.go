@@ -84,6 +84,10 @@ func TestReportStateSet(t *testing.T) {
 		return []check.Result{{ID: "go.binary", Status: s, Duration: 250 * time.Millisecond}}
 	}
 	r.Report(ctx, check.NewReport(nil, res(check.Pass)))
+	// A kept proof did not run: a result, but no duration sample.
+	kept := res(check.Pass)
+	kept[0].ProvedAt, kept[0].Duration = time.Now(), 40*time.Millisecond
+	r.Report(ctx, check.NewReport(nil, kept))
 	r.Report(ctx, check.NewReport(nil, res(check.Fail)))
 
 	got := collect(t, reader)
