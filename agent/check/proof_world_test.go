@@ -38,26 +38,10 @@ func TestKeptProofNeverHidesABreak(t *testing.T) {
 				}
 			}
 		}},
-		{"build.pie-aslr", func(t *testing.T, w *checktest.World) func() {
-			// A go script first on PATH, as an upgrade or a CI image leaves
-			// one; the break is that it stops building.
-			real := checktest.RealGo(t)
-			wrapper := filepath.Join(w.Dir, "bin", "go")
-			checktest.WriteFile(t, wrapper, "#!/bin/sh\nexec "+real+" \"$@\"\n", 0o755)
-			w.Setenv("PATH=" + filepath.Dir(wrapper) + ":" + w.Getenv("PATH"))
-			return func() {
-				checktest.WriteFile(t, wrapper, "#!/bin/sh\n[ \"$1\" = run ] && { echo 'go: cannot run' >&2; exit 1; }\nexec "+real+" \"$@\"\n", 0o755)
-			}
-		}},
-		{"go.version-skew", func(t *testing.T, w *checktest.World) func() {
-			real := checktest.RealGo(t)
-			wrapper := filepath.Join(w.Dir, "bin", "go")
-			checktest.WriteFile(t, wrapper, "#!/bin/sh\nexec "+real+" \"$@\"\n", 0o755)
-			w.Setenv("PATH=" + filepath.Dir(wrapper) + ":" + w.Getenv("PATH"))
-			return func() {
-				checktest.WriteFile(t, wrapper, "#!/bin/sh\n[ \"$1\" = tool ] && { echo 'go: no tools' >&2; exit 1; }\nexec "+real+" \"$@\"\n", 0o755)
-			}
-		}},
+		// A go script first on PATH, as an upgrade or a CI image leaves
+		// one; the break is that it stops doing what the check runs.
+		{"build.pie-aslr", goScriptBreaking("run")},
+		{"go.version-skew", goScriptBreaking("tool")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -121,4 +105,18 @@ func inputsDiff(a, b string) string {
 		out = append(out, "(the environment)")
 	}
 	return strings.Join(out, "\n")
+}
+
+// goScriptBreaking puts a go script that runs the real go first on the
+// world's PATH, and breaks it so that `go <subcommand>` fails.
+func goScriptBreaking(subcommand string) func(*testing.T, *checktest.World) func() {
+	return func(t *testing.T, w *checktest.World) func() {
+		real := checktest.RealGo(t)
+		script := filepath.Join(w.Dir, "bin", "go")
+		checktest.WriteFile(t, script, "#!/bin/sh\nexec "+real+" \"$@\"\n", 0o755)
+		w.Setenv("PATH=" + filepath.Dir(script) + ":" + w.Getenv("PATH"))
+		return func() {
+			checktest.WriteFile(t, script, "#!/bin/sh\n[ \"$1\" = "+subcommand+" ] && { echo 'go: broken' >&2; exit 1; }\nexec "+real+" \"$@\"\n", 0o755)
+		}
+	}
 }
