@@ -2,15 +2,14 @@ package check
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,7 +83,8 @@ func (p *Proofs) lookup(id string, inputs [32]byte) (Result, bool) {
 	if !p.trusted() {
 		return Result{}, false
 	}
-	path := filepath.Join(p.Dir, proofKey(id, inputs)+".json")
+	key := proofKey(id, inputs)
+	path := filepath.Join(p.Dir, key+".json")
 	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() || !ownedAndPrivate(fi) || fi.Size() > 1<<20 {
 		return Result{}, false
@@ -97,7 +97,7 @@ func (p *Proofs) lookup(id string, inputs [32]byte) (Result, bool) {
 	if json.Unmarshal(data, &f) != nil || f.Check != id {
 		return Result{}, false
 	}
-	age, stands := p.now().Sub(f.ProvedAt), standsFor(p.ttl(), path)
+	age, stands := p.now().Sub(f.ProvedAt), standsFor(p.ttl(), key)
 	if age < 0 || age >= stands {
 		return Result{}, false
 	}
@@ -109,15 +109,15 @@ func (p *Proofs) lookup(id string, inputs [32]byte) (Result, bool) {
 	return r.With("proof", fmt.Sprintf("kept from %s: the go binary, GOROOT, go env, the environment, the C toolchain, the mounts and the boot are as they were then; it stands for %s (--fresh proves again)", f.ProvedAt.UTC().Format(time.RFC3339), stands.Round(time.Second))), true
 }
 
-// standsFor is how long the proof in file stands: between ttl/2 and
-// ttl, by its name. The agent proves its environments in one round after
-// a start; were every proof to stand exactly ttl, all of them would fall
-// due in one later round again, and that round would cost what the first
-// did. Spread by the hash that names them, they fall due over many.
-func standsFor(ttl time.Duration, file string) time.Duration {
-	h := sha256.Sum256([]byte(filepath.Base(file)))
-	frac := float64(binary.BigEndian.Uint16(h[:2])) / (1 << 16)
-	return ttl/2 + time.Duration(frac*float64(ttl/2))
+// standsFor is how long the proof named key stands: between ttl/2 and
+// ttl, by the key's first 16 bits. The agent proves its environments in
+// one round after a start; were every proof to stand exactly ttl, all of
+// them would fall due in one later round again, and that round would
+// cost what the first did. Spread by the hash that names them, they fall
+// due over many.
+func standsFor(ttl time.Duration, key string) time.Duration {
+	n, _ := strconv.ParseUint(key[:4], 16, 16)
+	return ttl/2 + time.Duration(float64(n)/(1<<16)*float64(ttl/2))
 }
 
 // keep records a passing result of id over inputs, and forgets the
@@ -184,16 +184,13 @@ func ownedAndPrivate(fi fs.FileInfo) bool {
 	return ok && st.Uid == uint32(os.Geteuid()) && fi.Mode().Perm()&0o022 == 0
 }
 
-// ErrNoProofDir says no directory for proofs could be found.
-var ErrNoProofDir = errors.New("no directory for proofs")
-
 // UserProofs returns the proofs of the invoking user, kept in their cache
 // directory ($XDG_CACHE_HOME/gopatrol/proofs, else
 // ~/.cache/gopatrol/proofs).
 func UserProofs() (*Proofs, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoProofDir, err)
+		return nil, fmt.Errorf("no directory for proofs: %w", err)
 	}
 	return &Proofs{Dir: filepath.Join(dir, "gopatrol", "proofs")}, nil
 }

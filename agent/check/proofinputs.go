@@ -120,14 +120,14 @@ func writeProofInputs(h io.Writer, env *Env) {
 	}
 	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
 	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current"} {
-		data, _ := readSmall(f)
+		data, _ := ReadFile(f, 64<<10)
 		put("proc", f, string(data))
 	}
-	if cg, _ := readSmall("/proc/self/cgroup"); len(cg) > 0 {
+	if cg, _ := ReadFile("/proc/self/cgroup", 64<<10); len(cg) > 0 {
 		// cgroup v2: "0::/path"; its pids.max bounds cgo's compilers.
 		for l := range strings.Lines(string(cg)) {
 			if p, ok := strings.CutPrefix(strings.TrimSpace(l), "0::"); ok {
-				data, _ := readSmall(filepath.Join("/sys/fs/cgroup", p, "pids.max"))
+				data, _ := ReadFile(filepath.Join("/sys/fs/cgroup", p, "pids.max"), 64)
 				put("cgroup pids.max", p, string(data))
 			}
 		}
@@ -254,15 +254,10 @@ func putMounts(h io.Writer, t *Target, paths []string) {
 			continue
 		}
 		mp := UnescapeMountinfo(fields[4])
-		if slices.ContainsFunc(hosts, func(p string) bool { return within(p, mp) }) {
+		if slices.ContainsFunc(hosts, func(p string) bool { return Within(p, mp) }) {
 			fmt.Fprintf(h, "mount\x00%s\n", sc.Text())
 		}
 	}
-}
-
-// within reports whether p is dir or below it.
-func within(p, dir string) bool {
-	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
 }
 
 // UnescapeMountinfo undoes the kernel's octal escapes of a mountinfo
@@ -292,19 +287,4 @@ func UnescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// readSmall reads a small file of /proc or /sys, at most 64 KiB.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	n, err := f.Read(buf)
-	if n > 0 {
-		err = nil
-	}
-	return buf[:n], err
 }
