@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopatrol/gopatrol/internal/loopback"
 	"github.com/gopatrol/gopatrol/internal/testgate"
 	"github.com/gopatrol/gopatrol/otelcfg/otlptest"
 )
@@ -145,16 +146,6 @@ func TestBuilderManifestPinned(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // backendEnv points config.yaml's two exporters at loopback.
 func backendEnv(otlp, remoteWrite string) []string {
 	return []string{"BACKEND_OTLP_ENDPOINT=" + otlp, "PROMETHEUS_REMOTE_WRITE_URL=" + remoteWrite}
@@ -196,7 +187,7 @@ func TestCollectorCarriesTheAgentsExport(t *testing.T) {
 	}))
 	defer rw.Close()
 
-	grpcAddr, httpAddr := freePort(t), freePort(t)
+	grpcAddr, httpAddr := loopback.UnusedAddr(t), loopback.UnusedAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// config.yaml as shipped, merged with an overlay that moves only the

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gopatrol/gopatrol/internal/loopback"
 )
 
 // cms is CloudMonitor's RPC API as Alibaba Cloud's SDK for Go speaks it:
@@ -164,7 +166,7 @@ func TestAlibabaCloudMonitor(t *testing.T) {
 
 func TestAlibabaCloudMonitorDown(t *testing.T) {
 	meta := server(t, newAlibaba())
-	env := append(alibabaEnv(meta.URL), "GOPATROL_ALIBABA_CMS_ENDPOINT=http://"+closedAddr(t), "GOPATROL_ALIBABA_SLB_IDS=lb-1",
+	env := append(alibabaEnv(meta.URL), "GOPATROL_ALIBABA_CMS_ENDPOINT=http://"+loopback.UnusedAddr(t), "GOPATROL_ALIBABA_SLB_IDS=lb-1",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=AKIDENV", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=env-secret")
 	p := openHost(t, []string{"alibaba"}, env).Plugins()[0]
 	if _, err := p.Collect(context.Background()); err == nil || !strings.Contains(err.Error(), "CloudMonitor") {
@@ -174,7 +176,7 @@ func TestAlibabaCloudMonitorDown(t *testing.T) {
 		t.Fatalf("Detect with CloudMonitor down: %+v", r)
 	}
 	// No load balancer named: nothing is asked.
-	quiet := openHost(t, []string{"alibaba"}, append(alibabaEnv(meta.URL), "GOPATROL_ALIBABA_CMS_ENDPOINT=http://"+closedAddr(t))).Plugins()[0]
+	quiet := openHost(t, []string{"alibaba"}, append(alibabaEnv(meta.URL), "GOPATROL_ALIBABA_CMS_ENDPOINT=http://"+loopback.UnusedAddr(t))).Plugins()[0]
 	if pts, err := quiet.Collect(context.Background()); err != nil || len(pts) != 0 {
 		t.Errorf("Collect without GOPATROL_ALIBABA_SLB_IDS = %v, %v; want nothing", pts, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go/encoding/cbor"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/gopatrol/gopatrol/internal/loopback"
 	"github.com/gopatrol/gopatrol/metricdef"
 	"github.com/gopatrol/gopatrol/plugins/sdk"
 )
@@ -302,7 +303,7 @@ func TestAWSCloudWatchOffByDefault(t *testing.T) {
 
 func TestAWSCloudWatchDown(t *testing.T) {
 	imds := server(t, newAWS(awsDoc))
-	env := append(awsEnv(imds.URL), "AWS_ENDPOINT_URL_CLOUDWATCH=http://"+closedAddr(t), "GOPATROL_AWS_CLOUDWATCH_INTERVAL=1m",
+	env := append(awsEnv(imds.URL), "AWS_ENDPOINT_URL_CLOUDWATCH=http://"+loopback.UnusedAddr(t), "GOPATROL_AWS_CLOUDWATCH_INTERVAL=1m",
 		"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=env-secret")
 	p := openHost(t, []string{"aws"}, env).Plugins()[0]
 	if _, err := p.Collect(context.Background()); err == nil || !strings.Contains(err.Error(), "CloudWatch") {

@@ -91,4 +91,3 @@ func server(t testing.TB, h http.Handler) *httptest.Server {
 }
 
 // closedAddr is a 127.0.0.1 port with nothing listening.
-func closedAddr(t testing.TB) string { return probetest.ClosedAddr(t) }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gopatrol/gopatrol/internal/loopback"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
@@ -239,7 +240,7 @@ func Dir(t testing.TB, built string, names ...string) string {
 // variables unset, proxies pointed at the closed port (the probes must
 // ignore them). The real link-local addresses are never dialled.
 func OffCloud(tb testing.TB) []string {
-	closed := ClosedAddr(tb)
+	closed := loopback.UnusedAddr(tb)
 	return []string{
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + closed,
 		"GOPATROL_ALIBABA_METADATA_ENDPOINT=http://" + closed,
@@ -248,16 +249,4 @@ func OffCloud(tb testing.TB) []string {
 		"KUBERNETES_SERVICE_HOST=", "KUBERNETES_SERVICE_PORT=",
 		"HTTP_PROXY=http://" + closed, "http_proxy=http://" + closed, "NO_PROXY=", "no_proxy=",
 	}
-}
-
-// ClosedAddr is a 127.0.0.1 port with nothing listening.
-func ClosedAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gopatrol/gopatrol/internal/loopback"
 	"github.com/gopatrol/gopatrol/plugins/host"
 )
 
@@ -57,12 +58,12 @@ func TestCollectNeverLeaksCredentials(t *testing.T) {
 		name string
 		make func(t *testing.T) setup
 	}{
-		{"aws, API down", func(t *testing.T) setup { return awsRole(t, "http://"+closedAddr(t)) }},
+		{"aws, API down", func(t *testing.T) setup { return awsRole(t, "http://"+loopback.UnusedAddr(t)) }},
 		{"aws, throttled", func(t *testing.T) setup { return awsRole(t, server(t, &cloudWatch{throttle: 100}).URL) }},
 		{"aws, expired for good", func(t *testing.T) setup {
 			return awsRole(t, server(t, &cloudWatch{expired: map[string]bool{"STS.KEY1": true, "STS.KEY2": true}}).URL)
 		}},
-		{"alibaba, API down", func(t *testing.T) setup { return aliRole(t, "http://"+closedAddr(t)) }},
+		{"alibaba, API down", func(t *testing.T) setup { return aliRole(t, "http://"+loopback.UnusedAddr(t)) }},
 		{"alibaba, API hangs", func(t *testing.T) setup { return aliRole(t, server(t, slowHandler(time.Minute)).URL) }},
 		{"alibaba, throttled", func(t *testing.T) setup { return aliRole(t, server(t, &cms{throttle: 100}).URL) }},
 		{"alibaba, expired for good", func(t *testing.T) setup {

@@ -3,6 +3,6 @@
 // one thing and runs a check against it through the real runner.
 //
 // Table tests list Cases for RunCases; Mkdir, Symlink, WriteFile and
-// MountTmpfs build the broken files, ClosedPort an address where nothing
-// listens.
+// MountTmpfs build the broken files (internal/loopback gives an address
+// where nothing listens).
 package checktest

@@ -1,7 +1,6 @@
 package checktest
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -69,19 +68,4 @@ func Symlink(t testing.TB, target, link string) string {
 		t.Fatal(err)
 	}
 	return link
-}
-
-// ClosedPort is an address on 127.0.0.1 where nothing listens: a port
-// that was just bound and released.
-func ClosedPort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/check"
 	"github.com/gopatrol/gopatrol/agent/check/checktest"
 	"github.com/gopatrol/gopatrol/agent/check/proxy/proxytest"
+	"github.com/gopatrol/gopatrol/internal/loopback"
 )
 
 const probeMod = "example.com/probe"
@@ -144,7 +145,7 @@ func TestTLS(t *testing.T) {
 func TestTLSEntries(t *testing.T) {
 	tlsc := checktest.Find(t, Checks(), "proxy.tls")
 	p := proxytest.New(t)
-	addr := checktest.ClosedPort(t)
+	addr := loopback.UnusedAddr(t)
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
 	plainAddr := strings.TrimPrefix(plain.URL, "http://")
@@ -341,7 +342,7 @@ func TestPasswordsNeverReported(t *testing.T) {
 	}{
 		{"answering", withPassword(p.URL()), true},
 		{"untrusted", withPassword(p.URL()), false},
-		{"down", "https://ci:" + secret + "@" + checktest.ClosedPort(t), true},
+		{"down", "https://ci:" + secret + "@" + loopback.UnusedAddr(t), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

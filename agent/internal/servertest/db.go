@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gopatrol/gopatrol/internal/loopback"
 )
 
 // DB is a running database server with one database that one user, with
@@ -64,7 +66,7 @@ func MariaDB(tb testing.TB) *DB {
 		// durability, and these halve the bootstrap's time.
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-log-bin",
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M")
-	addr := freeAddr(tb)
+	addr := loopback.UnusedAddr(tb)
 	s := start(tb, "mariadb", dir, addr, syscall.SIGTERM, mariadbd, "--no-defaults",
 		"--datadir="+data, "--socket="+sock, "--pid-file="+filepath.Join(dir, "mysqld.pid"),
 		"--bind-address=127.0.0.1", "--port="+port(addr), "--user=root",
@@ -118,7 +120,7 @@ func Postgres(tb testing.TB) *DB {
 	data := filepath.Join(dir, "data")
 	run(tb, nil, append(asPostgres, initdb, "-D", data, "-U", "postgres", "--auth=scram-sha-256",
 		"--pwfile="+filepath.Join(dir, "pwfile"), "--no-sync", "-E", "UTF8", "--locale=C")...)
-	addr := freeAddr(tb)
+	addr := loopback.UnusedAddr(tb)
 	// SIGINT is PostgreSQL's fast shutdown: it does not wait for clients.
 	s := start(tb, "postgres", dir, addr, syscall.SIGINT, append(asPostgres, postgres, "-D", data,
 		"-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1",

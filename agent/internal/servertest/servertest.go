@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gopatrol/gopatrol/bpf/bpftest"
+	"github.com/gopatrol/gopatrol/internal/loopback"
 )
 
 // startTimeout bounds how long a server may take to answer after start.
@@ -53,18 +54,6 @@ func needRoot(tb testing.TB, why string) {
 		err = errors.New("not root")
 	}
 	bpftest.Need(tb, "root, "+why, err)
-}
-
-// freeAddr returns a 127.0.0.1 address with a port nobody listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func port(addr string) string {
@@ -213,7 +202,7 @@ func Alertmanager(tb testing.TB) *Server {
 	dir := tempDir(tb, "alertmanager")
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	writeFile(tb, cfg, "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-	addr := freeAddr(tb)
+	addr := loopback.UnusedAddr(tb)
 	s := start(tb, "alertmanager", dir, addr, syscall.SIGTERM, bin,
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),
@@ -239,7 +228,7 @@ func Prometheus(tb testing.TB, targets ...string) *Server {
 		conf += strconv.Quote(t)
 	}
 	writeFile(tb, cfg, conf+"]\n")
-	addr := freeAddr(tb)
+	addr := loopback.UnusedAddr(tb)
 	s := start(tb, "prometheus", dir, addr, syscall.SIGTERM, bin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
