@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,7 +77,6 @@ const AuditEnvironment = "environment"
 // envPatrol is the agent's inventory of environments and their patrol.
 type envPatrol struct {
 	cfg     EnvsConfig
-	names   map[string]bool
 	inv     *inventory.Inventory
 	capture inventory.Capturer
 	runner  func() check.Runner // checks.timeout and proof_ttl, as reloaded
@@ -113,15 +111,12 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 		return events
 	}
 	ep := &envPatrol{
-		cfg: cfg.Envs, names: map[string]bool{}, log: a.log.With("part", "environments"),
+		cfg: cfg.Envs, log: a.log.With("part", "environments"),
 		inv:   inventory.New(inventory.Config{Limit: cfg.Envs.Limit}),
 		audit: &patrol.Audit{Path: patrol.AuditPath(cfg.StateDir)},
 		state: inventory.StatePath(cfg.StateDir), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 		checks: func() []check.Check { return a.checks(SetDefault, a.cfg.Load()) },
 		runner: func() check.Runner { return a.runner(a.cfg.Load()) },
-	}
-	for _, n := range cfg.Sensors.GoNames {
-		ep.names[n] = true
 	}
 	if st, err := inventory.Load(ep.state); err == nil {
 		ep.inv.Restore(st)
@@ -137,8 +132,9 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 		defer close(out)
 		defer cancel()
 		for ev := range events {
-			if x, ok := ev.(*bpf.ExecEvent); ok && ep.names[filepath.Base(x.Filename)] {
+			if x, ok := ev.(*bpf.EnvEvent); ok {
 				ep.exec(x)
+				continue // its environment is cleared: no one else needs it
 			}
 			out <- ev
 		}
@@ -147,15 +143,20 @@ func (a *agent) withEnvs(events <-chan bpf.Event) <-chan bpf.Event {
 	return out
 }
 
-// exec records the environment of a go command that just started: read
-// at once, while the process lives.
-func (ep *envPatrol) exec(x *bpf.ExecEvent) {
+// exec records the environment of a go command that just started, from
+// what the sensors streamed at its exec and, for what they do not stream,
+// /proc of the process or its parent: read at once, while they live.
+func (ep *envPatrol) exec(x *bpf.EnvEvent) {
+	defer x.ClearEnviron()
 	if int(x.PPID) == os.Getpid() {
 		// The agent's own checks (its patrols of these environments
 		// too): recording them would patrol the patrols.
 		return
 	}
-	env, err := ep.capture.Capture(int(x.PID), x.UID)
+	env, err := ep.capture.CaptureExec(inventory.Exec{
+		PID: int(x.PID), PPID: int(x.PPID), UID: x.UID, MountNS: x.MountNS, CgroupID: x.CgroupID,
+		Go: x.Exe, Cwd: x.Cwd, Environ: x.Environ, EnvironTruncated: x.EnvironTruncated,
+	})
 	if err != nil {
 		ep.missed.Add(1)
 		why := err.Error()

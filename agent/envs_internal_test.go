@@ -71,7 +71,7 @@ func TestOwnGoCommandsAreNotEnvironments(t *testing.T) {
 			ep := &envPatrol{inv: inventory.New(inventory.Config{}), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 				log: slog.New(slog.DiscardHandler), state: inventory.StatePath(dir), audit: &patrol.Audit{Path: patrol.AuditPath(dir)}}
 			pid := run(tc.env...)
-			ep.exec(&bpf.ExecEvent{Header: bpf.Header{PID: uint32(pid)}, PPID: uint32(tc.ppid), UID: uint32(os.Getuid()), Filename: goBin})
+			ep.exec(&bpf.EnvEvent{Header: bpf.Header{PID: uint32(pid)}, PPID: uint32(tc.ppid), UID: uint32(os.Getuid())})
 			if got := ep.inv.Len() == 1; got != tc.record {
 				t.Errorf("recorded %v, want %v (missed %d)", got, tc.record, ep.missed.Load())
 			}

@@ -22,6 +22,7 @@ func (a *agent) startSensors() error {
 	bc := bpf.Config{
 		GoNames: cfg.Sensors.GoNames, Classes: fileclass.Of(a.plan.toolchain),
 		RingSize: cfg.Sensors.RingSize, RunTime: cfg.Sensors.RunTime, Logger: a.log,
+		Environ: cfg.Envs.Enabled, // the inventory reads it (envs.go)
 	}
 	if cfg.HostRoot != "/" && a.plan.toolchain.Err == nil {
 		// Uprobes attach by inode: the host's go, reached through the

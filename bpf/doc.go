@@ -10,6 +10,8 @@
 //
 //   - *ExecEvent, *ExitEvent: the tree's processes, with argv, uid, cgroup,
 //     exit status and duration;
+//   - *EnvEvent: a go command's environment as it started (with
+//     Config.Environ), so that one gone within milliseconds is still known;
 //   - *FileFailureEvent: a file access that failed with EACCES, EPERM or
 //     EROFS, classified in the kernel by the toolchain directory it falls
 //     under (Class: goroot, gomodcache, gocache, ...); all failures are

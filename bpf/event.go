@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ const (
 	TypeExit        EventType = 2
 	TypeFileFailure EventType = 3
 	TypeConnect     EventType = 4
+	TypeEnv         EventType = 5
 
 	// FirstExtensionType..LastExtensionType are reserved for RegisterDecoder.
 	FirstExtensionType EventType = 16
@@ -91,6 +93,8 @@ func (t EventType) String() string {
 		return "file_failure"
 	case TypeConnect:
 		return "connect"
+	case TypeEnv:
+		return "env"
 	}
 	decodersMu.RLock()
 	defer decodersMu.RUnlock()
@@ -139,6 +143,40 @@ func (e *ExitEvent) ExitCode() int {
 // Signal is the signal that killed the process, or 0.
 func (e *ExitEvent) Signal() syscall.Signal { return syscall.Signal(e.WaitStatus & 0x7f) }
 
+// EnvEvent is the environment a go command (a process whose name is one
+// of Config.GoNames, in a tree or starting one) was started with, sent
+// right after its ExecEvent: what /proc/PID would have shown, for a
+// process that may be gone before anyone reads /proc.
+type EnvEvent struct {
+	Header
+	PPID     uint32 `json:"ppid"`
+	UID      uint32 `json:"uid"`
+	MountNS  uint64 `json:"mount_ns"`  // inode of its mount namespace
+	CgroupID uint64 `json:"cgroup_id"` // inode of its cgroup v2 directory
+	// Exe and Cwd are its executable (symbolic links resolved) and its
+	// working directory, as paths in its own root; "" when the kernel's
+	// path was deeper or longer than the sensor walks.
+	Exe string `json:"exe"`
+	Cwd string `json:"cwd"`
+	// Environ is its environment, NUL-separated KEY=value as in
+	// /proc/PID/environ. It holds secrets: it is never marshalled, and
+	// whoever takes it clears it (ClearEnviron) once the variables it
+	// needs are read.
+	Environ []byte `json:"-"`
+	// EnvironTruncated says the environment was longer than the sensor
+	// streams (EnvironMax): a variable may be missing from Environ.
+	EnvironTruncated bool `json:"environ_truncated,omitempty"`
+}
+
+// EnvironMax is how much of a go command's environment EnvEvent carries.
+const EnvironMax = envMax
+
+// ClearEnviron zeroes Environ and drops it.
+func (e *EnvEvent) ClearEnviron() {
+	clear(e.Environ)
+	e.Environ = nil
+}
+
 // FileFailureEvent is a sampled file-access failure: the first few of each
 // (class, errno) pair are streamed, all are counted (Stats.FileFailures).
 type FileFailureEvent struct {
@@ -173,6 +211,8 @@ type ConnectEvent struct {
 const (
 	pathMax = 256
 	argsMax = 1024
+	walkMax = 1024
+	envMax  = 16384
 	commLen = 16
 
 	// struct gp_event_header
@@ -182,6 +222,12 @@ const (
 	execPPID, execUID, execCgroupID, execStart      = HeaderSize, HeaderSize + 4, HeaderSize + 8, HeaderSize + 16
 	execNameLen, execArgsLen, execArgsTruncated     = HeaderSize + 24, HeaderSize + 26, HeaderSize + 28
 	execComm, execFilename, execArgs, execEventSize = HeaderSize + 32, execComm + commLen, execFilename + pathMax, execArgs + argsMax
+
+	// struct gp_env_event
+	envPPID, envUID, envMountNS, envCgroupID   = HeaderSize, HeaderSize + 4, HeaderSize + 8, HeaderSize + 16
+	envLen, envTruncated, envCwdLen, envExeLen = HeaderSize + 24, HeaderSize + 26, HeaderSize + 28, HeaderSize + 30
+	envCwdComplete, envExeComplete             = HeaderSize + 32, HeaderSize + 34
+	envCwd, envExe, envEnviron, envEventSize   = HeaderSize + 40, envCwd + walkMax, envExe + walkMax, envEnviron + envMax
 
 	// struct gp_exit_event
 	exitPPID, exitUID, exitCode                     = HeaderSize, HeaderSize + 4, HeaderSize + 8
@@ -205,6 +251,7 @@ var recordSizes = map[EventType]int{
 	TypeExit:        exitEventSize,
 	TypeFileFailure: fileEventSize,
 	TypeConnect:     connectEventSize,
+	TypeEnv:         envEventSize,
 }
 
 var errShort = errors.New("record too short")
@@ -240,6 +287,8 @@ func Decode(raw []byte) (Event, error) {
 		return decodeFile(h, rec), nil
 	case TypeConnect:
 		return decodeConnect(h, rec), nil
+	case TypeEnv:
+		return decodeEnv(h, rec), nil
 	}
 	decodersMu.RLock()
 	ext, ok := decoders[h.Type]
@@ -279,6 +328,39 @@ func decodeExec(h Header, rec []byte) *ExecEvent {
 		ev.Args = strings.Split(string(args), "\x00")
 	}
 	return ev
+}
+
+func decodeEnv(h Header, rec []byte) *EnvEvent {
+	le := binary.LittleEndian
+	ev := &EnvEvent{
+		Header:           h,
+		PPID:             le.Uint32(rec[envPPID:]),
+		UID:              le.Uint32(rec[envUID:]),
+		MountNS:          le.Uint64(rec[envMountNS:]),
+		CgroupID:         le.Uint64(rec[envCgroupID:]),
+		EnvironTruncated: le.Uint16(rec[envTruncated:]) != 0,
+	}
+	if le.Uint16(rec[envCwdComplete:]) != 0 {
+		ev.Cwd = walkedPath(rec[envCwd : envCwd+min(int(le.Uint16(rec[envCwdLen:])), walkMax)])
+	}
+	if le.Uint16(rec[envExeComplete:]) != 0 {
+		ev.Exe = walkedPath(rec[envExe : envExe+min(int(le.Uint16(rec[envExeLen:])), walkMax)])
+	}
+	n := min(int(le.Uint16(rec[envLen:])), envMax)
+	ev.Environ = bytes.Clone(rec[envEnviron : envEnviron+n])
+	return ev
+}
+
+// walkedPath turns gp_walk's components, leaf first and each ended by a
+// NUL ("go\0bin\0usr\0"), into a path ("/usr/bin/go"). The walk of the
+// root itself is empty: "/".
+func walkedPath(b []byte) string {
+	parts := strings.Split(string(bytes.TrimSuffix(b, []byte{0})), "\x00")
+	if len(b) == 0 {
+		return "/"
+	}
+	slices.Reverse(parts)
+	return "/" + strings.Join(parts, "/")
 }
 
 func decodeExit(h Header, rec []byte) *ExitEvent {

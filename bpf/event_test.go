@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -62,6 +63,19 @@ func fileRecord(tb testing.TB) []byte {
 	})
 }
 
+// envRecord is a go command's environment: a complete cwd, an exe whose
+// walk did not finish, and an environment with a secret.
+func envRecord(tb testing.TB) []byte {
+	cwd := "m\x00work\x00"                // /work/m
+	exe := "go\x00bin\x00go\x00local\x00" // incomplete: decoded as ""
+	env := "GOFLAGS=-mod=mod\x00TOKEN=s3cr3t\x00"
+	return record(tb, TypeEnv, "gp_env_event", map[string]any{
+		"ppid": 41, "uid": 1000, "mnt_ns": uint64(4026531841), "cgroup_id": uint64(9),
+		"env_len": len(env), "env_truncated": 1, "cwd_len": len(cwd), "exe_len": len(exe),
+		"cwd_complete": 1, "exe_complete": 0, "cwd": cwd, "exe": exe, "env": env,
+	})
+}
+
 func connectRecord(tb testing.TB) []byte {
 	a := netip.MustParseAddr("::1").As16()
 	return record(tb, TypeConnect, "gp_connect_event", map[string]any{
@@ -96,6 +110,23 @@ func TestDecode(t *testing.T) {
 	if f := ev.(*FileFailureEvent); f.Syscall != "mkdirat" || f.Errno != syscall.EACCES || f.Error != "EACCES" ||
 		f.Class != ClassGOCACHE || f.Path != "/root/.cache/go-build/00" {
 		t.Errorf("file failure: %+v", f)
+	}
+	ev, err = Decode(envRecord(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ev.(*EnvEvent)
+	if e.PPID != 41 || e.UID != 1000 || e.MountNS != 4026531841 || e.CgroupID != 9 || e.Cwd != "/work/m" || e.Exe != "" ||
+		string(e.Environ) != "GOFLAGS=-mod=mod\x00TOKEN=s3cr3t\x00" || !e.EnvironTruncated || TypeEnv.String() != "env" {
+		t.Errorf("env: %+v", e)
+	}
+	if b, err := json.Marshal(e); err != nil || strings.Contains(string(b), "s3cr3t") {
+		t.Errorf("env as JSON: %s, %v: want no environment in it", b, err)
+	}
+	env := e.Environ
+	e.ClearEnviron()
+	if e.Environ != nil || strings.Trim(string(env), "\x00") != "" {
+		t.Errorf("ClearEnviron left %q", env)
 	}
 	ev, err = Decode(connectRecord(t))
 	if err != nil {
@@ -165,7 +196,7 @@ func TestRegisterDecoder(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, seed := range [][]byte{execRecord(f), exitRecord(f), fileRecord(f), connectRecord(f),
+	for _, seed := range [][]byte{execRecord(f), exitRecord(f), fileRecord(f), connectRecord(f), envRecord(f),
 		execRecord(f)[:HeaderSize+40], rawRecord(EventType(17), HeaderSize+3, ""), {}} {
 		f.Add(seed)
 	}
@@ -178,4 +209,16 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("event claims %d bytes of a %d-byte record", ev.EventHeader().Size, len(raw))
 		}
 	})
+}
+
+func TestWalkedPath(t *testing.T) {
+	for _, tt := range []struct{ walk, want string }{
+		{"", "/"},
+		{"go\x00", "/go"},
+		{"go\x00bin\x00go\x00local\x00usr\x00", "/usr/local/go/bin/go"},
+	} {
+		if got := walkedPath([]byte(tt.walk)); got != tt.want {
+			t.Errorf("walkedPath(%q) = %q, want %q", tt.walk, got, tt.want)
+		}
+	}
 }

@@ -10,7 +10,7 @@ import (
 // objectStruct is the layout of a struct in the BTF of the committed
 // sensor object (the one loadSensor embeds).
 var objectStruct = btflayout.Cache(loadSensor,
-	"gp_exec_event", "gp_exit_event", "gp_file_event", "gp_connect_event", "gp_path_key")
+	"gp_exec_event", "gp_exit_event", "gp_env_event", "gp_file_event", "gp_connect_event", "gp_path_key")
 
 type fields = map[string]btflayout.Field
 
@@ -65,6 +65,15 @@ func TestLayoutsMatchObject(t *testing.T) {
 			"exit_code": {Offset: exitCode, Size: 4}, "cgroup_id": {Offset: exitCgroupID, Size: 8},
 			"start_ns": {Offset: exitStart, Size: 8}, "duration_ns": {Offset: exitDuration, Size: 8},
 			"comm": {Offset: exitComm, Size: commLen},
+		})},
+		{"gp_env_event", envEventSize, merge(header("hdr."), fields{
+			"ppid": {Offset: envPPID, Size: 4}, "uid": {Offset: envUID, Size: 4},
+			"mnt_ns": {Offset: envMountNS, Size: 8}, "cgroup_id": {Offset: envCgroupID, Size: 8},
+			"env_len": {Offset: envLen, Size: 2}, "env_truncated": {Offset: envTruncated, Size: 2},
+			"cwd_len": {Offset: envCwdLen, Size: 2}, "exe_len": {Offset: envExeLen, Size: 2},
+			"cwd_complete": {Offset: envCwdComplete, Size: 2}, "exe_complete": {Offset: envExeComplete, Size: 2},
+			"cwd": {Offset: envCwd, Size: walkMax}, "exe": {Offset: envExe, Size: walkMax},
+			"env": {Offset: envEnviron, Size: envMax},
 		})},
 		{"gp_file_event", fileEventSize, merge(header("hdr."), fields{
 			"syscall_nr": {Offset: fileSyscall, Size: 4}, "err": {Offset: fileErr, Size: 4},

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		os.Exit(failOpens())
 	case "dial-when":
 		os.Exit(dialWhen())
+	case "exit":
+		// A go command that fails on its flags: gone within milliseconds.
+		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper mode", os.Getenv(helperEnv))
 		os.Exit(3)

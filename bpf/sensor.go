@@ -22,8 +22,9 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultRingSize holds about 750 exec events (the largest record,
-	// 1352 bytes) between two reads; file failures are sampled and counted
+	// DefaultRingSize holds about 750 exec events (1352 bytes each)
+	// between two reads, or 55 go command starts with their environment
+	// (18.5 KiB, the largest record); file failures are sampled and counted
 	// in the kernel, so even a million failing opens stream only a few.
 	DefaultRingSize    = 1 << 20
 	DefaultSampleLimit = 8
@@ -43,6 +44,11 @@ type Config struct {
 	// SampleLimit is how many failures of each (class, errno) pair are
 	// streamed with their path; all are counted. Default DefaultSampleLimit.
 	SampleLimit uint32
+	// Environ keeps each go command's environment in its EnvEvent. It
+	// holds secrets: whoever takes it clears it (EnvEvent.ClearEnviron)
+	// once it has read what it needs. Default false: the sensor clears it
+	// as it decodes the record.
+	Environ bool
 	// EventBuffer is the capacity of the Events channel. Default 4096.
 	EventBuffer int
 	// GoTools are the Go executables whose failed syscalls are observed,
@@ -105,6 +111,7 @@ type Sensor struct {
 	classDirs map[Class][]string
 	syscalls  bool
 	goNames   []string
+	environ   bool            // Config.Environ
 	tools     []*GoTool       // probed, in the order of their links
 	toolFiles map[fileID]bool // every file tried, probed or refused
 	toolLinks []link.Link
@@ -196,6 +203,7 @@ func newSensor(cfg Config) *Sensor {
 		log:       cfg.Logger,
 		syscalls:  cfg.Syscalls,
 		goNames:   cfg.GoNames,
+		environ:   cfg.Environ,
 		toolFiles: map[fileID]bool{},
 
 		scopeLinks: map[*ebpf.Program]link.Link{},
@@ -410,6 +418,14 @@ func (s *Sensor) readLoop() {
 			continue
 		}
 		ev, err := Decode(rec.RawSample)
+		if env, ok := ev.(*EnvEvent); ok {
+			// An environment's secrets live on only in the EnvEvent,
+			// and there only when asked for.
+			clear(rec.RawSample)
+			if !s.environ {
+				env.ClearEnviron()
+			}
+		}
 		if err != nil {
 			var ut *UnknownTypeError
 			if errors.As(err, &ut) {

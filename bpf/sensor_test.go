@@ -18,6 +18,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/gopatrol/gopatrol/internal/testgate"
 )
 
 // writeModule writes a module of three packages, one of them with a cgo
@@ -749,5 +751,82 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within 5s: %s", what)
 		}
+	}
+}
+
+// TestEnvOfShortLivedGo: a go command that exits at once, started in a
+// mount namespace of its own through a bind mount and a symbolic link,
+// still leaves its environment: its variables, its executable with the
+// link resolved and its working directory as paths in its namespace, and
+// the namespace. An environment longer than EnvironMax is cut and says so.
+func TestEnvOfShortLivedGo(t *testing.T) {
+	unshare := testgate.Tool(t, "unshare", "util-linux")
+	base := helperDir(t)
+	real, mnt := filepath.Join(base, "real"), filepath.Join(base, "mnt")
+	for _, d := range []string{filepath.Join(real, "bin"), filepath.Join(real, "sub", "dir"), mnt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helperBinary(t, filepath.Join(real, "bin"), "go-real")
+	if err := os.Symlink("go-real", filepath.Join(real, "bin", "go")); err != nil {
+		t.Fatal(err)
+	}
+	s := openSensor(t, Config{Environ: true})
+	c := collect(s)
+	// A sensor not asked for environments drops them as it decodes.
+	plain := collect(openSensor(t, Config{}))
+	huge := strings.Repeat("x", EnvironMax)
+	for _, tt := range []struct {
+		name      string
+		env       []string
+		truncated bool
+	}{
+		{"short", []string{"GOFLAGS=-mod=mod", "SECRET_TOKEN=s3cr3t"}, false},
+		{"longer than EnvironMax", []string{"GOFLAGS=-mod=mod", "BIG=" + huge}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			script := fmt.Sprintf("mount --make-rprivate / && mount --bind %s %s && readlink /proc/self/ns/mnt && cd %s/sub/dir && exec %s/bin/go",
+				real, mnt, mnt, mnt)
+			cmd := exec.Command(unshare, "-m", "sh", "-c", script)
+			cmd.Env = append([]string{helperEnv + "=exit", "PATH=/usr/bin:/bin"}, tt.env...)
+			out, err := cmd.Output()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("%s: %v, want the helper's exit 2: %s", script, err, out)
+			}
+			ns := strings.TrimSpace(string(out))
+			var got *EnvEvent
+			for _, ev := range c.tree(t, cmd.Process.Pid) {
+				if e, ok := ev.(*EnvEvent); ok {
+					if got != nil {
+						t.Errorf("second env event %+v", e)
+					}
+					got = e
+				}
+			}
+			if got == nil {
+				t.Fatalf("no env event of %d", cmd.Process.Pid)
+			}
+			for _, ev := range plain.tree(t, cmd.Process.Pid) {
+				if e, ok := ev.(*EnvEvent); ok && (e.Environ != nil || e.Cwd != got.Cwd) {
+					t.Errorf("a sensor without Environ: %+v, %d bytes of environment, want none", e, len(e.Environ))
+				}
+			}
+			if fmt.Sprintf("mnt:[%d]", got.MountNS) != ns || got.Exe != mnt+"/bin/go-real" || got.Cwd != mnt+"/sub/dir" ||
+				got.UID != 0 || got.PPID != uint32(os.Getpid()) || got.EnvironTruncated != tt.truncated {
+				t.Errorf("env event %+v: want namespace %s, exe %s/bin/go-real, cwd %s/sub/dir, truncated %v",
+					got, ns, mnt, mnt, tt.truncated)
+			}
+			vars := strings.Split(strings.TrimSuffix(string(got.Environ), "\x00"), "\x00")
+			if tt.truncated {
+				if len(got.Environ) != EnvironMax || !strings.HasPrefix(vars[len(vars)-1], "BIG=xxx") {
+					t.Errorf("cut environment: %d bytes ending %q, want %d", len(got.Environ), tail(string(got.Environ)), EnvironMax)
+				}
+				return
+			}
+			if !slices.Contains(vars, "GOFLAGS=-mod=mod") || !slices.Contains(vars, "SECRET_TOKEN=s3cr3t") {
+				t.Errorf("environment %q: want the go command's own", vars)
+			}
+		})
 	}
 }

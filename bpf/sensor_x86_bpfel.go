@@ -32,6 +32,7 @@ const (
 	sensorProgGpSockState      = "gp_sock_state"
 	sensorProgGpSysExit        = "gp_sys_exit"
 	sensorVarGpLayoutConnect   = "gp_layout_connect"
+	sensorVarGpLayoutEnv       = "gp_layout_env"
 	sensorVarGpLayoutExec      = "gp_layout_exec"
 	sensorVarGpLayoutExit      = "gp_layout_exit"
 	sensorVarGpLayoutFile      = "gp_layout_file"
@@ -108,6 +109,7 @@ type sensorMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
 	GpLayoutConnect *ebpf.VariableSpec `ebpf:"gp_layout_connect"`
+	GpLayoutEnv     *ebpf.VariableSpec `ebpf:"gp_layout_env"`
 	GpLayoutExec    *ebpf.VariableSpec `ebpf:"gp_layout_exec"`
 	GpLayoutExit    *ebpf.VariableSpec `ebpf:"gp_layout_exit"`
 	GpLayoutFile    *ebpf.VariableSpec `ebpf:"gp_layout_file"`
@@ -164,6 +166,7 @@ func (m *sensorMaps) Close() error {
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
 	GpLayoutConnect *ebpf.Variable `ebpf:"gp_layout_connect"`
+	GpLayoutEnv     *ebpf.Variable `ebpf:"gp_layout_env"`
 	GpLayoutExec    *ebpf.Variable `ebpf:"gp_layout_exec"`
 	GpLayoutExit    *ebpf.Variable `ebpf:"gp_layout_exit"`
 	GpLayoutFile    *ebpf.Variable `ebpf:"gp_layout_file"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -125,8 +126,9 @@ type Capturer struct {
 	// Proc is the proc filesystem, "/proc" unless a test says otherwise.
 	Proc string
 
-	once   sync.Once
-	hostNS uint64
+	once    sync.Once
+	hostNS  uint64
+	cgroup2 string // where the cgroup v2 hierarchy is mounted; "" when it is not
 
 	// memo keeps what is the same for every go command of a container
 	// for a few seconds: GOROOT's version and a directory's module root.
@@ -166,6 +168,15 @@ func (c *Capturer) remember(key string, f func() string) string {
 	return v
 }
 
+// forget drops keys from the memo.
+func (c *Capturer) forget(keys ...string) {
+	c.mu.Lock()
+	for _, k := range keys {
+		delete(c.memo, k)
+	}
+	c.mu.Unlock()
+}
+
 // maxEnviron bounds what is read of /proc/PID/environ: the kernel's
 // limit for the environment of an exec is far above what any build
 // needs, and the variables of interest are usually early.
@@ -173,52 +184,164 @@ const maxEnviron = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// Capture reads the environment of process pid, which runs with uid.
+// Exec is what the sensors saw of a go command as it started. A zero
+// field was not seen and is read from /proc/PID, which needs the process
+// alive; what was seen lets a process that is already gone (a go command
+// failing on its flags lives 20 ms) be recorded all the same.
+type Exec struct {
+	PID, PPID int
+	UID       uint32
+	// MountNS is the inode of its mount namespace.
+	MountNS uint64
+	// CgroupID is the inode of its cgroup v2 directory: a parent's cgroup
+	// stands for the process's only when the two are the same.
+	CgroupID uint64
+	// Go is its executable and Cwd its working directory, as paths in its
+	// own root.
+	Go, Cwd string
+	// Environ is its environment as /proc/PID/environ has it; Capture
+	// reads only Variables from it and clears it.
+	Environ []byte
+	// EnvironTruncated says Environ is the start of a longer environment.
+	EnvironTruncated bool
+}
+
+// Capture reads the environment of live process pid, which runs with uid.
 // Reading the environ of another user's process needs root (or
 // CAP_SYS_PTRACE); an error says the process could not be read (it may
 // have exited already).
 func (c *Capturer) Capture(pid int, uid uint32) (Env, error) {
+	return c.CaptureExec(Exec{PID: pid, UID: uid})
+}
+
+// CaptureExec makes the environment of the go command x. Its files
+// (GOROOT's VERSION, the go.mod above its working directory) are read
+// through /proc/PID/root of the process, or of its parent while that is
+// in the same mount namespace: the only other view of the same files.
+func (c *Capturer) CaptureExec(x Exec) (Env, error) {
+	defer clear(x.Environ)
 	proc := c.Proc
 	if proc == "" {
 		proc = "/proc"
 	}
-	c.once.Do(func() { c.hostNS, _ = hostMountNS(proc) })
-	dir := proc + "/" + strconv.Itoa(pid)
-	e := Env{UID: uid}
+	c.once.Do(func() {
+		c.hostNS, _ = hostMountNS(proc)
+		c.cgroup2 = cgroup2Mount(proc)
+	})
 	var err error
-	if e.Vars, err = readVars(dir + "/environ"); err != nil {
-		return Env{}, fmt.Errorf("environment of process %d: %w", pid, err)
+	for _, through := range []int{x.PID, x.PPID} {
+		var e Env
+		e, err = c.captureThrough(proc, x, through)
+		if err == nil || through == x.PPID || x.PPID <= 0 || x.MountNS == 0 {
+			return e, err
+		}
 	}
-	if e.Go, err = os.Readlink(dir + "/exe"); err != nil {
-		return Env{}, fmt.Errorf("executable of process %d: %w", pid, err)
-	}
-	e.Go = strings.TrimSuffix(e.Go, " (deleted)")
-	root := dir + "/root"
+	return Env{}, err
+}
+
+// errGone is a process that exited, or left the mount namespace it was
+// seen in, before its environment was read.
+var errGone = errors.New("exited before it was read")
+
+// captureThrough makes x's environment, reading its files through the
+// root of process through (x.PID or x.PPID).
+func (c *Capturer) captureThrough(proc string, x Exec, through int) (Env, error) {
+	dir := proc + "/" + strconv.Itoa(through)
+	self := through == x.PID
 	ns, err := nsInode(dir + "/ns/mnt")
+	switch {
+	case err != nil && self:
+		return Env{}, fmt.Errorf("process %d: %w", x.PID, errGone)
+	case err != nil:
+		return Env{}, fmt.Errorf("process %d %w, and so did its parent %d", x.PID, errGone, through)
+	case x.MountNS != 0 && ns != x.MountNS && self:
+		return Env{}, fmt.Errorf("process %d %w: it is in another mount namespace now", x.PID, errGone)
+	case x.MountNS != 0 && ns != x.MountNS:
+		return Env{}, fmt.Errorf("process %d %w, and its parent %d is in another mount namespace", x.PID, errGone, through)
+	}
+	e := Env{UID: x.UID, Go: x.Go}
+	switch {
+	case x.Environ != nil && !x.EnvironTruncated:
+		e.Vars = scanVars(x.Environ)
+	case self:
+		if e.Vars, err = readVars(dir + "/environ"); err != nil {
+			return Env{}, fmt.Errorf("environment of process %d: %w", x.PID, err)
+		}
+	default:
+		return Env{}, fmt.Errorf("environment of process %d: longer than the sensors stream, and the process %w", x.PID, errGone)
+	}
+	if e.Go == "" && self {
+		if e.Go, err = os.Readlink(dir + "/exe"); err != nil {
+			return Env{}, fmt.Errorf("executable of process %d: %w", x.PID, err)
+		}
+		e.Go = strings.TrimSuffix(e.Go, " (deleted)")
+	}
+	cwd := x.Cwd
+	if cwd == "" && self {
+		cwd, _ = os.Readlink(dir + "/cwd")
+	}
+	if e.Go == "" || cwd == "" {
+		return Env{}, fmt.Errorf("executable or working directory of process %d: not seen at its exec, and the process %w", x.PID, errGone)
+	}
+	b, err := readSmall(dir + "/cgroup")
 	if err != nil {
-		return Env{}, fmt.Errorf("mount namespace of process %d: %w", pid, err)
+		return Env{}, fmt.Errorf("cgroup of process %d: %w", through, err)
+	}
+	e.Container.Cgroup, e.Container.ID, e.Container.Pod = parseCgroup(b)
+	if !self && !sameCgroup(c.cgroup2, e.Container.Cgroup, x.CgroupID) {
+		return Env{}, fmt.Errorf("cgroup of process %d: it %w, and its parent %d is in another cgroup", x.PID, errGone, through)
 	}
 	if ns != c.hostNS {
 		e.Container.MountNS = ns
 	}
+	root := dir + "/root"
 	nsKey := strconv.FormatUint(ns, 10)
 	e.GOROOT = e.Vars["GOROOT"]
 	if e.GOROOT == "" && path.Base(path.Dir(e.Go)) == "bin" {
 		e.GOROOT = path.Dir(path.Dir(e.Go))
 	}
+	var keys []string
 	if e.GOROOT != "" {
-		e.Version = c.remember("v"+nsKey+e.GOROOT, func() string { return versionFile(root + e.GOROOT + "/VERSION") })
+		keys = append(keys, "v"+nsKey+e.GOROOT)
+		e.Version = c.remember(keys[0], func() string { return versionFile(root + e.GOROOT + "/VERSION") })
 	}
-	if cwd, err := os.Readlink(dir + "/cwd"); err == nil {
-		e.Module = c.remember("m"+nsKey+cwd, func() string { return moduleRoot(root, cwd) })
-	}
-	if b, err := readSmall(dir + "/cgroup"); err == nil {
-		e.Container.Cgroup, e.Container.ID, e.Container.Pod = parseCgroup(b)
+	keys = append(keys, "m"+nsKey+cwd)
+	e.Module = c.remember(keys[len(keys)-1], func() string { return moduleRoot(root, cwd) })
+	// Files read through a process that died meanwhile read as missing:
+	// neither they nor the memo may stand.
+	if now, err := nsInode(dir + "/ns/mnt"); err != nil || now != ns {
+		c.forget(keys...)
+		return Env{}, fmt.Errorf("process %d %w: it exited while its files were read", through, errGone)
 	}
 	return e, nil
 }
 
-// readVars scans a NUL-separated environ for Variables only. The buffer
+// sameCgroup says the cgroup v2 path cg (as /proc/PID/cgroup has it) is
+// the directory of inode id under mnt, the cgroup2 mount.
+func sameCgroup(mnt, cg string, id uint64) bool {
+	var st syscall.Stat_t
+	return mnt != "" && id != 0 && syscall.Stat(path.Join(mnt, cg), &st) == nil && st.Ino == id
+}
+
+// cgroup2Mount is the mount point of the cgroup v2 hierarchy in this
+// process's mountinfo: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+// hybrid host; "" when it is not mounted.
+func cgroup2Mount(proc string) string {
+	b, err := readFile(proc+"/self/mountinfo", nil, 1<<20)
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		// ID parent major:minor root mountpoint options... - fstype source
+		pre, post, ok := strings.Cut(line, " - ")
+		if f, g := strings.Fields(pre), strings.Fields(post); ok && len(f) >= 5 && len(g) > 0 && g[0] == "cgroup2" {
+			return check.UnescapeMountinfo(f[4])
+		}
+	}
+	return ""
+}
+
+// readVars reads a process's environ for Variables only. The buffer
 // is cleared before it goes back to the pool, so no other variable's
 // value outlives the scan.
 func readVars(file string) (map[string]string, error) {
@@ -232,6 +355,11 @@ func readVars(file string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return scanVars(buf), nil
+}
+
+// scanVars scans a NUL-separated environ for Variables only.
+func scanVars(buf []byte) map[string]string {
 	vars := map[string]string{}
 	for kv := range bytes.SplitSeq(buf, []byte{0}) {
 		k, v, ok := bytes.Cut(kv, []byte{'='})
@@ -249,7 +377,7 @@ func readVars(file string) (map[string]string, error) {
 			}
 		}
 	}
-	return vars, nil
+	return vars
 }
 
 // readFile appends up to limit bytes of file to buf. Plain system calls:

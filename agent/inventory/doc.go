@@ -1,9 +1,12 @@
 // Package inventory keeps the Go environments that builds on this node
 // really use, as the eBPF sensors see them (issue 17, docs/environments.md).
 //
-// When a go command starts, Capture reads what makes its environment:
-// the go binary and its GOROOT and version, the user, the Go-relevant
-// variables of /proc/PID/environ (Variables, and nothing else: the values
+// When a go command starts, CaptureExec makes its environment from what
+// the sensors streamed at its exec (its environment block, executable,
+// working directory and namespace) and /proc of the process, or of its
+// parent in the same mount namespace and cgroup once it is gone: the go
+// binary and its GOROOT and version, the user, the Go-relevant
+// variables of its environment (Variables, and nothing else: the values
 // of other variables are skipped while scanning and never stored), the
 // working directory's module root, and the container (mount namespace,
 // cgroup, container.id, pod). Processes whose environments differ only in

@@ -379,3 +379,89 @@ func TestFinishedJobsEnvironmentIsNotRebuilt(t *testing.T) {
 		t.Errorf("the patrol re-created %s", cache)
 	}
 }
+
+// A go command that exited before it was read is made from what the
+// sensors streamed at its exec and its parent's view of the same files:
+// the same environment a live capture gives. Where the parent's view is
+// not the same (another mount namespace or cgroup, or no parent left),
+// or the stream was cut, it is an error, never a guess.
+func TestCaptureOfAGoneProcess(t *testing.T) {
+	findmnt := testgate.Tool(t, "findmnt", "util-linux")
+	out, err := exec.Command(findmnt, "-n", "-t", "cgroup2", "-o", "TARGET").Output()
+	if err != nil {
+		testgate.Missing(t, "no cgroup2 mount: %v", err)
+	}
+	cgroupMnt := strings.Fields(string(out))[0]
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cgroupID uint64
+	for _, l := range strings.Split(string(self), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(cgroupMnt, p), &st); err != nil {
+				t.Fatal(err)
+			}
+			cgroupID = st.Ino
+		}
+	}
+	var ns syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/mnt", &ns); err != nil {
+		t.Fatal(err)
+	}
+
+	goroot := fakeRoot(t, t.TempDir(), "go1.99.1")
+	_, sub := module(t)
+	vars := []string{"PATH=/usr/bin:/bin", "GOFLAGS=-mod=mod", "SECRET_TOKEN=" + secret}
+	var c inventory.Capturer
+	live := captured(t, &c, start(t, sub, vars, filepath.Join(goroot, "bin", "go"), "30").Process.Pid, "/bin/go")
+	exit := func() int {
+		gone := exec.Command("true")
+		if err := gone.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return gone.Process.Pid
+	}
+	exited, exitedParent := exit(), exit()
+
+	streamed := func() inventory.Exec {
+		return inventory.Exec{PID: exited, PPID: os.Getpid(), UID: uint32(os.Getuid()), MountNS: ns.Ino, CgroupID: cgroupID,
+			Go: filepath.Join(goroot, "bin", "go"), Cwd: sub, Environ: []byte(strings.Join(vars, "\x00") + "\x00")}
+	}
+	cases := []struct {
+		name  string
+		edit  func(*inventory.Exec)
+		error string
+	}{
+		{"all streamed", func(*inventory.Exec) {}, ""},
+		{"environment cut", func(x *inventory.Exec) { x.EnvironTruncated = true }, "longer than the sensors stream"},
+		{"executable not seen", func(x *inventory.Exec) { x.Go = "" }, "not seen at its exec"},
+		{"parent in another cgroup", func(x *inventory.Exec) { x.CgroupID++ }, "another cgroup"},
+		{"parent in another mount namespace", func(x *inventory.Exec) { x.MountNS++ }, "another mount namespace"},
+		{"parent gone too", func(x *inventory.Exec) { x.PPID = exitedParent }, "so did its parent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			x := streamed()
+			tc.edit(&x)
+			environ := x.Environ
+			got, err := c.CaptureExec(x)
+			if strings.Contains(string(environ), secret) {
+				t.Errorf("the streamed environment was not cleared: %q", environ)
+			}
+			if tc.error != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.error) {
+					t.Errorf("CaptureExec: %+v, %v; want an error saying %q", got, err, tc.error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID() != live.ID() || !maps.Equal(got.Vars, live.Vars) {
+				t.Errorf("gone process: %s %+v\nlive one:     %s %+v", got.ID(), got, live.ID(), live)
+			}
+		})
+	}
+}

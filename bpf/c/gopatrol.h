@@ -31,6 +31,7 @@ enum gp_event_type {
 	GP_EV_EXIT = 2,
 	GP_EV_FILE_FAILURE = 3,
 	GP_EV_CONNECT = 4,
+	GP_EV_ENV = 5,
 	GP_EV_TLS_FIRST = 16, /* 16..31: reserved for tls.bpf.c */
 	GP_EV_TLS_LAST = 31,
 	GP_EV_MAX = 32,

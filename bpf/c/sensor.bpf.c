@@ -37,6 +37,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define GP_COMM_LEN 16
 #define GP_PATH_MAX 256  /* also the LPM trie's key data size */
 #define GP_ARGS_MAX 1024 /* argv bytes streamed per exec */
+#define GP_ENV_MAX 16384 /* environ bytes streamed per go command */
+#define GP_WALK_MAX 1024 /* bytes of a walked path (gp_walk) */
+#define GP_WALK_DEPTH 48 /* dentries and mount crossings a walk follows */
+#define GP_NAME_MAX 256  /* a path component and its NUL */
 
 /* File classes: user space fills gp_classes with each class's directories. */
 #define GP_CLASS_OTHER 0     /* absolute path under no known directory */
@@ -112,6 +116,30 @@ struct gp_exec_event {
 	char args[GP_ARGS_MAX];
 };
 
+/*
+ * The environment a go command was started with, sent right after its exec
+ * event: what user space would read from /proc/PID (environ, exe, cwd,
+ * ns/mnt) if the process still lived then. A go command that fails on its
+ * flags exits within 20 ms, often before the agent reads /proc.
+ */
+struct gp_env_event {
+	struct gp_event_header hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u64 mnt_ns;    /* inode of the mount namespace */
+	__u64 cgroup_id; /* cgroup v2 id: the inode of its directory */
+	__u16 env_len;
+	__u16 env_truncated; /* environ was longer than GP_ENV_MAX */
+	__u16 cwd_len;
+	__u16 exe_len;
+	__u16 cwd_complete; /* the walk reached the process's root */
+	__u16 exe_complete;
+	__u32 _pad;
+	char cwd[GP_WALK_MAX]; /* gp_walk's form: components leaf first */
+	char exe[GP_WALK_MAX];
+	char env[GP_ENV_MAX]; /* NUL-separated KEY=value, as /proc/PID/environ */
+};
+
 struct gp_exit_event {
 	struct gp_event_header hdr;
 	__u32 ppid;
@@ -149,6 +177,7 @@ struct gp_connect_event {
  */
 const struct gp_exec_event *const gp_layout_exec = 0;
 const struct gp_exit_event *const gp_layout_exit = 0;
+const struct gp_env_event *const gp_layout_env = 0;
 const struct gp_file_event *const gp_layout_file = 0;
 const struct gp_connect_event *const gp_layout_connect = 0;
 
@@ -218,17 +247,100 @@ struct {
 	__type(value, struct gp_path_key);
 } gp_scratch SEC(".maps");
 
+/*
+ * gp_walk writes the path of (dentry, vfsmnt) as seen from root (the
+ * process's fs root), leaf first: each component followed by its NUL, so
+ * /usr/local/go/bin/go is "go\0bin\0go\0local\0usr\0". It is d_path
+ * without the helper, which tracepoints may not call: up the dentries, and
+ * from the root of a mount to where it is mounted. It returns the bytes
+ * written; *complete is 1 when the walk reached root, or the top of the
+ * mount namespace, within GP_WALK_DEPTH steps and the buffer.
+ */
+static __always_inline __u16 gp_walk(char *buf, struct dentry *dentry, struct vfsmount *vfsmnt,
+				     const struct path *root, __u16 *complete)
+{
+	struct dentry *root_dentry = BPF_CORE_READ(root, dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(root, mnt);
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 off = 0;
+
+	*complete = 0;
+	for (int i = 0; i < GP_WALK_DEPTH; i++) {
+		if (dentry == root_dentry && vfsmnt == root_mnt) {
+			*complete = 1;
+			break;
+		}
+		if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (parent == mnt) { /* the top of the namespace */
+				*complete = 1;
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = parent;
+			vfsmnt = (void *)parent + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		if (off >= GP_WALK_MAX - GP_NAME_MAX)
+			break;
+		long n = bpf_probe_read_kernel_str(buf + off, GP_NAME_MAX,
+						   BPF_CORE_READ(dentry, d_name.name));
+		if (n <= 1) /* unreadable, or an empty name */
+			break;
+		off += n;
+		dentry = BPF_CORE_READ(dentry, d_parent);
+	}
+	if (!*complete)
+		return 0;
+	return off;
+}
+
+/* gp_send_env streams the environment of p, a go command that just exec'd. */
+static __always_inline void gp_send_env(struct task_struct *p, const struct gp_tree_entry *e)
+{
+	struct gp_env_event *ev = gp_reserve(sizeof(*ev), GP_EV_ENV, e->root_pid);
+	if (!ev)
+		return;
+	ev->ppid = e->ppid;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->mnt_ns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+
+	struct path root = BPF_CORE_READ(p, fs, root);
+	ev->cwd_len = gp_walk(ev->cwd, BPF_CORE_READ(p, fs, pwd.dentry), BPF_CORE_READ(p, fs, pwd.mnt), &root,
+			      &ev->cwd_complete);
+	ev->exe_len = gp_walk(ev->exe, BPF_CORE_READ(p, mm, exe_file, f_path.dentry),
+			      BPF_CORE_READ(p, mm, exe_file, f_path.mnt), &root, &ev->exe_complete);
+
+	unsigned long start = BPF_CORE_READ(p, mm, env_start);
+	unsigned long end = BPF_CORE_READ(p, mm, env_end);
+	unsigned long len = end > start ? end - start : 0;
+	ev->env_truncated = len > GP_ENV_MAX;
+	if (len > GP_ENV_MAX)
+		len = GP_ENV_MAX;
+	/* Like argv, the kernel just copied the environment into the new mm. */
+	if (bpf_probe_read_user(ev->env, len, (void *)start) < 0)
+		len = 0;
+	ev->env_len = len;
+	ev->_pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(gp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct gp_tree_entry *e = gp_tree_lookup(tgid);
 	struct gp_tree_entry ne = {};
+	char comm[GP_COMM_LEN] = {};
 
+	/* Only a tree's processes pay for more than the lookup above and
+	 * the one below: they are looked up to find go commands in a tree
+	 * too (go generate, go run of a program that runs go). */
+	bpf_get_current_comm(comm, sizeof(comm));
+	int is_go = bpf_map_lookup_elem(&gp_names, comm) != NULL;
 	if (!e) {
-		char comm[GP_COMM_LEN] = {};
-		bpf_get_current_comm(comm, sizeof(comm));
-		if (!bpf_map_lookup_elem(&gp_names, comm))
+		if (!is_go)
 			return 0;
 		ne.root_pid = tgid;
 		ne.ppid = BPF_CORE_READ(p, real_parent, tgid);
@@ -239,12 +351,12 @@ int BPF_PROG(gp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	struct gp_exec_event *ev = gp_reserve(sizeof(*ev), GP_EV_EXEC, e->root_pid);
 	if (!ev)
-		return 0;
+		goto env;
 	ev->ppid = e->ppid;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
 	ev->cgroup_id = bpf_get_current_cgroup_id();
 	ev->start_ns = e->start_ns;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	__builtin_memcpy(ev->comm, comm, sizeof(ev->comm));
 
 	long n = bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename), BPF_CORE_READ(bprm, filename));
 	ev->filename_len = n > 0 ? n - 1 : 0;
@@ -261,6 +373,9 @@ int BPF_PROG(gp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	ev->args_len = len;
 	ev->_pad = 0;
 	bpf_ringbuf_submit(ev, 0);
+env:
+	if (is_go)
+		gp_send_env(p, e);
 	return 0;
 }
 

@@ -91,6 +91,9 @@ func (t *textTrace) event(ev bpf.Event) error {
 			return t.line(h, true, "%s [%d] %s after %v", name, ev.PID, exitText(ev), ev.Duration.Round(time.Millisecond))
 		}
 		return nil
+	case *bpf.EnvEvent:
+		// Its variables hold secrets: only where it runs is shown.
+		return t.line(h, true, "go command in %s, running %s [pid %d]", ev.Cwd, ev.Exe, ev.PID)
 	case *bpf.FileFailureEvent:
 		t.tree(h.RootPID).failures++
 		op := ev.Error
