@@ -79,8 +79,13 @@ func TestLoad(t *testing.T) {
 		{name: "not yaml", body: "listen: [\n", errWant: []string{"not YAML"}},
 		{name: "environments niceness out of range", body: "environments:\n  nice: 20\n", errWant: []string{"environments.nice", "20", "from 0"}},
 		{name: "environments niceness default", body: "", check: func(t *testing.T, c Config) {
-			if c.Envs.Nice != DefaultEnvNice {
-				t.Errorf("environments.nice = %d, want %d", c.Envs.Nice, DefaultEnvNice)
+			if c.Envs.Nice != DefaultEnvNice || !c.Envs.Idle {
+				t.Errorf("environments.nice = %d, sched_idle = %v, want %d, true", c.Envs.Nice, c.Envs.Idle, DefaultEnvNice)
+			}
+		}},
+		{name: "environments SCHED_IDLE off", body: "environments:\n  sched_idle: false\n", check: func(t *testing.T, c Config) {
+			if c.Envs.Idle {
+				t.Errorf("environments.sched_idle: false read as true")
 			}
 		}},
 	}

@@ -39,6 +39,11 @@ type EnvsConfig struct {
 	// Nice is the niceness the patrols' commands run at (0 to 19; 0:
 	// the agent's), so that the builds beside them keep their speed.
 	Nice int `yaml:"nice"`
+	// Idle runs the patrols' commands under SCHED_IDLE as well: any
+	// other task that wakes takes the CPU from them at once, the kernel
+	// places a waking build on a CPU that runs only them as on an idle
+	// one, and their I/O is of the idle class.
+	Idle bool `yaml:"sched_idle"`
 }
 
 // DefaultEnvNice is the niceness of environment patrols: the lowest
@@ -48,7 +53,7 @@ const DefaultEnvNice = 19
 
 // DefaultEnvs are the environment patrol's defaults.
 func DefaultEnvs() EnvsConfig {
-	return EnvsConfig{Enabled: true, Limit: inventory.DefaultLimit, Every: 5 * time.Minute, ForgetAfter: 24 * time.Hour, Parallel: 2, Nice: DefaultEnvNice}
+	return EnvsConfig{Enabled: true, Limit: inventory.DefaultLimit, Every: 5 * time.Minute, ForgetAfter: 24 * time.Hour, Parallel: 2, Nice: DefaultEnvNice, Idle: true}
 }
 
 func (c EnvsConfig) validate(file string) error {
@@ -257,6 +262,10 @@ func (ep *envPatrol) loop(ctx context.Context) {
 	}
 }
 
+// envWalkReuse is how long a round reuses the fingerprint of a GOROOT's
+// standard library (check.Proofs.WalkReuse).
+const envWalkReuse = 30 * time.Second
+
 // round patrols the due environments, cfg.Parallel at a time.
 func (ep *envPatrol) round(ctx context.Context) {
 	now := time.Now()
@@ -266,7 +275,13 @@ func (ep *envPatrol) round(ctx context.Context) {
 			due = append(due, e)
 		}
 	}
-	pat := inventory.Patroller{Checks: ep.checks(), Runner: ep.runner(), Nice: ep.cfg.Nice}
+	run := ep.runner()
+	if run.Proofs != nil {
+		// The round fingerprints environments that often share a GOROOT:
+		// one walk of its standard library stands for the others.
+		run.Proofs.WalkReuse = envWalkReuse
+	}
+	pat := inventory.Patroller{Checks: ep.checks(), Runner: run, Nice: ep.cfg.Nice, Idle: ep.cfg.Idle}
 	sem := make(chan struct{}, ep.cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, e := range due {
@@ -434,7 +449,7 @@ func (a *agent) envDiagnosis(ctx context.Context, id string, cfg *Config) (check
 	}
 	e := entries[i]
 	where := envDetails(id, envIdentity(e.Env))
-	r, rep := inventory.Patroller{Checks: a.checks(SetFull, cfg), Runner: check.Runner{Timeout: cfg.Checks.Timeout}, Nice: a.envs.cfg.Nice}.Patrol(ctx, e)
+	r, rep := inventory.Patroller{Checks: a.checks(SetFull, cfg), Runner: check.Runner{Timeout: cfg.Checks.Timeout}, Nice: a.envs.cfg.Nice, Idle: a.envs.cfg.Idle}.Patrol(ctx, e)
 	if rep == nil {
 		return check.Report{}, where + fmt.Sprintf("The diagnosis could not run in it: %s: %s\n", r.Outcome, r.Reason)
 	}

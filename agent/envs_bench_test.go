@@ -35,7 +35,8 @@ const (
 //     toolchain by running it (no proof is kept yet): the worst round,
 //     against the 5-minute budget;
 //   - cycle-s and cycle-cpu-s: the wall time and the CPU (the agent's
-//     and its children's) of one round over all 50 in the steady state,
+//     and its children's; cycle-agent-cpu-s the agent's own, which runs
+//     at the agent's priority) of one round over all 50 in the steady state,
 //     each round one 5-minute cycle later on the proofs' clock, so that
 //     the proofs falling due are proved again as in the agent;
 //   - build-with/alone: builds beside the patrol as the issue puts it: a
@@ -49,7 +50,8 @@ const (
 //   - load1: the one-minute load average the figures ran against.
 //
 // GOPATROL_BENCH_PAIRS sets the number of pairs (3), GOPATROL_BENCH_NICE
-// the patrol's niceness (environments.nice, 19), GOPATROL_BENCH_CYCLE the
+// the patrol's niceness (environments.nice, 19), GOPATROL_BENCH_IDLE its
+// SCHED_IDLE (environments.sched_idle, true), GOPATROL_BENCH_CYCLE the
 // cycle (environments.every, 5m; a shorter one raises the patrol's share
 // of it).
 func BenchmarkPatrol50Environments(b *testing.B) {
@@ -79,9 +81,12 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 			h.Wait()
 		}
 	})
-	nice := agent.DefaultEnvNice
+	nice, idle := agent.DefaultEnvNice, agent.DefaultEnvs().Idle
 	if v, err := strconv.Atoi(os.Getenv("GOPATROL_BENCH_NICE")); err == nil {
 		nice = v
+	}
+	if v, err := strconv.ParseBool(os.Getenv("GOPATROL_BENCH_IDLE")); err == nil {
+		idle = v
 	}
 	// The agent keeps proofs (checks.proof_ttl): a round proves an
 	// environment's toolchain by running it only when that environment's
@@ -98,7 +103,7 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 	if v, err := time.ParseDuration(os.Getenv("GOPATROL_BENCH_CYCLE")); err == nil && v > 0 {
 		cycleLen = v
 	}
-	round := agent.NewEnvRound(mustDefaultSet(b), 2, nice, 60*time.Second, proofs)
+	round := agent.NewEnvRound(mustDefaultSet(b), 2, nice, idle, 60*time.Second, proofs)
 	nextRound := func(ctx context.Context) {
 		round.Round(ctx)
 		clock.Add(int64(cycle))
@@ -141,16 +146,23 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 	}
 
 	ctx := context.Background()
-	cpu := func() time.Duration {
-		var self, kids syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-		return time.Duration(self.Utime.Nano() + self.Stime.Nano() + kids.Utime.Nano() + kids.Stime.Nano())
+	// cpu is the agent's own CPU (at its priority) and its children's
+	// (the patrols' commands, at theirs).
+	cpu := func() (self, kids time.Duration) {
+		var s, k syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &k)
+		return time.Duration(s.Utime.Nano() + s.Stime.Nano()), time.Duration(k.Utime.Nano() + k.Stime.Nano())
 	}
+	var agentCPU []float64
 	timedRound := func() (wall, used time.Duration) {
-		c0, start := cpu(), time.Now()
+		s0, k0 := cpu()
+		start := time.Now()
 		nextRound(ctx)
-		wall, used = time.Since(start), cpu()-c0
+		wall = time.Since(start)
+		s1, k1 := cpu()
+		used = s1 - s0 + k1 - k0
+		agentCPU = append(agentCPU, (s1 - s0).Seconds())
 		errs := 0
 		for _, e := range round.Entries() {
 			switch {
@@ -256,6 +268,7 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 	roundWall, ratio := medianOf(walls), medianOf(ratios)
 	b.ReportMetric(roundWall, "cycle-s")
 	b.ReportMetric(medianOf(cpus), "cycle-cpu-s")
+	b.ReportMetric(medianOf(agentCPU[1:]), "cycle-agent-cpu-s")
 	b.ReportMetric(roundWall/envCycleBudget.Seconds(), "cycle/budget")
 	b.ReportMetric(ratio, "build-with/alone")
 	b.ReportMetric(medianOf(duringRatios), "build-during-round/alone")

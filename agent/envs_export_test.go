@@ -17,10 +17,11 @@ import (
 type EnvRound struct{ ep *envPatrol }
 
 // NewEnvRound patrols with these checks, parallel at a time, at niceness
-// nice; every environment is due at every round.
-func NewEnvRound(checks []check.Check, parallel, nice int, timeout time.Duration, proofs *check.Proofs) *EnvRound {
+// nice and under SCHED_IDLE with idle; every environment is due at every
+// round.
+func NewEnvRound(checks []check.Check, parallel, nice int, idle bool, timeout time.Duration, proofs *check.Proofs) *EnvRound {
 	return &EnvRound{ep: &envPatrol{
-		cfg: EnvsConfig{Parallel: parallel, Nice: nice, Every: time.Nanosecond}, inv: inventory.New(inventory.Config{}),
+		cfg: EnvsConfig{Parallel: parallel, Nice: nice, Idle: idle, Every: time.Nanosecond}, inv: inventory.New(inventory.Config{}),
 		checks: func() []check.Check { return checks }, runner: func() check.Runner { return check.Runner{Timeout: timeout, Proofs: proofs} },
 		flush: make(chan struct{}, 1), wake: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler),
 	}}

@@ -95,3 +95,37 @@ func TestNicedStartsKillNothing(t *testing.T) {
 		}
 	}
 }
+
+// A target with Idle runs its commands, and what they start, under
+// SCHED_IDLE at its niceness, and a plain command after it does not.
+func TestTargetIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Fields 19 and 41 of /proc/PID/stat are the niceness and the
+	// policy (5: SCHED_IDLE, 0: SCHED_OTHER).
+	script := `cut -d' ' -f19,41 /proc/self/stat; sh -c "cut -d' ' -f19,41 /proc/self/stat"`
+	run := func(tg *check.Target) string {
+		t.Helper()
+		out, err := check.CombinedOutput(tg.Command(ctx, "/bin/sh", "-c", script))
+		if err != nil {
+			t.Fatalf("%+v: %v: %s", tg, err, out)
+		}
+		return strings.Join(strings.Fields(string(out)), " ")
+	}
+	env := []string{"PATH=/usr/bin:/bin"}
+	for _, tc := range []struct {
+		tg   *check.Target
+		want string
+	}{
+		{&check.Target{Root: "/", Dir: "/", Environ: env, Nice: 19, Idle: true}, "19 5 19 5"},
+		{&check.Target{Root: "/", Dir: "/", Environ: env, Idle: true}, "0 5 0 5"},
+		{&check.Target{Root: "/", Dir: "/", Environ: env, Nice: 19}, "19 0 19 0"},
+	} {
+		if got := run(tc.tg); got != tc.want {
+			t.Errorf("Nice %d, Idle %v: the command and its child run at %q, want %q (niceness, policy)", tc.tg.Nice, tc.tg.Idle, got, tc.want)
+		}
+	}
+	if got := run(&check.Target{Root: "/", Dir: "/", Environ: env}); strings.Contains(got, " 5") {
+		t.Errorf("after idle commands, a plain one runs at %q: not SCHED_IDLE", got)
+	}
+}

@@ -92,7 +92,7 @@ func CombinedOutput(cmd *exec.Cmd) ([]byte, error) {
 func start(cmd *exec.Cmd) error {
 	var err error
 	if n, ok := niced.LoadAndDelete(cmd); ok {
-		err = startNiced(cmd, n.(int))
+		err = startNiced(cmd, n.(priority))
 	} else {
 		err = cmd.Start()
 	}

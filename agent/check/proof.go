@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +46,24 @@ type Proofs struct {
 	TTL time.Duration
 	// Now is the clock (time.Now when nil), for tests.
 	Now func() time.Time
+	// WalkReuse is how long the fingerprint of a GOROOT's standard
+	// library, its largest part, is reused for other fingerprints of the
+	// same GOROOT (0: walked for each). The agent's round over many
+	// environments that share a GOROOT sets it: as if they were all
+	// fingerprinted within a few seconds.
+	WalkReuse time.Duration
+
+	walksOnce sync.Once
+	walks     *stdWalks
+}
+
+// inputs is ProofInputs of env, reusing walks per WalkReuse.
+func (p *Proofs) inputs(env *Env) [32]byte {
+	if p == nil {
+		return ProofInputs(env)
+	}
+	p.walksOnce.Do(func() { p.walks = &stdWalks{reuse: p.WalkReuse} })
+	return proofInputs(env, p.walks)
 }
 
 // proofFile is what a proof file holds: no environment value, only what

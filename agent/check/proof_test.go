@@ -142,11 +142,11 @@ func TestProofInputs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newProofWorld(t)
 			var before bytes.Buffer
-			writeProofInputs(&before, w.env)
+			writeProofInputs(&before, w.env, nil)
 			sum := ProofInputs(w.env)
 			tt.change(t, w)
 			var after bytes.Buffer
-			writeProofInputs(&after, w.env)
+			writeProofInputs(&after, w.env, nil)
 			if changed := ProofInputs(w.env) != sum; changed != tt.changes {
 				t.Errorf("fingerprint changed: %v, want %v; differing inputs:\n%s", changed, tt.changes, lineDiff(before.String(), after.String()))
 			}
@@ -342,5 +342,47 @@ func BenchmarkProofInputs(b *testing.B) {
 	env := &Env{Target: target, Toolchain: tc}
 	for b.Loop() {
 		ProofInputs(env)
+	}
+}
+
+// With WalkReuse, the standard library walk of one GOROOT stands for that
+// long for every fingerprint, whichever root it is entered through: a
+// package removed meanwhile is seen once it has passed, and at once
+// without it.
+func TestWalkReuse(t *testing.T) {
+	w := newProofWorld(t)
+	now := time.Now()
+	reused := &Proofs{Dir: t.TempDir(), WalkReuse: time.Hour}
+	fresh := &Proofs{Dir: t.TempDir()}
+	sumReused, sumFresh := reused.inputs(w.env), fresh.inputs(w.env)
+	if sumReused != sumFresh {
+		t.Fatalf("a first fingerprint with WalkReuse differs from one without: %x %x", sumReused, sumFresh)
+	}
+	// The same GOROOT through another root (as /proc/PID/root/... is to
+	// /...): the same directories, the same input.
+	through := *w.env
+	through.Target = &Target{Root: "/proc/self/root", Dir: w.env.Target.Dir, User: w.env.Target.User, Environ: w.env.Target.Environ}
+	var direct, entered bytes.Buffer
+	new(stdWalks).put(&direct, w.env.Target, w.path("go/src"))
+	new(stdWalks).put(&entered, through.Target, w.path("go/src"))
+	if direct.String() != entered.String() {
+		t.Errorf("one GOROOT through two roots, two inputs:\n%s", lineDiff(direct.String(), entered.String()))
+	}
+
+	mustRemove(t, w.path("go/src/net/http"))
+	if reused.inputs(w.env) != sumReused {
+		t.Errorf("within WalkReuse, the kept walk was not reused")
+	}
+	if fresh.inputs(w.env) == sumFresh {
+		t.Errorf("without WalkReuse, a package removed left the fingerprint unchanged")
+	}
+	reused.walks.mu.Lock()
+	for k, m := range reused.walks.kept {
+		m.at = now.Add(-2 * time.Hour)
+		reused.walks.kept[k] = m
+	}
+	reused.walks.mu.Unlock()
+	if reused.inputs(w.env) == sumReused {
+		t.Errorf("past WalkReuse, a package removed left the fingerprint unchanged")
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // ProofInputs fingerprints what the outcome of a proving check (go run, a
@@ -40,9 +42,13 @@ import (
 //     cgroup and that cgroup's pids.max.
 //
 // Every value is hashed, never kept: the environment holds secrets.
-func ProofInputs(env *Env) [32]byte {
+func ProofInputs(env *Env) [32]byte { return proofInputs(env, nil) }
+
+// proofInputs is ProofInputs, reusing the standard library walks kept in
+// walks when it is not nil.
+func proofInputs(env *Env, walks *stdWalks) [32]byte {
 	h := sha256.New()
-	writeProofInputs(h, env)
+	writeProofInputs(h, env, walks)
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
@@ -50,7 +56,7 @@ func ProofInputs(env *Env) [32]byte {
 
 // writeProofInputs writes the inputs to h, a line each; tests print them
 // to see what changed.
-func writeProofInputs(h io.Writer, env *Env) {
+func writeProofInputs(h io.Writer, env *Env, walks *stdWalks) {
 	t, tc := env.Target, env.Toolchain
 	put := func(kind string, parts ...string) {
 		fmt.Fprintf(h, "%s\x00%s\n", kind, strings.Join(parts, "\x00"))
@@ -116,7 +122,7 @@ func writeProofInputs(h io.Writer, env *Env) {
 		}
 	}
 	if filepath.IsAbs(goroot) {
-		putStdDirs(h, t, filepath.Join(goroot, "src"))
+		walks.put(h, t, filepath.Join(goroot, "src"))
 	}
 	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
 	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current"} {
@@ -198,13 +204,65 @@ func ownerLine(fi fs.FileInfo, err error) string {
 	return fmt.Sprint(st.Dev, st.Ino, st.Mode, st.Uid, st.Gid)
 }
 
-// putStdDirs stats every directory of the standard library's source: the
-// directories that `go list std` reads, without testdata and cmd.
-func putStdDirs(h io.Writer, t *Target, src string) {
+// stdWalks keeps the digests of standard library walks for a while
+// (Proofs.WalkReuse). The walk (some 470 directories) is the
+// fingerprint's largest cost, and an agent patrolling 50 environments that
+// share one GOROOT would walk it 50 times a round.
+type stdWalks struct {
+	reuse time.Duration
+	mu    sync.Mutex
+	kept  map[[2]uint64]stdWalk // by the src directory's device and inode
+}
+
+type stdWalk struct {
+	sum [32]byte
+	at  time.Time
+}
+
+// put writes the inputs of the standard library's source, src in t: every
+// directory that `go list std` reads, without testdata and cmd, with its
+// stat line. Paths are written as the target sees them, so that the same
+// GOROOT entered through another process's /proc/PID/root is the same
+// input, and as one digest, whether walked now or kept: with w nil or its
+// reuse zero it walks every time; otherwise one digest stands for reuse
+// for the same directory (by device and inode).
+func (w *stdWalks) put(h io.Writer, t *Target, src string) {
 	root := t.Path(src)
+	if w == nil || w.reuse <= 0 {
+		d := sha256.New()
+		walkStdDirs(d, root, src)
+		fmt.Fprintf(h, "std dirs\x00%s\x00%x\n", src, d.Sum(nil))
+		return
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(root, &st); err != nil {
+		fmt.Fprintf(h, "std\x00%s\x00%v\n", src, err)
+		return
+	}
+	key := [2]uint64{st.Dev, st.Ino}
+	w.mu.Lock()
+	m, ok := w.kept[key]
+	w.mu.Unlock()
+	if !ok || time.Since(m.at) > w.reuse {
+		d := sha256.New()
+		walkStdDirs(d, root, src)
+		m = stdWalk{at: time.Now()}
+		d.Sum(m.sum[:0])
+		w.mu.Lock()
+		if w.kept == nil || len(w.kept) >= 64 {
+			w.kept = map[[2]uint64]stdWalk{}
+		}
+		w.kept[key] = m
+		w.mu.Unlock()
+	}
+	fmt.Fprintf(h, "std dirs\x00%s\x00%x\n", src, m.sum)
+}
+
+func walkStdDirs(h io.Writer, root, src string) {
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		rel := src + strings.TrimPrefix(p, root)
 		if err != nil {
-			fmt.Fprintf(h, "walk\x00%s\x00%v\n", p, err)
+			fmt.Fprintf(h, "walk\x00%s\x00%v\n", rel, err)
 			return nil
 		}
 		if !d.IsDir() {
@@ -215,7 +273,7 @@ func putStdDirs(h io.Writer, t *Target, src string) {
 			return filepath.SkipDir
 		}
 		fi, err := d.Info()
-		fmt.Fprintf(h, "dir\x00%s\x00%s\n", p, statLine(fi, err))
+		fmt.Fprintf(h, "dir\x00%s\x00%s\n", rel, statLine(fi, err))
 		return nil
 	})
 }

@@ -77,7 +77,7 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 	}
 	// The fingerprint is taken once, by the first proving check that
 	// needs it, and only if one runs.
-	inputs := sync.OnceValue(func() [32]byte { return ProofInputs(env) })
+	inputs := sync.OnceValue(func() [32]byte { return r.Proofs.inputs(env) })
 	for i, c := range checks {
 		wg.Go(func() {
 			progress(c.ID, false)

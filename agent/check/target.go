@@ -35,6 +35,10 @@ type Target struct {
 	// they start (0: this process's). The agent patrols the environments
 	// builds use at 19, so that the builds beside keep their speed.
 	Nice int
+	// Idle starts its commands under the SCHED_IDLE policy, also
+	// inherited: they run only on a CPU that nothing else wants, and
+	// their I/O is of the idle class.
+	Idle bool
 }
 
 // User is an account of the target, read from its /etc/passwd and
@@ -116,8 +120,8 @@ func (t *Target) Command(ctx context.Context, name string, args ...string) *exec
 		cmd.Env = append(cmd.Env, "HOME="+t.User.Home, "USER="+t.User.Name, "LOGNAME="+t.User.Name)
 	}
 	cmd.SysProcAttr = attr
-	if t.Nice > 0 {
-		niced.Store(cmd, t.Nice)
+	if t.Nice > 0 || t.Idle {
+		niced.Store(cmd, priority{nice: t.Nice, idle: t.Idle})
 	}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {

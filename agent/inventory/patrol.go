@@ -66,6 +66,8 @@ type Patroller struct {
 	// Nice is the niceness of the checks' commands and all they start
 	// (check.Target.Nice; 0: the caller's).
 	Nice int
+	// Idle runs them under SCHED_IDLE too (check.Target.Idle).
+	Idle bool
 }
 
 func (p Patroller) proc() string {
@@ -89,7 +91,7 @@ func (p Patroller) Enter(e Entry) (*check.Target, int, error) {
 		root = p.proc() + "/" + strconv.Itoa(pid) + "/root"
 	}
 	t := Target(e.Env, root)
-	t.Nice = p.Nice
+	t.Nice, t.Idle = p.Nice, p.Idle
 	return t, pid, nil
 }
 
