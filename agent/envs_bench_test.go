@@ -258,11 +258,11 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 		ratios = append(ratios, with.Seconds()/alone.Seconds())
 		duringRatios = append(duringRatios, during.Seconds()/alone.Seconds())
 		loads = append(loads, load1(b))
-		progress("pair %d: round %v (CPU %v); builds over a %v cycle: alone %v, patrolled %v (%.3f; during the round %v, %.3f); load %.1f", i,
-			wall.Round(time.Millisecond), used.Round(time.Millisecond), cycleLen, alone.Round(time.Millisecond), with.Round(time.Millisecond),
+		progress("pair %d: round %v (CPU %v, the agent's own %.2fs); builds over a %v cycle: alone %v, patrolled %v (%.3f; during the round %v, %.3f); load %.1f", i,
+			wall.Round(time.Millisecond), used.Round(time.Millisecond), agentCPU[len(agentCPU)-1], cycleLen, alone.Round(time.Millisecond), with.Round(time.Millisecond),
 			ratios[len(ratios)-1], during.Round(time.Millisecond), duringRatios[len(duringRatios)-1], loads[len(loads)-1])
-		b.Logf("pair %d: round of %d environments %v (CPU %v); mean build over a %v cycle alone %v, patrolled %v (%.3f); the builds during the round %v (%.3f); load %.1f",
-			i, n, wall.Round(time.Millisecond), used.Round(time.Millisecond), cycleLen, alone.Round(time.Millisecond),
+		b.Logf("pair %d: round of %d environments %v (CPU %v, the agent's own %.2fs); mean build over a %v cycle alone %v, patrolled %v (%.3f); the builds during the round %v (%.3f); load %.1f",
+			i, n, wall.Round(time.Millisecond), used.Round(time.Millisecond), agentCPU[len(agentCPU)-1], cycleLen, alone.Round(time.Millisecond),
 			with.Round(time.Millisecond), ratios[len(ratios)-1], during.Round(time.Millisecond), duringRatios[len(duringRatios)-1], loads[len(loads)-1])
 	}
 	roundWall, ratio := medianOf(walls), medianOf(ratios)
