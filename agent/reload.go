@@ -33,13 +33,17 @@ func (a *agent) reload() {
 		a.setLevel(next)
 		a.cfg.Store(&next)
 		a.sched.SetSchedule(a.schedule(next))
-		a.log.Info("config reloaded", "config", next.File)
 	}
 	a.reloadRules(a.cfg.Load())
 	a.mu.Lock()
 	a.reloads[result]++
 	a.mu.Unlock()
 	a.self.reloads.Add(context.Background(), 1, metric.WithAttributes(metricdef.AttrReloadResult.String(result)))
+	// Logged once /status counts it: whoever reads the line and then
+	// /status sees the reload there.
+	if err == nil {
+		a.log.Info("config reloaded", "config", next.File)
+	}
 }
 
 // restartKeys names the keys that differ and are read only at start.
