@@ -355,10 +355,10 @@ func decodeEnv(h Header, rec []byte) *EnvEvent {
 // NUL ("go\0bin\0usr\0"), into a path ("/usr/bin/go"). The walk of the
 // root itself is empty: "/".
 func walkedPath(b []byte) string {
-	parts := strings.Split(string(bytes.TrimSuffix(b, []byte{0})), "\x00")
 	if len(b) == 0 {
 		return "/"
 	}
+	parts := strings.Split(string(bytes.TrimSuffix(b, []byte{0})), "\x00")
 	slices.Reverse(parts)
 	return "/" + strings.Join(parts, "/")
 }

@@ -317,32 +317,3 @@ func putMounts(h io.Writer, t *Target, paths []string) {
 		}
 	}
 }
-
-// UnescapeMountinfo undoes the kernel's octal escapes of a mountinfo
-// field (\040 for a space, \011 for a tab, \012, \134).
-func UnescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + (c - '0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}

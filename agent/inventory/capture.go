@@ -327,15 +327,10 @@ func sameCgroup(mnt, cg string, id uint64) bool {
 // process's mountinfo: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
 // hybrid host; "" when it is not mounted.
 func cgroup2Mount(proc string) string {
-	b, err := readFile(proc+"/self/mountinfo", nil, 1<<20)
-	if err != nil {
-		return ""
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		// ID parent major:minor root mountpoint options... - fstype source
-		pre, post, ok := strings.Cut(line, " - ")
-		if f, g := strings.Fields(pre), strings.Fields(post); ok && len(f) >= 5 && len(g) > 0 && g[0] == "cgroup2" {
-			return check.UnescapeMountinfo(f[4])
+	ms, _ := check.ReadMountinfo(proc + "/self/mountinfo")
+	for _, m := range ms {
+		if m.FSType == "cgroup2" {
+			return m.Point
 		}
 	}
 	return ""

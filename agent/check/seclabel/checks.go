@@ -1,7 +1,6 @@
 package seclabel
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +67,7 @@ type cacheDir struct {
 	Name, Path string
 	Probed     string // the path whose label was read: Path or its nearest existing parent
 	Label      string
-	Mount      *mount
+	Mount      *check.Mount
 }
 
 func runSELinux(ctx context.Context, env *check.Env) check.Result {
@@ -122,7 +121,7 @@ func selinuxState() (mode, domain string) {
 // cacheDirs reads the label and mount of GOCACHE and GOMODCACHE (or of
 // their nearest existing parents).
 func cacheDirs(env *check.Env) (dirs []cacheDir, errs []string, mountErr error) {
-	mounts, mountErr := readMountinfo(env.Target.Path("/proc/self/mountinfo"))
+	mounts, mountErr := check.ReadMountinfo(env.Target.Path("/proc/self/mountinfo"))
 	for _, name := range []string{"GOCACHE", "GOMODCACHE"} {
 		p := env.Toolchain.Get(name)
 		if p == "" || p == "off" || !filepath.IsAbs(p) {
@@ -202,7 +201,7 @@ func (d cacheDir) evidence(res check.Result) check.Result {
 	if m := d.Mount; m != nil {
 		res = res.With(d.Name+".mount", fmt.Sprintf("%s type %s (%s)", m.Point, m.FSType, m.Options()))
 		if m.FSType == "tmpfs" {
-			res = res.With(d.Name+".tmpfs", fmt.Sprintf("yes, seclabel=%v", m.Seclabel()))
+			res = res.With(d.Name+".tmpfs", fmt.Sprintf("yes, seclabel=%v", m.HasOption("seclabel")))
 		}
 	}
 	return res
@@ -281,64 +280,10 @@ func getLabel(path string) (string, error) {
 	}
 }
 
-// mount is one line of /proc/self/mountinfo.
-type mount struct {
-	Point     string
-	FSType    string
-	mountOpts string
-	superOpts string
-}
-
-// Options are the mount's per-mount and superblock options, as mount(8)
-// prints them.
-func (m *mount) Options() string { return m.mountOpts + "," + m.superOpts }
-
-// Seclabel reports whether the filesystem stores SELinux labels.
-func (m *mount) Seclabel() bool {
-	for _, o := range strings.Split(m.Options(), ",") {
-		if o == "seclabel" {
-			return true
-		}
-	}
-	return false
-}
-
-// readMountinfo parses proc(5) mountinfo:
-// id parent major:minor root point options [optional...] - fstype source superoptions
-func readMountinfo(path string) ([]mount, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read mounts: %w", err)
-	}
-	defer f.Close()
-	var ms []mount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range fs {
-			if x == "-" && i >= 6 {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fs) < sep+3 {
-			continue
-		}
-		m := mount{Point: check.UnescapeMountinfo(fs[4]), mountOpts: fs[5], FSType: fs[sep+1]}
-		if len(fs) > sep+3 {
-			m.superOpts = fs[sep+3]
-		}
-		ms = append(ms, m)
-	}
-	return ms, sc.Err()
-}
-
 // findMount returns the mount holding path: the longest mount point that
 // is path or a parent of it. Later mounts on the same point hide earlier ones.
-func findMount(ms []mount, path string) *mount {
-	var best *mount
+func findMount(ms []check.Mount, path string) *check.Mount {
+	var best *check.Mount
 	for i := range ms {
 		m := &ms[i]
 		if m.Point != "/" && path != m.Point && !strings.HasPrefix(path, m.Point+"/") {

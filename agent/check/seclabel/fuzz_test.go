@@ -9,7 +9,7 @@ import (
 	"github.com/gopatrol/gopatrol/agent/check"
 )
 
-// FuzzMountinfo feeds readMountinfo a mountinfo file. On a host mounted at
+// FuzzMountinfo feeds check.ReadMountinfo a mountinfo file. On a host mounted at
 // Target.Root it is a file of that host, so it is input like any other:
 // every mount returned must come from a line of it, with a mount point no
 // longer than the line's, and findMount must return a mount that holds the
@@ -37,7 +37,7 @@ func FuzzMountinfo(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := readMountinfo(p)
+		ms, err := check.ReadMountinfo(p)
 		if err != nil {
 			// Only a line beyond the scanner's 1 MiB may stop it.
 			if len(data) < 1<<20 {
@@ -53,15 +53,15 @@ func FuzzMountinfo(f *testing.F) {
 			fields[w] = true
 		}
 		for _, m := range ms {
-			if m.FSType == "" || m.Point == "" || m.mountOpts == "" {
+			if m.FSType == "" || m.Point == "" || m.MountOpts == "" {
 				t.Fatalf("mount with an empty field: %+v", m)
 			}
-			if len(m.Point) > len(data) || !fields[m.FSType] || !fields[m.mountOpts] {
+			if len(m.Point) > len(data) || !fields[m.FSType] || !fields[m.MountOpts] {
 				t.Fatalf("mount %+v is not from the input", m)
 			}
 			// Seclabel is one of the options, not a substring of one.
-			if m.Seclabel() != strings.Contains(","+m.Options()+",", ",seclabel,") {
-				t.Fatalf("Seclabel()=%v for options %q", m.Seclabel(), m.Options())
+			if m.HasOption("seclabel") != strings.Contains(","+m.Options()+",", ",seclabel,") {
+				t.Fatalf("HasOption(seclabel)=%v for options %q", m.HasOption("seclabel"), m.Options())
 			}
 		}
 		if !strings.HasPrefix(path, "/") {
