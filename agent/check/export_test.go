@@ -17,6 +17,6 @@ func SetGoEnvTimeout(d time.Duration) (restore func()) {
 // show what changed.
 func ProofInputsText(env *Env) string {
 	var b strings.Builder
-	writeProofInputs(&b, env, nil)
+	writeProofInputs(&b, nil, env, nil)
 	return strings.ReplaceAll(b.String(), "\x00", " ")
 }

@@ -57,10 +57,10 @@ type Proofs struct {
 	walks     *stdWalks
 }
 
-// inputs is ProofInputs of env, reusing walks per WalkReuse.
-func (p *Proofs) inputs(env *Env) [32]byte {
+// inputs is the fingerprint of env, reusing walks per WalkReuse.
+func (p *Proofs) inputs(env *Env) inputs {
 	if p == nil {
-		return ProofInputs(env)
+		return proofInputs(env, nil)
 	}
 	p.walksOnce.Do(func() { p.walks = &stdWalks{reuse: p.WalkReuse} })
 	return proofInputs(env, p.walks)
@@ -89,6 +89,12 @@ func (p *Proofs) ttl() time.Duration {
 	return DefaultProofTTL
 }
 
+// WitnessedFor is how many TTLs a proof stands at most while the
+// toolchain it ran on is proved again within each TTL by another
+// environment (see lookup); each stands between half of that and all of
+// it.
+const WitnessedFor = 8
+
 // key names the proof of check id over inputs.
 func proofKey(id string, inputs [32]byte) string {
 	h := sha256.New()
@@ -97,35 +103,74 @@ func proofKey(id string, inputs [32]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// lookup returns the kept proof of id over inputs, if it still stands.
-func (p *Proofs) lookup(id string, inputs [32]byte) (Result, bool) {
+// witnessKey names the newest proof of check id on a toolchain, in any
+// environment.
+func witnessKey(id string, toolchain [32]byte) string {
+	return "w-" + proofKey(id+"\x00witness", toolchain)
+}
+
+// lookup returns the kept proof of id over in, if it still stands. It
+// stands while its inputs are unchanged, for TTL. The TTL bounds how late
+// the doctor is about a change that the fingerprint does not see: an edit
+// inside a file of GOROOT, a broken library of the C compiler. Those are
+// changes to the toolchain, which every environment using it shares. So
+// once its own TTL is over, a proof still stands (up to WitnessedFor
+// TTLs) while the same check passed on the same toolchain files, in
+// another environment, within the TTL: the agent's 50 environments of
+// one GOROOT then re-prove that toolchain about once per TTL between
+// them, instead of 50 times, and each environment its own variables,
+// directories and user every few hours. A check that fails on the
+// toolchain writes no witness, so every environment proves again within
+// a TTL of the last pass, as it would alone.
+func (p *Proofs) lookup(id string, in inputs) (Result, bool) {
 	if !p.trusted() {
 		return Result{}, false
 	}
-	key := proofKey(id, inputs)
-	path := filepath.Join(p.Dir, key+".json")
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() || !ownedAndPrivate(fi) || fi.Size() > 1<<20 {
+	key := proofKey(id, in.all)
+	f, ok := p.read(key, id)
+	if !ok {
 		return Result{}, false
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+	now := p.now()
+	age, stands := now.Sub(f.ProvedAt), standsFor(p.ttl(), key)
+	if age < 0 {
 		return Result{}, false
 	}
-	var f proofFile
-	if json.Unmarshal(data, &f) != nil || f.Check != id {
-		return Result{}, false
-	}
-	age, stands := p.now().Sub(f.ProvedAt), standsFor(p.ttl(), key)
-	if age < 0 || age >= stands {
-		return Result{}, false
+	why := fmt.Sprintf("it stands for %s", stands.Round(time.Second))
+	if age >= stands {
+		wkey := witnessKey(id, in.toolchain)
+		w, ok := p.read(wkey, id)
+		wage := now.Sub(w.ProvedAt)
+		if !ok || wage < 0 || wage >= standsFor(p.ttl(), wkey) || age >= standsFor(WitnessedFor*p.ttl(), key) {
+			return Result{}, false
+		}
+		why = fmt.Sprintf("the same toolchain files passed this check again %s ago, in another environment, so it stands for up to %s",
+			wage.Round(time.Second), standsFor(WitnessedFor*p.ttl(), key).Round(time.Second))
 	}
 	r := Passf("%s (proved %s ago; its inputs are unchanged)", f.Summary, age.Round(time.Second))
 	for k, v := range f.Evidence {
 		r = r.With(k, v)
 	}
 	r.ProvedAt = f.ProvedAt
-	return r.With("proof", fmt.Sprintf("kept from %s: the go binary, GOROOT, go env, the environment, the C toolchain, the mounts and the boot are as they were then; it stands for %s (--fresh proves again)", f.ProvedAt.UTC().Format(time.RFC3339), stands.Round(time.Second))), true
+	return r.With("proof", fmt.Sprintf("kept from %s: the go binary, GOROOT, go env, the environment, the C toolchain, the mounts and the boot are as they were then; %s (--fresh proves again)", f.ProvedAt.UTC().Format(time.RFC3339), why)), true
+}
+
+// read is the proof file named key, of check id, if it is a trusted one.
+func (p *Proofs) read(key, id string) (proofFile, bool) {
+	path := filepath.Join(p.Dir, key+".json")
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || !ownedAndPrivate(fi) || fi.Size() > 1<<20 {
+		return proofFile{}, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return proofFile{}, false
+	}
+	var f proofFile
+	if json.Unmarshal(data, &f) != nil || f.Check != id {
+		return proofFile{}, false
+	}
+	return f, true
 }
 
 // standsFor is how long the proof named key stands: between ttl/2 and
@@ -139,10 +184,11 @@ func standsFor(ttl time.Duration, key string) time.Duration {
 	return ttl/2 + time.Duration(float64(n)/(1<<16)*float64(ttl/2))
 }
 
-// keep records a passing result of id over inputs, and forgets the
+// keep records a passing result of id over in, as the proof of its
+// inputs and as the newest witness of its toolchain, and forgets the
 // proofs that no longer stand. A failure to write only costs the next run
 // its proof, so it is returned for the log and nothing else.
-func (p *Proofs) keep(id string, inputs [32]byte, r Result) error {
+func (p *Proofs) keep(id string, in inputs, r Result) error {
 	if r.Status != Pass {
 		return nil
 	}
@@ -160,26 +206,28 @@ func (p *Proofs) keep(id string, inputs [32]byte, r Result) error {
 	if err != nil {
 		return fmt.Errorf("keep the proof of %s: %w", id, err)
 	}
-	path := filepath.Join(p.Dir, proofKey(id, inputs)+".json")
-	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("keep the proof of %s: %w", id, err)
-	}
-	// The file's time is the proof's, on the clock forgetExpired reads.
-	if err := os.Chtimes(path, at, at); err != nil {
-		return fmt.Errorf("keep the proof of %s: %w", id, err)
+	for _, key := range []string{proofKey(id, in.all), witnessKey(id, in.toolchain)} {
+		path := filepath.Join(p.Dir, key+".json")
+		if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("keep the proof of %s: %w", id, err)
+		}
+		// The file's time is the proof's, on the clock forgetExpired reads.
+		if err := os.Chtimes(path, at, at); err != nil {
+			return fmt.Errorf("keep the proof of %s: %w", id, err)
+		}
 	}
 	p.forgetExpired()
 	return nil
 }
 
-// forgetExpired removes proof files older than the TTL, so that the
-// environments and toolchains of the past do not pile up.
+// forgetExpired removes proof files older than any proof stands, so that
+// the environments and toolchains of the past do not pile up.
 func (p *Proofs) forgetExpired() {
 	entries, err := os.ReadDir(p.Dir)
 	if err != nil {
 		return
 	}
-	cutoff := p.now().Add(-p.ttl())
+	cutoff := p.now().Add(-WitnessedFor * p.ttl())
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue

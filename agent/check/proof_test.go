@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,11 +144,11 @@ func TestProofInputs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newProofWorld(t)
 			var before bytes.Buffer
-			writeProofInputs(&before, w.env, nil)
+			writeProofInputs(&before, nil, w.env, nil)
 			sum := ProofInputs(w.env)
 			tt.change(t, w)
 			var after bytes.Buffer
-			writeProofInputs(&after, w.env, nil)
+			writeProofInputs(&after, nil, w.env, nil)
 			if changed := ProofInputs(w.env) != sum; changed != tt.changes {
 				t.Errorf("fingerprint changed: %v, want %v; differing inputs:\n%s", changed, tt.changes, lineDiff(before.String(), after.String()))
 			}
@@ -243,16 +245,98 @@ func TestRunnerKeepsProofs(t *testing.T) {
 		}
 	}
 
-	entries, _ := os.ReadDir(proofs.Dir)
-	if len(entries) != 2 {
-		t.Fatalf("%d proof files, want the two kept", len(entries))
+	if n := len(proofFiles(t, proofs.Dir)); n != 2 {
+		t.Fatalf("%d proof files, want the two kept", n)
 	}
-	// Expired proofs are forgotten when a new one is kept.
-	now = now.Add(11 * time.Minute)
+	// Expired proofs are forgotten when a new one is kept: once past the
+	// longest any proof stands.
+	now = now.Add(WitnessedFor*10*time.Minute + time.Minute)
 	status = Pass
 	run(r, proving("later", true))
-	if entries, _ := os.ReadDir(proofs.Dir); len(entries) != 1 {
-		t.Fatalf("%d proof files, want only the one that stands", len(entries))
+	if n := len(proofFiles(t, proofs.Dir)); n != 1 {
+		t.Fatalf("%d proof files, want only the one that stands", n)
+	}
+}
+
+// proofFiles are the proofs in dir, without the toolchains' witnesses.
+func proofFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "w-") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// Environments that share a toolchain's files witness for each other:
+// past its TTL, a proof stands while the same check passed on the same
+// toolchain within the TTL in another environment, up to WitnessedFor
+// TTLs; never on another toolchain's pass, nor after a failure.
+func TestProofsWitnessedByAnotherEnvironment(t *testing.T) {
+	const ttl = 10 * time.Minute
+	w, other := newProofWorld(t), newProofWorld(t)
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	now := t0
+	proofs := &Proofs{Dir: filepath.Join(t.TempDir(), "proofs"), TTL: ttl, Now: func() time.Time { return now }}
+	r := Runner{Proofs: proofs}
+	// a and b: one toolchain, two environments (their own GOPATH); c:
+	// another toolchain.
+	a := w.env
+	b := &Env{Target: &Target{Root: "/", Dir: a.Target.Dir, User: a.Target.User, Environ: append(slices.Clone(a.Target.Environ), "GOPATH="+w.path("gopath-b"))}, Toolchain: a.Toolchain}
+	c := other.env
+	runs := map[*Env]int{}
+	status := Pass
+	check := func(env *Env) Check {
+		return Check{ID: "p", Proves: true, Run: func(context.Context, *Env) Result {
+			runs[env]++
+			return Result{Status: status, Summary: "built and ran"}
+		}}
+	}
+	run := func(env *Env) Result { return r.Run(context.Background(), env, []Check{check(env)})[0] }
+	if ProofInputs(a) == ProofInputs(b) || proofInputs(a, nil).toolchain != proofInputs(b, nil).toolchain || proofInputs(a, nil).toolchain == proofInputs(c, nil).toolchain {
+		t.Fatal("a and b must differ in their inputs and share a toolchain, c have another")
+	}
+	expect := func(step string, env *Env, want int) Result {
+		t.Helper()
+		res := run(env)
+		if runs[env] != want {
+			t.Fatalf("%s: the check ran %d times, want %d", step, runs[env], want)
+		}
+		return res
+	}
+	expect("first proofs", a, 1)
+	expect("first proofs", b, 1)
+	expect("first proofs", c, 1)
+
+	now = t0.Add(ttl)
+	expect("past every TTL, with no newer pass", b, 2)
+	res := expect("past its TTL, b's pass on the same toolchain witnesses", a, 1)
+	if res.Status != Pass || !strings.Contains(res.Evidence["proof"], "passed this check again 0s ago, in another environment") {
+		t.Fatalf("a witnessed proof must say so: %+v", res)
+	}
+	expect("another toolchain's pass does not witness", c, 2)
+
+	now = t0.Add(2 * ttl)
+	status = Fail
+	expect("a failure", b, 3)
+	status = Pass
+	expect("b's pass is past the TTL and its failure witnesses nothing", a, 2)
+
+	// a's own proof (2 TTLs) stands on witnesses until at most
+	// WitnessedFor TTLs after it was made.
+	for now = t0.Add(3 * ttl); !now.After(t0.Add((2 + WitnessedFor) * ttl)); now = now.Add(ttl) {
+		b.Target.Environ = append(b.Target.Environ, "X"+strconv.Itoa(runs[b])+"=1") // b proves again
+		expect("b proves", b, runs[b]+1)
+		run(a)
+	}
+	if runs[a] != 3 {
+		t.Fatalf("a proof witnessed every TTL ran %d times over %d TTLs, want once again, at WitnessedFor/2 to WitnessedFor TTLs", runs[a]-2, WitnessedFor)
 	}
 }
 

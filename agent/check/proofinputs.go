@@ -42,22 +42,36 @@ import (
 //     cgroup and that cgroup's pids.max.
 //
 // Every value is hashed, never kept: the environment holds secrets.
-func ProofInputs(env *Env) [32]byte { return proofInputs(env, nil) }
+func ProofInputs(env *Env) [32]byte { return proofInputs(env, nil).all }
+
+// inputs are the digests of a fingerprint: all its inputs, and those of
+// the toolchain alone (the go binary, GOROOT and its standard library,
+// GOTOOLDIR, the C toolchain, gopatrol, the boot), which environments
+// that use the same toolchain files share (see Proofs.lookup).
+type inputs struct {
+	all, toolchain [32]byte
+}
 
 // proofInputs is ProofInputs, reusing the standard library walks kept in
 // walks when it is not nil.
-func proofInputs(env *Env, walks *stdWalks) [32]byte {
-	h := sha256.New()
-	writeProofInputs(h, env, walks)
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
+func proofInputs(env *Env, walks *stdWalks) inputs {
+	h, tool := sha256.New(), sha256.New()
+	writeProofInputs(h, tool, env, walks)
+	var in inputs
+	h.Sum(in.all[:0])
+	tool.Sum(in.toolchain[:0])
+	return in
 }
 
-// writeProofInputs writes the inputs to h, a line each; tests print them
-// to see what changed.
-func writeProofInputs(h io.Writer, env *Env, walks *stdWalks) {
+// writeProofInputs writes the inputs to h, a line each, and those of the
+// toolchain alone to tool as well (when not nil); tests print them to see
+// what changed.
+func writeProofInputs(h, tool io.Writer, env *Env, walks *stdWalks) {
 	t, tc := env.Target, env.Toolchain
+	toolH := h
+	if tool != nil {
+		toolH = io.MultiWriter(h, tool)
+	}
 	put := func(kind string, parts ...string) {
 		fmt.Fprintf(h, "%s\x00%s\n", kind, strings.Join(parts, "\x00"))
 	}
@@ -77,14 +91,19 @@ func writeProofInputs(h io.Writer, env *Env, walks *stdWalks) {
 		}
 	}
 	if self, err := os.Executable(); err == nil {
-		putStat(h, "gopatrol", self, self)
+		putStat(toolH, "gopatrol", self, self)
 	}
 
 	goroot := tc.Get("GOROOT")
 	tooldir := tc.Get("GOTOOLDIR")
 	files := []string{tc.Go, goroot, filepath.Join(goroot, "bin", "go"), filepath.Join(goroot, "VERSION"), filepath.Join(goroot, "go.env"),
-		filepath.Join(goroot, "pkg", "include"), tooldir, tc.Get("GOENV"),
-		filepath.Join(tc.Get("GOCACHE"), "trim.txt"), "/etc/ld.so.cache"}
+		filepath.Join(goroot, "pkg", "include"), tooldir, "/etc/ld.so.cache"}
+	// The environment's own files, not the toolchain's.
+	for _, f := range []string{tc.Get("GOENV"), filepath.Join(tc.Get("GOCACHE"), "trim.txt")} {
+		if filepath.IsAbs(f) {
+			putStat(h, "file", f, t.Path(f))
+		}
+	}
 	// Builds write into these, the doctor's own probes too: what they are
 	// and who may write them counts, not when they last changed.
 	for _, d := range []string{tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR")} {
@@ -118,16 +137,16 @@ func writeProofInputs(h io.Writer, env *Env, walks *stdWalks) {
 	}
 	for _, f := range files {
 		if filepath.IsAbs(f) {
-			putStat(h, "file", f, t.Path(f))
+			putStat(toolH, "file", f, t.Path(f))
 		}
 	}
 	if filepath.IsAbs(goroot) {
-		walks.put(h, t, filepath.Join(goroot, "src"))
+		walks.put(toolH, t, filepath.Join(goroot, "src"))
 	}
 	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
 	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current"} {
 		data, _ := ReadFile(f, 64<<10)
-		put("proc", f, string(data))
+		fmt.Fprintf(toolH, "proc\x00%s\x00%s\n", f, data)
 	}
 	if cg, _ := ReadFile("/proc/self/cgroup", 64<<10); len(cg) > 0 {
 		// cgroup v2: "0::/path"; its pids.max bounds cgo's compilers.

@@ -77,11 +77,11 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 	}
 	// The fingerprint is taken once, by the first proving check that
 	// needs it, and only if one runs.
-	inputs := sync.OnceValue(func() [32]byte { return r.Proofs.inputs(env) })
+	fingerprint := sync.OnceValue(func() inputs { return r.Proofs.inputs(env) })
 	for i, c := range checks {
 		wg.Go(func() {
 			progress(c.ID, false)
-			results[i] = r.runProving(ctx, env, c, inputs)
+			results[i] = r.runProving(ctx, env, c, fingerprint)
 			progress(c.ID, true)
 		})
 	}
@@ -90,12 +90,12 @@ func (r Runner) Run(ctx context.Context, env *Env, checks []Check) []Result {
 }
 
 // runProving runs c, or lets its kept proof stand (Runner.Proofs).
-func (r Runner) runProving(ctx context.Context, env *Env, c Check, inputs func() [32]byte) Result {
+func (r Runner) runProving(ctx context.Context, env *Env, c Check, fingerprint func() inputs) Result {
 	if r.Proofs == nil || !c.Proves || env.Toolchain == nil || env.Toolchain.Err != nil {
 		return r.runOne(ctx, env, c)
 	}
 	start := time.Now()
-	in := inputs()
+	in := fingerprint()
 	if res, ok := r.Proofs.lookup(c.ID, in); ok {
 		res.ID, res.Title, res.Source = c.ID, c.Title, c.Source
 		res.Duration = time.Since(start)
