@@ -257,8 +257,8 @@ func BenchmarkPatrol50Environments(b *testing.B) {
 	}
 
 	// The steady state: rounds alone, one cycle apart on the proofs'
-	// clock, over one proof TTL, so that their mean carries the
-	// re-proofs as the agent's rounds do.
+	// clock, over the longest a proof stands, so that their mean carries
+	// the re-proofs as the agent's rounds do.
 	var walls, cpus []float64
 	for range steadyRounds {
 		wall, used := timedRound()

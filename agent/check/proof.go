@@ -144,7 +144,7 @@ func (p *Proofs) lookup(id string, in inputs) (Result, bool) {
 		if !ok || wage < 0 || wage >= standsFor(p.ttl(), wkey) || age >= standsFor(WitnessedFor*p.ttl(), key) {
 			return Result{}, false
 		}
-		why = fmt.Sprintf("the same toolchain files passed this check again %s ago, in another environment, so it stands for up to %s",
+		why = fmt.Sprintf("the same toolchain files passed this check again %s ago (in this or another environment), so it stands for up to %s",
 			wage.Round(time.Second), standsFor(WitnessedFor*p.ttl(), key).Round(time.Second))
 	}
 	r := Passf("%s (proved %s ago; its inputs are unchanged)", f.Summary, age.Round(time.Second))
