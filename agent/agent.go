@@ -103,6 +103,8 @@ type agent struct {
 
 	sensorsOff string // why the sensors are off, "" when attached
 
+	hup chan os.Signal // SIGHUP, caught from Run's start; nil with --once
+
 	// up is set once every part above is in place; the endpoints read
 	// those fields only after it (they serve from the start).
 	up atomic.Bool
@@ -134,6 +136,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		opts.Lookup = os.LookupEnv
 	}
 	a := &agent{opts: opts, clock: opts.Clock, level: new(slog.LevelVar), reloads: map[string]int{}, started: opts.Clock.Now()}
+	if !opts.Once {
+		// Caught from the start: a SIGHUP that arrives while the daemon
+		// starts (a config sidecar writes and signals at once) waits for
+		// serve's loop and is a reload there; uncaught, its default
+		// action would end the process.
+		a.hup = make(chan os.Signal, 1)
+		signal.Notify(a.hup, syscall.SIGHUP)
+		defer signal.Stop(a.hup)
+	}
 	a.setLevel(cfg)
 	// A LevelVar: SIGHUP may change the level.
 	a.log = logging.New(opts.Stderr, logging.Options{Format: logging.JSON, Leveler: a.level})
@@ -248,13 +259,10 @@ func (a *agent) serve(ctx context.Context) error {
 	go func() { defer loops.Done(); a.exportLoop(schedCtx) }()
 	go func() { defer loops.Done(); a.collectLoop(schedCtx) }()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	a.log.Info("agent started", "version", a.opts.Version, "config", cfg.File, "host_root", cfg.HostRoot)
 	for {
 		select {
-		case <-hup:
+		case <-a.hup:
 			a.reload()
 			continue
 		case <-ctx.Done():

@@ -386,6 +386,22 @@ func TestSIGHUPBrokenConfigKeepsOld(t *testing.T) {
 	}
 }
 
+// A SIGHUP that arrives while the agent is still starting (a config
+// sidecar that writes and signals at once) is a reload once it runs, never
+// the signal's default action, which would end the process.
+func TestSIGHUPDuringStartup(t *testing.T) {
+	// startAgent returns at "endpoints listening", before export, sensors
+	// and rules start; the signal goes in that window, which loading the
+	// sensors' programs keeps open long enough.
+	p := startAgent(t, agentOpts{config: sensorConfig, env: []string{"OTEL_METRICS_EXPORTER=none"}})
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "config reloaded", 60*time.Second)
+	p.waitReady(t)
+	if code, body := p.get(t, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz after a SIGHUP during start: %d %s", code, body)
+	}
+}
+
 // progIDs are the BPF programs the process holds open, from its fdinfo.
 func progIDs(t *testing.T, pid int) []ebpf.ProgramID {
 	t.Helper()
