@@ -344,6 +344,10 @@ func TestSIGTERMDeliversLastPoints(t *testing.T) {
 func TestSIGHUPBrokenConfigKeepsOld(t *testing.T) {
 	p := startAgent(t, agentOpts{config: quietConfig})
 	p.waitReady(t)
+	orig, err := os.ReadFile(p.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(p.cfg, []byte("checks:\n  evry: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +377,7 @@ func TestSIGHUPBrokenConfigKeepsOld(t *testing.T) {
 		t.Errorf("next default patrol in %v: the old every: 1h is gone", until)
 	}
 	// A good config is taken as a whole.
-	good := strings.Replace(quietConfig, "every: 1h", "every: 2h", 1)
+	good := strings.Replace(string(orig), "every: 1h", "every: 2h", 1)
 	if err := os.WriteFile(p.cfg, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +542,7 @@ func TestOnceResourceAndExitCode(t *testing.T) {
 	labels := filepath.Join(tmp, "labels")
 	os.WriteFile(labels, []byte("topology.kubernetes.io/region=\"earth-9\"\ntopology.kubernetes.io/zone=\"moon-1z\"\n"), 0o644)
 	cfg := filepath.Join(tmp, "agent.yaml")
-	os.WriteFile(cfg, []byte(quietConfig+"plugins:\n  dir: "+dir+"\nkubernetes:\n  node_labels_file: "+labels+"\n"), 0o644)
+	os.WriteFile(cfg, []byte(quietConfig+"plugins:\n  dir: "+dir+"\nkubernetes:\n  node_labels_file: "+labels+"\nstate_dir: "+filepath.Join(tmp, "state")+"\n"), 0o644)
 
 	r := otlptest.Start(t, otlptest.Options{})
 	cmd := exec.CommandContext(ctx, binary, "agent", "--once", "--config", cfg)
@@ -732,7 +736,7 @@ func TestHostRootIsWhatTheChecksSee(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := filepath.Join(t.TempDir(), "agent.yaml")
-	os.WriteFile(cfg, []byte(quietConfig), 0o644)
+	os.WriteFile(cfg, []byte(quietConfig+"state_dir: "+filepath.Join(filepath.Dir(cfg), "state")+"\n"), 0o644)
 	cmd := exec.CommandContext(ctx, binary, "agent", "--once", "--config", cfg, "--host-root", root)
 	cmd.Env = append(os.Environ(), otlpEnv(r, time.Hour)...)
 	out, _ := cmd.CombinedOutput()

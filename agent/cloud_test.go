@@ -56,7 +56,7 @@ func TestVendorProbesCloudOnResource(t *testing.T) {
 	defer gce.Close()
 	r := otlptest.Start(t, otlptest.Options{})
 	cfg := filepath.Join(t.TempDir(), "agent.yaml")
-	os.WriteFile(cfg, []byte(quietConfig+"plugins:\n  dir: "+dir+"\n"), 0o644)
+	os.WriteFile(cfg, []byte(quietConfig+"plugins:\n  dir: "+dir+"\nstate_dir: "+filepath.Join(filepath.Dir(cfg), "state")+"\n"), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "agent", "--once", "--config", cfg)

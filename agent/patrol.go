@@ -16,7 +16,9 @@ import (
 func (a *agent) runner(cfg *Config) check.Runner {
 	r := check.Runner{Timeout: cfg.Checks.Timeout, Log: a.log}
 	if cfg.Checks.ProofTTL > 0 {
-		r.Proofs = &check.Proofs{Dir: filepath.Join(cfg.StateDir, "proofs"), TTL: cfg.Checks.ProofTTL}
+		// The state directory of the start: state_dir takes effect at
+		// the next one, like the audit log and outbox kept there.
+		r.Proofs = &check.Proofs{Dir: filepath.Join(a.plan.cfg.StateDir, "proofs"), TTL: cfg.Checks.ProofTTL}
 	}
 	return r
 }

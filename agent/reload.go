@@ -56,6 +56,7 @@ func restartKeys(old, next Config) []string {
 	}
 	add(old.Listen != next.Listen, "listen")
 	add(old.HostRoot != next.HostRoot, "host_root")
+	add(old.StateDir != next.StateDir, "state_dir")
 	add(old.Go != next.Go, "go")
 	add(old.Checks.Dir != next.Checks.Dir || old.Checks.AsUser != next.Checks.AsUser, "checks.dir/as_user")
 	add(fmt.Sprint(old.Sensors) != fmt.Sprint(next.Sensors), "sensors")
