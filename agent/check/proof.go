@@ -112,9 +112,11 @@ func witnessKey(id string, toolchain [32]byte) string {
 // lookup returns the kept proof of id over in, if it still stands. It
 // stands while its inputs are unchanged, for TTL. The TTL bounds how late
 // the doctor is about a change that the fingerprint does not see: an edit
-// inside a file of GOROOT, a broken library of the C compiler. Those are
-// changes to the toolchain, which every environment using it shares. So
-// once its own TTL is over, a proof still stands (up to WitnessedFor
+// inside a file of GOROOT, a broken library of the C compiler. Most of
+// those are changes to the toolchain, which every environment using it
+// shares; the one unseen input of an environment's own, the contents of
+// its GOCACHE (a corrupt entry), waits up to WitnessedFor TTLs. So once
+// its own TTL is over, a proof still stands (up to WitnessedFor
 // TTLs) while the same check passed on the same toolchain files, in
 // another environment, within the TTL: the agent's 50 environments of
 // one GOROOT then re-prove that toolchain about once per TTL between
@@ -138,14 +140,18 @@ func (p *Proofs) lookup(id string, in inputs) (Result, bool) {
 	}
 	why := fmt.Sprintf("it stands for %s", stands.Round(time.Second))
 	if age >= stands {
+		longest := standsFor(WitnessedFor*p.ttl(), key)
+		if age >= longest {
+			return Result{}, false
+		}
 		wkey := witnessKey(id, in.toolchain)
 		w, ok := p.read(wkey, id)
 		wage := now.Sub(w.ProvedAt)
-		if !ok || wage < 0 || wage >= standsFor(p.ttl(), wkey) || age >= standsFor(WitnessedFor*p.ttl(), key) {
+		if !ok || wage < 0 || wage >= standsFor(p.ttl(), wkey) {
 			return Result{}, false
 		}
 		why = fmt.Sprintf("the same toolchain files passed this check again %s ago (in this or another environment), so it stands for up to %s",
-			wage.Round(time.Second), standsFor(WitnessedFor*p.ttl(), key).Round(time.Second))
+			wage.Round(time.Second), longest.Round(time.Second))
 	}
 	r := Passf("%s (proved %s ago; its inputs are unchanged)", f.Summary, age.Round(time.Second))
 	for k, v := range f.Evidence {

@@ -72,9 +72,10 @@ func writeProofInputs(h, tool io.Writer, env *Env, walks *stdWalks) {
 	if tool != nil {
 		toolH = io.MultiWriter(h, tool)
 	}
-	put := func(kind string, parts ...string) {
-		fmt.Fprintf(h, "%s\x00%s\n", kind, strings.Join(parts, "\x00"))
+	putTo := func(w io.Writer, kind string, parts ...string) {
+		fmt.Fprintf(w, "%s\x00%s\n", kind, strings.Join(parts, "\x00"))
 	}
+	put := func(kind string, parts ...string) { putTo(h, kind, parts...) }
 	put("root", t.Root)
 	if u := t.User; u != nil {
 		put("user", u.Name, fmt.Sprint(u.UID, u.GID, u.Groups), u.Home)
@@ -146,7 +147,7 @@ func writeProofInputs(h, tool io.Writer, env *Env, walks *stdWalks) {
 	putMounts(h, t, []string{goroot, tooldir, tc.Get("GOCACHE"), t.TempBase(), tc.Get("GOTMPDIR"), ccDir})
 	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/randomize_va_space", "/proc/self/attr/current"} {
 		data, _ := ReadFile(f, 64<<10)
-		fmt.Fprintf(toolH, "proc\x00%s\x00%s\n", f, data)
+		putTo(toolH, "proc", f, string(data))
 	}
 	if cg, _ := ReadFile("/proc/self/cgroup", 64<<10); len(cg) > 0 {
 		// cgroup v2: "0::/path"; its pids.max bounds cgo's compilers.
